@@ -1,0 +1,20 @@
+//! Herald's database schema, as sea-orm migrations.
+//!
+//! The server runs these at start-up (and `herald migrate` runs them on demand). Every
+//! migration is written with sea-query's portable builders so the same steps create the
+//! schema on SQLite (the default, single-node store) and PostgreSQL (the scale-out store).
+//! Timestamps are stored as Unix milliseconds in BIGINT columns: the same type on both
+//! engines, cheap to compare, and free of time-zone conversions.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261121_000001_initial;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261121_000001_initial::Migration)]
+    }
+}

@@ -1,0 +1,41 @@
+//! Who is calling: the operator (admin token) or a tenant's backend (API key).
+//!
+//! Both are actix extractors, so a handler that names `Operator` or `Publisher` among its
+//! arguments cannot run for a caller without those credentials. Browser identities (user
+//! JWTs) join here with the streaming issue.
+
+mod admin;
+mod api_key;
+pub mod jwt;
+
+pub use admin::{AdminToken, Operator};
+pub use api_key::Publisher;
+
+use actix_web::HttpRequest;
+use actix_web::http::header::AUTHORIZATION;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("send credentials as Authorization: Bearer <token>")]
+    MissingCredentials,
+    #[error("the admin token is not valid")]
+    InvalidAdminToken,
+    #[error("the API key is unknown or revoked")]
+    InvalidApiKey,
+}
+
+/// The token of an `Authorization: Bearer …` header.
+pub fn bearer_token(request: &HttpRequest) -> Result<&str, AuthError> {
+    let header = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .ok_or(AuthError::MissingCredentials)?;
+    let (scheme, token) = header
+        .split_once(' ')
+        .ok_or(AuthError::MissingCredentials)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(AuthError::MissingCredentials);
+    }
+    Ok(token.trim())
+}

@@ -1,0 +1,235 @@
+//! The `herald` command line: `serve` (the default) and the operator's one-shot commands.
+//!
+//! Every command reads the same configuration as `serve` and works on the same database,
+//! so a key made here is live for a running server at once. One-shot commands print JSON
+//! on stdout (their logs go to stderr) so scripts can read the result.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use serde_json::json;
+
+use crate::auth::jwt::{UserClaims, mint_hs256};
+use crate::config::Settings;
+use crate::domain::keys::SigningAlgorithm;
+use crate::domain::now_ms;
+use crate::domain::tenant::{NewTenant, Retention, Tenant};
+use crate::startup::{Application, StartupReport};
+use crate::store::Store;
+use crate::store::keys::SigningKeyInfo;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "herald",
+    version,
+    about = "Multi-tenant real-time notifications over SSE"
+)]
+pub struct Cli {
+    /// One more TOML file, read after config/<HERALD_ENV>.toml and before the environment.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Bring the database schema up to date, then exit.
+    Migrate,
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Manage tenant API keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Manage tenant signing keys for user tokens.
+    #[command(subcommand)]
+    SigningKey(SigningKeyCommand),
+    /// Mint a user JWT with the tenant's newest HS256 key (development and tests).
+    Token {
+        slug: String,
+        #[arg(long)]
+        user: String,
+        /// Comma-separated topic names or `prefix:*` patterns the token allows.
+        #[arg(long, value_delimiter = ',')]
+        topics: Vec<String>,
+        /// Lifetime, e.g. 30m, 1h, 7d.
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant.
+    Create {
+        slug: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// A browser origin allowed to stream (repeatable).
+        #[arg(long = "origin")]
+        origins: Vec<String>,
+    },
+    /// List tenants.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Issue an API key (printed once).
+    Create {
+        slug: String,
+        #[arg(long, default_value = "default")]
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SigningKeyCommand {
+    /// Create a signing key: HS256 (generated secret, printed once) or a public key.
+    Create {
+        slug: String,
+        #[arg(long, default_value = "HS256")]
+        alg: String,
+        /// PEM file of the public key, for ES256, EdDSA and RS256.
+        #[arg(long, value_name = "FILE")]
+        public_key: Option<PathBuf>,
+    },
+}
+
+/// Runs a one-shot command against the configured database and returns its JSON answer.
+pub async fn run_command(
+    settings: &Settings,
+    command: Command,
+) -> anyhow::Result<serde_json::Value> {
+    let store = Store::open(&settings.database).await?;
+    store.migrate().await?;
+    match command {
+        Command::Serve => bail!("serve is not a one-shot command"),
+        Command::Migrate => Ok(json!({ "migrated": true })),
+        Command::Tenant(TenantCommand::Create {
+            slug,
+            name,
+            origins,
+        }) => {
+            let new = NewTenant {
+                slug,
+                name,
+                allowed_origins: origins,
+                retention: Retention::default(),
+            };
+            new.validate()?;
+            let tenant = store
+                .create_tenant(&new)
+                .await?
+                .with_context(|| format!("a tenant `{}` exists already", new.slug))?;
+            Ok(serde_json::to_value(tenant)?)
+        }
+        Command::Tenant(TenantCommand::List) => {
+            Ok(json!({ "tenants": store.list_tenants().await? }))
+        }
+        Command::Key(KeyCommand::Create { slug, name }) => {
+            let tenant = tenant(&store, &slug).await?;
+            let (info, key) = store.create_api_key(tenant.id, &name).await?;
+            Ok(json!({ "id": info.id, "name": info.name, "key": key, "prefix": info.prefix }))
+        }
+        Command::SigningKey(SigningKeyCommand::Create {
+            slug,
+            alg,
+            public_key,
+        }) => {
+            let tenant = tenant(&store, &slug).await?;
+            let alg = SigningAlgorithm::parse(&alg)?;
+            let pem = match public_key {
+                Some(path) => Some(
+                    std::fs::read_to_string(&path)
+                        .with_context(|| format!("cannot read {}", path.display()))?,
+                ),
+                None => None,
+            };
+            match (&pem, alg) {
+                (Some(pem), _) => alg.validate_public_key(pem)?,
+                (None, SigningAlgorithm::Hs256) => {}
+                (None, _) => bail!("{} keys need --public-key FILE", alg.as_str()),
+            }
+            let key = store.create_signing_key(tenant.id, alg, pem).await?;
+            let mut answer = serde_json::to_value(SigningKeyInfo::from(&key))?;
+            if let Some(secret) = key.secret {
+                answer["secret"] = json!(secret);
+            }
+            Ok(answer)
+        }
+        Command::Token {
+            slug,
+            user,
+            topics,
+            ttl,
+        } => {
+            let tenant = tenant(&store, &slug).await?;
+            crate::domain::event::validate_name(&user, crate::domain::Invalid::User, "user id")?;
+            let key = store
+                .newest_hs256_key(tenant.id)
+                .await?
+                .with_context(|| format!("`{slug}` has no live HS256 signing key"))?;
+            let now_secs = now_ms() / 1000;
+            let ttl_secs = i64::try_from(ttl.as_secs()).context("ttl too long")?;
+            if ttl_secs < 1 {
+                bail!("--ttl must be at least one second");
+            }
+            let claims = UserClaims {
+                sub: user,
+                exp: now_secs + ttl_secs,
+                aud: settings.jwt.audience.clone(),
+                nbf: None,
+                iat: Some(now_secs),
+                topics,
+            };
+            let token = mint_hs256(&key, &claims)?;
+            Ok(json!({ "token": token, "kid": key.kid, "expires_at": claims.exp }))
+        }
+    }
+}
+
+async fn tenant(store: &Store, slug: &str) -> anyhow::Result<Tenant> {
+    store
+        .tenant(slug)
+        .await?
+        .with_context(|| format!("no tenant `{slug}`"))
+}
+
+/// Tells the operator, once, about credentials made at start-up.
+pub fn print_startup_report(report: &StartupReport, port: u16) {
+    if let Some(token) = &report.generated_admin_token {
+        println!(
+            "\nNo admin token configured (local): generated one for this run.\n  \
+             admin token: {token}\n  (set HERALD__ADMIN__TOKEN to keep one)\n"
+        );
+    }
+    if let Some(demo) = &report.demo {
+        println!(
+            "Created the demo tenant `{}` (origin {}).\n  API key:        {}\n  \
+             signing key id: {}\n  HS256 secret:   {}\n\nTry:\n  curl -X POST \
+             http://localhost:{port}/v1/events -H 'Authorization: Bearer {}' -H \
+             'Content-Type: application/json' -d '{{\"to\":{{\"user\":\"alice\"}},\"type\":\"mail\",\"data\":{{\"subject\":\"Hi\"}}}}'\n",
+            demo.tenant,
+            crate::seed::DEMO_ORIGIN,
+            demo.api_key,
+            demo.signing_kid,
+            demo.signing_secret,
+            demo.api_key,
+        );
+    }
+}
+
+/// `herald serve`.
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let application = Application::build(settings).await?;
+    print_startup_report(&application.report, application.port());
+    tracing::info!(port = application.port(), "Herald is listening");
+    application.run_until_stopped().await?;
+    Ok(())
+}

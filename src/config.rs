@@ -1,0 +1,229 @@
+//! Configuration: layered TOML files plus `HERALD__SECTION__KEY` environment overrides.
+//!
+//! The layers, later ones winning: the defaults compiled into the binary (the text of
+//! `config/default.toml`, so the binary runs from any directory), `config/<HERALD_ENV>.toml`
+//! (`local` unless `HERALD_ENV` says `production`), the file given with `--config`, then the
+//! environment. Every struct denies unknown fields, so a misspelt key stops start-up with a
+//! message naming it instead of being silently ignored.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+const DEFAULTS: &str = include_str!("../config/default.toml");
+
+/// Where Herald runs: decides which file layer applies and how strict start-up is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Local,
+    Production,
+}
+
+impl Environment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Local => "local",
+            Environment::Production => "production",
+        }
+    }
+
+    /// Reads `HERALD_ENV`; unset means `local`.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        match std::env::var("HERALD_ENV") {
+            Err(_) => Ok(Environment::Local),
+            Ok(value) => match value.to_ascii_lowercase().as_str() {
+                "local" => Ok(Environment::Local),
+                "production" => Ok(Environment::Production),
+                other => Err(ConfigError::Invalid(format!(
+                    "HERALD_ENV is `{other}`; use `local` or `production`"
+                ))),
+            },
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    #[serde(default)]
+    pub admin: AdminSettings,
+    #[serde(default)]
+    pub redis: RedisSettings,
+    pub limits: LimitSettings,
+    pub jwt: JwtSettings,
+    pub log: LogSettings,
+    pub seed: SeedSettings,
+    /// Not a file setting: filled in from `HERALD_ENV` after loading.
+    #[serde(skip, default = "local")]
+    pub environment: Environment,
+}
+
+fn local() -> Environment {
+    Environment::Local
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    pub max_body_bytes: usize,
+    pub shutdown_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub max_connections: u32,
+    pub busy_timeout_ms: u64,
+    pub sqlite_synchronous: SqliteSynchronous,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSynchronous {
+    Full,
+    Normal,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSettings {
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSettings {
+    pub max_event_data_bytes: usize,
+    pub max_batch_events: usize,
+    pub max_recipients_per_request: usize,
+    pub max_users_per_event: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtSettings {
+    pub audience: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedSettings {
+    pub demo_tenant: bool,
+}
+
+impl Settings {
+    /// Loads the layers for `environment`; `config_dir` holds `<env>.toml` (it may be
+    /// absent), `extra_file` is `--config FILE` (it must exist).
+    pub fn load(
+        environment: Environment,
+        config_dir: &Path,
+        extra_file: Option<&Path>,
+    ) -> Result<Settings, ConfigError> {
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml))
+            .add_source(
+                config::File::from(config_dir.join(format!("{}.toml", environment.as_str())))
+                    .required(false),
+            );
+        if let Some(file) = extra_file {
+            builder = builder.add_source(config::File::from(file.to_path_buf()).required(true));
+        }
+        let builder = builder.add_source(
+            config::Environment::with_prefix("HERALD")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true),
+        );
+        let mut settings: Settings = builder.build()?.try_deserialize()?;
+        settings.environment = environment;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Loads from the process environment the way `herald` does: `HERALD_ENV`, and the
+    /// directory `HERALD_CONFIG_DIR` (default `config`).
+    pub fn from_process_env(extra_file: Option<&Path>) -> Result<Settings, ConfigError> {
+        let dir = std::env::var_os("HERALD_CONFIG_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("config"));
+        Settings::load(Environment::from_env()?, &dir, extra_file)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(token) = &self.admin.token
+            && token.len() < 16
+        {
+            return Err(ConfigError::Invalid(
+                "admin.token must be at least 16 characters".into(),
+            ));
+        }
+        if self.environment == Environment::Production && self.admin.token.is_none() {
+            return Err(ConfigError::Invalid(
+                "admin.token is missing: production needs an operator token \
+                 (set HERALD__ADMIN__TOKEN)"
+                    .into(),
+            ));
+        }
+        let limits = &self.limits;
+        for (key, value) in [
+            ("limits.max_event_data_bytes", limits.max_event_data_bytes),
+            ("limits.max_batch_events", limits.max_batch_events),
+            (
+                "limits.max_recipients_per_request",
+                limits.max_recipients_per_request,
+            ),
+            ("limits.max_users_per_event", limits.max_users_per_event),
+            ("server.max_body_bytes", self.server.max_body_bytes),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid(format!("{key} must be above 0")));
+            }
+        }
+        if self.database.max_connections == 0 {
+            return Err(ConfigError::Invalid(
+                "database.max_connections must be above 0".into(),
+            ));
+        }
+        if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres"))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "database.url must start with sqlite: or postgres://, got `{}`",
+                self.database.url
+            )));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,24 @@
+//! Herald's own vocabulary, free of HTTP and SQL: tenants, event targets, event ids, and
+//! the rules that decide whether input is acceptable.
+//!
+//! Everything a caller sends is checked here before it reaches the store, so that nothing a
+//! publisher sends can break the SSE framing or another tenant's data.
+
+pub mod event;
+pub mod keys;
+pub mod tenant;
+mod validation;
+
+pub use validation::{Invalid, ValidationError};
+
+/// Milliseconds since the Unix epoch: how Herald stores every timestamp.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// RFC 3339 text for a stored timestamp, as the API shows it.
+pub fn format_ms(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

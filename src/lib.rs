@@ -1,0 +1,17 @@
+//! Herald: a multi-tenant real-time notification server.
+//!
+//! Tenants' backends publish events over HTTP (`routes::publish`); each is validated
+//! (`domain`), authenticated (`auth`) and appended to the tenant's durable log (`store`)
+//! before it is acknowledged. `startup::Application` wires it all together; `main.rs` and
+//! the tests both start Herald through it.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod routes;
+pub mod seed;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,40 @@
+//! `herald`: parse the command line and configuration, set up logging, run the command.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use herald::cli::{Cli, Command, run_command, serve};
+use herald::config::Settings;
+use herald::telemetry;
+
+#[actix_web::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::from_process_env(cli.config.as_deref()) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("herald: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let command = cli.command.unwrap_or(Command::Serve);
+    let result = match command {
+        Command::Serve => {
+            telemetry::init(telemetry::subscriber(&settings.log, std::io::stdout));
+            serve(settings).await
+        }
+        command => {
+            telemetry::init(telemetry::subscriber(&settings.log, std::io::stderr));
+            run_command(&settings, command).await.map(|answer| {
+                println!("{answer:#}");
+            })
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("herald: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

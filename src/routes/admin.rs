@@ -1,0 +1,241 @@
+//! The operator API under `/admin`: tenants and their API and signing keys.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::Operator;
+use crate::domain::keys::SigningAlgorithm;
+use crate::domain::tenant::{NewTenant, Tenant, TenantPatch};
+use crate::domain::{Invalid, ValidationError};
+use crate::error::ApiError;
+use crate::routes::optional_json;
+use crate::startup::AppState;
+use crate::store::keys::SigningKeyInfo;
+
+pub fn configure(config: &mut web::ServiceConfig) {
+    config.service(
+        web::scope("/admin/tenants")
+            .route("", web::post().to(create_tenant))
+            .route("", web::get().to(list_tenants))
+            .route("/{slug}", web::get().to(get_tenant))
+            .route("/{slug}", web::patch().to(update_tenant))
+            .route("/{slug}", web::delete().to(delete_tenant))
+            .route("/{slug}/api-keys", web::post().to(create_api_key))
+            .route("/{slug}/api-keys", web::get().to(list_api_keys))
+            .route("/{slug}/api-keys/{id}", web::delete().to(revoke_api_key))
+            .route("/{slug}/signing-keys", web::post().to(create_signing_key))
+            .route("/{slug}/signing-keys", web::get().to(list_signing_keys))
+            .route(
+                "/{slug}/signing-keys/{kid}",
+                web::delete().to(revoke_signing_key),
+            ),
+    );
+}
+
+async fn find_tenant(state: &AppState, slug: &str) -> Result<Tenant, ApiError> {
+    state
+        .store
+        .tenant(slug)
+        .await?
+        .ok_or_else(|| ApiError::tenant_not_found(slug))
+}
+
+async fn create_tenant(
+    _: Operator,
+    state: web::Data<AppState>,
+    body: web::Json<NewTenant>,
+) -> Result<HttpResponse, ApiError> {
+    body.validate()?;
+    match state.store.create_tenant(&body).await? {
+        Some(tenant) => Ok(HttpResponse::Created().json(tenant)),
+        None => Err(ApiError::new(
+            actix_web::http::StatusCode::CONFLICT,
+            "slug_taken",
+            format!("a tenant `{}` exists already", body.slug),
+        )),
+    }
+}
+
+async fn list_tenants(_: Operator, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let tenants = state.store.list_tenants().await?;
+    Ok(HttpResponse::Ok().json(json!({ "tenants": tenants })))
+}
+
+async fn get_tenant(
+    _: Operator,
+    state: web::Data<AppState>,
+    slug: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(find_tenant(&state, &slug).await?))
+}
+
+async fn update_tenant(
+    _: Operator,
+    state: web::Data<AppState>,
+    slug: web::Path<String>,
+    patch: web::Json<TenantPatch>,
+) -> Result<HttpResponse, ApiError> {
+    patch.validate()?;
+    match state.store.update_tenant(&slug, &patch).await? {
+        Some(tenant) => Ok(HttpResponse::Ok().json(tenant)),
+        None => Err(ApiError::tenant_not_found(&slug)),
+    }
+}
+
+async fn delete_tenant(
+    _: Operator,
+    state: web::Data<AppState>,
+    slug: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    if state.store.delete_tenant(&slug).await? {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(ApiError::tenant_not_found(&slug))
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewApiKey {
+    name: Option<String>,
+}
+
+async fn create_api_key(
+    _: Operator,
+    state: web::Data<AppState>,
+    slug: web::Path<String>,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let body: Option<NewApiKey> = optional_json(&request, &body)?;
+    let tenant = find_tenant(&state, &slug).await?;
+    let name = body
+        .and_then(|b| b.name)
+        .unwrap_or_else(|| "default".into());
+    validate_key_name(&name)?;
+    let (info, key) = state.store.create_api_key(tenant.id, &name).await?;
+    Ok(HttpResponse::Created().json(json!({
+        "id": info.id,
+        "name": info.name,
+        "key": key,
+        "prefix": info.prefix,
+        "created_at": info.created_at,
+    })))
+}
+
+fn validate_key_name(name: &str) -> Result<(), ValidationError> {
+    let length = name.chars().count();
+    if length == 0 || length > 100 || name.chars().any(char::is_control) {
+        return Err(ValidationError::new(
+            Invalid::Name,
+            "a key name is 1 to 100 characters without control characters",
+        ));
+    }
+    Ok(())
+}
+
+async fn list_api_keys(
+    _: Operator,
+    state: web::Data<AppState>,
+    slug: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = find_tenant(&state, &slug).await?;
+    let keys = state.store.list_api_keys(tenant.id).await?;
+    Ok(HttpResponse::Ok().json(json!({ "api_keys": keys })))
+}
+
+async fn revoke_api_key(
+    _: Operator,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (slug, id) = path.into_inner();
+    let tenant = find_tenant(&state, &slug).await?;
+    if state.store.revoke_api_key(tenant.id, &id).await? {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(ApiError::not_found(
+            "api_key_not_found",
+            format!("`{slug}` has no API key `{id}`"),
+        ))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewSigningKey {
+    alg: Option<String>,
+    public_key_pem: Option<String>,
+}
+
+async fn create_signing_key(
+    _: Operator,
+    state: web::Data<AppState>,
+    slug: web::Path<String>,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let body: Option<NewSigningKey> = optional_json(&request, &body)?;
+    let tenant = find_tenant(&state, &slug).await?;
+    let (alg, pem) = match body {
+        None => (SigningAlgorithm::Hs256, None),
+        Some(body) => {
+            let alg = SigningAlgorithm::parse(body.alg.as_deref().unwrap_or("HS256"))?;
+            match (alg, body.public_key_pem) {
+                (SigningAlgorithm::Hs256, None) => (alg, None),
+                (alg, Some(pem)) => {
+                    alg.validate_public_key(&pem)?;
+                    (alg, Some(pem))
+                }
+                (alg, None) => {
+                    return Err(ValidationError::new(
+                        Invalid::PublicKey,
+                        format!("{} keys need public_key_pem", alg.as_str()),
+                    )
+                    .into());
+                }
+            }
+        }
+    };
+    let key = state.store.create_signing_key(tenant.id, alg, pem).await?;
+    let mut answer =
+        serde_json::to_value(SigningKeyInfo::from(&key)).map_err(|e| ApiError::internal(&e))?;
+    if let Some(secret) = &key.secret {
+        answer["secret"] = json!(secret);
+    }
+    Ok(HttpResponse::Created().json(answer))
+}
+
+async fn list_signing_keys(
+    _: Operator,
+    state: web::Data<AppState>,
+    slug: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = find_tenant(&state, &slug).await?;
+    let keys: Vec<SigningKeyInfo> = state
+        .store
+        .list_signing_keys(tenant.id)
+        .await?
+        .iter()
+        .map(SigningKeyInfo::from)
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "signing_keys": keys })))
+}
+
+async fn revoke_signing_key(
+    _: Operator,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (slug, kid) = path.into_inner();
+    let tenant = find_tenant(&state, &slug).await?;
+    if state.store.revoke_signing_key(tenant.id, &kid).await? {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(ApiError::not_found(
+            "signing_key_not_found",
+            format!("`{slug}` has no signing key `{kid}`"),
+        ))
+    }
+}

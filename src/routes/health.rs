@@ -1,0 +1,29 @@
+//! Liveness and readiness probes.
+
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use crate::startup::AppState;
+
+pub fn configure(config: &mut web::ServiceConfig) {
+    config
+        .route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz));
+}
+
+/// 200 while the process serves requests.
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+/// 200 when the database answers, 503 otherwise.
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    match state.store.ping().await {
+        Ok(()) => HttpResponse::Ok().json(json!({ "status": "ready", "database": "ok" })),
+        Err(error) => {
+            tracing::warn!(%error, "readiness: database unreachable");
+            HttpResponse::ServiceUnavailable()
+                .json(json!({ "status": "unavailable", "database": "unreachable" }))
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! `GET /v1/events`: what a user's stream would replay, for a tenant backend.
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::auth::Publisher;
+use crate::domain::event::{EventId, validate_name};
+use crate::domain::{Invalid, ValidationError, format_ms};
+use crate::error::ApiError;
+use crate::startup::AppState;
+use crate::store::log::StreamSelector;
+
+const DEFAULT_LIMIT: u64 = 100;
+const MAX_LIMIT: u64 = 1000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    user: String,
+    after: Option<String>,
+    limit: Option<u64>,
+    /// Comma-separated topic names.
+    topics: Option<String>,
+}
+
+#[derive(Serialize)]
+struct HistoryEvent {
+    id: String,
+    to: serde_json::Value,
+    #[serde(rename = "type")]
+    event_type: String,
+    data: Box<RawValue>,
+    created_at: String,
+}
+
+pub async fn history(
+    publisher: Publisher,
+    state: web::Data<AppState>,
+    query: web::Query<HistoryQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = &publisher.tenant;
+    validate_name(&query.user, Invalid::User, "user id")?;
+    let topics: Vec<String> = match &query.topics {
+        None => Vec::new(),
+        Some(list) => list
+            .split(',')
+            .filter(|t| !t.is_empty())
+            .map(|topic| validate_name(topic, Invalid::Topic, "topic").map(|()| topic.to_owned()))
+            .collect::<Result<_, _>>()?,
+    };
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(
+            ValidationError::new(Invalid::Limit, format!("limit is 1 to {MAX_LIMIT}")).into(),
+        );
+    }
+    let position = state
+        .store
+        .log_position(tenant.id)
+        .await?
+        .ok_or_else(|| ApiError::from(crate::auth::AuthError::InvalidApiKey))?;
+    let after_seq = match &query.after {
+        None => 0,
+        Some(after) => {
+            let id: EventId = after.parse().map_err(|()| {
+                ValidationError::new(Invalid::Cursor, format!("`{after}` is not an event id"))
+            })?;
+            if id.epoch != position.epoch || id.seq < position.pruned_seq {
+                return Err(ApiError::new(
+                    actix_web::http::StatusCode::GONE,
+                    "cursor_expired",
+                    "events after this id are no longer all kept (the log was reset or \
+                     pruned); read again without `after`",
+                ));
+            }
+            if id.seq >= position.next_seq {
+                return Err(ValidationError::new(
+                    Invalid::Cursor,
+                    format!("`{after}` is beyond the end of the log"),
+                )
+                .into());
+            }
+            id.seq
+        }
+    };
+    let selector = StreamSelector {
+        user: Some(query.user.clone()),
+        topics,
+    };
+    // One more than asked tells whether there is a next page.
+    let mut events = state
+        .store
+        .read_after(tenant.id, &position.epoch, &selector, after_seq, limit + 1)
+        .await?;
+    let more = events.len() as u64 > limit;
+    events.truncate(limit as usize);
+    let next = if more {
+        events.last().map(|e| e.id.to_string())
+    } else {
+        None
+    };
+    let events = events
+        .into_iter()
+        .map(|e| {
+            Ok(HistoryEvent {
+                id: e.id.to_string(),
+                to: e.target.to_json(),
+                event_type: e.event_type,
+                data: RawValue::from_string(e.data).map_err(|e| ApiError::internal(&e))?,
+                created_at: format_ms(e.created_at),
+            })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "events": events, "next": next })))
+}

@@ -1,0 +1,51 @@
+//! HTTP handlers only: each one turns a request into calls on the store and the log, and
+//! their results into a response. Rules live in `crate::domain`, credentials in
+//! `crate::auth`, and error-to-status mapping in `crate::error`.
+
+mod admin;
+mod health;
+mod history;
+mod publish;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+pub fn configure(config: &mut web::ServiceConfig) {
+    config
+        .configure(health::configure)
+        .configure(admin::configure)
+        .service(
+            web::resource("/v1/events")
+                .route(web::post().to(publish::publish))
+                .route(web::get().to(history::history)),
+        );
+}
+
+/// Unknown paths and methods answer in the same JSON shape as every other error.
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found("not_found", "no such endpoint"))
+}
+
+/// A JSON body that may be left out entirely (an empty body means `None`). Anything sent
+/// must be well-formed JSON of the right shape: a broken body is an error, never ignored.
+pub fn optional_json<T: DeserializeOwned>(
+    request: &HttpRequest,
+    body: &[u8],
+) -> Result<Option<T>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    if request.content_type() != "application/json" {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as Content-Type: application/json",
+        ));
+    }
+    serde_json::from_slice(body)
+        .map(Some)
+        .map_err(|e| crate::error::json_error(actix_web::error::JsonPayloadError::Deserialize(e)))
+}

@@ -1,0 +1,74 @@
+//! `POST /v1/events`: a tenant backend publishes one event or a batch.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::auth::Publisher;
+use crate::domain::event::{Receipt, parse_publish};
+use crate::domain::{Invalid, ValidationError};
+use crate::error::ApiError;
+use crate::startup::AppState;
+use crate::store::log::{AppendOutcome, IdempotencyClaim, LoggedEvent};
+
+const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+
+/// Answers 201 only after the events are committed: an acknowledged event is durable.
+pub async fn publish(
+    publisher: Publisher,
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let events = parse_publish(&body, &state.settings.limits)?;
+    let claim = idempotency_claim(&request, &body)?;
+    let outcome = state.log.append(publisher.tenant.id, events, claim).await?;
+    match outcome {
+        AppendOutcome::Committed(events) => {
+            let receipts: Vec<Receipt> = events.iter().map(LoggedEvent::receipt).collect();
+            Ok(HttpResponse::Created().json(json!({ "events": receipts })))
+        }
+        AppendOutcome::Replayed(receipts) => Ok(HttpResponse::Created()
+            .insert_header(("Idempotent-Replayed", "true"))
+            .json(json!({ "events": receipts }))),
+        AppendOutcome::KeyReused => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+            "this Idempotency-Key was used with a different body",
+        )),
+        AppendOutcome::InFlight => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "idempotency_key_in_flight",
+            "a request with this Idempotency-Key is still being processed; retry shortly",
+        )),
+        AppendOutcome::TenantGone => Err(crate::auth::AuthError::InvalidApiKey.into()),
+    }
+}
+
+/// The request's `Idempotency-Key` with a digest of its body. The digest is taken over the
+/// parsed JSON written back compactly with sorted keys, so two bodies that differ only in
+/// spacing or key order count as the same body.
+fn idempotency_claim(
+    request: &HttpRequest,
+    body: &Value,
+) -> Result<Option<IdempotencyClaim>, ValidationError> {
+    let Some(header) = request.headers().get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let key = header
+        .to_str()
+        .ok()
+        .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| {
+            ValidationError::new(
+                Invalid::IdempotencyKey,
+                "Idempotency-Key is 1 to 255 visible ASCII characters",
+            )
+        })?;
+    let request_hash = hex::encode(Sha256::digest(body.to_string().as_bytes()));
+    Ok(Some(IdempotencyClaim {
+        key: key.to_owned(),
+        request_hash,
+    }))
+}

@@ -1,0 +1,46 @@
+//! The `demo` tenant that a first `local` start creates, so a newcomer can publish and
+//! stream at once.
+
+use serde::Serialize;
+
+use crate::domain::keys::SigningAlgorithm;
+use crate::domain::tenant::{NewTenant, Retention};
+use crate::store::{Store, StoreError};
+
+pub const DEMO_SLUG: &str = "demo";
+pub const DEMO_ORIGIN: &str = "http://localhost:8081";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DemoCredentials {
+    pub tenant: String,
+    pub api_key: String,
+    pub signing_kid: String,
+    pub signing_secret: String,
+}
+
+/// Creates the demo tenant with an API key and an HS256 key, but only in an empty database:
+/// an operator's data is never touched.
+pub async fn demo_tenant(store: &Store) -> Result<Option<DemoCredentials>, StoreError> {
+    if store.count_tenants().await? > 0 {
+        return Ok(None);
+    }
+    let new = NewTenant {
+        slug: DEMO_SLUG.into(),
+        name: Some("Demo".into()),
+        allowed_origins: vec![DEMO_ORIGIN.into()],
+        retention: Retention::default(),
+    };
+    let Some(tenant) = store.create_tenant(&new).await? else {
+        return Ok(None);
+    };
+    let (_, api_key) = store.create_api_key(tenant.id, "demo").await?;
+    let signing = store
+        .create_signing_key(tenant.id, SigningAlgorithm::Hs256, None)
+        .await?;
+    Ok(Some(DemoCredentials {
+        tenant: tenant.slug,
+        api_key,
+        signing_kid: signing.kid,
+        signing_secret: signing.secret.unwrap_or_default(),
+    }))
+}

@@ -1,0 +1,112 @@
+//! Wiring: from `Settings` to a listening server.
+//!
+//! `Application::build` opens and migrates the store, seeds the demo tenant where asked,
+//! starts the event-log writer and the retention pruner, binds the listener (port 0 picks a
+//! free port, which the tests use) and assembles the actix-web app. `main` and the tests
+//! both start Herald through here, so the tests exercise exactly what ships.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, web};
+use tracing_actix_web::TracingLogger;
+
+use crate::auth::AdminToken;
+use crate::config::{Environment, Settings};
+use crate::error::{json_error, path_error, query_error};
+use crate::routes;
+use crate::seed::{self, DemoCredentials};
+use crate::store::Store;
+use crate::store::log::EventLog;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub settings: Settings,
+    pub store: Store,
+    pub log: EventLog,
+    pub admin_token: AdminToken,
+}
+
+/// Credentials made at start-up that the operator must be shown once.
+#[derive(Debug, Default)]
+pub struct StartupReport {
+    pub generated_admin_token: Option<String>,
+    pub demo: Option<DemoCredentials>,
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    pub report: StartupReport,
+}
+
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let mut report = StartupReport::default();
+        let admin_token = match (&settings.admin.token, settings.environment) {
+            (Some(token), _) => token.clone(),
+            (None, Environment::Local) => {
+                let token = crate::domain::keys::random_token(24);
+                report.generated_admin_token = Some(token.clone());
+                token
+            }
+            (None, Environment::Production) => {
+                anyhow::bail!("admin.token is missing: production needs HERALD__ADMIN__TOKEN")
+            }
+        };
+
+        let store = Store::open(&settings.database).await?;
+        store.migrate().await?;
+        if settings.seed.demo_tenant {
+            report.demo = seed::demo_tenant(&store).await?;
+        }
+        store.spawn_pruner(PRUNE_EVERY);
+        let log = EventLog::start(store.clone());
+
+        let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))?;
+        let port = listener.local_addr()?.port();
+        let shutdown_timeout = settings.server.shutdown_timeout_secs;
+        let max_body = settings.server.max_body_bytes;
+        let state = web::Data::new(AppState {
+            settings,
+            store,
+            log,
+            admin_token: AdminToken::new(&admin_token),
+        });
+
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(TracingLogger::default())
+                .app_data(state.clone())
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(max_body)
+                        .error_handler(|e, _| json_error(e).into()),
+                )
+                .app_data(web::PayloadConfig::new(max_body))
+                .app_data(web::QueryConfig::default().error_handler(|e, _| query_error(e).into()))
+                .app_data(web::PathConfig::default().error_handler(|e, _| path_error(e).into()))
+                .configure(routes::configure)
+                .default_service(web::to(routes::not_found))
+        })
+        .listen(listener)?
+        .shutdown_timeout(shutdown_timeout)
+        .run();
+        Ok(Application {
+            port,
+            server,
+            report,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

@@ -1,0 +1,8 @@
+//! sea-orm entities: one module per table of `migrations/`. Only the store uses them;
+//! the rest of Herald sees the domain types in `crate::domain`.
+
+pub mod api_key;
+pub mod event;
+pub mod idempotency_key;
+pub mod signing_key;
+pub mod tenant;

@@ -1,0 +1,274 @@
+//! Tenants' credentials in the store: API keys (kept as SHA-256 only) and JWT signing keys.
+
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
+};
+use serde::Serialize;
+
+use super::entities::{api_key, signing_key, tenant};
+use super::{Store, StoreError};
+use crate::domain::keys::{
+    SigningAlgorithm, display_prefix, hash_api_key, new_api_key, random_token,
+};
+use crate::domain::tenant::Tenant;
+use crate::domain::{format_ms, now_ms};
+
+/// How stale `last_used_at` may get before a request refreshes it: one write a minute per
+/// key instead of one per request.
+const LAST_USED_RESOLUTION_MS: i64 = 60_000;
+
+/// An API key as lists show it: never the key itself.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiKeyInfo {
+    pub id: String,
+    pub name: String,
+    pub prefix: String,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+impl From<api_key::Model> for ApiKeyInfo {
+    fn from(model: api_key::Model) -> Self {
+        ApiKeyInfo {
+            id: model.id,
+            name: model.name,
+            prefix: model.prefix,
+            created_at: format_ms(model.created_at),
+            last_used_at: model.last_used_at.map(format_ms),
+            revoked_at: model.revoked_at.map(format_ms),
+        }
+    }
+}
+
+/// A signing key with its key material, for verifying and minting tokens.
+#[derive(Debug, Clone)]
+pub struct SigningKey {
+    pub kid: String,
+    pub tenant_id: i64,
+    pub alg: SigningAlgorithm,
+    pub secret: Option<String>,
+    pub public_key_pem: Option<String>,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+impl TryFrom<signing_key::Model> for SigningKey {
+    type Error = StoreError;
+
+    fn try_from(model: signing_key::Model) -> Result<Self, StoreError> {
+        let alg = SigningAlgorithm::parse(&model.alg).map_err(|_| {
+            StoreError::Corrupt(format!("signing key {} alg {}", model.kid, model.alg))
+        })?;
+        Ok(SigningKey {
+            kid: model.kid,
+            tenant_id: model.tenant_id,
+            alg,
+            secret: model.secret,
+            public_key_pem: model.public_key_pem,
+            created_at: model.created_at,
+            revoked_at: model.revoked_at,
+        })
+    }
+}
+
+/// A signing key as lists show it: never an HS256 secret.
+#[derive(Debug, Clone, Serialize)]
+pub struct SigningKeyInfo {
+    pub kid: String,
+    pub alg: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_key_pem: Option<String>,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+}
+
+impl From<&SigningKey> for SigningKeyInfo {
+    fn from(key: &SigningKey) -> Self {
+        SigningKeyInfo {
+            kid: key.kid.clone(),
+            alg: key.alg.as_str(),
+            public_key_pem: key.public_key_pem.clone(),
+            created_at: format_ms(key.created_at),
+            revoked_at: key.revoked_at.map(format_ms),
+        }
+    }
+}
+
+impl Store {
+    /// Issues an API key; the key is returned once, and only its hash is stored.
+    pub async fn create_api_key(
+        &self,
+        tenant_id: i64,
+        name: &str,
+    ) -> Result<(ApiKeyInfo, String), StoreError> {
+        let key = new_api_key();
+        let model = api_key::ActiveModel {
+            id: Set(uuid::Uuid::now_v7().to_string()),
+            tenant_id: Set(tenant_id),
+            name: Set(name.to_owned()),
+            prefix: Set(display_prefix(&key)),
+            key_hash: Set(hash_api_key(&key)),
+            created_at: Set(now_ms()),
+            last_used_at: Set(None),
+            revoked_at: Set(None),
+        };
+        let txn = self.begin_write().await?;
+        let model = model.insert(&txn).await?;
+        txn.commit().await?;
+        Ok((model.into(), key))
+    }
+
+    pub async fn list_api_keys(&self, tenant_id: i64) -> Result<Vec<ApiKeyInfo>, StoreError> {
+        Ok(api_key::Entity::find()
+            .filter(api_key::Column::TenantId.eq(tenant_id))
+            .order_by_asc(api_key::Column::CreatedAt)
+            .order_by_asc(api_key::Column::Id)
+            .all(self.reader())
+            .await?
+            .into_iter()
+            .map(ApiKeyInfo::from)
+            .collect())
+    }
+
+    /// Revokes a key of this tenant; `false` when the tenant has no key with that id.
+    pub async fn revoke_api_key(&self, tenant_id: i64, id: &str) -> Result<bool, StoreError> {
+        let txn = self.begin_write().await?;
+        let Some(model) = api_key::Entity::find_by_id(id.to_owned())
+            .filter(api_key::Column::TenantId.eq(tenant_id))
+            .one(&txn)
+            .await?
+        else {
+            return Ok(false);
+        };
+        if model.revoked_at.is_none() {
+            let mut active: api_key::ActiveModel = model.into();
+            active.revoked_at = Set(Some(now_ms()));
+            active.update(&txn).await?;
+        }
+        txn.commit().await?;
+        Ok(true)
+    }
+
+    /// The tenant a live (unrevoked) API key belongs to.
+    pub async fn authenticate_api_key(&self, key: &str) -> Result<Option<Tenant>, StoreError> {
+        let found = api_key::Entity::find()
+            .filter(api_key::Column::KeyHash.eq(hash_api_key(key)))
+            .filter(api_key::Column::RevokedAt.is_null())
+            .one(self.reader())
+            .await?;
+        let Some(key) = found else {
+            return Ok(None);
+        };
+        let Some(tenant) = tenant::Entity::find_by_id(key.tenant_id)
+            .one(self.reader())
+            .await?
+        else {
+            return Ok(None);
+        };
+        let now = now_ms();
+        if key
+            .last_used_at
+            .is_none_or(|at| now - at > LAST_USED_RESOLUTION_MS)
+        {
+            self.touch_api_key(key.id, now).await?;
+        }
+        Ok(Some(tenant.try_into()?))
+    }
+
+    async fn touch_api_key(&self, id: String, now: i64) -> Result<(), StoreError> {
+        api_key::Entity::update_many()
+            .col_expr(
+                api_key::Column::LastUsedAt,
+                sea_orm::sea_query::Expr::value(now),
+            )
+            .filter(api_key::Column::Id.eq(id))
+            .exec(self.writer())
+            .await?;
+        Ok(())
+    }
+
+    /// Creates a signing key: HS256 keys get a generated secret (returned here once more
+    /// only through this call), the others carry the tenant's public key.
+    pub async fn create_signing_key(
+        &self,
+        tenant_id: i64,
+        alg: SigningAlgorithm,
+        public_key_pem: Option<String>,
+    ) -> Result<SigningKey, StoreError> {
+        let secret = (alg == SigningAlgorithm::Hs256).then(|| random_token(32));
+        let model = signing_key::ActiveModel {
+            kid: Set(uuid::Uuid::now_v7().simple().to_string()),
+            tenant_id: Set(tenant_id),
+            alg: Set(alg.as_str().to_owned()),
+            secret: Set(secret),
+            public_key_pem: Set(public_key_pem),
+            created_at: Set(now_ms()),
+            revoked_at: Set(None),
+        };
+        let txn = self.begin_write().await?;
+        let model = model.insert(&txn).await?;
+        txn.commit().await?;
+        model.try_into()
+    }
+
+    pub async fn list_signing_keys(&self, tenant_id: i64) -> Result<Vec<SigningKey>, StoreError> {
+        signing_key::Entity::find()
+            .filter(signing_key::Column::TenantId.eq(tenant_id))
+            .order_by_asc(signing_key::Column::CreatedAt)
+            .order_by_asc(signing_key::Column::Kid)
+            .all(self.reader())
+            .await?
+            .into_iter()
+            .map(SigningKey::try_from)
+            .collect()
+    }
+
+    /// Revokes a signing key of this tenant; `false` when the tenant has no such key.
+    pub async fn revoke_signing_key(&self, tenant_id: i64, kid: &str) -> Result<bool, StoreError> {
+        let txn = self.begin_write().await?;
+        let Some(model) = signing_key::Entity::find_by_id(kid.to_owned())
+            .filter(signing_key::Column::TenantId.eq(tenant_id))
+            .one(&txn)
+            .await?
+        else {
+            return Ok(false);
+        };
+        if model.revoked_at.is_none() {
+            let mut active: signing_key::ActiveModel = model.into();
+            active.revoked_at = Set(Some(now_ms()));
+            active.update(&txn).await?;
+        }
+        txn.commit().await?;
+        Ok(true)
+    }
+
+    /// A live signing key of this tenant, by `kid`.
+    pub async fn signing_key(
+        &self,
+        tenant_id: i64,
+        kid: &str,
+    ) -> Result<Option<SigningKey>, StoreError> {
+        signing_key::Entity::find_by_id(kid.to_owned())
+            .filter(signing_key::Column::TenantId.eq(tenant_id))
+            .filter(signing_key::Column::RevokedAt.is_null())
+            .one(self.reader())
+            .await?
+            .map(SigningKey::try_from)
+            .transpose()
+    }
+
+    /// The tenant's most recent live HS256 key, which `herald token` signs with.
+    pub async fn newest_hs256_key(&self, tenant_id: i64) -> Result<Option<SigningKey>, StoreError> {
+        signing_key::Entity::find()
+            .filter(signing_key::Column::TenantId.eq(tenant_id))
+            .filter(signing_key::Column::Alg.eq(SigningAlgorithm::Hs256.as_str()))
+            .filter(signing_key::Column::RevokedAt.is_null())
+            .order_by_desc(signing_key::Column::CreatedAt)
+            .order_by_desc(signing_key::Column::Kid)
+            .one(self.reader())
+            .await?
+            .map(SigningKey::try_from)
+            .transpose()
+    }
+}

@@ -1,0 +1,150 @@
+//! Tenants in the store: create, read, change, remove.
+
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, SqlErr,
+};
+
+use super::entities::tenant;
+use super::{Store, StoreError};
+use crate::domain::keys::random_token;
+use crate::domain::tenant::{NewTenant, Retention, Tenant, TenantPatch};
+use crate::domain::{format_ms, now_ms};
+
+impl TryFrom<tenant::Model> for Tenant {
+    type Error = StoreError;
+
+    fn try_from(model: tenant::Model) -> Result<Self, StoreError> {
+        let allowed_origins = serde_json::from_str(&model.allowed_origins).map_err(|e| {
+            StoreError::Corrupt(format!("tenant {} allowed_origins: {e}", model.slug))
+        })?;
+        Ok(Tenant {
+            id: model.id,
+            slug: model.slug,
+            name: model.name,
+            allowed_origins,
+            retention: Retention {
+                max_age_secs: model.retention_max_age_secs,
+                max_events: model.retention_max_events,
+            },
+            epoch: model.epoch,
+            created_at: format_ms(model.created_at),
+        })
+    }
+}
+
+fn origins_json(origins: &[String]) -> String {
+    serde_json::Value::from(origins.to_vec()).to_string()
+}
+
+/// A new log epoch: 12 random base64url characters.
+fn new_epoch() -> String {
+    // base64url may contain '-' and '_', which the id syntax `<epoch>-<seq>` keeps out of
+    // epochs; hex-like alphanumerics only.
+    random_token(12)
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(12)
+        .collect()
+}
+
+impl Store {
+    /// Creates a tenant; `Ok(None)` when the slug is taken.
+    pub async fn create_tenant(&self, new: &NewTenant) -> Result<Option<Tenant>, StoreError> {
+        let model = tenant::ActiveModel {
+            slug: Set(new.slug.clone()),
+            name: Set(new.name.clone().unwrap_or_else(|| new.slug.clone())),
+            allowed_origins: Set(origins_json(&new.allowed_origins)),
+            retention_max_age_secs: Set(new.retention.max_age_secs),
+            retention_max_events: Set(new.retention.max_events),
+            epoch: Set(new_epoch()),
+            next_seq: Set(1),
+            pruned_seq: Set(0),
+            created_at: Set(now_ms()),
+            ..Default::default()
+        };
+        let txn = self.begin_write().await?;
+        match model.insert(&txn).await {
+            Ok(model) => {
+                txn.commit().await?;
+                Ok(Some(model.try_into()?))
+            }
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        tenant::Entity::find()
+            .order_by_asc(tenant::Column::Slug)
+            .all(self.reader())
+            .await?
+            .into_iter()
+            .map(Tenant::try_from)
+            .collect()
+    }
+
+    pub async fn count_tenants(&self) -> Result<u64, StoreError> {
+        Ok(tenant::Entity::find().count(self.reader()).await?)
+    }
+
+    pub async fn tenant(&self, slug: &str) -> Result<Option<Tenant>, StoreError> {
+        tenant::Entity::find()
+            .filter(tenant::Column::Slug.eq(slug))
+            .one(self.reader())
+            .await?
+            .map(Tenant::try_from)
+            .transpose()
+    }
+
+    pub async fn tenant_by_id(&self, id: i64) -> Result<Option<Tenant>, StoreError> {
+        tenant::Entity::find_by_id(id)
+            .one(self.reader())
+            .await?
+            .map(Tenant::try_from)
+            .transpose()
+    }
+
+    /// Applies `patch`; `Ok(None)` when there is no such tenant.
+    pub async fn update_tenant(
+        &self,
+        slug: &str,
+        patch: &TenantPatch,
+    ) -> Result<Option<Tenant>, StoreError> {
+        let txn = self.begin_write().await?;
+        let Some(existing) = tenant::Entity::find()
+            .filter(tenant::Column::Slug.eq(slug))
+            .one(&txn)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let mut model: tenant::ActiveModel = existing.into();
+        if let Some(name) = &patch.name {
+            model.name = Set(name.clone());
+        }
+        if let Some(origins) = &patch.allowed_origins {
+            model.allowed_origins = Set(origins_json(origins));
+        }
+        if let Some(retention) = &patch.retention {
+            model.retention_max_age_secs = Set(retention.max_age_secs);
+            model.retention_max_events = Set(retention.max_events);
+        }
+        let updated = model.update(&txn).await?;
+        txn.commit().await?;
+        Ok(Some(updated.try_into()?))
+    }
+
+    /// Removes a tenant with its keys, events and idempotency records; `false` when there
+    /// was no such tenant.
+    pub async fn delete_tenant(&self, slug: &str) -> Result<bool, StoreError> {
+        let txn = self.begin_write().await?;
+        let deleted = tenant::Entity::delete_many()
+            .filter(tenant::Column::Slug.eq(slug))
+            .exec(&txn)
+            .await?
+            .rows_affected;
+        txn.commit().await?;
+        Ok(deleted > 0)
+    }
+}
