@@ -1,6 +1,6 @@
 //! `GET /v1/events`: what a user's stream would replay, for a tenant backend.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -37,8 +37,11 @@ struct HistoryEvent {
 pub async fn history(
     publisher: Publisher,
     state: web::Data<AppState>,
-    query: web::Query<HistoryQuery>,
+    request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
+    // Parsed only once the API key checks out, like the publish body.
+    let query = web::Query::<HistoryQuery>::from_query(request.query_string())
+        .map_err(crate::error::query_error)?;
     let tenant = &publisher.tenant;
     validate_name(&query.user, Invalid::User, "user id")?;
     let topics: Vec<String> = match &query.topics {

@@ -1,0 +1,118 @@
+//! Start-up configuration: layering, overrides, and refusals that name the key at fault.
+
+use std::path::Path;
+
+use herald::config::{Environment, Settings};
+
+use crate::cli::herald;
+
+fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn layers_apply_in_order() {
+    let dir = tempfile::TempDir::new().unwrap();
+    write(
+        dir.path(),
+        "local.toml",
+        "[server]\nport = 9000\nhost = \"0.0.0.0\"\n",
+    );
+    let extra = write(dir.path(), "extra.toml", "[server]\nport = 9100\n");
+    let settings = Settings::load(Environment::Local, dir.path(), Some(&extra)).unwrap();
+    assert_eq!(settings.server.port, 9100, "--config wins over <env>.toml");
+    assert_eq!(
+        settings.server.host, "0.0.0.0",
+        "<env>.toml wins over the defaults"
+    );
+    assert_eq!(
+        settings.database.url, "sqlite://data/herald.db",
+        "defaults fill the rest"
+    );
+    assert_eq!(settings.limits.max_event_data_bytes, 64 * 1024);
+    assert_eq!(settings.limits.max_batch_events, 1000);
+}
+
+#[test]
+fn unknown_and_malformed_keys_are_named() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let typo = write(dir.path(), "typo.toml", "[server]\nprot = 9000\n");
+    let error = Settings::load(Environment::Local, dir.path(), Some(&typo))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("prot"), "{error}");
+    let malformed = write(dir.path(), "bad.toml", "[server]\nport = \"eighty\"\n");
+    let error = Settings::load(Environment::Local, dir.path(), Some(&malformed))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("port"), "{error}");
+    let missing = Settings::load(
+        Environment::Local,
+        dir.path(),
+        Some(&dir.path().join("absent.toml")),
+    );
+    assert!(
+        missing.is_err(),
+        "a --config file that does not exist is an error"
+    );
+}
+
+#[test]
+fn production_refuses_to_start_without_an_admin_token() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let error = Settings::load(Environment::Production, dir.path(), None)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("admin.token"), "{error}");
+    let with_token = write(
+        dir.path(),
+        "token.toml",
+        "[admin]\ntoken = \"a-long-enough-admin-token\"\n",
+    );
+    assert!(Settings::load(Environment::Production, dir.path(), Some(&with_token)).is_ok());
+}
+
+#[test]
+fn the_binary_reads_environment_overrides_and_names_bad_ones() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let url = format!("sqlite://{}/herald.db", dir.path().display());
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+        .arg("migrate")
+        .env(
+            "HERALD_CONFIG_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
+        )
+        .env("HERALD__DATABASE__URL", &url)
+        .env("HERALD__SERVER__PROT", "1")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("prot"), "{stderr}");
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+        .arg("migrate")
+        .env("HERALD_ENV", "production")
+        .env(
+            "HERALD_CONFIG_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
+        )
+        .env("HERALD__DATABASE__URL", &url)
+        .env_remove("HERALD__ADMIN__TOKEN")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("admin.token"), "{stderr}");
+
+    // The database URL from the environment was used: the file exists now.
+    let ok = herald(&url, &["migrate"]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(dir.path().join("herald.db").is_file());
+}

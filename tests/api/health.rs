@@ -1,0 +1,30 @@
+use crate::helpers::spawn_app;
+
+#[actix_web::test]
+async fn healthz_and_readyz_answer_200() {
+    let app = spawn_app().await;
+    for path in ["/healthz", "/readyz"] {
+        let response = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+    }
+}
+
+#[actix_web::test]
+async fn the_sqlite_database_is_a_wal_file() {
+    let app = spawn_app().await;
+    let tenant = app.create_tenant("wal").await;
+    app.publish_ok(&tenant.api_key, &serde_json::json!({"to": {"user": "u"}}))
+        .await;
+    assert!(app.dir.join("herald.db").is_file());
+    assert!(
+        app.dir.join("herald.db-wal").is_file(),
+        "WAL journal expected"
+    );
+}
+
+#[actix_web::test]
+async fn unknown_paths_answer_json_404() {
+    let app = spawn_app().await;
+    let response = app.client.get(app.url("/nope")).send().await.unwrap();
+    crate::helpers::assert_error(response, reqwest::StatusCode::NOT_FOUND, "not_found").await;
+}

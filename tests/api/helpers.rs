@@ -1,0 +1,225 @@
+//! Spawning Herald for a test, and the HTTP calls tests make against it.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use herald::config::{Environment, LogFormat, LogSettings, Settings};
+use herald::startup::Application;
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+/// Everything Herald logged during this test run (all tests share one subscriber).
+pub fn captured_logs() -> String {
+    String::from_utf8_lossy(&log_buffer().lock().unwrap()).into_owned()
+}
+
+fn log_buffer() -> &'static Arc<Mutex<Vec<u8>>> {
+    static BUFFER: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    BUFFER.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let sink = buffer.clone();
+        // Debug level: more than production logs, so a secret in any log line shows up.
+        let settings = LogSettings {
+            format: LogFormat::Json,
+            level: "debug".into(),
+        };
+        herald::telemetry::init(herald::telemetry::subscriber(&settings, move || {
+            LogWriter(sink.clone())
+        }));
+        buffer
+    })
+}
+
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl Write for LogWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        if std::env::var_os("TEST_LOG").is_some() {
+            std::io::stderr().write_all(bytes)?;
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub dir: PathBuf,
+    _tempdir: Option<TempDir>,
+}
+
+/// The settings a test server runs with: `local` defaults, its own database, port 0.
+pub fn test_settings(database_url: &str) -> Settings {
+    let mut settings =
+        Settings::load(Environment::Local, Path::new("config"), None).expect("configuration loads");
+    settings.database.url = database_url.to_owned();
+    settings.server.port = 0;
+    settings.admin.token = Some(ADMIN_TOKEN.into());
+    settings.seed.demo_tenant = false;
+    settings
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let tempdir = TempDir::new().unwrap();
+    let url = format!("sqlite://{}/herald.db", tempdir.path().display());
+    let mut settings = test_settings(&url);
+    adjust(&mut settings);
+    let dir = tempdir.path().to_path_buf();
+    spawn_with_settings(settings, dir, Some(tempdir)).await
+}
+
+pub async fn spawn_with_settings(
+    settings: Settings,
+    dir: PathBuf,
+    tempdir: Option<TempDir>,
+) -> TestApp {
+    log_buffer();
+    let application = Application::build(settings).await.expect("Herald starts");
+    let address = format!("http://127.0.0.1:{}", application.port());
+    actix_web::rt::spawn(application.run_until_stopped());
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        dir,
+        _tempdir: tempdir,
+    }
+}
+
+/// A tenant made through the operator API, with one API key.
+pub struct TestTenant {
+    pub slug: String,
+    pub api_key: String,
+    pub api_key_id: String,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Response {
+        let mut request = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(ADMIN_TOKEN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.unwrap()
+    }
+
+    pub async fn create_tenant(&self, slug: &str) -> TestTenant {
+        let response = self
+            .admin(
+                reqwest::Method::POST,
+                "/admin/tenants",
+                Some(json!({"slug": slug, "allowed_origins": ["https://app.example.com"]})),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let key: Value = self
+            .admin(
+                reqwest::Method::POST,
+                &format!("/admin/tenants/{slug}/api-keys"),
+                Some(json!({"name": "test"})),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        TestTenant {
+            slug: slug.to_owned(),
+            api_key: key["key"].as_str().unwrap().to_owned(),
+            api_key_id: key["id"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    pub async fn publish(&self, api_key: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url("/v1/events"))
+            .bearer_auth(api_key)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Publishes and returns the receipts, asserting a 201.
+    pub async fn publish_ok(&self, api_key: &str, body: &Value) -> Vec<Value> {
+        let response = self.publish(api_key, body).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let answer: Value = response.json().await.unwrap();
+        answer["events"].as_array().unwrap().clone()
+    }
+
+    pub async fn history(&self, api_key: &str, query: &str) -> Response {
+        self.client
+            .get(self.url(&format!("/v1/events?{query}")))
+            .bearer_auth(api_key)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Every event a user's stream would replay, following `next` through all pages.
+    pub async fn full_history(&self, api_key: &str, query: &str) -> Vec<Value> {
+        let mut events = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut q = format!("{query}&limit=1000");
+            if let Some(after) = &after {
+                q.push_str(&format!("&after={after}"));
+            }
+            let response = self.history(api_key, &q).await;
+            assert_eq!(response.status(), StatusCode::OK);
+            let page: Value = response.json().await.unwrap();
+            events.extend(page["events"].as_array().unwrap().iter().cloned());
+            match page["next"].as_str() {
+                Some(next) => after = Some(next.to_owned()),
+                None => return events,
+            }
+        }
+    }
+}
+
+/// The sequence number of an event id (`<epoch>-<seq>`).
+pub fn seq_of(id: &Value) -> i64 {
+    id.as_str()
+        .unwrap()
+        .rsplit_once('-')
+        .unwrap()
+        .1
+        .parse()
+        .unwrap()
+}
+
+/// Asserts an error answer: its status and its stable code.
+pub async fn assert_error(response: Response, status: StatusCode, code: &str) -> Value {
+    assert_eq!(response.status(), status, "expected {status} {code}");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], code, "body: {body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+    );
+    body
+}

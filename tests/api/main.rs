@@ -1,0 +1,13 @@
+//! Herald's end-to-end tests: one binary (so one link), one module per area. Each test
+//! spawns Herald on port 0 with its own SQLite database and talks to it over real HTTP.
+
+mod admin;
+mod bad_input;
+mod cli;
+mod config;
+mod health;
+mod helpers;
+mod idempotency;
+mod isolation;
+mod publish;
+mod sequence;
