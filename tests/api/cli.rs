@@ -39,7 +39,7 @@ fn herald_json(database_url: &str, args: &[&str]) -> Value {
 #[actix_web::test]
 async fn cli_made_tenant_key_and_token_work_against_the_api() {
     let dir = TempDir::new().unwrap();
-    let url = format!("sqlite://{}/herald.db", dir.path().display());
+    let url = crate::helpers::fresh_database_url(dir.path()).await;
 
     let migrated = herald_json(&url, &["migrate"]);
     assert_eq!(migrated["migrated"], true);

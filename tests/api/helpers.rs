@@ -72,9 +72,38 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
+/// `HERALD_TEST_POSTGRES` (a server URL such as `postgres://postgres@127.0.0.1:5433`) runs
+/// the suite on PostgreSQL: every test gets a database of its own there. Unset: SQLite.
+pub fn postgres_server() -> Option<String> {
+    std::env::var("HERALD_TEST_POSTGRES")
+        .ok()
+        .filter(|url| !url.is_empty())
+}
+
+/// A new, empty database for one test: a SQLite file in `dir`, or a fresh PostgreSQL
+/// database when the suite runs on PostgreSQL.
+pub async fn fresh_database_url(dir: &Path) -> String {
+    match postgres_server() {
+        None => format!("sqlite://{}/herald.db", dir.display()),
+        Some(server) => {
+            use sea_orm::ConnectionTrait;
+            let name = format!("herald_test_{}", uuid::Uuid::now_v7().simple());
+            let admin = sea_orm::Database::connect(format!("{server}/postgres"))
+                .await
+                .unwrap();
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await
+                .unwrap();
+            admin.close().await.unwrap();
+            format!("{server}/{name}")
+        }
+    }
+}
+
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let tempdir = TempDir::new().unwrap();
-    let url = format!("sqlite://{}/herald.db", tempdir.path().display());
+    let url = fresh_database_url(tempdir.path()).await;
     let mut settings = test_settings(&url);
     adjust(&mut settings);
     let dir = tempdir.path().to_path_buf();
