@@ -8,11 +8,27 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use serde_json::json;
+use serde::Serialize;
 
 use crate::auth::AuthError;
 use crate::domain::{Invalid, ValidationError};
 use crate::store::StoreError;
+
+/// Every error answer: `{"error": {"code", "message"}}`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, snake_case; see the README's error table.
+    pub code: &'static str,
+    pub message: String,
+    /// For a batch: the index of the first bad event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<usize>,
+}
 
 #[derive(Debug, thiserror::Error)]
 #[error("{code}: {message}")]
@@ -58,11 +74,13 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut error = json!({ "code": self.code, "message": self.message });
-        if let Some(index) = self.index {
-            error["index"] = json!(index);
-        }
-        HttpResponse::build(self.status).json(json!({ "error": error }))
+        HttpResponse::build(self.status).json(ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message.clone(),
+                index: self.index,
+            },
+        })
     }
 }
 

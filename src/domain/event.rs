@@ -110,9 +110,11 @@ pub struct NewEvent {
 }
 
 /// What the publish API answers for each stored event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Receipt {
     pub id: String,
+    /// The one stream this event went to: `{"user"}`, `{"topic"}` or `{"broadcast": true}`.
+    #[schema(value_type = Object)]
     pub to: Value,
     #[serde(rename = "type")]
     pub event_type: String,

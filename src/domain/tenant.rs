@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::{Invalid, ValidationError};
 
 /// A tenant as the operator API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Tenant {
     #[serde(skip)]
     pub id: i64,
@@ -20,7 +20,7 @@ pub struct Tenant {
 }
 
 /// How much history a tenant keeps; `None` means no limit of that kind.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Retention {
     pub max_age_secs: Option<i64>,
@@ -40,7 +40,7 @@ impl Retention {
 }
 
 /// `POST /admin/tenants`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTenant {
     pub slug: String,
@@ -63,7 +63,7 @@ impl NewTenant {
 }
 
 /// `PATCH /admin/tenants/{slug}`: absent fields stay as they are. The slug is immutable.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantPatch {
     pub name: Option<String>,

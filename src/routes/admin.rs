@@ -9,6 +9,10 @@ use crate::domain::keys::SigningAlgorithm;
 use crate::domain::tenant::{NewTenant, Tenant, TenantPatch};
 use crate::domain::{Invalid, ValidationError};
 use crate::error::ApiError;
+use crate::routes::openapi::{
+    ApiKeyList, CreatedApiKey, CreatedSigningKey, ErrorBody, NewApiKey as NewApiKeyDoc,
+    NewSigningKey as NewSigningKeyDoc, SigningKeyList, TenantList,
+};
 use crate::routes::optional_json;
 use crate::startup::AppState;
 use crate::store::keys::SigningKeyInfo;
@@ -41,7 +45,8 @@ async fn find_tenant(state: &AppState, slug: &str) -> Result<Tenant, ApiError> {
         .ok_or_else(|| ApiError::tenant_not_found(slug))
 }
 
-async fn create_tenant(
+#[utoipa::path(post, path = "/admin/tenants", tag = "operator", request_body = NewTenant, responses((status = 201, body = Tenant), (status = 409, description = "slug taken", body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "missing or wrong admin token", body = ErrorBody)), security(("admin_token" = [])))]
+pub(super) async fn create_tenant(
     _: Operator,
     state: web::Data<AppState>,
     body: web::Json<NewTenant>,
@@ -57,12 +62,17 @@ async fn create_tenant(
     }
 }
 
-async fn list_tenants(_: Operator, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(get, path = "/admin/tenants", tag = "operator", responses((status = 200, body = TenantList), (status = 401, description = "missing or wrong admin token", body = ErrorBody)), security(("admin_token" = [])))]
+pub(super) async fn list_tenants(
+    _: Operator,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let tenants = state.store.list_tenants().await?;
     Ok(HttpResponse::Ok().json(json!({ "tenants": tenants })))
 }
 
-async fn get_tenant(
+#[utoipa::path(get, path = "/admin/tenants/{slug}", tag = "operator", params(("slug" = String, Path, description = "the tenant's slug")), responses((status = 200, body = Tenant), (status = 404, description = "no such tenant", body = ErrorBody), (status = 401, description = "missing or wrong admin token", body = ErrorBody)), security(("admin_token" = [])))]
+pub(super) async fn get_tenant(
     _: Operator,
     state: web::Data<AppState>,
     slug: web::Path<String>,
@@ -70,7 +80,8 @@ async fn get_tenant(
     Ok(HttpResponse::Ok().json(find_tenant(&state, &slug).await?))
 }
 
-async fn update_tenant(
+#[utoipa::path(patch, path = "/admin/tenants/{slug}", tag = "operator", params(("slug" = String, Path, description = "the tenant's slug")), request_body = TenantPatch, responses((status = 200, body = Tenant), (status = 422, body = ErrorBody), (status = 404, description = "no such tenant", body = ErrorBody), (status = 401, description = "missing or wrong admin token", body = ErrorBody)), security(("admin_token" = [])))]
+pub(super) async fn update_tenant(
     _: Operator,
     state: web::Data<AppState>,
     slug: web::Path<String>,
@@ -83,7 +94,8 @@ async fn update_tenant(
     }
 }
 
-async fn delete_tenant(
+#[utoipa::path(delete, path = "/admin/tenants/{slug}", tag = "operator", params(("slug" = String, Path, description = "the tenant's slug")), responses((status = 204, description = "removed with its keys and events"), (status = 404, description = "no such tenant", body = ErrorBody), (status = 401, description = "missing or wrong admin token", body = ErrorBody)), security(("admin_token" = [])))]
+pub(super) async fn delete_tenant(
     _: Operator,
     state: web::Data<AppState>,
     slug: web::Path<String>,
@@ -101,7 +113,8 @@ struct NewApiKey {
     name: Option<String>,
 }
 
-async fn create_api_key(
+#[utoipa::path(post, path = "/admin/tenants/{slug}/api-keys", tag = "operator", params(("slug" = String, Path, description = "the tenant's slug")), request_body(content = Option<NewApiKeyDoc>), responses((status = 201, body = CreatedApiKey), (status = 404, description = "no such tenant", body = ErrorBody), (status = 401, description = "missing or wrong admin token", body = ErrorBody)), security(("admin_token" = [])))]
+pub(super) async fn create_api_key(
     _: Operator,
     state: web::Data<AppState>,
     slug: web::Path<String>,
@@ -135,7 +148,8 @@ fn validate_key_name(name: &str) -> Result<(), ValidationError> {
     Ok(())
 }
 
-async fn list_api_keys(
+#[utoipa::path(get, path = "/admin/tenants/{slug}/api-keys", tag = "operator", params(("slug" = String, Path, description = "the tenant's slug")), responses((status = 200, body = ApiKeyList), (status = 404, description = "no such tenant", body = ErrorBody), (status = 401, description = "missing or wrong admin token", body = ErrorBody)), security(("admin_token" = [])))]
+pub(super) async fn list_api_keys(
     _: Operator,
     state: web::Data<AppState>,
     slug: web::Path<String>,
@@ -145,7 +159,8 @@ async fn list_api_keys(
     Ok(HttpResponse::Ok().json(json!({ "api_keys": keys })))
 }
 
-async fn revoke_api_key(
+#[utoipa::path(delete, path = "/admin/tenants/{slug}/api-keys/{id}", tag = "operator", params(("slug" = String, Path), ("id" = String, Path)), responses((status = 204, description = "revoked at once"), (status = 404, body = ErrorBody), (status = 401, description = "missing or wrong admin token", body = ErrorBody)), security(("admin_token" = [])))]
+pub(super) async fn revoke_api_key(
     _: Operator,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
@@ -169,7 +184,8 @@ struct NewSigningKey {
     public_key_pem: Option<String>,
 }
 
-async fn create_signing_key(
+#[utoipa::path(post, path = "/admin/tenants/{slug}/signing-keys", tag = "operator", params(("slug" = String, Path, description = "the tenant's slug")), request_body(content = Option<NewSigningKeyDoc>), responses((status = 201, body = CreatedSigningKey), (status = 422, body = ErrorBody), (status = 404, description = "no such tenant", body = ErrorBody), (status = 401, description = "missing or wrong admin token", body = ErrorBody)), security(("admin_token" = [])))]
+pub(super) async fn create_signing_key(
     _: Operator,
     state: web::Data<AppState>,
     slug: web::Path<String>,
@@ -207,7 +223,8 @@ async fn create_signing_key(
     Ok(HttpResponse::Created().json(answer))
 }
 
-async fn list_signing_keys(
+#[utoipa::path(get, path = "/admin/tenants/{slug}/signing-keys", tag = "operator", params(("slug" = String, Path, description = "the tenant's slug")), responses((status = 200, body = SigningKeyList), (status = 404, description = "no such tenant", body = ErrorBody), (status = 401, description = "missing or wrong admin token", body = ErrorBody)), security(("admin_token" = [])))]
+pub(super) async fn list_signing_keys(
     _: Operator,
     state: web::Data<AppState>,
     slug: web::Path<String>,
@@ -223,7 +240,8 @@ async fn list_signing_keys(
     Ok(HttpResponse::Ok().json(json!({ "signing_keys": keys })))
 }
 
-async fn revoke_signing_key(
+#[utoipa::path(delete, path = "/admin/tenants/{slug}/signing-keys/{kid}", tag = "operator", params(("slug" = String, Path), ("kid" = String, Path)), responses((status = 204, description = "revoked at once"), (status = 404, body = ErrorBody), (status = 401, description = "missing or wrong admin token", body = ErrorBody)), security(("admin_token" = [])))]
+pub(super) async fn revoke_signing_key(
     _: Operator,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,

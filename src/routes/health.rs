@@ -12,12 +12,14 @@ pub fn configure(config: &mut web::ServiceConfig) {
 }
 
 /// 200 while the process serves requests.
-async fn healthz() -> HttpResponse {
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "running")))]
+pub(super) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
 /// 200 when the database answers, 503 otherwise.
-async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+#[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200, description = "the database answers"), (status = 503, description = "the database does not answer")))]
+pub(super) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     match state.store.ping().await {
         Ok(()) => HttpResponse::Ok().json(json!({ "status": "ready", "database": "ok" })),
         Err(error) => {

@@ -8,13 +8,15 @@ use crate::auth::Publisher;
 use crate::domain::event::{EventId, validate_name};
 use crate::domain::{Invalid, ValidationError, format_ms};
 use crate::error::ApiError;
+use crate::routes::openapi::{ErrorBody, HistoryPage};
 use crate::startup::AppState;
 use crate::store::log::StreamSelector;
 
 const DEFAULT_LIMIT: u64 = 100;
 const MAX_LIMIT: u64 = 1000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
     user: String,
@@ -24,16 +26,20 @@ pub struct HistoryQuery {
     topics: Option<String>,
 }
 
-#[derive(Serialize)]
-struct HistoryEvent {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct HistoryEvent {
     id: String,
+    #[schema(value_type = Object)]
     to: serde_json::Value,
     #[serde(rename = "type")]
     event_type: String,
+    /// The published value, exactly as stored.
+    #[schema(value_type = Object)]
     data: Box<RawValue>,
     created_at: String,
 }
 
+#[utoipa::path(get, path = "/v1/events", tag = "tenant backend", params(HistoryQuery), responses((status = 200, body = HistoryPage), (status = 400, body = ErrorBody), (status = 401, description = "missing, unknown or revoked API key", body = ErrorBody), (status = 410, description = "cursor from another epoch or older than retained", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn history(
     publisher: Publisher,
     state: web::Data<AppState>,

@@ -4,7 +4,8 @@
 
 mod admin;
 mod health;
-mod history;
+pub(crate) mod history;
+pub mod openapi;
 mod publish;
 
 use actix_web::http::StatusCode;
@@ -16,6 +17,7 @@ use crate::error::ApiError;
 pub fn configure(config: &mut web::ServiceConfig) {
     config
         .configure(health::configure)
+        .route("/openapi.json", web::get().to(openapi::openapi_json))
         .configure(admin::configure)
         .service(
             web::resource("/v1/events")

@@ -18,7 +18,7 @@ use crate::domain::{format_ms, now_ms};
 const LAST_USED_RESOLUTION_MS: i64 = 60_000;
 
 /// An API key as lists show it: never the key itself.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ApiKeyInfo {
     pub id: String,
     pub name: String,
@@ -73,9 +73,10 @@ impl TryFrom<signing_key::Model> for SigningKey {
 }
 
 /// A signing key as lists show it: never an HS256 secret.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SigningKeyInfo {
     pub kid: String,
+    #[schema(value_type = String, example = "HS256")]
     pub alg: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_key_pem: Option<String>,

@@ -9,5 +9,6 @@ mod health;
 mod helpers;
 mod idempotency;
 mod isolation;
+mod openapi;
 mod publish;
 mod sequence;
