@@ -8,9 +8,12 @@
 use std::net::TcpListener;
 use std::time::Duration;
 
+use actix_web::HttpMessage;
 use actix_web::dev::Server;
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{App, HttpServer, web};
-use tracing_actix_web::TracingLogger;
+use tracing_actix_web::{RequestId, TracingLogger};
 
 use crate::auth::AdminToken;
 use crate::config::{Environment, Settings};
@@ -33,6 +36,30 @@ pub struct AppState {
 pub struct StartupReport {
     pub generated_admin_token: Option<String>,
     pub demo: Option<DemoCredentials>,
+}
+
+/// Answers with the request id that every log line of this request carries, so a caller's
+/// report can be matched to Herald's logs.
+fn echo_request_id<S>(
+    request: ServiceRequest,
+    service: &S,
+) -> impl Future<Output = Result<ServiceResponse, actix_web::Error>> + use<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse, Error = actix_web::Error>,
+{
+    let id = request.extensions().get::<RequestId>().copied();
+    let response = service.call(request);
+    async move {
+        let mut response = response.await?;
+        if let Some(id) = id
+            && let Ok(value) = HeaderValue::from_str(&id.to_string())
+        {
+            response
+                .headers_mut()
+                .insert(HeaderName::from_static("x-request-id"), value);
+        }
+        Ok(response)
+    }
 }
 
 pub struct Application {
@@ -79,6 +106,7 @@ impl Application {
 
         let server = HttpServer::new(move || {
             App::new()
+                .wrap_fn(echo_request_id)
                 .wrap(TracingLogger::default())
                 .app_data(state.clone())
                 .app_data(

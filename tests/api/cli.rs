@@ -120,3 +120,48 @@ async fn cli_made_tenant_key_and_token_work_against_the_api() {
     .await;
     drop(dir);
 }
+
+/// Two processes writing one SQLite file: the server publishing flat out while the CLI
+/// creates keys. Neither may fail with "database is locked".
+#[actix_web::test]
+async fn cli_writes_while_the_server_publishes_never_hit_a_locked_database() {
+    let dir = TempDir::new().unwrap();
+    let url = crate::helpers::fresh_database_url(dir.path()).await;
+    herald_json(&url, &["tenant", "create", "busy"]);
+    let api_key = herald_json(&url, &["key", "create", "busy"])["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let app = spawn_with_settings(test_settings(&url), dir.path().to_path_buf(), None).await;
+
+    let publishing = {
+        let publishers = (0..6).map(|p| {
+            let (app, api_key) = (&app, &api_key);
+            async move {
+                for r in 0..40 {
+                    let body = json!({"to": {"users": ["a", "b", "c"]}, "data": [p, r]});
+                    let response = app.publish(api_key, &body).await;
+                    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+                }
+            }
+        });
+        futures_util::future::join_all(publishers)
+    };
+    let cli = {
+        let url = url.clone();
+        actix_web::rt::task::spawn_blocking(move || {
+            (0..6)
+                .map(|i| herald(&url, &["key", "create", "busy", "--name", &format!("k{i}")]))
+                .collect::<Vec<_>>()
+        })
+    };
+    publishing.await;
+    for output in cli.await.unwrap() {
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    assert_eq!(app.full_history(&api_key, "user=a").await.len(), 240);
+}

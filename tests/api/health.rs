@@ -10,6 +10,25 @@ async fn healthz_and_readyz_answer_200() {
 }
 
 #[actix_web::test]
+async fn every_answer_names_its_request_id_which_the_logs_carry() {
+    let app = spawn_app().await;
+    let response = app.client.get(app.url("/healthz")).send().await.unwrap();
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(id.len(), 36, "a UUID: {id}");
+    // The request's log line is written when its span closes, just after the answer.
+    for _ in 0..50 {
+        if crate::helpers::captured_logs().contains(&id) {
+            return;
+        }
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("no log line carries request id {id}");
+}
+
+#[actix_web::test]
 async fn the_sqlite_database_is_a_wal_file() {
     if crate::helpers::postgres_server().is_some() {
         eprintln!("skipped: the suite runs on PostgreSQL");
