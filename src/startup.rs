@@ -65,6 +65,7 @@ where
 pub struct Application {
     port: u16,
     server: Server,
+    state: web::Data<AppState>,
     pub report: StartupReport,
 }
 
@@ -104,6 +105,7 @@ impl Application {
             admin_token: AdminToken::new(&admin_token),
         });
 
+        let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .wrap_fn(echo_request_id)
@@ -126,8 +128,14 @@ impl Application {
         Ok(Application {
             port,
             server,
+            state: app_state,
             report,
         })
+    }
+
+    /// The running server's state: its store and event log (the tests look inside).
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
     }
 
     pub fn port(&self) -> u16 {

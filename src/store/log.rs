@@ -13,6 +13,7 @@
 //! so a retried request can never find its events without its record or the other way round.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -88,10 +89,22 @@ struct AppendJob {
     reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
 }
 
+/// Counts of what the writer has done since it started.
+#[derive(Debug, Default)]
+pub struct LogStats {
+    /// Transactions committed.
+    pub groups: AtomicU64,
+    /// Append requests answered by those transactions.
+    pub requests: AtomicU64,
+    /// Events written.
+    pub events: AtomicU64,
+}
+
 /// The handle publishers append through; cheap to clone.
 #[derive(Clone)]
 pub struct EventLog {
     jobs: mpsc::Sender<AppendJob>,
+    stats: Arc<LogStats>,
     /// Idempotency keys whose request is being appended right now on this node. (Across
     /// nodes the key's primary key makes the later transaction wait and replay instead.)
     in_flight: Arc<Mutex<HashSet<(i64, String)>>>,
@@ -117,11 +130,17 @@ impl EventLog {
     /// Starts the writer task on the current runtime. It ends when every handle is dropped.
     pub fn start(store: Store) -> EventLog {
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
-        tokio::spawn(run_writer(store, queue));
+        let stats = Arc::new(LogStats::default());
+        tokio::spawn(run_writer(store, queue, stats.clone()));
         EventLog {
             jobs,
+            stats,
             in_flight: Arc::default(),
         }
+    }
+
+    pub fn stats(&self) -> &LogStats {
+        &self.stats
     }
 
     /// Appends `events` for one tenant and returns once they are committed (or once it is
@@ -164,7 +183,7 @@ impl EventLog {
     }
 }
 
-async fn run_writer(store: Store, mut queue: mpsc::Receiver<AppendJob>) {
+async fn run_writer(store: Store, mut queue: mpsc::Receiver<AppendJob>, stats: Arc<LogStats>) {
     while let Some(first) = queue.recv().await {
         let mut group_events = first.events.len();
         let mut group = vec![first];
@@ -179,6 +198,13 @@ async fn run_writer(store: Store, mut queue: mpsc::Receiver<AppendJob>) {
         }
         match commit_group(&store, &group).await {
             Ok(outcomes) => {
+                stats.groups.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .requests
+                    .fetch_add(group.len() as u64, Ordering::Relaxed);
+                stats
+                    .events
+                    .fetch_add(group_events as u64, Ordering::Relaxed);
                 tracing::trace!(
                     requests = group.len(),
                     events = group_events,

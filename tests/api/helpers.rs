@@ -52,6 +52,8 @@ impl Write for LogWriter {
 
 pub struct TestApp {
     pub address: String,
+    /// The server's own state, for looking inside (the event log's counters, the store).
+    pub state: actix_web::web::Data<herald::startup::AppState>,
     pub client: reqwest::Client,
     pub dir: PathBuf,
     _tempdir: Option<TempDir>,
@@ -118,9 +120,11 @@ pub async fn spawn_with_settings(
     log_buffer();
     let application = Application::build(settings).await.expect("Herald starts");
     let address = format!("http://127.0.0.1:{}", application.port());
+    let state = application.state();
     actix_web::rt::spawn(application.run_until_stopped());
     TestApp {
         address,
+        state,
         client: reqwest::Client::new(),
         dir,
         _tempdir: tempdir,
