@@ -61,6 +61,7 @@ pub struct Settings {
     pub redis: RedisSettings,
     pub limits: LimitSettings,
     pub jwt: JwtSettings,
+    pub stream: StreamSettings,
     pub log: LogSettings,
     pub seed: SeedSettings,
     /// Not a file setting: filled in from `HERALD_ENV` after loading.
@@ -122,6 +123,20 @@ pub struct LimitSettings {
 #[serde(deny_unknown_fields)]
 pub struct JwtSettings {
     pub audience: String,
+    pub leeway_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamSettings {
+    pub retry_ms: u64,
+    /// Seconds; fractions allowed (the tests use short ones).
+    pub keepalive_secs: f64,
+    pub queue_capacity: usize,
+    pub replay_page: u64,
+    pub max_connections_per_user: usize,
+    pub max_connections_per_tenant: usize,
+    pub tcp_user_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -207,10 +222,25 @@ impl Settings {
             ),
             ("limits.max_users_per_event", limits.max_users_per_event),
             ("server.max_body_bytes", self.server.max_body_bytes),
+            ("stream.queue_capacity", self.stream.queue_capacity),
+            ("stream.replay_page", self.stream.replay_page as usize),
+            (
+                "stream.max_connections_per_user",
+                self.stream.max_connections_per_user,
+            ),
+            (
+                "stream.max_connections_per_tenant",
+                self.stream.max_connections_per_tenant,
+            ),
         ] {
             if value == 0 {
                 return Err(ConfigError::Invalid(format!("{key} must be above 0")));
             }
+        }
+        if !(self.stream.keepalive_secs > 0.0 && self.stream.keepalive_secs.is_finite()) {
+            return Err(ConfigError::Invalid(
+                "stream.keepalive_secs must be above 0".into(),
+            ));
         }
         if self.database.max_connections == 0 {
             return Err(ConfigError::Invalid(

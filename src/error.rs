@@ -118,12 +118,14 @@ impl From<ValidationError> for ApiError {
 
 impl From<AuthError> for ApiError {
     fn from(error: AuthError) -> Self {
-        let code = match error {
-            AuthError::MissingCredentials => "missing_credentials",
-            AuthError::InvalidAdminToken => "invalid_admin_token",
-            AuthError::InvalidApiKey => "invalid_api_key",
+        let (status, code) = match error {
+            AuthError::MissingCredentials => (StatusCode::UNAUTHORIZED, "missing_credentials"),
+            AuthError::InvalidAdminToken => (StatusCode::UNAUTHORIZED, "invalid_admin_token"),
+            AuthError::InvalidApiKey => (StatusCode::UNAUTHORIZED, "invalid_api_key"),
+            AuthError::InvalidToken(_) => (StatusCode::UNAUTHORIZED, "invalid_token"),
+            AuthError::TopicNotAllowed(_) => (StatusCode::FORBIDDEN, "topic_not_allowed"),
         };
-        ApiError::new(StatusCode::UNAUTHORIZED, code, error.to_string())
+        ApiError::new(status, code, error.to_string())
     }
 }
 

@@ -18,17 +18,23 @@ use tracing_actix_web::{RequestId, TracingLogger};
 use crate::auth::AdminToken;
 use crate::config::{Environment, Settings};
 use crate::error::{json_error, path_error, query_error};
+use crate::hub::Hub;
 use crate::routes;
 use crate::seed::{self, DemoCredentials};
 use crate::store::Store;
 use crate::store::log::EventLog;
+use std::sync::Arc;
+use tokio::sync::watch;
 
 /// What every handler can reach.
 pub struct AppState {
     pub settings: Settings,
     pub store: Store,
     pub log: EventLog,
+    pub hub: Hub,
     pub admin_token: AdminToken,
+    /// Turns true when Herald starts shutting down: open streams end at once.
+    pub shutdown: watch::Receiver<bool>,
 }
 
 /// Credentials made at start-up that the operator must be shown once.
@@ -66,6 +72,7 @@ pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<AppState>,
+    stopping: Arc<watch::Sender<bool>>,
     pub report: StartupReport,
 }
 
@@ -92,7 +99,10 @@ impl Application {
             report.demo = seed::demo_tenant(&store).await?;
         }
         store.spawn_pruner(PRUNE_EVERY);
-        let log = EventLog::start(store.clone());
+        let hub = Hub::start(&settings.stream);
+        let log = EventLog::start(store.clone(), Arc::new(hub.clone()));
+        let (stopping, shutdown) = watch::channel(false);
+        let stopping = Arc::new(stopping);
 
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))?;
         let port = listener.local_addr()?.port();
@@ -102,8 +112,11 @@ impl Application {
             settings,
             store,
             log,
+            hub,
             admin_token: AdminToken::new(&admin_token),
+            shutdown,
         });
+        let tcp_user_timeout = Duration::from_secs(state.settings.stream.tcp_user_timeout_secs);
 
         let app_state = state.clone();
         let server = HttpServer::new(move || {
@@ -122,15 +135,31 @@ impl Application {
                 .configure(routes::configure)
                 .default_service(web::to(routes::not_found))
         })
+        .on_connect(move |connection, _| limit_unacknowledged_time(connection, tcp_user_timeout))
+        // A client that closes its side is gone: end its stream at once instead of waiting
+        // for the next write to fail (an SSE client never half-closes on purpose).
+        .h1_allow_half_closed(false)
         .listen(listener)?
         .shutdown_timeout(shutdown_timeout)
+        // Herald handles the signals itself, to end open streams before the graceful stop.
+        .disable_signals()
         .run();
         Ok(Application {
             port,
             server,
             state: app_state,
+            stopping,
             report,
         })
+    }
+
+    /// Ends every open stream, then stops the server gracefully: requests in flight
+    /// (publishes among them) get `server.shutdown_timeout_secs` to finish.
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            stopping: self.stopping.clone(),
+            server: self.server.handle(),
+        }
     }
 
     /// The running server's state: its store and event log (the tests look inside).
@@ -142,7 +171,66 @@ impl Application {
         self.port
     }
 
+    /// Serves until SIGTERM or SIGINT (or a `Stopper`), then shuts down gracefully.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let stopper = self.stopper();
+        actix_web::rt::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down: ending streams, finishing requests in flight");
+            stopper.stop().await;
+        });
         self.server.await
     }
 }
+
+#[derive(Clone)]
+pub struct Stopper {
+    stopping: Arc<watch::Sender<bool>>,
+    server: actix_web::dev::ServerHandle,
+}
+
+impl Stopper {
+    pub async fn stop(&self) {
+        self.stopping.send_replace(true);
+        self.server.stop(true).await;
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => std::future::pending::<()>().await,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// A peer that stops acknowledging what Herald sends (gone, or not reading) is dropped by
+/// the kernel after `timeout` instead of pinning the socket and its buffers for good.
+fn limit_unacknowledged_time(connection: &dyn std::any::Any, timeout: Duration) {
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
+    if let Some(stream) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+        let socket = socket2::SockRef::from(stream);
+        if let Err(error) = socket.set_tcp_user_timeout(Some(timeout)) {
+            tracing::debug!(%error, "cannot set TCP_USER_TIMEOUT");
+        }
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "fuchsia")))]
+    let _ = (connection, timeout);
+}
+
+impl Application {}

@@ -1,12 +1,22 @@
-//! User JWTs: what a tenant backend mints for its users' browsers.
+//! User JWTs: how a tenant's backend vouches for its users' browsers.
 //!
-//! Minting lives here for `herald token` (development and tests); verification arrives
-//! with the streaming endpoint and uses the same claims.
+//! The header's `kid` picks one of the tenant's live signing keys, and that key alone
+//! decides the algorithm: a token whose header names another algorithm is refused, as is
+//! `none`. So a token "signed" with HS256 over an RSA or EC public key (algorithm
+//! confusion) can never verify, and a key of one tenant can never vouch for another.
+//! Minting (`herald token`) signs with a tenant's HS256 key.
 
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
+use super::AuthError;
+use crate::config::JwtSettings;
+use crate::domain::Invalid;
+use crate::domain::event::validate_name;
+use crate::domain::keys::SigningAlgorithm;
+use crate::domain::tenant::Tenant;
 use crate::store::keys::SigningKey;
+use crate::store::{Store, StoreError};
 
 /// The claims Herald reads from a user token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -22,6 +32,112 @@ pub struct UserClaims {
     /// Topic names or `prefix:*` patterns the user may stream.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub topics: Vec<String>,
+}
+
+/// A verified user: who, until when, and which topics they may stream.
+#[derive(Debug, Clone)]
+pub struct UserIdentity {
+    pub user: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+    pub topic_patterns: Vec<String>,
+}
+
+impl UserIdentity {
+    /// Whether the token allows `topic`: an exact name, or a `prefix:*` pattern.
+    pub fn allows_topic(&self, topic: &str) -> bool {
+        self.topic_patterns
+            .iter()
+            .any(|pattern| match pattern.strip_suffix('*') {
+                Some(prefix) if prefix.ends_with(':') => topic.starts_with(prefix),
+                _ => pattern == topic,
+            })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Verifies `token` for `tenant`.
+pub async fn verify(
+    store: &Store,
+    tenant: &Tenant,
+    token: &str,
+    settings: &JwtSettings,
+) -> Result<UserIdentity, VerifyError> {
+    let invalid = |reason| VerifyError::Auth(AuthError::InvalidToken(reason));
+    let header = jsonwebtoken::decode_header(token).map_err(|_| invalid("malformed token"))?;
+    let kid = header
+        .kid
+        .as_deref()
+        .ok_or_else(|| invalid("no `kid` in the header"))?;
+    let key = store
+        .signing_key(tenant.id, kid)
+        .await?
+        .ok_or_else(|| invalid("unknown or revoked signing key"))?;
+    let algorithm = algorithm_of(key.alg);
+    if header.alg != algorithm {
+        return Err(invalid(
+            "the header's `alg` is not the signing key's algorithm",
+        ));
+    }
+    let decoding_key = decoding_key(&key).ok_or_else(|| invalid("unusable signing key"))?;
+    let mut validation = Validation::new(algorithm);
+    validation.set_required_spec_claims(&["exp", "aud", "sub"]);
+    validation.set_audience(&[settings.audience.as_str()]);
+    validation.validate_nbf = true;
+    validation.leeway = settings.leeway_secs;
+    let claims = jsonwebtoken::decode::<UserClaims>(token, &decoding_key, &validation)
+        .map_err(|error| {
+            use jsonwebtoken::errors::ErrorKind;
+            invalid(match error.kind() {
+                ErrorKind::ExpiredSignature => "expired",
+                ErrorKind::ImmatureSignature => "not valid yet (nbf)",
+                ErrorKind::InvalidAudience => "wrong audience",
+                ErrorKind::InvalidSignature => "bad signature",
+                ErrorKind::MissingRequiredClaim(_) => "a required claim (sub, exp, aud) is missing",
+                _ => "does not verify",
+            })
+        })?
+        .claims;
+    validate_name(&claims.sub, Invalid::User, "user id").map_err(|_| invalid("bad `sub`"))?;
+    Ok(UserIdentity {
+        user: claims.sub,
+        expires_at: claims.exp,
+        topic_patterns: claims.topics,
+    })
+}
+
+fn algorithm_of(alg: SigningAlgorithm) -> Algorithm {
+    match alg {
+        SigningAlgorithm::Hs256 => Algorithm::HS256,
+        SigningAlgorithm::Es256 => Algorithm::ES256,
+        SigningAlgorithm::EdDsa => Algorithm::EdDSA,
+        SigningAlgorithm::Rs256 => Algorithm::RS256,
+    }
+}
+
+fn decoding_key(key: &SigningKey) -> Option<DecodingKey> {
+    match key.alg {
+        SigningAlgorithm::Hs256 => key
+            .secret
+            .as_deref()
+            .map(|secret| DecodingKey::from_secret(secret.as_bytes())),
+        SigningAlgorithm::Es256 => {
+            DecodingKey::from_ec_pem(key.public_key_pem.as_deref()?.as_bytes()).ok()
+        }
+        SigningAlgorithm::EdDsa => {
+            DecodingKey::from_ed_pem(key.public_key_pem.as_deref()?.as_bytes()).ok()
+        }
+        SigningAlgorithm::Rs256 => {
+            DecodingKey::from_rsa_pem(key.public_key_pem.as_deref()?.as_bytes()).ok()
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,4 +160,26 @@ pub fn mint_hs256(key: &SigningKey, claims: &UserClaims) -> Result<String, MintE
         claims,
         &EncodingKey::from_secret(secret.as_bytes()),
     )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_patterns() {
+        let identity = UserIdentity {
+            user: "u".into(),
+            expires_at: 0,
+            topic_patterns: vec!["stock:*".into(), "news".into(), "*".into()],
+        };
+        assert!(identity.allows_topic("stock:AAPL"));
+        assert!(identity.allows_topic("news"));
+        assert!(!identity.allows_topic("stocks"));
+        assert!(!identity.allows_topic("newsroom"));
+        assert!(
+            !identity.allows_topic("weather"),
+            "a bare * is not a pattern"
+        );
+    }
 }

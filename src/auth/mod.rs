@@ -1,8 +1,8 @@
 //! Who is calling: the operator (admin token) or a tenant's backend (API key).
 //!
 //! Both are actix extractors, so a handler that names `Operator` or `Publisher` among its
-//! arguments cannot run for a caller without those credentials. Browser identities (user
-//! JWTs) join here with the streaming issue.
+//! arguments cannot run for a caller without those credentials. Browser identities are
+//! user JWTs (`jwt`), from the session cookie or an `Authorization: Bearer` header.
 
 mod admin;
 mod api_key;
@@ -14,7 +14,7 @@ pub use api_key::Publisher;
 use actix_web::HttpRequest;
 use actix_web::http::header::AUTHORIZATION;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     #[error("send credentials as Authorization: Bearer <token>")]
     MissingCredentials,
@@ -22,6 +22,11 @@ pub enum AuthError {
     InvalidAdminToken,
     #[error("the API key is unknown or revoked")]
     InvalidApiKey,
+    /// A user token that does not verify; the reason is safe to show.
+    #[error("the user token is not valid: {0}")]
+    InvalidToken(&'static str),
+    #[error("the user token does not allow topic `{0}`")]
+    TopicNotAllowed(String),
 }
 
 /// The token of an `Authorization: Bearer …` header.

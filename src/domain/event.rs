@@ -89,10 +89,8 @@ impl FromStr for EventId {
         if !valid_epoch || !valid_seq {
             return Err(());
         }
+        // Seq 0 is a valid position: before the first event.
         let seq = seq.parse::<i64>().map_err(|_| ())?;
-        if seq < 1 {
-            return Err(());
-        }
         Ok(EventId {
             epoch: epoch.to_owned(),
             seq,
@@ -356,12 +354,16 @@ mod tests {
             }
         );
         assert_eq!(id.to_string(), "ab12cd-42");
+        assert_eq!(
+            "ab-0".parse::<EventId>().unwrap().seq,
+            0,
+            "before the first event"
+        );
         for bad in [
             "",
             "42",
             "-42",
             "ab-",
-            "ab-0",
             "ab--1",
             "a b-1",
             "ab-1x",

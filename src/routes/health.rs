@@ -29,3 +29,11 @@ pub(super) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         }
     }
 }
+
+/// Prometheus metrics, read from the live counters at scrape time.
+pub(super) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let body = crate::metrics::render(&state);
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(body)
+}

@@ -7,6 +7,7 @@ mod health;
 pub(crate) mod history;
 pub mod openapi;
 mod publish;
+mod stream;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
@@ -19,6 +20,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .configure(health::configure)
         .route("/openapi.json", web::get().to(openapi::openapi_json))
         .configure(admin::configure)
+        .route("/t/{slug}/stream", web::get().to(stream::stream))
+        .route("/metrics", web::get().to(health::metrics))
         .service(
             web::resource("/v1/events")
                 .route(web::post().to(publish::publish))

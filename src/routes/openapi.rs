@@ -122,6 +122,7 @@ impl Modify for SecuritySchemes {
         };
         components.add_security_scheme("admin_token", bearer("admin token"));
         components.add_security_scheme("api_key", bearer("hk_…"));
+        components.add_security_scheme("user_token", bearer("JWT"));
     }
 }
 
@@ -144,12 +145,14 @@ impl Modify for SecuritySchemes {
         super::history::history,
         super::health::healthz,
         super::health::readyz,
+        super::stream::stream,
     ),
     components(schemas(NewTenant, TenantPatch, Retention, Tenant, ApiKeyInfo, SigningKeyInfo, Receipt)),
     modifiers(&SecuritySchemes),
     tags(
         (name = "operator", description = "Tenants and their keys; admin token"),
         (name = "tenant backend", description = "Publishing and history; API key"),
+        (name = "browser", description = "A user's stream; user JWT from the session cookie or a bearer header"),
         (name = "health", description = "Probes"),
     )
 )]

@@ -89,6 +89,12 @@ struct AppendJob {
     reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
 }
 
+/// Told about every committed group of events, in commit order, before the publishers
+/// get their answers. The hub implements it to deliver events live.
+pub trait CommitListener: Send + Sync {
+    fn committed(&self, events: &[&LoggedEvent]);
+}
+
 /// Counts of what the writer has done since it started.
 #[derive(Debug, Default)]
 pub struct LogStats {
@@ -128,10 +134,10 @@ impl Drop for InFlightGuard {
 
 impl EventLog {
     /// Starts the writer task on the current runtime. It ends when every handle is dropped.
-    pub fn start(store: Store) -> EventLog {
+    pub fn start(store: Store, listener: Arc<dyn CommitListener>) -> EventLog {
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         let stats = Arc::new(LogStats::default());
-        tokio::spawn(run_writer(store, queue, stats.clone()));
+        tokio::spawn(run_writer(store, queue, stats.clone(), listener));
         EventLog {
             jobs,
             stats,
@@ -183,7 +189,12 @@ impl EventLog {
     }
 }
 
-async fn run_writer(store: Store, mut queue: mpsc::Receiver<AppendJob>, stats: Arc<LogStats>) {
+async fn run_writer(
+    store: Store,
+    mut queue: mpsc::Receiver<AppendJob>,
+    stats: Arc<LogStats>,
+    listener: Arc<dyn CommitListener>,
+) {
     while let Some(first) = queue.recv().await {
         let mut group_events = first.events.len();
         let mut group = vec![first];
@@ -198,6 +209,15 @@ async fn run_writer(store: Store, mut queue: mpsc::Receiver<AppendJob>, stats: A
         }
         match commit_group(&store, &group).await {
             Ok(outcomes) => {
+                let committed: Vec<&LoggedEvent> = outcomes
+                    .iter()
+                    .filter_map(|outcome| match outcome {
+                        AppendOutcome::Committed(events) => Some(events.iter()),
+                        _ => None,
+                    })
+                    .flatten()
+                    .collect();
+                listener.committed(&committed);
                 stats.groups.fetch_add(1, Ordering::Relaxed);
                 stats
                     .requests

@@ -22,6 +22,7 @@ async fn the_openapi_document_describes_every_route() {
         ("/admin/tenants/{slug}/signing-keys", &["get", "post"]),
         ("/admin/tenants/{slug}/signing-keys/{kid}", &["delete"]),
         ("/v1/events", &["get", "post"]),
+        ("/t/{slug}/stream", &["get"]),
         ("/healthz", &["get"]),
         ("/readyz", &["get"]),
     ];

@@ -1,0 +1,224 @@
+//! One SSE connection's life: the opening frames, the replay from the log, then live
+//! events from the hub, with keep-alives, token expiry and shutdown along the way.
+//!
+//! The connection registers with the hub *before* it reads the log (see
+//! `routes::stream`), so an event committed during the replay is both in the log and in
+//! the live queue: the live side drops every seq it has already sent, and the stream gets
+//! each event exactly once, in order. Replay reads one page at a time, only when the
+//! client has taken the previous one, so any backlog streams with back-pressure and is
+//! never held in memory whole.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::watch;
+use tokio::time::{Instant, Sleep};
+
+use super::Subscription;
+use crate::sse;
+use crate::store::Store;
+use crate::store::log::StreamSelector;
+
+/// What woke a live connection up.
+enum Wake {
+    ShuttingDown,
+    Frame(Option<super::LiveFrame>),
+    Expired,
+    Idle,
+}
+
+/// Frames taken from the live queue in one go and written as one chunk.
+const LIVE_BATCH: usize = 64;
+
+pub struct Connection {
+    /// Frames to send before anything else (`retry:`, a position, a reset).
+    opening: Option<Bytes>,
+    replaying: bool,
+    done: bool,
+    store: Store,
+    tenant_id: i64,
+    epoch: String,
+    selector: StreamSelector,
+    replay_page: u64,
+    /// The highest seq sent so far (or the position the stream started from).
+    last_seq: i64,
+    subscription: Subscription,
+    keepalive_every: Duration,
+    keepalive: Pin<Box<Sleep>>,
+    expiry: Pin<Box<Sleep>>,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// Where a new connection starts.
+pub struct Start {
+    pub opening: Bytes,
+    /// Replay what comes after `after_seq` first (a resume), or go straight to live.
+    pub replay: bool,
+    pub after_seq: i64,
+}
+
+pub struct ConnectionParts {
+    pub store: Store,
+    pub tenant_id: i64,
+    pub epoch: String,
+    pub selector: StreamSelector,
+    pub replay_page: u64,
+    pub subscription: Subscription,
+    pub keepalive_every: Duration,
+    /// When the user's token runs out (Unix seconds).
+    pub expires_at: i64,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl Connection {
+    pub fn new(parts: ConnectionParts, start: Start) -> Connection {
+        let now_secs = crate::domain::now_ms() / 1000;
+        let remaining = u64::try_from(parts.expires_at - now_secs).unwrap_or(0);
+        Connection {
+            opening: Some(start.opening),
+            replaying: start.replay,
+            done: false,
+            store: parts.store,
+            tenant_id: parts.tenant_id,
+            epoch: parts.epoch,
+            selector: parts.selector,
+            replay_page: parts.replay_page,
+            last_seq: start.after_seq,
+            subscription: parts.subscription,
+            keepalive_every: parts.keepalive_every,
+            keepalive: Box::pin(tokio::time::sleep(parts.keepalive_every)),
+            expiry: Box::pin(tokio::time::sleep(Duration::from_secs(remaining))),
+            shutdown: parts.shutdown,
+        }
+    }
+
+    /// The body as a stream of chunks, for actix-web.
+    pub fn into_body(
+        self,
+    ) -> impl futures_util::Stream<Item = Result<Bytes, std::convert::Infallible>> {
+        futures_util::stream::unfold(self, |mut connection| async move {
+            connection
+                .next_chunk()
+                .await
+                .map(|chunk| (Ok(chunk), connection))
+        })
+    }
+
+    /// The next chunk to write, or `None` when the stream ends.
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        if let Some(opening) = self.opening.take() {
+            return Some(opening);
+        }
+        if self.done {
+            return None;
+        }
+        if self.replaying {
+            match self.replay_step().await {
+                Some(chunk) => return Some(chunk),
+                None if self.done => return None,
+                None => {}
+            }
+        }
+        self.live_step().await
+    }
+
+    /// One page of the log after `last_seq`; `None` once the replay has caught up.
+    async fn replay_step(&mut self) -> Option<Bytes> {
+        let page = self
+            .store
+            .read_after(
+                self.tenant_id,
+                &self.epoch,
+                &self.selector,
+                self.last_seq,
+                self.replay_page,
+            )
+            .await;
+        let events = match page {
+            Ok(events) => events,
+            Err(error) => {
+                // The browser reconnects with the last id it got and the replay resumes.
+                tracing::error!(%error, "replay failed; ending the stream");
+                self.done = true;
+                return None;
+            }
+        };
+        if (events.len() as u64) < self.replay_page {
+            self.replaying = false;
+        }
+        let last = events.last()?;
+        self.last_seq = last.id.seq;
+        let mut chunk = BytesMut::new();
+        for event in &events {
+            chunk.extend_from_slice(&sse::encode(event));
+        }
+        self.reset_keepalive();
+        Some(chunk.freeze())
+    }
+
+    async fn live_step(&mut self) -> Option<Bytes> {
+        loop {
+            let wake = tokio::select! {
+                biased;
+                _ = self.shutdown.wait_for(|stopping| *stopping) => Wake::ShuttingDown,
+                frame = self.subscription.frames.recv() => Wake::Frame(frame),
+                _ = &mut self.expiry => Wake::Expired,
+                _ = &mut self.keepalive => Wake::Idle,
+            };
+            match wake {
+                Wake::ShuttingDown => return None,
+                // The hub closed this connection: it could not keep up.
+                Wake::Frame(None) => return None,
+                Wake::Frame(Some(frame)) => {
+                    if frame.seq <= self.last_seq {
+                        continue;
+                    }
+                    self.last_seq = frame.seq;
+                    let mut frames = vec![frame.bytes];
+                    while frames.len() < LIVE_BATCH {
+                        let Ok(next) = self.subscription.frames.try_recv() else {
+                            break;
+                        };
+                        if next.seq > self.last_seq {
+                            self.last_seq = next.seq;
+                            frames.push(next.bytes);
+                        }
+                    }
+                    self.reset_keepalive();
+                    return Some(concat(frames));
+                }
+                Wake::Expired => {
+                    self.done = true;
+                    return Some(sse::control(
+                        sse::SESSION_EXPIRED,
+                        &serde_json::json!({ "reason": "the session's token has expired" }),
+                        None,
+                    ));
+                }
+                Wake::Idle => {
+                    self.reset_keepalive();
+                    return Some(sse::keep_alive());
+                }
+            }
+        }
+    }
+
+    fn reset_keepalive(&mut self) {
+        self.keepalive
+            .as_mut()
+            .reset(Instant::now() + self.keepalive_every);
+    }
+}
+
+/// One chunk from several frames; a lone frame is passed on without a copy.
+fn concat(mut frames: Vec<Bytes>) -> Bytes {
+    if frames.len() == 1 {
+        return frames.pop().unwrap_or_default();
+    }
+    let mut chunk = BytesMut::with_capacity(frames.iter().map(Bytes::len).sum());
+    for frame in &frames {
+        chunk.extend_from_slice(frame);
+    }
+    chunk.freeze()
+}

@@ -1,0 +1,243 @@
+//! The hub: who is listening, and getting each committed event to them.
+//!
+//! Connections are spread over shard actors, one per core, each on its own thread
+//! (`Arbiter`). A connection lives on the shard its `(tenant, user)` hashes to, so all of a
+//! user's tabs share one shard and the per-user cap is exact there. After every commit the
+//! event log hands the committed events to `Hub::committed`: each is encoded to SSE bytes
+//! once, and one message carrying the whole group goes to every shard. Each shard delivers
+//! to its own connections by cloning the shared buffer into their bounded queues; no actor
+//! or lock sits on the path of every event. A queue that is full means a connection that
+//! cannot keep up: the shard drops it (its stream ends, the browser reconnects and resumes
+//! from the log) and counts it.
+
+pub mod connection;
+mod shard;
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use actix::{Actor, Addr, Arbiter};
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::config::StreamSettings;
+use crate::domain::event::Target;
+use crate::sse;
+use crate::store::log::{CommitListener, LoggedEvent};
+use shard::{Deliver, Register, Shard, Unregister};
+
+/// One event ready for the wire, shared by every connection it goes to.
+#[derive(Debug, Clone)]
+pub struct LiveFrame {
+    pub seq: i64,
+    pub bytes: Bytes,
+}
+
+/// One committed event with where it goes.
+#[derive(Debug)]
+pub(crate) struct Delivery {
+    pub tenant_id: i64,
+    pub target: Target,
+    pub frame: LiveFrame,
+}
+
+/// Counters for `/metrics` and the tests.
+#[derive(Debug, Default)]
+pub struct HubStats {
+    /// Streams open now.
+    pub connections: AtomicU64,
+    /// Streams closed because their queue was full.
+    pub slow_closed: AtomicU64,
+    /// Frames put into connection queues.
+    pub delivered: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HubError {
+    #[error("this user has too many open streams")]
+    TooManyForUser,
+    #[error("this tenant has too many open streams")]
+    TooManyForTenant,
+    #[error("the hub is shutting down")]
+    Stopped,
+}
+
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<HubInner>,
+}
+
+struct HubInner {
+    shards: Vec<Addr<Shard>>,
+    arbiters: Vec<Arbiter>,
+    stats: Arc<HubStats>,
+    per_tenant: Mutex<HashMap<i64, usize>>,
+    next_connection: AtomicU64,
+    settings: StreamSettings,
+}
+
+impl Drop for HubInner {
+    fn drop(&mut self) {
+        for arbiter in &self.arbiters {
+            arbiter.stop();
+        }
+    }
+}
+
+impl Hub {
+    /// Starts one shard per core, each on a thread of its own.
+    pub fn start(settings: &StreamSettings) -> Hub {
+        let count = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let stats = Arc::new(HubStats::default());
+        let mut shards = Vec::with_capacity(count);
+        let mut arbiters = Vec::with_capacity(count);
+        for _ in 0..count {
+            let arbiter = Arbiter::new();
+            let shard_stats = stats.clone();
+            let per_user = settings.max_connections_per_user;
+            shards.push(Shard::start_in_arbiter(&arbiter.handle(), move |_| {
+                Shard::new(shard_stats, per_user)
+            }));
+            arbiters.push(arbiter);
+        }
+        Hub {
+            inner: Arc::new(HubInner {
+                shards,
+                arbiters,
+                stats,
+                per_tenant: Mutex::default(),
+                next_connection: AtomicU64::new(1),
+                settings: settings.clone(),
+            }),
+        }
+    }
+
+    pub fn stats(&self) -> &HubStats {
+        &self.inner.stats
+    }
+
+    fn shard_for(&self, tenant_id: i64, user: &str) -> &Addr<Shard> {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (tenant_id, user).hash(&mut hasher);
+        let index = hasher.finish() as usize % self.inner.shards.len();
+        &self.inner.shards[index]
+    }
+
+    /// Registers a connection for a user's own events, the tenant's broadcasts and
+    /// `topics`. Events committed from the moment this returns are in the subscription's
+    /// queue.
+    pub async fn subscribe(
+        &self,
+        tenant_id: i64,
+        user: &str,
+        topics: Vec<String>,
+    ) -> Result<Subscription, HubError> {
+        {
+            let mut per_tenant = self
+                .inner
+                .per_tenant
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let count = per_tenant.entry(tenant_id).or_insert(0);
+            if *count >= self.inner.settings.max_connections_per_tenant {
+                return Err(HubError::TooManyForTenant);
+            }
+            *count += 1;
+        }
+        // From here on the guard gives the tenant's slot back, whatever happens.
+        let id = self.inner.next_connection.fetch_add(1, Ordering::Relaxed);
+        let shard = self.shard_for(tenant_id, user).clone();
+        let guard = SubscriptionGuard {
+            hub: self.clone(),
+            shard: shard.clone(),
+            tenant_id,
+            id,
+            registered: false,
+        };
+        let (sender, frames) = mpsc::channel(self.inner.settings.queue_capacity);
+        let registered = shard
+            .send(Register {
+                id,
+                tenant_id,
+                user: user.to_owned(),
+                topics,
+                sender,
+            })
+            .await
+            .map_err(|_| HubError::Stopped)?;
+        registered?;
+        let mut guard = guard;
+        guard.registered = true;
+        self.inner.stats.connections.fetch_add(1, Ordering::Relaxed);
+        Ok(Subscription {
+            frames,
+            _guard: guard,
+        })
+    }
+}
+
+impl CommitListener for Hub {
+    /// Encodes each event once and hands the group to every shard, in commit order.
+    fn committed(&self, events: &[&LoggedEvent]) {
+        if events.is_empty() {
+            return;
+        }
+        let batch: Arc<Vec<Delivery>> = Arc::new(
+            events
+                .iter()
+                .map(|event| Delivery {
+                    tenant_id: event.tenant_id,
+                    target: event.target.clone(),
+                    frame: LiveFrame {
+                        seq: event.id.seq,
+                        bytes: sse::encode(event),
+                    },
+                })
+                .collect(),
+        );
+        for shard in &self.inner.shards {
+            shard.do_send(Deliver(batch.clone()));
+        }
+    }
+}
+
+/// A registered connection's queue of live frames. Dropping it unregisters the connection.
+pub struct Subscription {
+    pub frames: mpsc::Receiver<LiveFrame>,
+    _guard: SubscriptionGuard,
+}
+
+struct SubscriptionGuard {
+    hub: Hub,
+    shard: Addr<Shard>,
+    tenant_id: i64,
+    id: u64,
+    registered: bool,
+}
+
+impl Drop for SubscriptionGuard {
+    fn drop(&mut self) {
+        if self.registered {
+            self.shard.do_send(Unregister { id: self.id });
+            self.hub
+                .inner
+                .stats
+                .connections
+                .fetch_sub(1, Ordering::Relaxed);
+        }
+        let mut per_tenant = self
+            .hub
+            .inner
+            .per_tenant
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = per_tenant.get_mut(&self.tenant_id) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                per_tenant.remove(&self.tenant_id);
+            }
+        }
+    }
+}

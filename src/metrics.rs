@@ -1,0 +1,42 @@
+//! `/metrics`: Herald's counters in the Prometheus text format.
+//!
+//! The counters themselves live where the work happens (`LogStats` in the event log,
+//! `HubStats` in the hub) as plain atomics; a scrape copies them into the `metrics`
+//! recorder and renders it with metrics-exporter-prometheus.
+
+use std::sync::OnceLock;
+use std::sync::atomic::Ordering;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::startup::AppState;
+
+fn handle() -> Option<&'static PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| match PrometheusBuilder::new().install_recorder() {
+            Ok(handle) => Some(handle),
+            Err(error) => {
+                tracing::warn!(%error, "no metrics recorder");
+                None
+            }
+        })
+        .as_ref()
+}
+
+pub fn render(state: &AppState) -> String {
+    let Some(handle) = handle() else {
+        return String::new();
+    };
+    let log = state.log.stats();
+    let hub = state.hub.stats();
+    metrics::gauge!("herald_streams_open").set(hub.connections.load(Ordering::Relaxed) as f64);
+    metrics::counter!("herald_streams_closed_slow_total")
+        .absolute(hub.slow_closed.load(Ordering::Relaxed));
+    metrics::counter!("herald_frames_queued_total").absolute(hub.delivered.load(Ordering::Relaxed));
+    metrics::counter!("herald_events_committed_total").absolute(log.events.load(Ordering::Relaxed));
+    metrics::counter!("herald_publish_requests_total")
+        .absolute(log.requests.load(Ordering::Relaxed));
+    metrics::counter!("herald_commit_groups_total").absolute(log.groups.load(Ordering::Relaxed));
+    handle.render()
+}
