@@ -10,6 +10,8 @@ use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
+use crate::sse_client::SseStream;
+
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
 /// Everything Herald logged during this test run (all tests share one subscriber).
@@ -131,11 +133,45 @@ pub async fn spawn_with_settings(
     }
 }
 
-/// A tenant made through the operator API, with one API key.
+/// A tenant made through the operator API, with one API key and one HS256 signing key.
 pub struct TestTenant {
     pub slug: String,
     pub api_key: String,
     pub api_key_id: String,
+    pub kid: String,
+    pub secret: String,
+}
+
+impl TestTenant {
+    /// A user token as a tenant backend mints it: HS256 with the tenant's key.
+    pub fn token(&self, user: &str, topics: &[&str]) -> String {
+        self.token_with(
+            json!({"sub": user, "aud": "herald", "exp": now_secs() + 3600, "topics": topics}),
+        )
+    }
+
+    /// A token with exactly these claims, signed with the tenant's HS256 key.
+    pub fn token_with(&self, claims: Value) -> String {
+        sign_hs256(&self.kid, self.secret.as_bytes(), &claims)
+    }
+}
+
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+pub fn sign_hs256(kid: &str, secret: &[u8], claims: &Value) -> String {
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some(kid.to_owned());
+    jsonwebtoken::encode(
+        &header,
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )
+    .unwrap()
 }
 
 impl TestApp {
@@ -178,11 +214,77 @@ impl TestApp {
             .json()
             .await
             .unwrap();
+        let signing: Value = self
+            .admin(
+                reqwest::Method::POST,
+                &format!("/admin/tenants/{slug}/signing-keys"),
+                Some(json!({"alg": "HS256"})),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
         TestTenant {
             slug: slug.to_owned(),
             api_key: key["key"].as_str().unwrap().to_owned(),
             api_key_id: key["id"].as_str().unwrap().to_owned(),
+            kid: signing["kid"].as_str().unwrap().to_owned(),
+            secret: signing["secret"].as_str().unwrap().to_owned(),
         }
+    }
+
+    /// `GET /t/{slug}/stream` with a bearer token, a query and optionally `Last-Event-ID`.
+    pub async fn stream_request(
+        &self,
+        slug: &str,
+        token: &str,
+        query: &str,
+        last_event_id: Option<&str>,
+    ) -> Response {
+        let mut request = self
+            .client
+            .get(self.url(&format!("/t/{slug}/stream?{query}")))
+            .bearer_auth(token);
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// Opens a stream, asserting a 200 event stream.
+    pub async fn open_stream(
+        &self,
+        tenant: &TestTenant,
+        token: &str,
+        query: &str,
+        last_event_id: Option<&str>,
+    ) -> SseStream {
+        let response = self
+            .stream_request(&tenant.slug, token, query, last_event_id)
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "{}",
+            response.text().await.unwrap_or_default()
+        );
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        SseStream::new(response)
+    }
+
+    /// Waits until the hub counts `open` streams (they register and leave asynchronously).
+    pub async fn wait_for_open_streams(&self, open: u64) {
+        let stats = self.state.hub.stats();
+        for _ in 0..200 {
+            if stats.connections.load(std::sync::atomic::Ordering::SeqCst) == open {
+                return;
+            }
+            actix_web::rt::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!(
+            "the hub counts {} open streams, expected {open}",
+            stats.connections.load(std::sync::atomic::Ordering::SeqCst)
+        );
     }
 
     pub async fn publish(&self, api_key: &str, body: &Value) -> Response {

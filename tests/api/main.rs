@@ -12,3 +12,5 @@ mod isolation;
 mod openapi;
 mod publish;
 mod sequence;
+mod sse_client;
+mod stream;
