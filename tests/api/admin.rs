@@ -3,16 +3,8 @@ use serde_json::{Value, json};
 
 use crate::helpers::{ADMIN_TOKEN, assert_error, captured_logs, spawn_app};
 
-const EC_PUBLIC_KEY: &str = "-----BEGIN PUBLIC KEY-----
-MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE7lmUJLOVXFY2hBbr/zIhmho/1rPg
-0hltA6/RVRTD+pBIZqVWb+4PdR0yxjh67xs9q6gbY+Wgzwa+I6uh+Ps5Rw==
------END PUBLIC KEY-----
-";
-
-const ED_PUBLIC_KEY: &str = "-----BEGIN PUBLIC KEY-----
-MCowBQYDK2VwAyEAD3qJ2TCmCbieGW3THUwtszVKUGj3M6byLLWeO1yRvvA=
------END PUBLIC KEY-----
-";
+const EC_PUBLIC_KEY: &str = include_str!("keys/ec_public.pem");
+const ED_PUBLIC_KEY: &str = include_str!("keys/ed_public.pem");
 
 #[actix_web::test]
 async fn tenant_lifecycle() {

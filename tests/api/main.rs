@@ -2,6 +2,7 @@
 //! spawns Herald on port 0 with its own SQLite database and talks to it over real HTTP.
 
 mod admin;
+mod auth;
 mod bad_input;
 mod cli;
 mod config;
