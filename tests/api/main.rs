@@ -12,6 +12,7 @@ mod idempotency;
 mod isolation;
 mod openapi;
 mod publish;
+mod resume;
 mod sequence;
 mod sse_client;
 mod stream;

@@ -65,6 +65,12 @@ impl SseStream {
         }
     }
 
+    /// Events already parsed but not yet taken: a browser would have dispatched them, and
+    /// `last_event_id` already counts them.
+    pub fn drain_parsed(&mut self) -> Vec<SseEvent> {
+        self.ready.drain(..).collect()
+    }
+
     /// Reads until `count` events came (or `wait` passed between two of them).
     pub async fn take(&mut self, count: usize, wait: Duration) -> Vec<SseEvent> {
         let mut events = Vec::new();
