@@ -23,12 +23,12 @@ use crate::store::log::StreamSelector;
 /// What woke a live connection up.
 enum Wake {
     ShuttingDown,
-    Frame(Option<super::LiveFrame>),
+    Frames(Option<super::Frames>),
     Expired,
     Idle,
 }
 
-/// Frames taken from the live queue in one go and written as one chunk.
+/// Frames gathered from the live queue into one chunk, at most (beyond the first group).
 const LIVE_BATCH: usize = 64;
 
 pub struct Connection {
@@ -162,31 +162,28 @@ impl Connection {
             let wake = tokio::select! {
                 biased;
                 _ = self.shutdown.wait_for(|stopping| *stopping) => Wake::ShuttingDown,
-                frame = self.subscription.frames.recv() => Wake::Frame(frame),
+                frames = self.subscription.frames.recv() => Wake::Frames(frames),
                 _ = &mut self.expiry => Wake::Expired,
                 _ = &mut self.keepalive => Wake::Idle,
             };
             match wake {
                 Wake::ShuttingDown => return None,
                 // The hub closed this connection: it could not keep up.
-                Wake::Frame(None) => return None,
-                Wake::Frame(Some(frame)) => {
-                    if frame.seq <= self.last_seq {
-                        continue;
-                    }
-                    self.last_seq = frame.seq;
-                    let mut frames = vec![frame.bytes];
-                    while frames.len() < LIVE_BATCH {
-                        let Ok(next) = self.subscription.frames.try_recv() else {
+                Wake::Frames(None) => return None,
+                Wake::Frames(Some(frames)) => {
+                    let mut chunk = Vec::new();
+                    self.take_new(frames, &mut chunk);
+                    while chunk.len() < LIVE_BATCH {
+                        let Ok(more) = self.subscription.frames.try_recv() else {
                             break;
                         };
-                        if next.seq > self.last_seq {
-                            self.last_seq = next.seq;
-                            frames.push(next.bytes);
-                        }
+                        self.take_new(more, &mut chunk);
+                    }
+                    if chunk.is_empty() {
+                        continue;
                     }
                     self.reset_keepalive();
-                    return Some(concat(frames));
+                    return Some(concat(chunk));
                 }
                 Wake::Expired => {
                     self.done = true;
@@ -201,6 +198,20 @@ impl Connection {
                     return Some(sse::keep_alive());
                 }
             }
+        }
+    }
+
+    /// Keeps the frames this stream has not sent yet (the replay may have sent some).
+    fn take_new(&mut self, frames: super::Frames, chunk: &mut Vec<Bytes>) {
+        let mut keep = |frame: super::LiveFrame| {
+            if frame.seq > self.last_seq {
+                self.last_seq = frame.seq;
+                chunk.push(frame.bytes);
+            }
+        };
+        match frames {
+            super::Frames::One(frame) => keep(frame),
+            super::Frames::Many(frames) => frames.into_iter().for_each(keep),
         }
     }
 

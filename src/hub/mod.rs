@@ -5,10 +5,10 @@
 //! user's tabs share one shard and the per-user cap is exact there. After every commit the
 //! event log hands the committed events to `Hub::committed`: each is encoded to SSE bytes
 //! once, and one message carrying the whole group goes to every shard. Each shard delivers
-//! to its own connections by cloning the shared buffer into their bounded queues; no actor
-//! or lock sits on the path of every event. A queue that is full means a connection that
-//! cannot keep up: the shard drops it (its stream ends, the browser reconnects and resumes
-//! from the log) and counts it.
+//! to its own connections by cloning the shared buffer into their bounded queues (one
+//! entry per commit group); no actor or lock sits on the path of every event. A queue that
+//! is full means a connection that cannot keep up: the shard drops it (its stream ends,
+//! the browser reconnects and resumes from the log) and counts it.
 
 pub mod connection;
 mod shard;
@@ -35,6 +35,27 @@ pub struct LiveFrame {
     pub bytes: Bytes,
 }
 
+/// What one commit group holds for one connection: a connection's queue counts groups,
+/// not events, so a big batch is one entry and only a connection that falls behind by many
+/// commits counts as slow.
+#[derive(Debug)]
+pub enum Frames {
+    One(LiveFrame),
+    Many(Vec<LiveFrame>),
+}
+
+impl Frames {
+    fn push(&mut self, frame: LiveFrame) {
+        match self {
+            Frames::One(first) => {
+                let first = first.clone();
+                *self = Frames::Many(vec![first, frame]);
+            }
+            Frames::Many(frames) => frames.push(frame),
+        }
+    }
+}
+
 /// One committed event with where it goes.
 #[derive(Debug)]
 pub(crate) struct Delivery {
@@ -46,7 +67,8 @@ pub(crate) struct Delivery {
 /// Counters for `/metrics` and the tests.
 #[derive(Debug, Default)]
 pub struct HubStats {
-    /// Streams open now.
+    /// Streams registered with the shards now (a stream dropped as too slow leaves at
+    /// once, even while its socket waits to be closed).
     pub connections: AtomicU64,
     /// Streams closed because their queue was full.
     pub slow_closed: AtomicU64,
@@ -170,7 +192,6 @@ impl Hub {
         registered?;
         let mut guard = guard;
         guard.registered = true;
-        self.inner.stats.connections.fetch_add(1, Ordering::Relaxed);
         Ok(Subscription {
             frames,
             _guard: guard,
@@ -205,7 +226,7 @@ impl CommitListener for Hub {
 
 /// A registered connection's queue of live frames. Dropping it unregisters the connection.
 pub struct Subscription {
-    pub frames: mpsc::Receiver<LiveFrame>,
+    pub frames: mpsc::Receiver<Frames>,
     _guard: SubscriptionGuard,
 }
 
@@ -221,11 +242,6 @@ impl Drop for SubscriptionGuard {
     fn drop(&mut self) {
         if self.registered {
             self.shard.do_send(Unregister { id: self.id });
-            self.hub
-                .inner
-                .stats
-                .connections
-                .fetch_sub(1, Ordering::Relaxed);
         }
         let mut per_tenant = self
             .hub

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use actix::{Actor, Context, Handler, Message};
 use tokio::sync::mpsc::{self, error::TrySendError};
 
-use super::{Delivery, HubError, HubStats, LiveFrame};
+use super::{Delivery, Frames, HubError, HubStats};
 use crate::domain::event::Target;
 
 pub(super) struct Shard {
@@ -16,13 +16,15 @@ pub(super) struct Shard {
     tenants: HashMap<i64, TenantIndex>,
     stats: Arc<HubStats>,
     max_per_user: usize,
+    /// Per connection, the frames of the group being delivered (kept to reuse its memory).
+    pending: HashMap<u64, Frames>,
 }
 
 struct Connection {
     tenant_id: i64,
     user: String,
     topics: Vec<String>,
-    sender: mpsc::Sender<LiveFrame>,
+    sender: mpsc::Sender<Frames>,
 }
 
 /// Who listens to what, within one tenant, on this shard.
@@ -61,6 +63,7 @@ impl Shard {
             tenants: HashMap::new(),
             stats,
             max_per_user,
+            pending: HashMap::new(),
         }
     }
 
@@ -68,6 +71,7 @@ impl Shard {
         let Some(connection) = self.connections.remove(&id) else {
             return false;
         };
+        self.stats.connections.fetch_sub(1, Ordering::Relaxed);
         if let Some(index) = self.tenants.get_mut(&connection.tenant_id) {
             remove_from_map(&mut index.users, &connection.user, id);
             for topic in &connection.topics {
@@ -81,19 +85,23 @@ impl Shard {
         true
     }
 
-    /// Queues `frame` for each listener; returns those that could not keep up.
-    fn offer(&self, listeners: &[u64], frame: &LiveFrame, slow: &mut Vec<(u64, bool)>) {
-        for id in listeners {
-            let Some(connection) = self.connections.get(id) else {
+    /// Queues each connection's frames of this group; notes those that could not keep up.
+    fn flush(&mut self, slow: &mut Vec<(u64, bool)>) {
+        for (id, frames) in self.pending.drain() {
+            let Some(connection) = self.connections.get(&id) else {
                 continue;
             };
-            match connection.sender.try_send(frame.clone()) {
+            let count = match &frames {
+                Frames::One(_) => 1,
+                Frames::Many(frames) => frames.len() as u64,
+            };
+            match connection.sender.try_send(frames) {
                 Ok(()) => {
-                    self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                    self.stats.delivered.fetch_add(count, Ordering::Relaxed);
                 }
-                Err(TrySendError::Full(_)) => slow.push((*id, true)),
+                Err(TrySendError::Full(_)) => slow.push((id, true)),
                 // The stream has ended already; its unregistration is on its way.
-                Err(TrySendError::Closed(_)) => slow.push((*id, false)),
+                Err(TrySendError::Closed(_)) => slow.push((id, false)),
             }
         }
     }
@@ -110,7 +118,7 @@ pub(super) struct Register {
     pub tenant_id: i64,
     pub user: String,
     pub topics: Vec<String>,
-    pub sender: mpsc::Sender<LiveFrame>,
+    pub sender: mpsc::Sender<Frames>,
 }
 
 impl Handler<Register> for Shard {
@@ -138,6 +146,7 @@ impl Handler<Register> for Shard {
                 .push(register.id);
         }
         index.broadcast.push(register.id);
+        self.stats.connections.fetch_add(1, Ordering::Relaxed);
         self.connections.insert(
             register.id,
             Connection {
@@ -174,7 +183,6 @@ impl Handler<Deliver> for Shard {
     type Result = ();
 
     fn handle(&mut self, Deliver(batch): Deliver, _: &mut Context<Self>) {
-        let mut slow = Vec::new();
         for delivery in batch.iter() {
             let Some(index) = self.tenants.get(&delivery.tenant_id) else {
                 continue;
@@ -184,18 +192,23 @@ impl Handler<Deliver> for Shard {
                 Target::Topic(topic) => index.topics.get(topic),
                 Target::Broadcast => Some(&index.broadcast),
             };
-            if let Some(listeners) = listeners {
-                self.offer(listeners, &delivery.frame, &mut slow);
-            }
-            if !slow.is_empty() {
-                for (id, full) in slow.drain(..) {
-                    // Dropping the sender ends the connection's stream; the browser then
-                    // reconnects and resumes from the log.
-                    if self.remove(id) && full {
-                        self.stats.slow_closed.fetch_add(1, Ordering::Relaxed);
-                        tracing::info!(connection = id, "closed a stream that could not keep up");
+            for &id in listeners.into_iter().flatten() {
+                match self.pending.get_mut(&id) {
+                    Some(frames) => frames.push(delivery.frame.clone()),
+                    None => {
+                        self.pending.insert(id, Frames::One(delivery.frame.clone()));
                     }
                 }
+            }
+        }
+        let mut slow = Vec::new();
+        self.flush(&mut slow);
+        for (id, full) in slow {
+            // Dropping the sender ends the connection's stream; the browser then reconnects
+            // and resumes from the log.
+            if self.remove(id) && full {
+                self.stats.slow_closed.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(connection = id, "closed a stream that could not keep up");
             }
         }
     }

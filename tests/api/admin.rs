@@ -277,7 +277,11 @@ async fn signing_keys_lifecycle() {
         .unwrap();
     assert!(!list.contains(&secret), "a secret in a list: {list}");
     let list: Value = serde_json::from_str(&list).unwrap();
-    assert_eq!(list["signing_keys"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        list["signing_keys"].as_array().unwrap().len(),
+        4,
+        "create_tenant made one too"
+    );
 
     let revoked = app
         .admin(

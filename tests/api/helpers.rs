@@ -52,11 +52,19 @@ impl Write for LogWriter {
     }
 }
 
-pub struct TestApp {
+/// Herald's HTTP API as the tests call it, wherever the server runs.
+pub struct Api {
     pub address: String,
+    pub client: reqwest::Client,
+}
+
+/// A Herald server running inside the test process.
+pub struct TestApp {
+    pub api: Api,
     /// The server's own state, for looking inside (the event log's counters, the store).
     pub state: actix_web::web::Data<herald::startup::AppState>,
-    pub client: reqwest::Client,
+    /// Stops the server as SIGTERM would.
+    pub stopper: herald::startup::Stopper,
     pub dir: PathBuf,
     _tempdir: Option<TempDir>,
 }
@@ -123,11 +131,15 @@ pub async fn spawn_with_settings(
     let application = Application::build(settings).await.expect("Herald starts");
     let address = format!("http://127.0.0.1:{}", application.port());
     let state = application.state();
+    let stopper = application.stopper();
     actix_web::rt::spawn(application.run_until_stopped());
     TestApp {
-        address,
+        api: Api {
+            address,
+            client: reqwest::Client::new(),
+        },
         state,
-        client: reqwest::Client::new(),
+        stopper,
         dir,
         _tempdir: tempdir,
     }
@@ -174,7 +186,32 @@ pub fn sign_hs256(kid: &str, secret: &[u8], claims: &Value) -> String {
     .unwrap()
 }
 
+impl std::ops::Deref for TestApp {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
 impl TestApp {
+    /// Waits until the hub counts `open` streams (they register and leave asynchronously).
+    pub async fn wait_for_open_streams(&self, open: u64) {
+        let stats = self.state.hub.stats();
+        for _ in 0..200 {
+            if stats.connections.load(std::sync::atomic::Ordering::SeqCst) == open {
+                return;
+            }
+            actix_web::rt::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!(
+            "the hub counts {} open streams, expected {open}",
+            stats.connections.load(std::sync::atomic::Ordering::SeqCst)
+        );
+    }
+}
+
+impl Api {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }
@@ -270,21 +307,6 @@ impl TestApp {
         );
         assert_eq!(response.headers()["content-type"], "text/event-stream");
         SseStream::new(response)
-    }
-
-    /// Waits until the hub counts `open` streams (they register and leave asynchronously).
-    pub async fn wait_for_open_streams(&self, open: u64) {
-        let stats = self.state.hub.stats();
-        for _ in 0..200 {
-            if stats.connections.load(std::sync::atomic::Ordering::SeqCst) == open {
-                return;
-            }
-            actix_web::rt::time::sleep(std::time::Duration::from_millis(25)).await;
-        }
-        panic!(
-            "the hub counts {} open streams, expected {open}",
-            stats.connections.load(std::sync::atomic::Ordering::SeqCst)
-        );
     }
 
     pub async fn publish(&self, api_key: &str, body: &Value) -> Response {

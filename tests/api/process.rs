@@ -1,0 +1,136 @@
+//! Herald as its own process (`herald serve`), for what only a process shows: its memory,
+//! its signals, its exit.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+use crate::helpers::{ADMIN_TOKEN, Api, fresh_database_url};
+
+pub struct ServerProcess {
+    pub api: Api,
+    pub child: Child,
+    _dir: TempDir,
+}
+
+impl std::ops::Deref for ServerProcess {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl ServerProcess {
+    /// Starts `herald serve` on a free port with its own database; returns once it listens.
+    pub async fn start(extra_env: &[(&str, &str)]) -> ServerProcess {
+        let dir = TempDir::new().unwrap();
+        let url = fresh_database_url(dir.path()).await;
+        let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
+        command
+            .arg("serve")
+            .env_remove("HERALD_ENV")
+            .env(
+                "HERALD_CONFIG_DIR",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
+            )
+            .env("HERALD__DATABASE__URL", &url)
+            .env("HERALD__SERVER__PORT", "0")
+            .env("HERALD__ADMIN__TOKEN", ADMIN_TOKEN)
+            .env("HERALD__SEED__DEMO_TENANT", "false")
+            .env("HERALD__LOG__FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        for (key, value) in extra_env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("herald starts");
+        let stdout = child.stdout.take().unwrap();
+        // The port is in the "listening" log line; the rest of the log is drained so the
+        // server never blocks on a full pipe.
+        let (port_tx, port_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut port_tx = Some(port_tx);
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(entry) = serde_json::from_str::<Value>(&line)
+                    && entry["fields"]["message"] == "Herald is listening"
+                    && let Some(tx) = port_tx.take()
+                {
+                    let _ = tx.send(entry["fields"]["port"].as_u64().unwrap_or(0));
+                }
+            }
+        });
+        let port = port_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("herald reports its port");
+        ServerProcess {
+            api: Api {
+                address: format!("http://127.0.0.1:{port}"),
+                client: reqwest::Client::new(),
+            },
+            child,
+            _dir: dir,
+        }
+    }
+
+    pub fn resident_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit; `None` if it is still running after `wait`.
+    pub fn wait_for_exit(&mut self, wait: Duration) -> Option<std::process::ExitStatus> {
+        let began = Instant::now();
+        while began.elapsed() < wait {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Reads a counter or gauge from `/metrics`.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|line| {
+                line.strip_prefix(name)
+                    .and_then(|rest| rest.trim().parse().ok())
+            })
+            .unwrap_or(0.0)
+    }
+}
