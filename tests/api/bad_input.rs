@@ -339,14 +339,8 @@ async fn bad_operator_requests_get_specific_errors_and_change_nothing() {
         assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, code).await;
     }
     let response = app
-        .client
-        .post(app.url("/admin/tenants"))
-        .bearer_auth(crate::helpers::ADMIN_TOKEN)
-        .header("Content-Type", "application/json")
-        .body("{\"slug\":")
-        .send()
-        .await
-        .unwrap();
+        .admin_raw(Method::POST, "/admin/tenants", "{\"slug\":")
+        .await;
     assert_error(response, StatusCode::BAD_REQUEST, "invalid_json").await;
     app.create_tenant("ok").await;
     let patch = app
@@ -358,14 +352,8 @@ async fn bad_operator_requests_get_specific_errors_and_change_nothing() {
         .await;
     assert_error(patch, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body").await;
     let key = app
-        .client
-        .post(app.url("/admin/tenants/ok/api-keys"))
-        .bearer_auth(crate::helpers::ADMIN_TOKEN)
-        .header("Content-Type", "application/json")
-        .body("{oops")
-        .send()
-        .await
-        .unwrap();
+        .admin_raw(Method::POST, "/admin/tenants/ok/api-keys", "{oops")
+        .await;
     assert_error(key, StatusCode::BAD_REQUEST, "invalid_json").await;
     let missing = app
         .admin(Method::POST, "/admin/tenants/nope/api-keys", None)

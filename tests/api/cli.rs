@@ -8,15 +8,23 @@ use tempfile::TempDir;
 
 use crate::helpers::{spawn_with_settings, test_settings};
 
-pub fn herald(database_url: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_herald"))
-        .args(args)
+/// The `herald` binary, configured as the tests run it: the repository's `config/`, the
+/// `local` environment, and the given database.
+pub fn herald_command(database_url: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
+    command
         .env_remove("HERALD_ENV")
         .env(
             "HERALD_CONFIG_DIR",
             concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
         )
-        .env("HERALD__DATABASE__URL", database_url)
+        .env("HERALD__DATABASE__URL", database_url);
+    command
+}
+
+pub fn herald(database_url: &str, args: &[&str]) -> Output {
+    herald_command(database_url)
+        .args(args)
         .output()
         .expect("herald runs")
 }

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use herald::config::{Environment, Settings};
 
-use crate::cli::herald;
+use crate::cli::{herald, herald_command};
 
 fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
     let path = dir.join(name);
@@ -78,13 +78,8 @@ fn production_refuses_to_start_without_an_admin_token() {
 fn the_binary_reads_environment_overrides_and_names_bad_ones() {
     let dir = tempfile::TempDir::new().unwrap();
     let url = format!("sqlite://{}/herald.db", dir.path().display());
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+    let output = herald_command(&url)
         .arg("migrate")
-        .env(
-            "HERALD_CONFIG_DIR",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
-        )
-        .env("HERALD__DATABASE__URL", &url)
         .env("HERALD__SERVER__PROT", "1")
         .output()
         .unwrap();
@@ -92,14 +87,9 @@ fn the_binary_reads_environment_overrides_and_names_bad_ones() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("prot"), "{stderr}");
 
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+    let output = herald_command(&url)
         .arg("migrate")
         .env("HERALD_ENV", "production")
-        .env(
-            "HERALD_CONFIG_DIR",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
-        )
-        .env("HERALD__DATABASE__URL", &url)
         .env_remove("HERALD__ADMIN__TOKEN")
         .output()
         .unwrap();

@@ -232,6 +232,18 @@ impl Api {
         request.send().await.unwrap()
     }
 
+    /// An operator request with a raw JSON body, well-formed or not.
+    pub async fn admin_raw(&self, method: reqwest::Method, path: &str, body: &str) -> Response {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .header("Content-Type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn create_tenant(&self, slug: &str) -> TestTenant {
         let response = self
             .admin(

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tempfile::TempDir;
 
+use crate::cli::herald_command;
 use crate::helpers::{ADMIN_TOKEN, Api, fresh_database_url};
 
 pub struct ServerProcess {
@@ -36,15 +37,9 @@ impl ServerProcess {
     pub async fn start(extra_env: &[(&str, &str)]) -> ServerProcess {
         let dir = TempDir::new().unwrap();
         let url = fresh_database_url(dir.path()).await;
-        let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
+        let mut command = herald_command(&url);
         command
             .arg("serve")
-            .env_remove("HERALD_ENV")
-            .env(
-                "HERALD_CONFIG_DIR",
-                concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
-            )
-            .env("HERALD__DATABASE__URL", &url)
             .env("HERALD__SERVER__PORT", "0")
             .env("HERALD__ADMIN__TOKEN", ADMIN_TOKEN)
             .env("HERALD__SEED__DEMO_TENANT", "false")
