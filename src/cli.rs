@@ -209,6 +209,9 @@ pub fn print_startup_report(report: &StartupReport, port: u16) {
              admin token: {token}\n  (set HERALD__ADMIN__TOKEN to keep one)\n"
         );
     }
+    if let Some(demo_port) = report.demo_page {
+        println!("Demo page (the `demo` tenant's web app): http://localhost:{demo_port}/\n");
+    }
     if let Some(demo) = &report.demo {
         println!(
             "Created the demo tenant `{}` (origin {}).\n  API key:        {}\n  \

@@ -62,6 +62,8 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub jwt: JwtSettings,
     pub stream: StreamSettings,
+    pub cookie: CookieSettings,
+    pub demo: DemoSettings,
     pub log: LogSettings,
     pub seed: SeedSettings,
     /// Not a file setting: filled in from `HERALD_ENV` after loading.
@@ -137,6 +139,39 @@ pub struct StreamSettings {
     pub max_connections_per_user: usize,
     pub max_connections_per_tenant: usize,
     pub tcp_user_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CookieSettings {
+    pub secure: bool,
+    pub same_site: SameSite,
+    pub partitioned: bool,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SameSite {
+    None,
+    Lax,
+    Strict,
+}
+
+impl SameSite {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SameSite::None => "None",
+            SameSite::Lax => "Lax",
+            SameSite::Strict => "Strict",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoSettings {
+    pub enabled: bool,
+    pub port: u16,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -236,6 +271,21 @@ impl Settings {
             if value == 0 {
                 return Err(ConfigError::Invalid(format!("{key} must be above 0")));
             }
+        }
+        if self.cookie.same_site == SameSite::None && !self.cookie.secure {
+            return Err(ConfigError::Invalid(
+                "cookie.same_site = \"none\" needs cookie.secure = true (browsers drop the cookie otherwise)".into(),
+            ));
+        }
+        if self.cookie.partitioned && !self.cookie.secure {
+            return Err(ConfigError::Invalid(
+                "cookie.partitioned needs cookie.secure = true".into(),
+            ));
+        }
+        if self.environment == Environment::Production && self.demo.enabled {
+            return Err(ConfigError::Invalid(
+                "demo.enabled is for development; production refuses it (it mints tokens)".into(),
+            ));
         }
         if !(self.stream.keepalive_secs > 0.0 && self.stream.keepalive_secs.is_finite()) {
             return Err(ConfigError::Invalid(

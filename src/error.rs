@@ -11,6 +11,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::auth::AuthError;
+use crate::auth::jwt::VerifyError;
 use crate::domain::{Invalid, ValidationError};
 use crate::store::StoreError;
 
@@ -126,6 +127,15 @@ impl From<AuthError> for ApiError {
             AuthError::TopicNotAllowed(_) => (StatusCode::FORBIDDEN, "topic_not_allowed"),
         };
         ApiError::new(status, code, error.to_string())
+    }
+}
+
+impl From<VerifyError> for ApiError {
+    fn from(error: VerifyError) -> Self {
+        match error {
+            VerifyError::Auth(error) => ApiError::from(error),
+            VerifyError::Store(error) => ApiError::from(error),
+        }
     }
 }
 

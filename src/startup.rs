@@ -42,6 +42,8 @@ pub struct AppState {
 pub struct StartupReport {
     pub generated_admin_token: Option<String>,
     pub demo: Option<DemoCredentials>,
+    /// The port of the demo page, when it is served.
+    pub demo_page: Option<u16>,
 }
 
 /// Answers with the request id that every log line of this request carries, so a caller's
@@ -71,6 +73,8 @@ where
 pub struct Application {
     port: u16,
     server: Server,
+    /// The demo tenant's page, in development.
+    demo: Option<Server>,
     state: web::Data<AppState>,
     stopping: Arc<watch::Sender<bool>>,
     pub report: StartupReport,
@@ -106,6 +110,19 @@ impl Application {
 
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))?;
         let port = listener.local_addr()?.port();
+        let demo = if settings.demo.enabled {
+            let demo_listener =
+                TcpListener::bind((settings.server.host.as_str(), settings.demo.port))?;
+            report.demo_page = Some(demo_listener.local_addr()?.port());
+            Some(crate::demo::server(
+                demo_listener,
+                &settings,
+                store.clone(),
+                port,
+            )?)
+        } else {
+            None
+        };
         let shutdown_timeout = settings.server.shutdown_timeout_secs;
         let max_body = settings.server.max_body_bytes;
         let state = web::Data::new(AppState {
@@ -147,6 +164,7 @@ impl Application {
         Ok(Application {
             port,
             server,
+            demo,
             state: app_state,
             stopping,
             report,
@@ -159,6 +177,7 @@ impl Application {
         Stopper {
             stopping: self.stopping.clone(),
             server: self.server.handle(),
+            demo: self.demo.as_ref().map(Server::handle),
         }
     }
 
@@ -179,6 +198,9 @@ impl Application {
             tracing::info!("shutting down: ending streams, finishing requests in flight");
             stopper.stop().await;
         });
+        if let Some(demo) = self.demo {
+            actix_web::rt::spawn(demo);
+        }
         self.server.await
     }
 }
@@ -187,11 +209,15 @@ impl Application {
 pub struct Stopper {
     stopping: Arc<watch::Sender<bool>>,
     server: actix_web::dev::ServerHandle,
+    demo: Option<actix_web::dev::ServerHandle>,
 }
 
 impl Stopper {
     pub async fn stop(&self) {
         self.stopping.send_replace(true);
+        if let Some(demo) = &self.demo {
+            demo.stop(true).await;
+        }
         self.server.stop(true).await;
     }
 }

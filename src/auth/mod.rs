@@ -6,6 +6,7 @@
 
 mod admin;
 mod api_key;
+pub mod cors;
 pub mod jwt;
 
 pub use admin::{AdminToken, Operator};

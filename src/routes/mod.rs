@@ -7,7 +7,8 @@ mod health;
 pub(crate) mod history;
 pub mod openapi;
 mod publish;
-mod stream;
+mod session;
+pub(crate) mod stream;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
@@ -20,7 +21,16 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .configure(health::configure)
         .route("/openapi.json", web::get().to(openapi::openapi_json))
         .configure(admin::configure)
-        .route("/t/{slug}/stream", web::get().to(stream::stream))
+        .service(
+            // The browser's routes: the only ones with CORS, decided per tenant.
+            web::scope("/t/{slug}")
+                .wrap(actix_web::middleware::from_fn(
+                    crate::auth::cors::tenant_cors,
+                ))
+                .route("/session", web::post().to(session::open))
+                .route("/session", web::delete().to(session::close))
+                .route("/stream", web::get().to(stream::stream)),
+        )
         .route("/metrics", web::get().to(health::metrics))
         .service(
             web::resource("/v1/events")

@@ -146,6 +146,8 @@ impl Modify for SecuritySchemes {
         super::health::healthz,
         super::health::readyz,
         super::stream::stream,
+        super::session::open,
+        super::session::close,
     ),
     components(schemas(NewTenant, TenantPatch, Retention, Tenant, ApiKeyInfo, SigningKeyInfo, Receipt)),
     modifiers(&SecuritySchemes),

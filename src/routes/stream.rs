@@ -7,7 +7,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::jwt::{self, UserIdentity, VerifyError};
+use crate::auth::cors::request_tenant;
+use crate::auth::jwt::{self, UserIdentity};
 use crate::auth::{AuthError, bearer_token};
 use crate::domain::Invalid;
 use crate::domain::event::{EventId, validate_name};
@@ -50,11 +51,7 @@ pub async fn stream(
     request: HttpRequest,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = state
-        .store
-        .tenant(&slug)
-        .await?
-        .ok_or_else(|| ApiError::tenant_not_found(&slug))?;
+    let tenant = request_tenant(&request, &state, &slug).await?;
     let identity = authenticate(&state, &tenant, &request).await?;
     let query = web::Query::<StreamQuery>::from_query(request.query_string())
         .map_err(crate::error::query_error)?;
@@ -129,12 +126,7 @@ async fn authenticate(
             .map(|cookie| cookie.value().to_owned())
             .ok_or(AuthError::MissingCredentials)?,
     };
-    jwt::verify(&state.store, tenant, &token, &state.settings.jwt)
-        .await
-        .map_err(|error| match error {
-            VerifyError::Auth(error) => ApiError::from(error),
-            VerifyError::Store(error) => ApiError::from(error),
-        })
+    Ok(jwt::verify(&state.store, tenant, &token, &state.settings.jwt).await?)
 }
 
 fn requested_topics(list: Option<&str>, identity: &UserIdentity) -> Result<Vec<String>, ApiError> {

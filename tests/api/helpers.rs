@@ -77,6 +77,7 @@ pub fn test_settings(database_url: &str) -> Settings {
     settings.server.port = 0;
     settings.admin.token = Some(ADMIN_TOKEN.into());
     settings.seed.demo_tenant = false;
+    settings.demo.enabled = false;
     settings
 }
 

@@ -43,6 +43,7 @@ impl ServerProcess {
             .env("HERALD__SERVER__PORT", "0")
             .env("HERALD__ADMIN__TOKEN", ADMIN_TOKEN)
             .env("HERALD__SEED__DEMO_TENANT", "false")
+            .env("HERALD__DEMO__ENABLED", "false")
             .env("HERALD__LOG__FORMAT", "json")
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())

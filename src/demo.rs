@@ -1,0 +1,99 @@
+//! The demo tenant's web app, served in `local` on its own port (8081): a page on another
+//! origin than Herald, exactly as a tenant's page would be, plus the one thing a tenant's
+//! backend does for its page — mint user tokens (`POST /token`). Development only: the
+//! configuration refuses `demo.enabled` in production.
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpResponse, HttpServer, web};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::jwt::{UserClaims, mint_hs256};
+use crate::config::Settings;
+use crate::domain::Invalid;
+use crate::domain::event::validate_name;
+use crate::domain::now_ms;
+use crate::error::ApiError;
+use crate::seed::DEMO_SLUG;
+use crate::store::Store;
+
+const PAGE: &str = include_str!("../demo/index.html");
+const TOKEN_TTL_SECS: i64 = 3600;
+
+struct DemoState {
+    store: Store,
+    audience: String,
+    page: String,
+}
+
+/// Starts the demo server on `listener`; Herald's API is on `api_port` of the same host.
+pub fn server(
+    listener: TcpListener,
+    settings: &Settings,
+    store: Store,
+    api_port: u16,
+) -> std::io::Result<Server> {
+    let page = PAGE
+        .replace("__HERALD_URL__", &format!("http://localhost:{api_port}"))
+        .replace("__TENANT__", DEMO_SLUG);
+    let state = web::Data::new(DemoState {
+        store,
+        audience: settings.jwt.audience.clone(),
+        page,
+    });
+    Ok(HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .route("/", web::get().to(index))
+            .route("/token", web::post().to(token))
+            .route("/favicon.ico", web::get().to(HttpResponse::NoContent))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)?
+    .run())
+}
+
+async fn index(state: web::Data<DemoState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(state.page.clone())
+}
+
+#[derive(Deserialize)]
+struct TokenRequest {
+    user: String,
+}
+
+/// What a tenant's backend does for its logged-in user: a short-lived token for Herald.
+async fn token(
+    state: web::Data<DemoState>,
+    body: web::Json<TokenRequest>,
+) -> Result<HttpResponse, ApiError> {
+    validate_name(&body.user, Invalid::User, "user id")?;
+    let tenant = state
+        .store
+        .tenant(DEMO_SLUG)
+        .await?
+        .ok_or_else(|| ApiError::tenant_not_found(DEMO_SLUG))?;
+    let key = state
+        .store
+        .newest_hs256_key(tenant.id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found("signing_key_not_found", "the demo tenant has no HS256 key")
+        })?;
+    let now = now_ms() / 1000;
+    let claims = UserClaims {
+        sub: body.user.clone(),
+        exp: now + TOKEN_TTL_SECS,
+        aud: state.audience.clone(),
+        nbf: None,
+        iat: Some(now),
+        topics: vec!["stock:*".into()],
+    };
+    let token = mint_hs256(&key, &claims).map_err(|e| ApiError::internal(&e))?;
+    Ok(HttpResponse::Ok().json(json!({ "token": token })))
+}
