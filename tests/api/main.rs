@@ -16,5 +16,6 @@ mod process;
 mod publish;
 mod resume;
 mod sequence;
+mod session;
 mod sse_client;
 mod stream;

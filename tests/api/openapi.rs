@@ -23,6 +23,7 @@ async fn the_openapi_document_describes_every_route() {
         ("/admin/tenants/{slug}/signing-keys/{kid}", &["delete"]),
         ("/v1/events", &["get", "post"]),
         ("/t/{slug}/stream", &["get"]),
+        ("/t/{slug}/session", &["delete", "post"]),
         ("/healthz", &["get"]),
         ("/readyz", &["get"]),
     ];
