@@ -209,9 +209,6 @@ pub fn print_startup_report(report: &StartupReport, port: u16) {
              admin token: {token}\n  (set HERALD__ADMIN__TOKEN to keep one)\n"
         );
     }
-    if let Some(demo_port) = report.demo_page {
-        println!("Demo page (the `demo` tenant's web app): http://localhost:{demo_port}/\n");
-    }
     if let Some(demo) = &report.demo {
         println!(
             "Created the demo tenant `{}` (origin {}).\n  API key:        {}\n  \
@@ -219,12 +216,15 @@ pub fn print_startup_report(report: &StartupReport, port: u16) {
              http://localhost:{port}/v1/events -H 'Authorization: Bearer {}' -H \
              'Content-Type: application/json' -d '{{\"to\":{{\"user\":\"alice\"}},\"type\":\"mail\",\"data\":{{\"subject\":\"Hi\"}}}}'\n",
             demo.tenant,
-            crate::seed::DEMO_ORIGIN,
+            demo.origin,
             demo.api_key,
             demo.signing_kid,
             demo.signing_secret,
             demo.api_key,
         );
+    }
+    if let Some(demo_port) = report.demo_page {
+        println!("Demo page (the `demo` tenant's web app): http://localhost:{demo_port}/\n");
     }
 }
 

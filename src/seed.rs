@@ -8,11 +8,16 @@ use crate::domain::tenant::{NewTenant, Retention};
 use crate::store::{Store, StoreError};
 
 pub const DEMO_SLUG: &str = "demo";
-pub const DEMO_ORIGIN: &str = "http://localhost:8081";
+
+/// The demo page's origin: where `herald serve` serves it in `local`.
+pub fn demo_origin(port: u16) -> String {
+    format!("http://localhost:{port}")
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DemoCredentials {
     pub tenant: String,
+    pub origin: String,
     pub api_key: String,
     pub signing_kid: String,
     pub signing_secret: String,
@@ -20,14 +25,17 @@ pub struct DemoCredentials {
 
 /// Creates the demo tenant with an API key and an HS256 key, but only in an empty database:
 /// an operator's data is never touched.
-pub async fn demo_tenant(store: &Store) -> Result<Option<DemoCredentials>, StoreError> {
+pub async fn demo_tenant(
+    store: &Store,
+    page_port: u16,
+) -> Result<Option<DemoCredentials>, StoreError> {
     if store.count_tenants().await? > 0 {
         return Ok(None);
     }
     let new = NewTenant {
         slug: DEMO_SLUG.into(),
         name: Some("Demo".into()),
-        allowed_origins: vec![DEMO_ORIGIN.into()],
+        allowed_origins: vec![demo_origin(page_port)],
         retention: Retention::default(),
     };
     let Some(tenant) = store.create_tenant(&new).await? else {
@@ -38,6 +46,7 @@ pub async fn demo_tenant(store: &Store) -> Result<Option<DemoCredentials>, Store
         .create_signing_key(tenant.id, SigningAlgorithm::Hs256, None)
         .await?;
     Ok(Some(DemoCredentials {
+        origin: demo_origin(page_port),
         tenant: tenant.slug,
         api_key,
         signing_kid: signing.kid,

@@ -97,10 +97,25 @@ impl Application {
             }
         };
 
+        // Listen first: the demo tenant's allowed origin is the demo page's actual port.
+        let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))?;
+        let port = listener.local_addr()?.port();
+        let demo_listener = match settings.demo.enabled {
+            true => Some(TcpListener::bind((
+                settings.server.host.as_str(),
+                settings.demo.port,
+            ))?),
+            false => None,
+        };
+        let demo_port = match &demo_listener {
+            Some(listener) => listener.local_addr()?.port(),
+            None => settings.demo.port,
+        };
+
         let store = Store::open(&settings.database).await?;
         store.migrate().await?;
         if settings.seed.demo_tenant {
-            report.demo = seed::demo_tenant(&store).await?;
+            report.demo = seed::demo_tenant(&store, demo_port).await?;
         }
         store.spawn_pruner(PRUNE_EVERY);
         let hub = Hub::start(&settings.stream);
@@ -108,20 +123,17 @@ impl Application {
         let (stopping, shutdown) = watch::channel(false);
         let stopping = Arc::new(stopping);
 
-        let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))?;
-        let port = listener.local_addr()?.port();
-        let demo = if settings.demo.enabled {
-            let demo_listener =
-                TcpListener::bind((settings.server.host.as_str(), settings.demo.port))?;
-            report.demo_page = Some(demo_listener.local_addr()?.port());
-            Some(crate::demo::server(
-                demo_listener,
-                &settings,
-                store.clone(),
-                port,
-            )?)
-        } else {
-            None
+        let demo = match demo_listener {
+            Some(demo_listener) => {
+                report.demo_page = Some(demo_port);
+                Some(crate::demo::server(
+                    demo_listener,
+                    &settings,
+                    store.clone(),
+                    port,
+                )?)
+            }
+            None => None,
         };
         let shutdown_timeout = settings.server.shutdown_timeout_secs;
         let max_body = settings.server.max_body_bytes;

@@ -139,10 +139,12 @@ fn serve_page() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = HttpServer::new(|| {
-        App::new().route(
-            "/page.html",
-            web::get().to(|| async { HttpResponse::Ok().content_type("text/html").body(PAGE) }),
-        )
+        App::new()
+            .route(
+                "/page.html",
+                web::get().to(|| async { HttpResponse::Ok().content_type("text/html").body(PAGE) }),
+            )
+            .route("/favicon.ico", web::get().to(HttpResponse::NoContent))
     })
     .workers(1)
     .disable_signals()
@@ -474,6 +476,56 @@ async fn an_expired_token_ends_the_stream_with_session_expired() {
         .wait(
             "page",
             "window.herald.events.some(e => e.type === 'session-expired')",
+            Duration::from_secs(10),
+        )
+        .await;
+    browser.quit().await;
+}
+
+/// The demo page of the README: `local` settings (the relaxed same-site cookie), the demo
+/// tenant seeded for the page's origin, a notification published with curl showing up.
+#[actix_web::test]
+async fn the_demo_page_shows_a_published_notification() {
+    let Some(mut browser) = Browser::launch().await else {
+        return;
+    };
+    let dir = TempDir::new().unwrap();
+    let url = fresh_database_url(dir.path()).await;
+    let mut settings = test_settings(&url);
+    settings.seed.demo_tenant = true;
+    settings.demo.enabled = true;
+    settings.demo.port = 0;
+    let app = spawn_with_settings(settings, dir.path().to_path_buf(), None).await;
+    let demo_port = app.demo_page.expect("the demo page is served");
+    let key: Value = app
+        .admin(Method::POST, "/admin/tenants/demo/api-keys", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    browser
+        .open("c1", "demo", &format!("http://localhost:{demo_port}/"))
+        .await;
+    browser
+        .wait(
+            "demo",
+            "document.getElementById('state').textContent === 'open'",
+            Duration::from_secs(10),
+        )
+        .await;
+    app.publish_ok(
+        key["key"].as_str().unwrap(),
+        &json!({"events": [
+            {"to": {"user": "alice"}, "type": "mail", "data": {"subject": "Invoice ready"}},
+            {"to": {"topic": "stock:AAPL"}, "type": "stock", "data": {"sym": "AAPL", "px": 187.3}}
+        ]}),
+    )
+    .await;
+    browser
+        .wait(
+            "demo",
+            "document.getElementById('mail').textContent.includes('Invoice ready') \
+             && document.getElementById('stocks').textContent.includes('AAPL 187.3')",
             Duration::from_secs(10),
         )
         .await;

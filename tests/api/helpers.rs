@@ -65,6 +65,8 @@ pub struct TestApp {
     pub state: actix_web::web::Data<herald::startup::AppState>,
     /// Stops the server as SIGTERM would.
     pub stopper: herald::startup::Stopper,
+    /// The demo page's port, when the settings serve it.
+    pub demo_page: Option<u16>,
     pub dir: PathBuf,
     _tempdir: Option<TempDir>,
 }
@@ -133,6 +135,7 @@ pub async fn spawn_with_settings(
     let address = format!("http://127.0.0.1:{}", application.port());
     let state = application.state();
     let stopper = application.stopper();
+    let demo_page = application.report.demo_page;
     actix_web::rt::spawn(application.run_until_stopped());
     TestApp {
         api: Api {
@@ -141,6 +144,7 @@ pub async fn spawn_with_settings(
         },
         state,
         stopper,
+        demo_page,
         dir,
         _tempdir: tempdir,
     }
