@@ -98,6 +98,13 @@ impl Browser {
         answer["value"].clone()
     }
 
+    /// Opens a test page and waits until its EventSource is open.
+    async fn open_streaming(&mut self, context: &str, page: &str, url: &str) {
+        self.open(context, page, url).await;
+        self.wait(page, "window.herald.opens >= 1", Duration::from_secs(10))
+            .await;
+    }
+
     /// Waits until `js` is truthy in the page; on timeout, fails with the page's state.
     async fn wait(&mut self, page: &str, js: &str, timeout: Duration) {
         let answer = self
@@ -215,10 +222,7 @@ async fn a_cross_origin_page_streams_custom_types_in_order() {
         &t.token("alice", &["stock:*"]),
         "stock:AAPL",
     );
-    browser.open("c1", "page", &url).await;
-    browser
-        .wait("page", "window.herald.opens >= 1", Duration::from_secs(10))
-        .await;
+    browser.open_streaming("c1", "page", &url).await;
     assert_eq!(
         browser.eval("page", "window.herald.session").await,
         204,
@@ -273,10 +277,7 @@ async fn the_browser_reconnects_after_a_restart_and_gets_every_event_once() {
         &t.token("alice", &["stock:*"]),
         "stock:AAPL",
     );
-    browser.open("c1", "page", &url).await;
-    browser
-        .wait("page", "window.herald.opens >= 1", Duration::from_secs(10))
-        .await;
+    browser.open_streaming("c1", "page", &url).await;
 
     for i in 0..10 {
         app.publish_ok(&t.api_key, &stock(i)).await;
@@ -397,26 +398,11 @@ async fn two_tenants_in_one_browser_each_get_only_their_own_events() {
     let a = tenant_for(&app, "tenant-a", &[&origin]).await;
     let b = tenant_for(&app, "tenant-b", &[&origin]).await;
     // One browser (one cookie jar), the same user id in both tenants.
-    browser
-        .open(
-            "c1",
-            "a",
-            &page_url(&origin, &app, &a, &a.token("alice", &["news"]), "news"),
-        )
-        .await;
-    browser
-        .open(
-            "c1",
-            "b",
-            &page_url(&origin, &app, &b, &b.token("alice", &["news"]), "news"),
-        )
-        .await;
-    browser
-        .wait("a", "window.herald.opens >= 1", Duration::from_secs(10))
-        .await;
-    browser
-        .wait("b", "window.herald.opens >= 1", Duration::from_secs(10))
-        .await;
+    for (page, tenant) in [("a", &a), ("b", &b)] {
+        let token = tenant.token("alice", &["news"]);
+        let url = page_url(&origin, &app, tenant, &token, "news");
+        browser.open_streaming("c1", page, &url).await;
+    }
     app.publish_ok(
         &a.api_key,
         &json!({"events": [
@@ -467,10 +453,7 @@ async fn an_expired_token_ends_the_stream_with_session_expired() {
     let t = tenant_for(&app, "expiring", &[&origin]).await;
     let token = t.token_with(json!({"sub": "alice", "aud": "herald", "exp": now_secs() + 3}));
     browser
-        .open("c1", "page", &page_url(&origin, &app, &t, &token, ""))
-        .await;
-    browser
-        .wait("page", "window.herald.opens >= 1", Duration::from_secs(10))
+        .open_streaming("c1", "page", &page_url(&origin, &app, &t, &token, ""))
         .await;
     browser
         .wait(
