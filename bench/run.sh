@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Herald against nchan on this machine, side by side, scenario by scenario.
+#
+#   bench/run.sh [connections] [repeats]        (defaults: 19000 connections, 3 repeats)
+#
+# Builds Herald and the load tool in release mode, starts Herald (SQLite, WAL, fsync on
+# every commit) and nginx + nchan (bench/nchan.conf), and for each target and repeat:
+#   idle       N SSE connections from several client processes (one per 9,500 sockets, each
+#              from its own source address 127.0.0.2, 127.0.0.3, …); server memory per
+#              connection = growth of the server's PSS (all its processes) / N
+#   broadcast  20 events 200 ms apart to all N connections (Herald persists each first);
+#              publish-to-receipt latency over every delivery, lost and duplicated events
+# Writes bench/results/<date>.md (the table) and the raw JSON next to it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CONNECTIONS=${1:-19000}
+REPEATS=${2:-3}
+PER_PROCESS=9500
+HERALD_PORT=18080
+NCHAN_PORT=18090
+ADMIN=bench-admin-token-0123456789
+
+cargo build --release --quiet -p herald -p herald-bench
+HERALD=$PWD/target/release/herald
+LOAD=$PWD/target/release/herald-load
+WORK=$(mktemp -d /tmp/herald-bench.XXXXXX)
+RESULTS=$PWD/bench/results
+mkdir -p "$RESULTS"
+STAMP=$(date -u +%Y%m%d-%H%M%S)
+RAW=$RESULTS/$STAMP.jsonl
+: >"$RAW"
+PIDS=()
+cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+# Proportional set size of a process tree, in KiB: shared pages counted once across nginx's
+# master and workers, so the two servers are measured alike.
+pss_kib() {
+  local total=0 pid
+  for pid in $1 $(pgrep -P "$1" || true); do
+    total=$((total + $(awk '/^Pss:/ {print $2}' /proc/"$pid"/smaps_rollup)))
+  done
+  echo "$total"
+}
+
+wait_http() { for _ in $(seq 1 200); do curl -sf "$1" >/dev/null 2>&1 && return 0; sleep 0.05; done; echo "no answer from $1" >&2; exit 1; }
+
+start_herald() {
+  rm -rf "$WORK/herald" && mkdir -p "$WORK/herald"
+  HERALD_CONFIG_DIR=$PWD/config HERALD__DATABASE__URL=sqlite://$WORK/herald/herald.db \
+  HERALD__SERVER__PORT=$HERALD_PORT HERALD__ADMIN__TOKEN=$ADMIN HERALD__SEED__DEMO_TENANT=false \
+  HERALD__DEMO__ENABLED=false HERALD__LOG__LEVEL=warn HERALD__STREAM__MAX_CONNECTIONS_PER_TENANT=1000000 \
+    "$HERALD" serve >"$WORK/herald/log" 2>&1 &
+  SERVER_PID=$!; PIDS+=("$SERVER_PID")
+  wait_http "http://127.0.0.1:$HERALD_PORT/healthz"
+  local api="http://127.0.0.1:$HERALD_PORT/admin/tenants" auth="Authorization: Bearer $ADMIN"
+  curl -sf -X POST "$api" -H "$auth" -H 'Content-Type: application/json' -d '{"slug":"bench"}' >/dev/null
+  API_KEY=$(curl -sf -X POST "$api/bench/api-keys" -H "$auth" | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+  read -r KID SECRET < <(curl -sf -X POST "$api/bench/signing-keys" -H "$auth" -H 'Content-Type: application/json' -d '{"alg":"HS256"}' \
+    | python3 -c 'import json,sys; k=json.load(sys.stdin); print(k["kid"], k["secret"])')
+  SERVER=127.0.0.1:$HERALD_PORT
+}
+
+start_nchan() {
+  rm -rf "$WORK/nginx" && mkdir -p "$WORK/nginx"
+  sed -e "s|__DIR__|$WORK/nginx|g" -e "s|__PORT__|$NCHAN_PORT|g" bench/nchan.conf >"$WORK/nginx/nginx.conf"
+  nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' 2>"$WORK/nginx/log" &
+  SERVER_PID=$!; PIDS+=("$SERVER_PID")
+  wait_http "http://127.0.0.1:$NCHAN_PORT/pub/probe" || true
+  SERVER=127.0.0.1:$NCHAN_PORT
+}
+
+stop_server() { kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; }
+
+# listeners TARGET MODE EVENTS USERS: starts the client processes, waits until all are connected.
+listeners() {
+  local target=$1 mode=$2 events=$3 users=$4 left=$CONNECTIONS p=0
+  LISTENERS=()
+  while [ "$left" -gt 0 ]; do
+    local n=$((left < PER_PROCESS ? left : PER_PROCESS))
+    "$LOAD" listen --target "$target" --server "$SERVER" --source "127.0.0.$((p + 2))" \
+      --connections "$n" --first-user $((p * PER_PROCESS)) --mode "$mode" --events "$events" \
+      --users "$users" --tenant bench --kid "${KID:-}" --secret "${SECRET:-}" --duration 60 \
+      --samples "$WORK/samples.$p" >"$WORK/listen.$p" 2>"$WORK/listen.$p.err" &
+    LISTENERS+=($!)
+    left=$((left - n)); p=$((p + 1))
+  done
+  for i in $(seq 0 $((p - 1))); do
+    until grep -q '"ready"' "$WORK/listen.$i" 2>/dev/null; do sleep 0.2; done
+  done
+  PROCESSES=$p
+}
+
+# report TARGET SCENARIO JSON-FIELDS…: one result line, latencies over all listeners' samples.
+collect() {
+  local target=$1 scenario=$2 extra=$3
+  for pid in "${LISTENERS[@]}"; do wait "$pid"; done
+  python3 - "$target" "$scenario" "$extra" "$PROCESSES" "$WORK" >>"$RAW" <<'PY'
+import json, sys, glob
+target, scenario, extra, processes, work = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+reports = [json.loads(open(f"{work}/listen.{p}").read().splitlines()[-1]) for p in range(processes)]
+samples = sorted(int(line) for p in range(processes) for line in open(f"{work}/samples.{p}"))
+def q(x): return round(samples[min(len(samples) - 1, int(x * len(samples)))] / 1000, 3) if samples else None
+row = {"target": target, "scenario": scenario, "connections": sum(r["connections"] for r in reports),
+       "failed": sum(r["failed"] for r in reports), "received": sum(r["received"] for r in reports),
+       "lost": sum(r["lost"] for r in reports), "duplicates": sum(r["duplicates"] for r in reports),
+       "out_of_order": sum(r["out_of_order"] for r in reports),
+       "p50_ms": q(0.5), "p99_ms": q(0.99), "p999_ms": q(0.999), "max_ms": round(samples[-1] / 1000, 3) if samples else None}
+row.update(extra)
+print(json.dumps(row))
+PY
+}
+
+for repeat in $(seq 1 "$REPEATS"); do
+  for target in herald nchan; do
+    "start_$target"
+    sleep 1
+    base=$(pss_kib "$SERVER_PID")
+    listeners "$target" broadcast 20 1
+    sleep 2
+    held=$(pss_kib "$SERVER_PID")
+    per=$(python3 -c "print(round(($held - $base) * 1024 / $CONNECTIONS))")
+    "$LOAD" publish --target "$target" --server "$SERVER" --mode broadcast --events 20 --rate 5 \
+      --api-key "${API_KEY:-}" >"$WORK/publish" 2>&1
+    collect "$target" broadcast "{\"repeat\": $repeat, \"base_pss_kib\": $base, \"held_pss_kib\": $held, \"bytes_per_connection\": $per, \"publish\": $(tail -1 "$WORK/publish")}"
+    stop_server
+  done
+done
+
+python3 - "$RAW" >"$RESULTS/$STAMP.md" <<'PY'
+import json, sys, statistics
+rows = [json.loads(line) for line in open(sys.argv[1])]
+def med(target, key):
+    values = [r[key] for r in rows if r["target"] == target and r.get(key) is not None]
+    return statistics.median(values) if values else None
+print(f"| metric (median of {len(rows) // 2} runs) | Herald | nchan | Herald/nchan |")
+print("|---|---|---|---|")
+for key, label in [("connections", "connections held"), ("bytes_per_connection", "server memory per idle connection (bytes, PSS)"),
+                   ("p50_ms", "broadcast p50 (ms)"), ("p99_ms", "broadcast p99 (ms)"), ("p999_ms", "broadcast p99.9 (ms)"),
+                   ("max_ms", "broadcast max (ms)"), ("lost", "events lost"), ("duplicates", "events duplicated")]:
+    h, n = med("herald", key), med("nchan", key)
+    ratio = f"{h / n:.2f}" if h is not None and n else "–"
+    print(f"| {label} | {h} | {n} | {ratio} |")
+PY
+cat "$RESULTS/$STAMP.md"

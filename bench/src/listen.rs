@@ -1,0 +1,339 @@
+//! `herald-load listen`: hold SSE connections and account for every event.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use anyhow::bail;
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+use crate::http::connect;
+use crate::report::{histogram, summary};
+use crate::{Mode, Target, now_nanos};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long, value_enum)]
+    target: Target,
+    /// Herald or nginx, e.g. 127.0.0.1:8080.
+    #[arg(long)]
+    server: SocketAddr,
+    /// The address connections come from (each process its own: 127.0.0.2, 127.0.0.3, …).
+    #[arg(long, default_value = "127.0.0.1")]
+    source: IpAddr,
+    #[arg(long)]
+    connections: usize,
+    /// Connection i streams as user u<first-user + i>.
+    #[arg(long, default_value_t = 0)]
+    first_user: usize,
+    #[arg(long, value_enum)]
+    mode: Mode,
+    /// With --mode users: how many users the publisher spreads events over.
+    #[arg(long, default_value_t = 1)]
+    users: usize,
+    /// How many events the publisher sends in all.
+    #[arg(long)]
+    events: u64,
+    /// Herald: the tenant, and the HS256 key that signs each connection's user token.
+    #[arg(long, default_value = "bench")]
+    tenant: String,
+    #[arg(long, default_value = "")]
+    kid: String,
+    #[arg(long, default_value = "")]
+    secret: String,
+    /// Seconds to wait for the events once every connection is open.
+    #[arg(long, default_value_t = 120)]
+    duration: u64,
+    /// Connections opened at once.
+    #[arg(long, default_value_t = 256)]
+    open_batch: usize,
+    /// Also write every latency (µs), one per line, here: percentiles over several
+    /// listener processes are computed from all their samples.
+    #[arg(long)]
+    samples: Option<std::path::PathBuf>,
+}
+
+/// What one connection saw.
+struct Seen {
+    latencies_us: Vec<u32>,
+    unique: u64,
+    duplicates: u64,
+    expected: u64,
+    out_of_order: u64,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let args = Arc::new(args);
+    let opened = Arc::new(AtomicUsize::new(0));
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<bool>(args.connections.max(1));
+    let mut tasks = Vec::with_capacity(args.connections);
+    let expiry = Arc::new(tokio::sync::Notify::new());
+    for batch in (0..args.connections)
+        .collect::<Vec<_>>()
+        .chunks(args.open_batch)
+    {
+        let mut waiting = Vec::new();
+        for &i in batch {
+            let (args, ready_tx, opened, expiry) = (
+                args.clone(),
+                ready_tx.clone(),
+                opened.clone(),
+                expiry.clone(),
+            );
+            let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+            waiting.push(started_rx);
+            tasks.push(tokio::spawn(async move {
+                let stream = open(&args, args.first_user + i).await;
+                let _ = started_tx.send(());
+                match stream {
+                    Ok(stream) => {
+                        opened.fetch_add(1, Ordering::Relaxed);
+                        let _ = ready_tx.send(true).await;
+                        Some(follow(stream, &args, args.first_user + i, &expiry).await)
+                    }
+                    Err(error) => {
+                        eprintln!("connection {i}: {error:#}");
+                        let _ = ready_tx.send(false).await;
+                        None
+                    }
+                }
+            }));
+        }
+        for started in waiting {
+            let _ = started.await;
+        }
+    }
+    drop(ready_tx);
+    let mut failed = 0;
+    for _ in 0..args.connections {
+        if !ready_rx.recv().await.unwrap_or(false) {
+            failed += 1;
+        }
+    }
+    println!(
+        "{}",
+        json!({"ready": opened.load(Ordering::Relaxed), "failed": failed})
+    );
+    let deadline = tokio::time::sleep(Duration::from_secs(args.duration));
+    tokio::pin!(deadline);
+    let all = futures_join(tasks);
+    tokio::pin!(all);
+    let results = tokio::select! {
+        results = &mut all => results,
+        _ = &mut deadline => {
+            expiry.notify_waiters();
+            all.await
+        }
+    };
+    if let Some(path) = &args.samples {
+        use std::io::Write;
+        let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
+        for seen in results.iter().flatten() {
+            for latency in &seen.latencies_us {
+                writeln!(file, "{latency}")?;
+            }
+        }
+        file.flush()?;
+    }
+    let mut latencies = histogram();
+    let (mut received, mut duplicates, mut lost, mut out_of_order, mut closed) =
+        (0u64, 0u64, 0u64, 0u64, 0u64);
+    for seen in results.into_iter().flatten() {
+        for latency in &seen.latencies_us {
+            let _ = latencies.record(u64::from(*latency).max(1));
+        }
+        received += seen.unique;
+        duplicates += seen.duplicates;
+        out_of_order += seen.out_of_order;
+        lost += seen.expected.saturating_sub(seen.unique);
+        if seen.unique < seen.expected {
+            closed += 1;
+        }
+    }
+    println!(
+        "{}",
+        json!({
+            "connections": opened.load(Ordering::Relaxed),
+            "failed": failed,
+            "received": received,
+            "lost": lost,
+            "duplicates": duplicates,
+            "out_of_order": out_of_order,
+            "incomplete_connections": closed,
+            "latency": summary(&latencies),
+        })
+    );
+    Ok(())
+}
+
+async fn futures_join<T: Send + 'static>(
+    tasks: Vec<tokio::task::JoinHandle<Option<T>>>,
+) -> Vec<Option<T>> {
+    let mut results = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        results.push(task.await.ok().flatten());
+    }
+    results
+}
+
+/// Opens one stream and reads its response head.
+async fn open(args: &Args, user: usize) -> anyhow::Result<BufReader<TcpStream>> {
+    let mut stream = connect(args.server, args.source).await?;
+    let request = match args.target {
+        Target::Herald => {
+            let token = token(args, user)?;
+            format!(
+                "GET /t/{}/stream HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nAuthorization: Bearer {token}\r\n\r\n",
+                args.tenant, args.server
+            )
+        }
+        Target::Nchan => {
+            let channel = match args.mode {
+                Mode::Broadcast => "all".to_owned(),
+                Mode::Users => format!("u{user}"),
+            };
+            format!(
+                "GET /sub/{channel} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n",
+                args.server
+            )
+        }
+    };
+    stream.write_all(request.as_bytes()).await?;
+    let mut reader = BufReader::with_capacity(4096, stream);
+    let head = crate::http::read_head(&mut reader).await?;
+    if head.code != 200 {
+        bail!("status {}", head.code);
+    }
+    Ok(reader)
+}
+
+fn token(args: &Args, user: usize) -> anyhow::Result<String> {
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some(args.kid.clone());
+    let exp = now_nanos() / 1_000_000_000 + 24 * 3600;
+    let claims = json!({"sub": format!("u{user}"), "aud": "herald", "exp": exp});
+    Ok(jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(args.secret.as_bytes()),
+    )?)
+}
+
+/// Which events this connection should get: their index (`k`) runs from 0 to `expected`.
+fn expected_for(args: &Args, user: usize) -> u64 {
+    match args.mode {
+        Mode::Broadcast => args.events,
+        Mode::Users => {
+            let users = args.users.max(1) as u64;
+            let user = user as u64 % users;
+            args.events / users + u64::from(user < args.events % users)
+        }
+    }
+}
+
+/// Reads the stream (chunked or not) until every expected event came, the server ended
+/// it, or the run's time is up.
+async fn follow(
+    mut reader: BufReader<TcpStream>,
+    args: &Args,
+    user: usize,
+    expiry: &tokio::sync::Notify,
+) -> Seen {
+    let expected = expected_for(args, user);
+    let mut seen = Seen {
+        latencies_us: Vec::with_capacity(expected.min(100_000) as usize),
+        unique: 0,
+        duplicates: 0,
+        expected,
+        out_of_order: 0,
+    };
+    let mut got = vec![false; expected as usize];
+    let mut last_k: Option<u64> = None;
+    let mut sse = Vec::new();
+    let mut data: Option<Vec<u8>> = None;
+    let read_all = async {
+        let mut line = Vec::new();
+        loop {
+            // Chunked framing: a size line, that many bytes, CRLF. Herald and nginx both
+            // stream SSE this way.
+            line.clear();
+            if reader.read_until(b'\n', &mut line).await.ok()? == 0 {
+                return None;
+            }
+            let size = usize::from_str_radix(
+                std::str::from_utf8(&line).ok()?.trim().split(';').next()?,
+                16,
+            )
+            .ok()?;
+            if size == 0 {
+                return None;
+            }
+            let start = sse.len();
+            sse.resize(start + size, 0);
+            reader.read_exact(&mut sse[start..]).await.ok()?;
+            let mut crlf = [0u8; 2];
+            reader.read_exact(&mut crlf).await.ok()?;
+            // Whole lines only; a partial one waits for the next chunk.
+            let mut consumed = 0;
+            while let Some(end) = sse[consumed..].iter().position(|&b| b == b'\n') {
+                let text = &sse[consumed..consumed + end];
+                consumed += end + 1;
+                if text.is_empty() {
+                    if let Some(payload) = data.take() {
+                        account(&payload, args, &mut seen, &mut got, &mut last_k);
+                    }
+                } else if let Some(value) = text.strip_prefix(b"data:") {
+                    let value = value.strip_prefix(b" ").unwrap_or(value);
+                    data.get_or_insert_with(Vec::new).extend_from_slice(value);
+                }
+            }
+            sse.drain(..consumed);
+            if seen.unique >= seen.expected {
+                return Some(());
+            }
+        }
+    };
+    tokio::select! {
+        _ = read_all => {}
+        _ = expiry.notified() => {}
+    }
+    seen
+}
+
+/// One event's data: `{"ts": <ns>, "n": <number>, "k": <index for its user>}`.
+fn account(
+    payload: &[u8],
+    args: &Args,
+    seen: &mut Seen,
+    got: &mut [bool],
+    last_k: &mut Option<u64>,
+) {
+    let now = now_nanos();
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(payload) else {
+        return;
+    };
+    let (Some(ts), Some(n)) = (value["ts"].as_u64(), value["n"].as_u64()) else {
+        return;
+    };
+    let k = match args.mode {
+        Mode::Broadcast => n,
+        Mode::Users => value["k"].as_u64().unwrap_or(n),
+    };
+    seen.latencies_us
+        .push(((now.saturating_sub(ts)) / 1000).min(u64::from(u32::MAX)) as u32);
+    if last_k.is_some_and(|last| k <= last) {
+        seen.out_of_order += 1;
+    }
+    *last_k = Some(k);
+    match got.get_mut(k as usize) {
+        Some(slot) if *slot => seen.duplicates += 1,
+        Some(slot) => {
+            *slot = true;
+            seen.unique += 1;
+        }
+        None => {}
+    }
+}

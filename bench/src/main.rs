@@ -1,0 +1,64 @@
+//! `herald-load`: the load tool of Herald's benchmarks (see BENCHMARKS.md and bench/run.sh).
+//!
+//! `listen` holds many SSE connections as real clients — each authenticated as its own user
+//! against Herald, or subscribed to a channel of nchan — and measures, for every event, the
+//! time from the publisher's timestamp in its data to its receipt, and which events each
+//! connection got (so lost and duplicated events are counted, not guessed). `publish` sends
+//! events with those timestamps, at a paced rate, and measures its own request latency.
+//! Both print one JSON report line at the end; one process holds at most ~19,900 sockets
+//! here, so run several, each from its own source address (127.0.0.2, 127.0.0.3, …).
+
+mod http;
+mod listen;
+mod publish;
+mod report;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(name = "herald-load", about = "Load tool for Herald's benchmarks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Target {
+    Herald,
+    Nchan,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Every event goes to every connection.
+    Broadcast,
+    /// Event n goes to user n mod --users (one connection per user).
+    Users,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Listen(listen::Args),
+    Publish(publish::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        match cli.command {
+            Command::Listen(args) => listen::run(args).await,
+            Command::Publish(args) => publish::run(args).await,
+        }
+    })
+}
+
+/// Nanoseconds since the Unix epoch: the timestamp publishers put in every event.
+pub fn now_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}

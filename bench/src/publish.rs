@@ -1,0 +1,152 @@
+//! `herald-load publish`: events with send timestamps, at a paced rate.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::http::Client;
+use crate::report::{histogram, summary};
+use crate::{Mode, Target, now_nanos};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long, value_enum)]
+    target: Target,
+    #[arg(long)]
+    server: SocketAddr,
+    #[arg(long, default_value = "127.0.0.1")]
+    source: IpAddr,
+    #[arg(long, value_enum)]
+    mode: Mode,
+    /// With --mode users: event n goes to user u<n mod users>.
+    #[arg(long, default_value_t = 1)]
+    users: usize,
+    /// Events to send in all.
+    #[arg(long)]
+    events: u64,
+    /// Events per second (0: as fast as the server answers).
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
+    /// Events per request (Herald batches; nchan takes one message per request).
+    #[arg(long, default_value_t = 1)]
+    batch: u64,
+    /// Requests in flight (one keep-alive connection each).
+    #[arg(long, default_value_t = 1)]
+    concurrency: usize,
+    /// Herald: the tenant's API key.
+    #[arg(long, default_value = "")]
+    api_key: String,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let args = Arc::new(args);
+    let next = Arc::new(AtomicU64::new(0));
+    let began = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..args.concurrency.max(1) {
+        let (args, next) = (args.clone(), next.clone());
+        workers.push(tokio::spawn(
+            async move { worker(&args, &next, began).await },
+        ));
+    }
+    let mut latencies = histogram();
+    let (mut requests, mut errors) = (0u64, 0u64);
+    for worker in workers {
+        let (samples, failed) = worker.await??;
+        requests += samples.len() as u64;
+        errors += failed;
+        for micros in samples {
+            let _ = latencies.record(micros.max(1));
+        }
+    }
+    let elapsed = began.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        json!({
+            "events": args.events,
+            "requests": requests,
+            "errors": errors,
+            "seconds": (elapsed * 1000.0).round() / 1000.0,
+            "events_per_second": (args.events as f64 / elapsed).round(),
+            "request_latency": summary(&latencies),
+        })
+    );
+    Ok(())
+}
+
+async fn worker(args: &Args, next: &AtomicU64, began: Instant) -> anyhow::Result<(Vec<u64>, u64)> {
+    let mut client = Client::open(args.server, args.source).await?;
+    let batch = if args.target == Target::Nchan {
+        1
+    } else {
+        args.batch.max(1)
+    };
+    let mut samples = Vec::new();
+    let mut errors = 0;
+    loop {
+        let first = next.fetch_add(batch, Ordering::Relaxed);
+        if first >= args.events {
+            return Ok((samples, errors));
+        }
+        let last = (first + batch).min(args.events);
+        if args.rate > 0.0 {
+            let due = began + Duration::from_secs_f64(first as f64 / args.rate);
+            tokio::time::sleep_until(due.into()).await;
+        }
+        let sent = Instant::now();
+        let status = match args.target {
+            Target::Herald => {
+                let events: Vec<Value> = (first..last).map(|n| herald_event(args, n)).collect();
+                let body = json!({ "events": events }).to_string();
+                let auth = format!("Bearer {}", args.api_key);
+                client
+                    .post(
+                        "/v1/events",
+                        &[
+                            ("Authorization", &auth),
+                            ("Content-Type", "application/json"),
+                        ],
+                        body.as_bytes(),
+                    )
+                    .await?
+            }
+            Target::Nchan => {
+                let body = data(args, first).to_string();
+                let channel = match args.mode {
+                    Mode::Broadcast => "all".to_owned(),
+                    Mode::Users => format!("u{}", first % args.users.max(1) as u64),
+                };
+                client
+                    .post(
+                        &format!("/pub/{channel}"),
+                        &[("Content-Type", "application/json")],
+                        body.as_bytes(),
+                    )
+                    .await?
+            }
+        };
+        samples.push(sent.elapsed().as_micros() as u64);
+        if !(200..300).contains(&status) {
+            errors += 1;
+        }
+    }
+}
+
+fn data(args: &Args, n: u64) -> Value {
+    let k = match args.mode {
+        Mode::Broadcast => n,
+        Mode::Users => n / args.users.max(1) as u64,
+    };
+    json!({ "ts": now_nanos(), "n": n, "k": k })
+}
+
+fn herald_event(args: &Args, n: u64) -> Value {
+    let to = match args.mode {
+        Mode::Broadcast => json!({ "broadcast": true }),
+        Mode::Users => json!({ "user": format!("u{}", n % args.users.max(1) as u64) }),
+    };
+    json!({ "to": to, "type": "tick", "data": data(args, n) })
+}
