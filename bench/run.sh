@@ -43,7 +43,14 @@ pss_kib() {
   echo "$total"
 }
 
-wait_http() { for _ in $(seq 1 200); do curl -sf "$1" >/dev/null 2>&1 && return 0; sleep 0.05; done; echo "no answer from $1" >&2; exit 1; }
+# Waits until something answers HTTP at $1 (any status).
+wait_http() {
+  for _ in $(seq 1 200); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "$1")" != 000 ] && return 0
+    sleep 0.05
+  done
+  echo "no answer from $1" >&2; exit 1
+}
 
 start_herald() {
   rm -rf "$WORK/herald" && mkdir -p "$WORK/herald"
@@ -66,7 +73,7 @@ start_nchan() {
   sed -e "s|__DIR__|$WORK/nginx|g" -e "s|__PORT__|$NCHAN_PORT|g" bench/nchan.conf >"$WORK/nginx/nginx.conf"
   nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' 2>"$WORK/nginx/log" &
   SERVER_PID=$!; PIDS+=("$SERVER_PID")
-  wait_http "http://127.0.0.1:$NCHAN_PORT/pub/probe" || true
+  wait_http "http://127.0.0.1:$NCHAN_PORT/pub/probe"
   SERVER=127.0.0.1:$NCHAN_PORT
 }
 

@@ -61,6 +61,9 @@ impl Client {
 pub struct Head {
     pub code: u16,
     pub content_length: usize,
+    /// `Transfer-Encoding: chunked` (Herald); otherwise the body runs until the connection
+    /// closes (nchan's event streams).
+    pub chunked: bool,
 }
 
 /// Reads a response head.
@@ -74,6 +77,7 @@ pub async fn read_head(stream: &mut BufReader<TcpStream>) -> anyhow::Result<Head
         .parse()
         .context("bad status")?;
     let mut content_length = 0;
+    let mut chunked = false;
     loop {
         line.clear();
         if stream.read_line(&mut line).await? == 0 {
@@ -84,12 +88,15 @@ pub async fn read_head(stream: &mut BufReader<TcpStream>) -> anyhow::Result<Head
             return Ok(Head {
                 code,
                 content_length,
+                chunked,
             });
         }
-        if let Some((name, value)) = header.split_once(':')
-            && name.eq_ignore_ascii_case("content-length")
-        {
-            content_length = value.trim().parse().unwrap_or(0);
+        if let Some((name, value)) = header.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                content_length = value.trim().parse().unwrap_or(0);
+            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                chunked = value.to_ascii_lowercase().contains("chunked");
+            }
         }
     }
 }

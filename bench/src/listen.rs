@@ -89,10 +89,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 let stream = open(&args, args.first_user + i).await;
                 let _ = started_tx.send(());
                 match stream {
-                    Ok(stream) => {
+                    Ok((stream, chunked)) => {
                         opened.fetch_add(1, Ordering::Relaxed);
                         let _ = ready_tx.send(true).await;
-                        Some(follow(stream, &args, args.first_user + i, &expiry).await)
+                        Some(follow(stream, chunked, &args, args.first_user + i, &expiry).await)
                     }
                     Err(error) => {
                         eprintln!("connection {i}: {error:#}");
@@ -179,8 +179,8 @@ async fn futures_join<T: Send + 'static>(
     results
 }
 
-/// Opens one stream and reads its response head.
-async fn open(args: &Args, user: usize) -> anyhow::Result<BufReader<TcpStream>> {
+/// Opens one stream and reads its response head; true when the body is chunked.
+async fn open(args: &Args, user: usize) -> anyhow::Result<(BufReader<TcpStream>, bool)> {
     let mut stream = connect(args.server, args.source).await?;
     let request = match args.target {
         Target::Herald => {
@@ -207,7 +207,7 @@ async fn open(args: &Args, user: usize) -> anyhow::Result<BufReader<TcpStream>> 
     if head.code != 200 {
         bail!("status {}", head.code);
     }
-    Ok(reader)
+    Ok((reader, head.chunked))
 }
 
 fn token(args: &Args, user: usize) -> anyhow::Result<String> {
@@ -238,6 +238,7 @@ fn expected_for(args: &Args, user: usize) -> u64 {
 /// it, or the run's time is up.
 async fn follow(
     mut reader: BufReader<TcpStream>,
+    chunked: bool,
     args: &Args,
     user: usize,
     expiry: &tokio::sync::Notify,
@@ -257,25 +258,31 @@ async fn follow(
     let read_all = async {
         let mut line = Vec::new();
         loop {
-            // Chunked framing: a size line, that many bytes, CRLF. Herald and nginx both
-            // stream SSE this way.
-            line.clear();
-            if reader.read_until(b'\n', &mut line).await.ok()? == 0 {
-                return None;
+            if chunked {
+                // A size line, that many bytes, CRLF.
+                line.clear();
+                if reader.read_until(b'\n', &mut line).await.ok()? == 0 {
+                    return None;
+                }
+                let size = std::str::from_utf8(&line).ok()?.trim().split(';').next()?;
+                let size = usize::from_str_radix(size, 16).ok()?;
+                if size == 0 {
+                    return None;
+                }
+                let start = sse.len();
+                sse.resize(start + size, 0);
+                reader.read_exact(&mut sse[start..]).await.ok()?;
+                let mut crlf = [0u8; 2];
+                reader.read_exact(&mut crlf).await.ok()?;
+            } else {
+                let start = sse.len();
+                sse.resize(start + 4096, 0);
+                let read = reader.read(&mut sse[start..]).await.ok()?;
+                sse.truncate(start + read);
+                if read == 0 {
+                    return None;
+                }
             }
-            let size = usize::from_str_radix(
-                std::str::from_utf8(&line).ok()?.trim().split(';').next()?,
-                16,
-            )
-            .ok()?;
-            if size == 0 {
-                return None;
-            }
-            let start = sse.len();
-            sse.resize(start + size, 0);
-            reader.read_exact(&mut sse[start..]).await.ok()?;
-            let mut crlf = [0u8; 2];
-            reader.read_exact(&mut crlf).await.ok()?;
             // Whole lines only; a partial one waits for the next chunk.
             let mut consumed = 0;
             while let Some(end) = sse[consumed..].iter().position(|&b| b == b'\n') {
