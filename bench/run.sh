@@ -79,21 +79,29 @@ start_nchan() {
 
 stop_server() { kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; }
 
-# listeners TARGET MODE EVENTS USERS: starts the client processes, waits until all are connected.
+# Every listener process gets a source address of its own, never reused within a run: the
+# ports of closed connections sit in TIME_WAIT for a minute, and one address has only
+# ~28,000 of them.
+NEXT_SOURCE=2
+
+# listeners TARGET MODE EVENTS USERS: starts the client processes, waits until all are
+# connected, and sets OPEN to the number of connections open.
 listeners() {
   local target=$1 mode=$2 events=$3 users=$4 left=$CONNECTIONS p=0
   LISTENERS=()
   while [ "$left" -gt 0 ]; do
     local n=$((left < PER_PROCESS ? left : PER_PROCESS))
-    "$LOAD" listen --target "$target" --server "$SERVER" --source "127.0.0.$((p + 2))" \
+    "$LOAD" listen --target "$target" --server "$SERVER" --source "127.0.$((NEXT_SOURCE / 250)).$((NEXT_SOURCE % 250 + 2))" \
       --connections "$n" --first-user $((p * PER_PROCESS)) --mode "$mode" --events "$events" \
       --users "$users" --tenant bench --kid "${KID:-}" --secret "${SECRET:-}" --duration 60 \
       --samples "$WORK/samples.$p" >"$WORK/listen.$p" 2>"$WORK/listen.$p.err" &
     LISTENERS+=($!)
-    left=$((left - n)); p=$((p + 1))
+    left=$((left - n)); p=$((p + 1)); NEXT_SOURCE=$((NEXT_SOURCE + 1))
   done
+  OPEN=0
   for i in $(seq 0 $((p - 1))); do
     until grep -q '"ready"' "$WORK/listen.$i" 2>/dev/null; do sleep 0.2; done
+    OPEN=$((OPEN + $(python3 -c "import json,sys; print(json.loads(open(sys.argv[1]).readline())['ready'])" "$WORK/listen.$i")))
   done
   PROCESSES=$p
 }
@@ -126,7 +134,7 @@ for repeat in $(seq 1 "$REPEATS"); do
     listeners "$target" broadcast 20 1
     sleep 2
     held=$(pss_kib "$SERVER_PID")
-    per=$(python3 -c "print(round(($held - $base) * 1024 / $CONNECTIONS))")
+    per=$(python3 -c "print(round(($held - $base) * 1024 / $OPEN))")
     "$LOAD" publish --target "$target" --server "$SERVER" --mode broadcast --events 20 --rate 5 \
       --api-key "${API_KEY:-}" >"$WORK/publish" 2>&1
     collect "$target" broadcast "{\"repeat\": $repeat, \"base_pss_kib\": $base, \"held_pss_kib\": $held, \"bytes_per_connection\": $per, \"publish\": $(tail -1 "$WORK/publish")}"
