@@ -10,12 +10,18 @@
 #              connection = growth of the server's PSS (all its processes) / N
 #   broadcast  20 events 200 ms apart to all N connections (Herald persists each first);
 #              publish-to-receipt latency over every delivery, lost and duplicated events
+#   users      10,000 users connected, one connection each; 100,000 events to single users
+#              at 20,000/s (Herald: 20 per request), then 25,000 more at 5,000/s, one per
+#              request; achieved rate, request latency, delivery latency, lost events
 # Writes bench/results/<date>.md (the table) and the raw JSON next to it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONNECTIONS=${1:-19000}
 REPEATS=${2:-3}
 PER_PROCESS=9500
+USERS=10000
+FAST=100000
+PACED=25000
 HERALD_PORT=18080
 NCHAN_PORT=18090
 ADMIN=bench-admin-token-0123456789
@@ -138,6 +144,15 @@ for repeat in $(seq 1 "$REPEATS"); do
     "$LOAD" publish --target "$target" --server "$SERVER" --mode broadcast --events 20 --rate 5 \
       --api-key "${API_KEY:-}" >"$WORK/publish" 2>&1
     collect "$target" broadcast "{\"repeat\": $repeat, \"base_pss_kib\": $base, \"held_pss_kib\": $held, \"bytes_per_connection\": $per, \"publish\": $(tail -1 "$WORK/publish")}"
+
+    saved=$CONNECTIONS; CONNECTIONS=$USERS
+    listeners "$target" users $((FAST + PACED)) "$USERS"
+    "$LOAD" publish --target "$target" --server "$SERVER" --mode users --users "$USERS" --events "$FAST" \
+      --rate 20000 --batch 20 --concurrency 16 --api-key "${API_KEY:-}" >"$WORK/publish.fast" 2>&1
+    "$LOAD" publish --target "$target" --server "$SERVER" --mode users --users "$USERS" --start "$FAST" \
+      --events "$PACED" --rate 5000 --batch 1 --concurrency 64 --api-key "${API_KEY:-}" >"$WORK/publish.paced" 2>&1
+    CONNECTIONS=$saved
+    collect "$target" users "{\"repeat\": $repeat, \"fast\": $(tail -1 "$WORK/publish.fast"), \"paced\": $(tail -1 "$WORK/publish.paced")}"
     stop_server
   done
 done
@@ -145,15 +160,36 @@ done
 python3 - "$RAW" >"$RESULTS/$STAMP.md" <<'PY'
 import json, sys, statistics
 rows = [json.loads(line) for line in open(sys.argv[1])]
-def med(target, key):
-    values = [r[key] for r in rows if r["target"] == target and r.get(key) is not None]
+def med(target, scenario, get):
+    values = []
+    for r in rows:
+        if r["target"] == target and r["scenario"] == scenario:
+            try:
+                values.append(get(r))
+            except (KeyError, TypeError):
+                pass
+    values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
-print(f"| metric (median of {len(rows) // 2} runs) | Herald | nchan | Herald/nchan |")
+runs = len([r for r in rows if r["scenario"] == "broadcast"]) // 2
+print(f"| metric (median of {runs} runs) | Herald | nchan | Herald/nchan |")
 print("|---|---|---|---|")
-for key, label in [("connections", "connections held"), ("bytes_per_connection", "server memory per idle connection (bytes, PSS)"),
-                   ("p50_ms", "broadcast p50 (ms)"), ("p99_ms", "broadcast p99 (ms)"), ("p999_ms", "broadcast p99.9 (ms)"),
-                   ("max_ms", "broadcast max (ms)"), ("lost", "events lost"), ("duplicates", "events duplicated")]:
-    h, n = med("herald", key), med("nchan", key)
+lines = [
+    ("broadcast", lambda r: r["connections"], "connections held"),
+    ("broadcast", lambda r: r["bytes_per_connection"], "server memory per idle connection (bytes, PSS)"),
+    ("broadcast", lambda r: r["p50_ms"], "broadcast p50 (ms)"),
+    ("broadcast", lambda r: r["p99_ms"], "broadcast p99 (ms)"),
+    ("broadcast", lambda r: r["p999_ms"], "broadcast p99.9 (ms)"),
+    ("broadcast", lambda r: r["max_ms"], "broadcast max (ms)"),
+    ("broadcast", lambda r: r["lost"] + r["duplicates"], "broadcast events lost + duplicated"),
+    ("users", lambda r: r["fast"]["events_per_second"], "per-user events/s achieved (asked 20,000)"),
+    ("users", lambda r: r["fast"]["request_latency"]["p99_ms"], "publish request p99 at 20,000/s (ms)"),
+    ("users", lambda r: r["paced"]["request_latency"]["p99_ms"], "publish request p99 at 5,000/s, 1 event each (ms)"),
+    ("users", lambda r: r["p50_ms"], "per-user delivery p50 (ms)"),
+    ("users", lambda r: r["p99_ms"], "per-user delivery p99 (ms)"),
+    ("users", lambda r: r["lost"] + r["duplicates"], "per-user events lost + duplicated"),
+]
+for scenario, get, label in lines:
+    h, n = med("herald", scenario, get), med("nchan", scenario, get)
     ratio = f"{h / n:.2f}" if h is not None and n else "–"
     print(f"| {label} | {h} | {n} | {ratio} |")
 PY

@@ -27,6 +27,9 @@ pub struct Args {
     /// Events to send in all.
     #[arg(long)]
     events: u64,
+    /// The number of the first event (a second phase continues where the first stopped).
+    #[arg(long, default_value_t = 0)]
+    start: u64,
     /// Events per second (0: as fast as the server answers).
     #[arg(long, default_value_t = 0.0)]
     rate: f64,
@@ -43,7 +46,7 @@ pub struct Args {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let args = Arc::new(args);
-    let next = Arc::new(AtomicU64::new(0));
+    let next = Arc::new(AtomicU64::new(args.start));
     let began = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..args.concurrency.max(1) {
@@ -84,53 +87,58 @@ async fn worker(args: &Args, next: &AtomicU64, began: Instant) -> anyhow::Result
     } else {
         args.batch.max(1)
     };
+    let end = args.start + args.events;
     let mut samples = Vec::new();
     let mut errors = 0;
     loop {
         let first = next.fetch_add(batch, Ordering::Relaxed);
-        if first >= args.events {
+        if first >= end {
             return Ok((samples, errors));
         }
-        let last = (first + batch).min(args.events);
+        let last = (first + batch).min(end);
         if args.rate > 0.0 {
-            let due = began + Duration::from_secs_f64(first as f64 / args.rate);
+            let due = began + Duration::from_secs_f64((first - args.start) as f64 / args.rate);
             tokio::time::sleep_until(due.into()).await;
         }
         let sent = Instant::now();
-        let status = match args.target {
-            Target::Herald => {
-                let events: Vec<Value> = (first..last).map(|n| herald_event(args, n)).collect();
-                let body = json!({ "events": events }).to_string();
-                let auth = format!("Bearer {}", args.api_key);
-                client
-                    .post(
-                        "/v1/events",
-                        &[
-                            ("Authorization", &auth),
-                            ("Content-Type", "application/json"),
-                        ],
-                        body.as_bytes(),
-                    )
-                    .await?
-            }
-            Target::Nchan => {
-                let body = data(args, first).to_string();
-                let channel = match args.mode {
-                    Mode::Broadcast => "all".to_owned(),
-                    Mode::Users => format!("u{}", first % args.users.max(1) as u64),
-                };
-                client
-                    .post(
-                        &format!("/pub/{channel}"),
-                        &[("Content-Type", "application/json")],
-                        body.as_bytes(),
-                    )
-                    .await?
+        let status = match send(&mut client, args, first, last).await {
+            Ok(status) => status,
+            // A server may close a keep-alive connection at will: reconnect and send again.
+            Err(_) => {
+                client = Client::open(args.server, args.source).await?;
+                send(&mut client, args, first, last).await?
             }
         };
         samples.push(sent.elapsed().as_micros() as u64);
         if !(200..300).contains(&status) {
             errors += 1;
+        }
+    }
+}
+
+/// Sends events `first..last` in one request; returns the status.
+async fn send(client: &mut Client, args: &Args, first: u64, last: u64) -> anyhow::Result<u16> {
+    match args.target {
+        Target::Herald => {
+            let events: Vec<Value> = (first..last).map(|n| herald_event(args, n)).collect();
+            let body = json!({ "events": events }).to_string();
+            let auth = format!("Bearer {}", args.api_key);
+            let headers = [
+                ("Authorization", auth.as_str()),
+                ("Content-Type", "application/json"),
+            ];
+            client.post("/v1/events", &headers, body.as_bytes()).await
+        }
+        Target::Nchan => {
+            let body = data(args, first).to_string();
+            let channel = match args.mode {
+                Mode::Broadcast => "all".to_owned(),
+                Mode::Users => format!("u{}", first % args.users.max(1) as u64),
+            };
+            let headers = [("Content-Type", "application/json")];
+            client
+                .post(&format!("/pub/{channel}"), &headers, body.as_bytes())
+                .await
         }
     }
 }
