@@ -194,6 +194,29 @@ async fn tenant_for(app: &TestApp, slug: &str, origins: &[&str]) -> TestTenant {
     tenant
 }
 
+/// What every browser test starts from: Chromium, Herald with a database of its own, and
+/// the test page served on another origin.
+struct Scene {
+    browser: Browser,
+    app: TestApp,
+    origin: String,
+    database_url: String,
+    dir: TempDir,
+}
+
+async fn scene() -> Option<Scene> {
+    let browser = Browser::launch().await?;
+    let dir = TempDir::new().unwrap();
+    let (app, database_url) = start_herald(&dir).await;
+    Some(Scene {
+        browser,
+        app,
+        origin: serve_page(),
+        database_url,
+        dir,
+    })
+}
+
 fn page_url(origin: &str, app: &TestApp, tenant: &TestTenant, token: &str, topics: &str) -> String {
     let herald = app.address.replace("127.0.0.1", "localhost");
     format!(
@@ -208,12 +231,16 @@ fn stock(i: usize) -> Value {
 
 #[actix_web::test]
 async fn a_cross_origin_page_streams_custom_types_in_order() {
-    let Some(mut browser) = Browser::launch().await else {
+    let Some(Scene {
+        mut browser,
+        app,
+        origin,
+        database_url: _,
+        dir: _dir,
+    }) = scene().await
+    else {
         return;
     };
-    let dir = TempDir::new().unwrap();
-    let (app, _) = start_herald(&dir).await;
-    let origin = serve_page();
     let t = tenant_for(&app, "shop", &[&origin]).await;
     let url = page_url(
         &origin,
@@ -262,13 +289,17 @@ async fn a_cross_origin_page_streams_custom_types_in_order() {
 
 #[actix_web::test]
 async fn the_browser_reconnects_after_a_restart_and_gets_every_event_once() {
-    let Some(mut browser) = Browser::launch().await else {
+    let Some(Scene {
+        mut browser,
+        app,
+        origin,
+        database_url,
+        dir,
+    }) = scene().await
+    else {
         return;
     };
-    let dir = TempDir::new().unwrap();
-    let (app, database_url) = start_herald(&dir).await;
     let port: u16 = app.address.rsplit(':').next().unwrap().parse().unwrap();
-    let origin = serve_page();
     let t = tenant_for(&app, "restart", &[&origin]).await;
     let url = page_url(
         &origin,
@@ -389,12 +420,16 @@ async fn a_page_on_an_origin_not_allowed_can_open_neither_session_nor_stream() {
 
 #[actix_web::test]
 async fn two_tenants_in_one_browser_each_get_only_their_own_events() {
-    let Some(mut browser) = Browser::launch().await else {
+    let Some(Scene {
+        mut browser,
+        app,
+        origin,
+        database_url: _,
+        dir: _dir,
+    }) = scene().await
+    else {
         return;
     };
-    let dir = TempDir::new().unwrap();
-    let (app, _) = start_herald(&dir).await;
-    let origin = serve_page();
     let a = tenant_for(&app, "tenant-a", &[&origin]).await;
     let b = tenant_for(&app, "tenant-b", &[&origin]).await;
     // One browser (one cookie jar), the same user id in both tenants.
@@ -444,12 +479,16 @@ async fn two_tenants_in_one_browser_each_get_only_their_own_events() {
 
 #[actix_web::test]
 async fn an_expired_token_ends_the_stream_with_session_expired() {
-    let Some(mut browser) = Browser::launch().await else {
+    let Some(Scene {
+        mut browser,
+        app,
+        origin,
+        database_url: _,
+        dir: _dir,
+    }) = scene().await
+    else {
         return;
     };
-    let dir = TempDir::new().unwrap();
-    let (app, _) = start_herald(&dir).await;
-    let origin = serve_page();
     let t = tenant_for(&app, "expiring", &[&origin]).await;
     let token = t.token_with(json!({"sub": "alice", "aud": "herald", "exp": now_secs() + 3}));
     browser
