@@ -13,6 +13,9 @@
 #   users      10,000 users connected, one connection each; 100,000 events to single users
 #              at 20,000/s (Herald: 20 per request), then 25,000 more at 5,000/s, one per
 #              request; achieved rate, request latency, delivery latency, lost events
+#   replay     on a fresh server, 10,000 events to one user who is away; then one client
+#              resumes (Herald: Last-Event-ID; nchan: from its oldest buffered message) and
+#              the time until it holds all 10,000, in order, once
 # Writes bench/results/<date>.md (the table) and the raw JSON next to it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -89,6 +92,7 @@ stop_server() { kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; }
 # ports of closed connections sit in TIME_WAIT for a minute, and one address has only
 # ~28,000 of them.
 NEXT_SOURCE=2
+EXTRA=()
 
 # listeners TARGET MODE EVENTS USERS: starts the client processes, waits until all are
 # connected, and sets OPEN to the number of connections open.
@@ -99,14 +103,17 @@ listeners() {
     local n=$((left < PER_PROCESS ? left : PER_PROCESS))
     "$LOAD" listen --target "$target" --server "$SERVER" --source "127.0.$((NEXT_SOURCE / 250)).$((NEXT_SOURCE % 250 + 2))" \
       --connections "$n" --first-user $((p * PER_PROCESS)) --mode "$mode" --events "$events" \
-      --users "$users" --tenant bench --kid "${KID:-}" --secret "${SECRET:-}" --duration 60 \
-      --samples "$WORK/samples.$p" >"$WORK/listen.$p" 2>"$WORK/listen.$p.err" &
+      --users "$users" --tenant bench --kid="${KID:-}" --secret="${SECRET:-}" --duration 60 \
+      --samples "$WORK/samples.$p" "${EXTRA[@]}" >"$WORK/listen.$p" 2>"$WORK/listen.$p.err" &
     LISTENERS+=($!)
     left=$((left - n)); p=$((p + 1)); NEXT_SOURCE=$((NEXT_SOURCE + 1))
   done
   OPEN=0
   for i in $(seq 0 $((p - 1))); do
-    until grep -q '"ready"' "$WORK/listen.$i" 2>/dev/null; do sleep 0.2; done
+    until grep -q '"ready"' "$WORK/listen.$i" 2>/dev/null; do
+      kill -0 "${LISTENERS[$i]}" 2>/dev/null || { cat "$WORK/listen.$i.err" >&2; exit 1; }
+      sleep 0.2
+    done
     OPEN=$((OPEN + $(python3 -c "import json,sys; print(json.loads(open(sys.argv[1]).readline())['ready'])" "$WORK/listen.$i")))
   done
   PROCESSES=$p
@@ -126,6 +133,7 @@ row = {"target": target, "scenario": scenario, "connections": sum(r["connections
        "failed": sum(r["failed"] for r in reports), "received": sum(r["received"] for r in reports),
        "lost": sum(r["lost"] for r in reports), "duplicates": sum(r["duplicates"] for r in reports),
        "out_of_order": sum(r["out_of_order"] for r in reports),
+       "seconds_to_complete": max(r.get("seconds_to_complete", 0) for r in reports),
        "p50_ms": q(0.5), "p99_ms": q(0.99), "p999_ms": q(0.999), "max_ms": round(samples[-1] / 1000, 3) if samples else None}
 row.update(extra)
 print(json.dumps(row))
@@ -142,17 +150,37 @@ for repeat in $(seq 1 "$REPEATS"); do
     held=$(pss_kib "$SERVER_PID")
     per=$(python3 -c "print(round(($held - $base) * 1024 / $OPEN))")
     "$LOAD" publish --target "$target" --server "$SERVER" --mode broadcast --events 20 --rate 5 \
-      --api-key "${API_KEY:-}" >"$WORK/publish" 2>&1
+      --api-key="${API_KEY:-}" >"$WORK/publish" 2>&1
     collect "$target" broadcast "{\"repeat\": $repeat, \"base_pss_kib\": $base, \"held_pss_kib\": $held, \"bytes_per_connection\": $per, \"publish\": $(tail -1 "$WORK/publish")}"
 
     saved=$CONNECTIONS; CONNECTIONS=$USERS
     listeners "$target" users $((FAST + PACED)) "$USERS"
     "$LOAD" publish --target "$target" --server "$SERVER" --mode users --users "$USERS" --events "$FAST" \
-      --rate 20000 --batch 20 --concurrency 16 --api-key "${API_KEY:-}" >"$WORK/publish.fast" 2>&1
+      --rate 20000 --batch 20 --concurrency 16 --api-key="${API_KEY:-}" >"$WORK/publish.fast" 2>&1
     "$LOAD" publish --target "$target" --server "$SERVER" --mode users --users "$USERS" --start "$FAST" \
-      --events "$PACED" --rate 5000 --batch 1 --concurrency 64 --api-key "${API_KEY:-}" >"$WORK/publish.paced" 2>&1
+      --events "$PACED" --rate 5000 --batch 1 --concurrency 64 --api-key="${API_KEY:-}" >"$WORK/publish.paced" 2>&1
     CONNECTIONS=$saved
     collect "$target" users "{\"repeat\": $repeat, \"fast\": $(tail -1 "$WORK/publish.fast"), \"paced\": $(tail -1 "$WORK/publish.paced")}"
+    stop_server
+
+    "start_$target"
+    # One request at a time, so the events' numbers are their order in the log too.
+    "$LOAD" publish --target "$target" --server "$SERVER" --mode users --users 1 --events 10000 \
+      --batch 100 --concurrency 1 --api-key="${API_KEY:-}" >"$WORK/publish.replay" 2>&1
+    resume=()
+    if [ "$target" = herald ]; then
+      first=$(curl -sf "http://$SERVER/v1/events?user=u0&limit=1" -H "Authorization: Bearer $API_KEY" \
+        | python3 -c 'import json,sys; print(json.load(sys.stdin)["events"][0]["id"])')
+      resume=(--last-event-id "${first%-*}-0")
+    else
+      resume=(--from-oldest)
+    fi
+    saved=$CONNECTIONS; CONNECTIONS=1
+    EXTRA=("${resume[@]}")
+    listeners "$target" users 10000 1
+    EXTRA=()
+    CONNECTIONS=$saved
+    collect "$target" replay "{\"repeat\": $repeat}"
     stop_server
   done
 done
@@ -187,6 +215,8 @@ lines = [
     ("users", lambda r: r["p50_ms"], "per-user delivery p50 (ms)"),
     ("users", lambda r: r["p99_ms"], "per-user delivery p99 (ms)"),
     ("users", lambda r: r["lost"] + r["duplicates"], "per-user events lost + duplicated"),
+    ("replay", lambda r: r["seconds_to_complete"], "replay of 10,000 missed events: seconds until all held"),
+    ("replay", lambda r: r["lost"] + r["duplicates"] + r["out_of_order"], "replay events lost + duplicated + out of order"),
 ]
 for scenario, get, label in lines:
     h, n = med("herald", scenario, get), med("nchan", scenario, get)

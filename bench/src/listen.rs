@@ -50,6 +50,12 @@ pub struct Args {
     /// Connections opened at once.
     #[arg(long, default_value_t = 256)]
     open_batch: usize,
+    /// Resume from here (sent as `Last-Event-ID`): the replay scenario.
+    #[arg(long)]
+    last_event_id: Option<String>,
+    /// nchan: subscribe where the channel's buffer is replayed from its oldest message.
+    #[arg(long)]
+    from_oldest: bool,
     /// Also write every latency (µs), one per line, here: percentiles over several
     /// listener processes are computed from all their samples.
     #[arg(long)]
@@ -117,6 +123,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "{}",
         json!({"ready": opened.load(Ordering::Relaxed), "failed": failed})
     );
+    let all_open = std::time::Instant::now();
     let deadline = tokio::time::sleep(Duration::from_secs(args.duration));
     tokio::pin!(deadline);
     let all = futures_join(tasks);
@@ -138,6 +145,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
         file.flush()?;
     }
+    let seconds_to_complete = all_open.elapsed().as_secs_f64();
     let mut latencies = histogram();
     let (mut received, mut duplicates, mut lost, mut out_of_order, mut closed) =
         (0u64, 0u64, 0u64, 0u64, 0u64);
@@ -163,6 +171,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "duplicates": duplicates,
             "out_of_order": out_of_order,
             "incomplete_connections": closed,
+            "seconds_to_complete": (seconds_to_complete * 1000.0).round() / 1000.0,
             "latency": summary(&latencies),
         })
     );
@@ -186,8 +195,10 @@ async fn open(args: &Args, user: usize) -> anyhow::Result<(BufReader<TcpStream>,
         Target::Herald => {
             let token = token(args, user)?;
             format!(
-                "GET /t/{}/stream HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nAuthorization: Bearer {token}\r\n\r\n",
-                args.tenant, args.server
+                "GET /t/{}/stream HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nAuthorization: Bearer {token}\r\n{}\r\n",
+                args.tenant,
+                args.server,
+                resume_header(args)
             )
         }
         Target::Nchan => {
@@ -195,9 +206,15 @@ async fn open(args: &Args, user: usize) -> anyhow::Result<(BufReader<TcpStream>,
                 Mode::Broadcast => "all".to_owned(),
                 Mode::Users => format!("u{user}"),
             };
+            let location = if args.from_oldest {
+                "sub_oldest"
+            } else {
+                "sub"
+            };
             format!(
-                "GET /sub/{channel} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n",
-                args.server
+                "GET /{location}/{channel} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n{}\r\n",
+                args.server,
+                resume_header(args)
             )
         }
     };
@@ -208,6 +225,13 @@ async fn open(args: &Args, user: usize) -> anyhow::Result<(BufReader<TcpStream>,
         bail!("status {}", head.code);
     }
     Ok((reader, head.chunked))
+}
+
+fn resume_header(args: &Args) -> String {
+    args.last_event_id
+        .as_ref()
+        .map(|id| format!("Last-Event-ID: {id}\r\n"))
+        .unwrap_or_default()
 }
 
 fn token(args: &Args, user: usize) -> anyhow::Result<String> {
