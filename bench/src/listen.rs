@@ -1,6 +1,5 @@
 //! `herald-load listen`: hold SSE connections and account for every event.
 
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -12,18 +11,12 @@ use tokio::net::TcpStream;
 
 use crate::http::connect;
 use crate::report::{histogram, summary};
-use crate::{Mode, Target, now_nanos};
+use crate::{Endpoint, Mode, Target, now_nanos};
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long, value_enum)]
-    target: Target,
-    /// Herald or nginx, e.g. 127.0.0.1:8080.
-    #[arg(long)]
-    server: SocketAddr,
-    /// The address connections come from (each process its own: 127.0.0.2, 127.0.0.3, …).
-    #[arg(long, default_value = "127.0.0.1")]
-    source: IpAddr,
+    #[command(flatten)]
+    endpoint: Endpoint,
     #[arg(long)]
     connections: usize,
     /// Connection i streams as user u<first-user + i>.
@@ -190,14 +183,14 @@ async fn futures_join<T: Send + 'static>(
 
 /// Opens one stream and reads its response head; true when the body is chunked.
 async fn open(args: &Args, user: usize) -> anyhow::Result<(BufReader<TcpStream>, bool)> {
-    let mut stream = connect(args.server, args.source).await?;
-    let request = match args.target {
+    let mut stream = connect(args.endpoint.server, args.endpoint.source).await?;
+    let request = match args.endpoint.target {
         Target::Herald => {
             let token = token(args, user)?;
             format!(
                 "GET /t/{}/stream HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nAuthorization: Bearer {token}\r\n{}\r\n",
                 args.tenant,
-                args.server,
+                args.endpoint.server,
                 resume_header(args)
             )
         }
@@ -213,7 +206,7 @@ async fn open(args: &Args, user: usize) -> anyhow::Result<(BufReader<TcpStream>,
             };
             format!(
                 "GET /{location}/{channel} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n{}\r\n",
-                args.server,
+                args.endpoint.server,
                 resume_header(args)
             )
         }

@@ -36,6 +36,19 @@ pub enum Mode {
     Users,
 }
 
+/// Which server, where, and from which local address: what listeners and publishers share.
+#[derive(clap::Args, Clone)]
+pub struct Endpoint {
+    #[arg(long, value_enum)]
+    pub target: Target,
+    /// Herald or nginx, e.g. 127.0.0.1:8080.
+    #[arg(long)]
+    pub server: std::net::SocketAddr,
+    /// The address connections come from (each process its own: 127.0.0.2, 127.0.0.3, …).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub source: std::net::IpAddr,
+}
+
 #[derive(Subcommand)]
 enum Command {
     Listen(listen::Args),

@@ -1,6 +1,5 @@
 //! `herald-load publish`: events with send timestamps, at a paced rate.
 
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -9,16 +8,12 @@ use serde_json::{Value, json};
 
 use crate::http::Client;
 use crate::report::{histogram, summary};
-use crate::{Mode, Target, now_nanos};
+use crate::{Endpoint, Mode, Target, now_nanos};
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long, value_enum)]
-    target: Target,
-    #[arg(long)]
-    server: SocketAddr,
-    #[arg(long, default_value = "127.0.0.1")]
-    source: IpAddr,
+    #[command(flatten)]
+    endpoint: Endpoint,
     #[arg(long, value_enum)]
     mode: Mode,
     /// With --mode users: event n goes to user u<n mod users>.
@@ -81,8 +76,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 async fn worker(args: &Args, next: &AtomicU64, began: Instant) -> anyhow::Result<(Vec<u64>, u64)> {
-    let mut client = Client::open(args.server, args.source).await?;
-    let batch = if args.target == Target::Nchan {
+    let mut client = Client::open(args.endpoint.server, args.endpoint.source).await?;
+    let batch = if args.endpoint.target == Target::Nchan {
         1
     } else {
         args.batch.max(1)
@@ -105,7 +100,7 @@ async fn worker(args: &Args, next: &AtomicU64, began: Instant) -> anyhow::Result
             Ok(status) => status,
             // A server may close a keep-alive connection at will: reconnect and send again.
             Err(_) => {
-                client = Client::open(args.server, args.source).await?;
+                client = Client::open(args.endpoint.server, args.endpoint.source).await?;
                 send(&mut client, args, first, last).await?
             }
         };
@@ -118,7 +113,7 @@ async fn worker(args: &Args, next: &AtomicU64, began: Instant) -> anyhow::Result
 
 /// Sends events `first..last` in one request; returns the status.
 async fn send(client: &mut Client, args: &Args, first: u64, last: u64) -> anyhow::Result<u16> {
-    match args.target {
+    match args.endpoint.target {
         Target::Herald => {
             let events: Vec<Value> = (first..last).map(|n| herald_event(args, n)).collect();
             let body = json!({ "events": events }).to_string();
