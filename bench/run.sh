@@ -29,6 +29,11 @@ HERALD_PORT=18080
 NCHAN_PORT=18090
 ADMIN=bench-admin-token-0123456789
 
+# nchan comes from Debian: nginx plus its nchan module.
+if ! command -v nginx >/dev/null || [ ! -e /usr/lib/nginx/modules/ngx_nchan_module.so ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light libnginx-mod-nchan >/dev/null
+fi
 cargo build --release --quiet -p herald -p herald-bench
 HERALD=$PWD/target/release/herald
 LOAD=$PWD/target/release/herald-load
