@@ -17,6 +17,8 @@ use tracing_actix_web::{RequestId, TracingLogger};
 
 use crate::auth::AdminToken;
 use crate::config::{Environment, Settings};
+use crate::domain::tenant::Tenant;
+use crate::error::ApiError;
 use crate::error::{json_error, path_error, query_error};
 use crate::hub::Hub;
 use crate::routes;
@@ -35,6 +37,16 @@ pub struct AppState {
     pub admin_token: AdminToken,
     /// Turns true when Herald starts shutting down: open streams end at once.
     pub shutdown: watch::Receiver<bool>,
+}
+
+impl AppState {
+    /// The tenant with this slug, or the API's 404.
+    pub async fn tenant(&self, slug: &str) -> Result<Tenant, ApiError> {
+        self.store
+            .tenant(slug)
+            .await?
+            .ok_or_else(|| ApiError::tenant_not_found(slug))
+    }
 }
 
 /// Credentials made at start-up that the operator must be shown once.

@@ -78,12 +78,9 @@ async fn find_tenant(request: &ServiceRequest) -> Result<Tenant, ApiError> {
     let state = request
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::internal(&"application state missing"))?;
-    let slug = request.match_info().get("slug").unwrap_or_default();
     state
-        .store
-        .tenant(slug)
-        .await?
-        .ok_or_else(|| ApiError::tenant_not_found(slug))
+        .tenant(request.match_info().get("slug").unwrap_or_default())
+        .await
 }
 
 /// The tenant of a `/t/{slug}/…` request: the one the CORS check found, or a lookup.
@@ -95,9 +92,5 @@ pub async fn request_tenant(
     if let Some(tenant) = request.extensions().get::<Tenant>() {
         return Ok(tenant.clone());
     }
-    state
-        .store
-        .tenant(slug)
-        .await?
-        .ok_or_else(|| ApiError::tenant_not_found(slug))
+    state.tenant(slug).await
 }

@@ -37,14 +37,6 @@ pub fn configure(config: &mut web::ServiceConfig) {
     );
 }
 
-async fn find_tenant(state: &AppState, slug: &str) -> Result<Tenant, ApiError> {
-    state
-        .store
-        .tenant(slug)
-        .await?
-        .ok_or_else(|| ApiError::tenant_not_found(slug))
-}
-
 #[utoipa::path(post, path = "/admin/tenants", tag = "operator", request_body = NewTenant, responses((status = 201, body = Tenant), (status = 409, description = "slug taken", body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "missing or wrong admin token", body = ErrorBody)), security(("admin_token" = [])))]
 pub(super) async fn create_tenant(
     _: Operator,
@@ -77,7 +69,7 @@ pub(super) async fn get_tenant(
     state: web::Data<AppState>,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(find_tenant(&state, &slug).await?))
+    Ok(HttpResponse::Ok().json(state.tenant(&slug).await?))
 }
 
 #[utoipa::path(patch, path = "/admin/tenants/{slug}", tag = "operator", params(("slug" = String, Path, description = "the tenant's slug")), request_body = TenantPatch, responses((status = 200, body = Tenant), (status = 422, body = ErrorBody), (status = 404, description = "no such tenant", body = ErrorBody), (status = 401, description = "missing or wrong admin token", body = ErrorBody)), security(("admin_token" = [])))]
@@ -122,7 +114,7 @@ pub(super) async fn create_api_key(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let body: Option<NewApiKey> = optional_json(&request, &body)?;
-    let tenant = find_tenant(&state, &slug).await?;
+    let tenant = state.tenant(&slug).await?;
     let name = body
         .and_then(|b| b.name)
         .unwrap_or_else(|| "default".into());
@@ -154,7 +146,7 @@ pub(super) async fn list_api_keys(
     state: web::Data<AppState>,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = find_tenant(&state, &slug).await?;
+    let tenant = state.tenant(&slug).await?;
     let keys = state.store.list_api_keys(tenant.id).await?;
     Ok(HttpResponse::Ok().json(json!({ "api_keys": keys })))
 }
@@ -166,7 +158,7 @@ pub(super) async fn revoke_api_key(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (slug, id) = path.into_inner();
-    let tenant = find_tenant(&state, &slug).await?;
+    let tenant = state.tenant(&slug).await?;
     if state.store.revoke_api_key(tenant.id, &id).await? {
         Ok(HttpResponse::NoContent().finish())
     } else {
@@ -193,7 +185,7 @@ pub(super) async fn create_signing_key(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let body: Option<NewSigningKey> = optional_json(&request, &body)?;
-    let tenant = find_tenant(&state, &slug).await?;
+    let tenant = state.tenant(&slug).await?;
     let (alg, pem) = match body {
         None => (SigningAlgorithm::Hs256, None),
         Some(body) => {
@@ -229,7 +221,7 @@ pub(super) async fn list_signing_keys(
     state: web::Data<AppState>,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = find_tenant(&state, &slug).await?;
+    let tenant = state.tenant(&slug).await?;
     let keys: Vec<SigningKeyInfo> = state
         .store
         .list_signing_keys(tenant.id)
@@ -247,7 +239,7 @@ pub(super) async fn revoke_signing_key(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (slug, kid) = path.into_inner();
-    let tenant = find_tenant(&state, &slug).await?;
+    let tenant = state.tenant(&slug).await?;
     if state.store.revoke_signing_key(tenant.id, &kid).await? {
         Ok(HttpResponse::NoContent().finish())
     } else {
