@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 
 use crate::http::connect;
 use crate::report::{histogram, summary};
-use crate::{Endpoint, Mode, Target, now_nanos};
+use crate::{Endpoint, Mode, Spread, Target, now_nanos};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -22,11 +22,8 @@ pub struct Args {
     /// Connection i streams as user u<first-user + i>.
     #[arg(long, default_value_t = 0)]
     first_user: usize,
-    #[arg(long, value_enum)]
-    mode: Mode,
-    /// With --mode users: how many users the publisher spreads events over.
-    #[arg(long, default_value_t = 1)]
-    users: usize,
+    #[command(flatten)]
+    spread: Spread,
     /// How many events the publisher sends in all.
     #[arg(long)]
     events: u64,
@@ -195,10 +192,7 @@ async fn open(args: &Args, user: usize) -> anyhow::Result<(BufReader<TcpStream>,
             )
         }
         Target::Nchan => {
-            let channel = match args.mode {
-                Mode::Broadcast => "all".to_owned(),
-                Mode::Users => format!("u{user}"),
-            };
+            let channel = args.spread.nchan_channel(user as u64);
             let location = if args.from_oldest {
                 "sub_oldest"
             } else {
@@ -239,18 +233,6 @@ fn token(args: &Args, user: usize) -> anyhow::Result<String> {
     )?)
 }
 
-/// Which events this connection should get: their index (`k`) runs from 0 to `expected`.
-fn expected_for(args: &Args, user: usize) -> u64 {
-    match args.mode {
-        Mode::Broadcast => args.events,
-        Mode::Users => {
-            let users = args.users.max(1) as u64;
-            let user = user as u64 % users;
-            args.events / users + u64::from(user < args.events % users)
-        }
-    }
-}
-
 /// Reads the stream (chunked or not) until every expected event came, the server ended
 /// it, or the run's time is up.
 async fn follow(
@@ -260,7 +242,7 @@ async fn follow(
     user: usize,
     expiry: &tokio::sync::Notify,
 ) -> Seen {
-    let expected = expected_for(args, user);
+    let expected = args.spread.expected_for(user as u64, args.events);
     let mut seen = Seen {
         latencies_us: Vec::with_capacity(expected.min(100_000) as usize),
         unique: 0,
@@ -342,7 +324,7 @@ fn account(
     let (Some(ts), Some(n)) = (value["ts"].as_u64(), value["n"].as_u64()) else {
         return;
     };
-    let k = match args.mode {
+    let k = match args.spread.mode {
         Mode::Broadcast => n,
         Mode::Users => value["k"].as_u64().unwrap_or(n),
     };

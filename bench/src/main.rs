@@ -49,6 +49,55 @@ pub struct Endpoint {
     pub source: std::net::IpAddr,
 }
 
+/// How the events are spread, which listeners and publishers must agree on: in `users`
+/// mode event n goes to user u<n mod users> and is number n / users among that user's.
+#[derive(clap::Args, Clone)]
+pub struct Spread {
+    #[arg(long, value_enum)]
+    pub mode: Mode,
+    /// With --mode users: how many users the events are spread over.
+    #[arg(long, default_value_t = 1)]
+    pub users: usize,
+}
+
+impl Spread {
+    fn users(&self) -> u64 {
+        self.users.max(1) as u64
+    }
+
+    /// The user event `n` goes to (users mode).
+    pub fn user_of(&self, n: u64) -> u64 {
+        n % self.users()
+    }
+
+    /// Event `n`'s index among the events its connection gets.
+    pub fn index_of(&self, n: u64) -> u64 {
+        match self.mode {
+            Mode::Broadcast => n,
+            Mode::Users => n / self.users(),
+        }
+    }
+
+    /// How many of `events` (numbered from 0) reach `user`'s connection.
+    pub fn expected_for(&self, user: u64, events: u64) -> u64 {
+        match self.mode {
+            Mode::Broadcast => events,
+            Mode::Users => {
+                let (users, user) = (self.users(), user % self.users());
+                events / users + u64::from(user < events % users)
+            }
+        }
+    }
+
+    /// nchan's channel for a user's connection: one for everyone, or the user's own.
+    pub fn nchan_channel(&self, user: u64) -> String {
+        match self.mode {
+            Mode::Broadcast => "all".to_owned(),
+            Mode::Users => format!("u{user}"),
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     Listen(listen::Args),

@@ -8,17 +8,14 @@ use serde_json::{Value, json};
 
 use crate::http::Client;
 use crate::report::{histogram, summary};
-use crate::{Endpoint, Mode, Target, now_nanos};
+use crate::{Endpoint, Mode, Spread, Target, now_nanos};
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
     endpoint: Endpoint,
-    #[arg(long, value_enum)]
-    mode: Mode,
-    /// With --mode users: event n goes to user u<n mod users>.
-    #[arg(long, default_value_t = 1)]
-    users: usize,
+    #[command(flatten)]
+    spread: Spread,
     /// Events to send in all.
     #[arg(long)]
     events: u64,
@@ -126,10 +123,7 @@ async fn send(client: &mut Client, args: &Args, first: u64, last: u64) -> anyhow
         }
         Target::Nchan => {
             let body = data(args, first).to_string();
-            let channel = match args.mode {
-                Mode::Broadcast => "all".to_owned(),
-                Mode::Users => format!("u{}", first % args.users.max(1) as u64),
-            };
+            let channel = args.spread.nchan_channel(args.spread.user_of(first));
             let headers = [("Content-Type", "application/json")];
             client
                 .post(&format!("/pub/{channel}"), &headers, body.as_bytes())
@@ -139,17 +133,13 @@ async fn send(client: &mut Client, args: &Args, first: u64, last: u64) -> anyhow
 }
 
 fn data(args: &Args, n: u64) -> Value {
-    let k = match args.mode {
-        Mode::Broadcast => n,
-        Mode::Users => n / args.users.max(1) as u64,
-    };
-    json!({ "ts": now_nanos(), "n": n, "k": k })
+    json!({ "ts": now_nanos(), "n": n, "k": args.spread.index_of(n) })
 }
 
 fn herald_event(args: &Args, n: u64) -> Value {
-    let to = match args.mode {
+    let to = match args.spread.mode {
         Mode::Broadcast => json!({ "broadcast": true }),
-        Mode::Users => json!({ "user": format!("u{}", n % args.users.max(1) as u64) }),
+        Mode::Users => json!({ "user": format!("u{}", args.spread.user_of(n)) }),
     };
     json!({ "to": to, "type": "tick", "data": data(args, n) })
 }
