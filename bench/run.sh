@@ -13,9 +13,15 @@
 #   users      10,000 users connected, one connection each; 100,000 events to single users
 #              at 20,000/s (Herald: 20 per request), then 25,000 more at 5,000/s, one per
 #              request; achieved rate, request latency, delivery latency, lost events
+#   churn      on a fresh server, 17,000 connections get a broadcast every 200 ms while,
+#              for a minute, 1,000 more streams a second open, hold 1 s and hang up (17,000,
+#              not 19,000: the churning streams need ~1,000 of the server's 20,000 sockets);
+#              churn connects failed, broadcasts lost, and the server's open files and PSS
+#              before the churn and 3 s after it (a leak shows as growth)
 #   replay     on a fresh server, 10,000 events to one user who is away; then one client
 #              resumes (Herald: Last-Event-ID; nchan: from its oldest buffered message) and
 #              the time until it holds all 10,000, in order, once
+# SCENARIOS="broadcast users churn replay" (the default) picks which run.
 # Writes bench/results/<date>.md (the table) and the raw JSON next to it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +34,10 @@ PACED=25000
 HERALD_PORT=18080
 NCHAN_PORT=18090
 ADMIN=bench-admin-token-0123456789
+SCENARIOS=${SCENARIOS:-broadcast users churn replay}
+CHURN_STABLE=17000
+CHURN_SECONDS=60
+wants() { [[ " $SCENARIOS " == *" $1 "* ]]; }
 
 # nchan comes from Debian: nginx plus its nchan module.
 if ! command -v nginx >/dev/null || [ ! -e /usr/lib/nginx/modules/ngx_nchan_module.so ]; then
@@ -108,7 +118,7 @@ listeners() {
     local n=$((left < PER_PROCESS ? left : PER_PROCESS))
     "$LOAD" listen --target "$target" --server "$SERVER" --source "127.0.$((NEXT_SOURCE / 250)).$((NEXT_SOURCE % 250 + 2))" \
       --connections "$n" --first-user $((p * PER_PROCESS)) --mode "$mode" --events "$events" \
-      --users "$users" --tenant bench --kid="${KID:-}" --secret="${SECRET:-}" --duration 60 \
+      --users "$users" --tenant bench --kid="${KID:-}" --secret="${SECRET:-}" --duration "${DURATION:-60}" \
       --samples "$WORK/samples.$p" "${EXTRA[@]}" >"$WORK/listen.$p" 2>"$WORK/listen.$p.err" &
     LISTENERS+=($!)
     left=$((left - n)); p=$((p + 1)); NEXT_SOURCE=$((NEXT_SOURCE + 1))
@@ -145,48 +155,97 @@ print(json.dumps(row))
 PY
 }
 
+open_files() { ls /proc/"$1"/fd | wc -l; }
+
+# The scenarios: each runs against the server started last ($target at $SERVER).
+scenario_broadcast() {
+  local base held per
+  base=$(pss_kib "$SERVER_PID")
+  listeners "$target" broadcast 20 1
+  sleep 2
+  held=$(pss_kib "$SERVER_PID")
+  per=$(python3 -c "print(round(($held - $base) * 1024 / $OPEN))")
+  "$LOAD" publish --target "$target" --server "$SERVER" --mode broadcast --events 20 --rate 5 \
+    --api-key="${API_KEY:-}" >"$WORK/publish" 2>&1
+  collect "$target" broadcast "{\"repeat\": $repeat, \"base_pss_kib\": $base, \"held_pss_kib\": $held, \"bytes_per_connection\": $per, \"publish\": $(tail -1 "$WORK/publish")}"
+}
+
+scenario_users() {
+  local saved=$CONNECTIONS
+  CONNECTIONS=$USERS
+  listeners "$target" users $((FAST + PACED)) "$USERS"
+  "$LOAD" publish --target "$target" --server "$SERVER" --mode users --users "$USERS" --events "$FAST" \
+    --rate 20000 --batch 20 --concurrency 16 --api-key="${API_KEY:-}" >"$WORK/publish.fast" 2>&1
+  "$LOAD" publish --target "$target" --server "$SERVER" --mode users --users "$USERS" --start "$FAST" \
+    --events "$PACED" --rate 5000 --batch 1 --concurrency 64 --api-key="${API_KEY:-}" >"$WORK/publish.paced" 2>&1
+  CONNECTIONS=$saved
+  collect "$target" users "{\"repeat\": $repeat, \"fast\": $(tail -1 "$WORK/publish.fast"), \"paced\": $(tail -1 "$WORK/publish.paced")}"
+}
+
+scenario_churn() {
+  # The broadcasts go on 10 s past the churn, so the server is measured again with the
+  # 17,000 still open and the churn over: open files and memory should be back where they were.
+  local saved=$CONNECTIONS events=$(((CHURN_SECONDS + 10) * 5)) churner publisher
+  local files_before pss_before files_after pss_after
+  CONNECTIONS=$CHURN_STABLE
+  DURATION=$((CHURN_SECONDS + 60)) listeners "$target" broadcast "$events" 1
+  CONNECTIONS=$saved
+  files_before=$(open_files "$SERVER_PID"); pss_before=$(pss_kib "$SERVER_PID")
+  # Eight source addresses of its own: a minute of churn leaves 60,000 ports in TIME_WAIT.
+  "$LOAD" churn --target "$target" --server "$SERVER" --source "127.1.$((NEXT_SOURCE % 250)).2" --sources 8 \
+    --rate 1000 --seconds "$CHURN_SECONDS" --hold-ms 1000 --tenant bench --kid="${KID:-}" \
+    --secret="${SECRET:-}" >"$WORK/churn" 2>&1 &
+  churner=$!
+  NEXT_SOURCE=$((NEXT_SOURCE + 1))
+  "$LOAD" publish --target "$target" --server "$SERVER" --mode broadcast --events "$events" --rate 5 \
+    --api-key="${API_KEY:-}" >"$WORK/publish.churn" 2>&1 &
+  publisher=$!
+  wait "$churner"
+  sleep 3
+  files_after=$(open_files "$SERVER_PID"); pss_after=$(pss_kib "$SERVER_PID")
+  wait "$publisher"
+  collect "$target" churn "{\"repeat\": $repeat, \"files_before\": $files_before, \"files_after\": $files_after, \"pss_before_kib\": $pss_before, \"pss_after_kib\": $pss_after, \"churn\": $(tail -1 "$WORK/churn"), \"publish\": $(tail -1 "$WORK/publish.churn")}"
+}
+
+scenario_replay() {
+  local saved=$CONNECTIONS first resume=()
+  # One request at a time, so the events' numbers are their order in the log too.
+  "$LOAD" publish --target "$target" --server "$SERVER" --mode users --users 1 --events 10000 \
+    --batch 100 --concurrency 1 --api-key="${API_KEY:-}" >"$WORK/publish.replay" 2>&1
+  if [ "$target" = herald ]; then
+    first=$(curl -sf "http://$SERVER/v1/events?user=u0&limit=1" -H "Authorization: Bearer $API_KEY" \
+      | python3 -c 'import json,sys; print(json.load(sys.stdin)["events"][0]["id"])')
+    resume=(--last-event-id "${first%-*}-0")
+  else
+    resume=(--from-oldest)
+  fi
+  CONNECTIONS=1
+  EXTRA=("${resume[@]}")
+  listeners "$target" users 10000 1
+  EXTRA=()
+  CONNECTIONS=$saved
+  collect "$target" replay "{\"repeat\": $repeat}"
+}
+
 for repeat in $(seq 1 "$REPEATS"); do
   for target in herald nchan; do
-    "start_$target"
-    sleep 1
-    base=$(pss_kib "$SERVER_PID")
-    listeners "$target" broadcast 20 1
-    sleep 2
-    held=$(pss_kib "$SERVER_PID")
-    per=$(python3 -c "print(round(($held - $base) * 1024 / $OPEN))")
-    "$LOAD" publish --target "$target" --server "$SERVER" --mode broadcast --events 20 --rate 5 \
-      --api-key="${API_KEY:-}" >"$WORK/publish" 2>&1
-    collect "$target" broadcast "{\"repeat\": $repeat, \"base_pss_kib\": $base, \"held_pss_kib\": $held, \"bytes_per_connection\": $per, \"publish\": $(tail -1 "$WORK/publish")}"
-
-    saved=$CONNECTIONS; CONNECTIONS=$USERS
-    listeners "$target" users $((FAST + PACED)) "$USERS"
-    "$LOAD" publish --target "$target" --server "$SERVER" --mode users --users "$USERS" --events "$FAST" \
-      --rate 20000 --batch 20 --concurrency 16 --api-key="${API_KEY:-}" >"$WORK/publish.fast" 2>&1
-    "$LOAD" publish --target "$target" --server "$SERVER" --mode users --users "$USERS" --start "$FAST" \
-      --events "$PACED" --rate 5000 --batch 1 --concurrency 64 --api-key="${API_KEY:-}" >"$WORK/publish.paced" 2>&1
-    CONNECTIONS=$saved
-    collect "$target" users "{\"repeat\": $repeat, \"fast\": $(tail -1 "$WORK/publish.fast"), \"paced\": $(tail -1 "$WORK/publish.paced")}"
-    stop_server
-
-    "start_$target"
-    # One request at a time, so the events' numbers are their order in the log too.
-    "$LOAD" publish --target "$target" --server "$SERVER" --mode users --users 1 --events 10000 \
-      --batch 100 --concurrency 1 --api-key="${API_KEY:-}" >"$WORK/publish.replay" 2>&1
-    resume=()
-    if [ "$target" = herald ]; then
-      first=$(curl -sf "http://$SERVER/v1/events?user=u0&limit=1" -H "Authorization: Bearer $API_KEY" \
-        | python3 -c 'import json,sys; print(json.load(sys.stdin)["events"][0]["id"])')
-      resume=(--last-event-id "${first%-*}-0")
-    else
-      resume=(--from-oldest)
+    # broadcast and users share a server (memory is measured on its first connections);
+    # churn and replay each start from a fresh one.
+    if wants broadcast || wants users; then
+      "start_$target"
+      sleep 1
+      if wants broadcast; then scenario_broadcast; fi
+      if wants users; then scenario_users; fi
+      stop_server
     fi
-    saved=$CONNECTIONS; CONNECTIONS=1
-    EXTRA=("${resume[@]}")
-    listeners "$target" users 10000 1
-    EXTRA=()
-    CONNECTIONS=$saved
-    collect "$target" replay "{\"repeat\": $repeat}"
-    stop_server
+    for scenario in churn replay; do
+      if wants "$scenario"; then
+        "start_$target"
+        sleep 1
+        "scenario_$scenario"
+        stop_server
+      fi
+    done
   done
 done
 
@@ -203,7 +262,7 @@ def med(target, scenario, get):
                 pass
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
-runs = len([r for r in rows if r["scenario"] == "broadcast"]) // 2
+runs = max(len([r for r in rows if r["scenario"] == s]) for s in ("broadcast", "users", "churn", "replay")) // 2
 print(f"| metric (median of {runs} runs) | Herald | nchan | Herald/nchan |")
 print("|---|---|---|---|")
 lines = [
@@ -220,6 +279,14 @@ lines = [
     ("users", lambda r: r["p50_ms"], "per-user delivery p50 (ms)"),
     ("users", lambda r: r["p99_ms"], "per-user delivery p99 (ms)"),
     ("users", lambda r: r["lost"] + r["duplicates"], "per-user events lost + duplicated"),
+    ("churn", lambda r: r["churn"]["attempted"], "churn: streams opened and closed in the minute"),
+    ("churn", lambda r: r["churn"]["failed"], "churn: streams that failed to open"),
+    ("churn", lambda r: r["churn"]["closed_early"], "churn: streams the server ended early"),
+    ("churn", lambda r: r["churn"]["open_latency"]["p99_ms"], "churn: stream open p99 (ms)"),
+    ("churn", lambda r: r["lost"] + r["duplicates"], "churn: broadcasts lost + duplicated on the 17,000"),
+    ("churn", lambda r: r["p99_ms"], "churn: broadcast p99 on the 17,000 (ms)"),
+    ("churn", lambda r: r["files_after"] - r["files_before"], "churn: server open files, after − before"),
+    ("churn", lambda r: r["pss_after_kib"] - r["pss_before_kib"], "churn: server PSS after − before (KiB)"),
     ("replay", lambda r: r["seconds_to_complete"], "replay of 10,000 missed events: seconds until all held"),
     ("replay", lambda r: r["lost"] + r["duplicates"] + r["out_of_order"], "replay events lost + duplicated + out of order"),
 ]

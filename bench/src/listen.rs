@@ -4,14 +4,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use anyhow::bail;
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::net::TcpStream;
 
-use crate::http::connect;
 use crate::report::{histogram, summary};
-use crate::{Endpoint, Mode, Spread, Target, now_nanos};
+use crate::stream::{self, Credentials, Resume};
+use crate::{Endpoint, Mode, Spread, now_nanos};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -27,13 +26,8 @@ pub struct Args {
     /// How many events the publisher sends in all.
     #[arg(long)]
     events: u64,
-    /// Herald: the tenant, and the HS256 key that signs each connection's user token.
-    #[arg(long, default_value = "bench")]
-    tenant: String,
-    #[arg(long, default_value = "")]
-    kid: String,
-    #[arg(long, default_value = "")]
-    secret: String,
+    #[command(flatten)]
+    credentials: Credentials,
     /// Seconds to wait for the events once every connection is open.
     #[arg(long, default_value_t = 120)]
     duration: u64,
@@ -178,59 +172,20 @@ async fn futures_join<T: Send + 'static>(
     results
 }
 
-/// Opens one stream and reads its response head; true when the body is chunked.
+/// Opens connection `user`'s stream, from where the scenario says.
 async fn open(args: &Args, user: usize) -> anyhow::Result<(BufReader<TcpStream>, bool)> {
-    let mut stream = connect(args.endpoint.server, args.endpoint.source).await?;
-    let request = match args.endpoint.target {
-        Target::Herald => {
-            let token = token(args, user)?;
-            format!(
-                "GET /t/{}/stream HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nAuthorization: Bearer {token}\r\n{}\r\n",
-                args.tenant,
-                args.endpoint.server,
-                resume_header(args)
-            )
-        }
-        Target::Nchan => {
-            let channel = args.spread.nchan_channel(user as u64);
-            let location = if args.from_oldest {
-                "sub_oldest"
-            } else {
-                "sub"
-            };
-            format!(
-                "GET /{location}/{channel} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n{}\r\n",
-                args.endpoint.server,
-                resume_header(args)
-            )
-        }
+    let resume = Resume {
+        last_event_id: args.last_event_id.as_deref(),
+        from_oldest: args.from_oldest,
     };
-    stream.write_all(request.as_bytes()).await?;
-    let mut reader = BufReader::with_capacity(4096, stream);
-    let head = crate::http::read_head(&mut reader).await?;
-    if head.code != 200 {
-        bail!("status {}", head.code);
-    }
-    Ok((reader, head.chunked))
-}
-
-fn resume_header(args: &Args) -> String {
-    args.last_event_id
-        .as_ref()
-        .map(|id| format!("Last-Event-ID: {id}\r\n"))
-        .unwrap_or_default()
-}
-
-fn token(args: &Args, user: usize) -> anyhow::Result<String> {
-    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
-    header.kid = Some(args.kid.clone());
-    let exp = now_nanos() / 1_000_000_000 + 24 * 3600;
-    let claims = json!({"sub": format!("u{user}"), "aud": "herald", "exp": exp});
-    Ok(jsonwebtoken::encode(
-        &header,
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(args.secret.as_bytes()),
-    )?)
+    stream::open(
+        &args.endpoint,
+        &args.credentials,
+        &args.spread,
+        user as u64,
+        resume,
+    )
+    .await
 }
 
 /// Reads the stream (chunked or not) until every expected event came, the server ended

@@ -8,10 +8,12 @@
 //! Both print one JSON report line at the end; one process holds at most ~19,900 sockets
 //! here, so run several, each from its own source address (127.0.0.2, 127.0.0.3, …).
 
+mod churn;
 mod http;
 mod listen;
 mod publish;
 mod report;
+mod stream;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -102,6 +104,7 @@ impl Spread {
 enum Command {
     Listen(listen::Args),
     Publish(publish::Args),
+    Churn(churn::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -113,6 +116,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Listen(args) => listen::run(args).await,
             Command::Publish(args) => publish::run(args).await,
+            Command::Churn(args) => churn::run(args).await,
         }
     })
 }
