@@ -21,7 +21,10 @@
 #   replay     on a fresh server, 10,000 events to one user who is away; then one client
 #              resumes (Herald: Last-Event-ID; nchan: from its oldest buffered message) and
 #              the time until it holds all 10,000, in order, once
-# SCENARIOS="broadcast users churn replay" (the default) picks which run.
+# SCENARIOS="broadcast users churn replay" (the default) picks which run, TARGETS="herald
+# nchan" which servers, HERALD_BIN another Herald binary (to compare two builds); PROFILE=1
+# samples the servers' CPU during the broadcasts with perf (see profile_start below; nginx's
+# workers are other processes, so only Herald's profile is whole).
 # Writes bench/results/<date>.md (the table) and the raw JSON next to it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +38,7 @@ HERALD_PORT=18080
 NCHAN_PORT=18090
 ADMIN=bench-admin-token-0123456789
 SCENARIOS=${SCENARIOS:-broadcast users churn replay}
+TARGETS=${TARGETS:-herald nchan}
 CHURN_STABLE=17000
 CHURN_SECONDS=60
 wants() { [[ " $SCENARIOS " == *" $1 "* ]]; }
@@ -45,7 +49,7 @@ if ! command -v nginx >/dev/null || [ ! -e /usr/lib/nginx/modules/ngx_nchan_modu
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light libnginx-mod-nchan >/dev/null
 fi
 cargo build --release --quiet -p herald -p herald-bench
-HERALD=$PWD/target/release/herald
+HERALD=${HERALD_BIN:-$PWD/target/release/herald}
 LOAD=$PWD/target/release/herald-load
 WORK=$(mktemp -d /tmp/herald-bench.XXXXXX)
 RESULTS=$PWD/bench/results
@@ -65,6 +69,15 @@ pss_kib() {
     total=$((total + $(awk '/^Pss:/ {print $2}' /proc/"$pid"/smaps_rollup)))
   done
   echo "$total"
+}
+
+# CPU time used so far by a process tree (all threads), in milliseconds.
+cpu_ms() {
+  local total=0 pid
+  for pid in $1 $(pgrep -P "$1" || true); do
+    total=$((total + $(awk '{print $14 + $15}' /proc/"$pid"/stat)))
+  done
+  echo $((total * 1000 / $(getconf CLK_TCK)))
 }
 
 # Waits until something answers HTTP at $1 (any status).
@@ -155,19 +168,43 @@ print(json.dumps(row))
 PY
 }
 
+# PROFILE=1: the server's CPU is sampled (perf, cpu-clock, 999 Hz) while each broadcast
+# scenario publishes; the flat profile goes to bench/results/<date>.<target>.profile.txt.
+PROFILER=
+profile_start() {
+  [ -n "${PROFILE:-}" ] || return 0
+  perf record -q -e cpu-clock -F 999 -p "$SERVER_PID" -o "$WORK/perf.data" 2>/dev/null &
+  PROFILER=$!
+  sleep 0.5
+}
+profile_stop() {
+  [ -n "$PROFILER" ] || return 0
+  kill -INT "$PROFILER"; wait "$PROFILER" || true
+  PROFILER=
+  {
+    perf report -i "$WORK/perf.data" --stdio --sort dso 2>/dev/null | grep '%'
+    perf report -i "$WORK/perf.data" --stdio --sort dso,symbol --percent-limit 0.3 2>/dev/null | grep '%'
+  } | sed 's/ *$//' >"$RESULTS/$STAMP.$target.$1.profile.txt" || true
+}
+
 open_files() { ls /proc/"$1"/fd | wc -l; }
 
 # The scenarios: each runs against the server started last ($target at $SERVER).
 scenario_broadcast() {
-  local base held per
+  local base held per cpu
   base=$(pss_kib "$SERVER_PID")
   listeners "$target" broadcast 20 1
   sleep 2
   held=$(pss_kib "$SERVER_PID")
   per=$(python3 -c "print(round(($held - $base) * 1024 / $OPEN))")
+  profile_start
+  cpu=$(cpu_ms "$SERVER_PID")
   "$LOAD" publish --target "$target" --server "$SERVER" --mode broadcast --events 20 --rate 5 \
     --api-key="${API_KEY:-}" >"$WORK/publish" 2>&1
-  collect "$target" broadcast "{\"repeat\": $repeat, \"base_pss_kib\": $base, \"held_pss_kib\": $held, \"bytes_per_connection\": $per, \"publish\": $(tail -1 "$WORK/publish")}"
+  sleep 1
+  cpu=$(($(cpu_ms "$SERVER_PID") - cpu))
+  profile_stop broadcast
+  collect "$target" broadcast "{\"repeat\": $repeat, \"server_cpu_ms\": $cpu, \"base_pss_kib\": $base, \"held_pss_kib\": $held, \"bytes_per_connection\": $per, \"publish\": $(tail -1 "$WORK/publish")}"
 }
 
 scenario_users() {
@@ -228,7 +265,7 @@ scenario_replay() {
 }
 
 for repeat in $(seq 1 "$REPEATS"); do
-  for target in herald nchan; do
+  for target in $TARGETS; do
     # broadcast and users share a server (memory is measured on its first connections);
     # churn and replay each start from a fresh one.
     if wants broadcast || wants users; then
@@ -273,6 +310,7 @@ lines = [
     ("broadcast", lambda r: r["p999_ms"], "broadcast p99.9 (ms)"),
     ("broadcast", lambda r: r["max_ms"], "broadcast max (ms)"),
     ("broadcast", lambda r: r["lost"] + r["duplicates"], "broadcast events lost + duplicated"),
+    ("broadcast", lambda r: round(r["server_cpu_ms"] * 1000 / r["received"], 2), "server CPU per delivered broadcast event (µs, all threads)"),
     ("users", lambda r: r["fast"]["events_per_second"], "per-user events/s achieved (asked 20,000)"),
     ("users", lambda r: r["fast"]["request_latency"]["p99_ms"], "publish request p99 at 20,000/s (ms)"),
     ("users", lambda r: r["paced"]["request_latency"]["p99_ms"], "publish request p99 at 5,000/s, 1 event each (ms)"),
@@ -292,6 +330,8 @@ lines = [
 ]
 for scenario, get, label in lines:
     h, n = med("herald", scenario, get), med("nchan", scenario, get)
+    if h is None and n is None:
+        continue  # a scenario not run this time
     ratio = f"{h / n:.2f}" if h is not None and n else "–"
     print(f"| {label} | {h} | {n} | {ratio} |")
 PY

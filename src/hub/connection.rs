@@ -8,6 +8,7 @@
 //! client has taken the previous one, so any backlog streams with back-pressure and is
 //! never held in memory whole.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -45,9 +46,15 @@ pub struct Connection {
     last_seq: i64,
     subscription: Subscription,
     keepalive_every: Duration,
+    /// When the stream last sent something: a keep-alive goes out `keepalive_every` after it.
+    last_sent: Instant,
+    /// Fires at (or after) the keep-alive's deadline. It is moved only when it fires, not
+    /// on every frame: a busy stream would otherwise re-file its timer for each event.
     keepalive: Pin<Box<Sleep>>,
     expiry: Pin<Box<Sleep>>,
-    shutdown: watch::Receiver<bool>,
+    /// Completes when Herald shuts down. Made once, so the wait stays registered across
+    /// wake-ups instead of re-registering with the shared watch on every one.
+    shutdown: Pin<Box<dyn Future<Output = ()> + Send>>,
 }
 
 /// Where a new connection starts.
@@ -87,9 +94,10 @@ impl Connection {
             last_seq: start.after_seq,
             subscription: parts.subscription,
             keepalive_every: parts.keepalive_every,
+            last_sent: Instant::now(),
             keepalive: Box::pin(tokio::time::sleep(parts.keepalive_every)),
             expiry: Box::pin(tokio::time::sleep(Duration::from_secs(remaining))),
-            shutdown: parts.shutdown,
+            shutdown: Box::pin(shutting_down(parts.shutdown)),
         }
     }
 
@@ -153,16 +161,18 @@ impl Connection {
         for event in &events {
             chunk.extend_from_slice(&sse::encode(event));
         }
-        self.reset_keepalive();
+        self.last_sent = Instant::now();
         Some(chunk.freeze())
     }
 
     async fn live_step(&mut self) -> Option<Bytes> {
         loop {
+            // Frames first: a woken stream with frames waiting takes them without touching
+            // the other three (the shutdown wait locks a list shared by every stream).
             let wake = tokio::select! {
                 biased;
-                _ = self.shutdown.wait_for(|stopping| *stopping) => Wake::ShuttingDown,
                 frames = self.subscription.frames.recv() => Wake::Frames(frames),
+                _ = &mut self.shutdown => Wake::ShuttingDown,
                 _ = &mut self.expiry => Wake::Expired,
                 _ = &mut self.keepalive => Wake::Idle,
             };
@@ -182,7 +192,7 @@ impl Connection {
                     if chunk.is_empty() {
                         continue;
                     }
-                    self.reset_keepalive();
+                    self.last_sent = Instant::now();
                     return Some(concat(chunk));
                 }
                 Wake::Expired => {
@@ -194,7 +204,16 @@ impl Connection {
                     ));
                 }
                 Wake::Idle => {
-                    self.reset_keepalive();
+                    let due = self.last_sent + self.keepalive_every;
+                    if due > Instant::now() {
+                        // Something went out since the timer was set: wait from there.
+                        self.keepalive.as_mut().reset(due);
+                        continue;
+                    }
+                    self.last_sent = Instant::now();
+                    self.keepalive
+                        .as_mut()
+                        .reset(self.last_sent + self.keepalive_every);
                     return Some(sse::keep_alive());
                 }
             }
@@ -214,12 +233,11 @@ impl Connection {
             super::Frames::Many(frames) => frames.into_iter().for_each(keep),
         }
     }
+}
 
-    fn reset_keepalive(&mut self) {
-        self.keepalive
-            .as_mut()
-            .reset(Instant::now() + self.keepalive_every);
-    }
+/// Completes once `shutdown` says Herald is stopping (or its sender is gone).
+async fn shutting_down(mut shutdown: watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stopping| *stopping).await;
 }
 
 /// One chunk from several frames; a lone frame is passed on without a copy.
