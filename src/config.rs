@@ -110,6 +110,10 @@ pub struct AdminSettings {
 #[serde(deny_unknown_fields)]
 pub struct RedisSettings {
     pub url: Option<String>,
+    /// The pub/sub channel the nodes of one deployment share.
+    pub channel: String,
+    /// Seconds between checks of every tenant's head against what this node delivered.
+    pub catch_up_secs: f64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -13,6 +13,7 @@ pub mod domain;
 pub mod error;
 pub mod hub;
 pub mod metrics;
+pub mod relay;
 pub mod routes;
 pub mod seed;
 pub mod sse;

@@ -21,10 +21,11 @@ use crate::domain::tenant::Tenant;
 use crate::error::ApiError;
 use crate::error::{json_error, path_error, query_error};
 use crate::hub::Hub;
+use crate::relay::{Relay, RelaySettings};
 use crate::routes;
 use crate::seed::{self, DemoCredentials};
 use crate::store::Store;
-use crate::store::log::EventLog;
+use crate::store::log::{CommitListener, EventLog};
 use std::sync::Arc;
 use tokio::sync::watch;
 
@@ -34,6 +35,8 @@ pub struct AppState {
     pub store: Store,
     pub log: EventLog,
     pub hub: Hub,
+    /// Present when this node runs with others (`redis.url`).
+    pub relay: Option<Relay>,
     pub admin_token: AdminToken,
     /// Turns true when Herald starts shutting down: open streams end at once.
     pub shutdown: watch::Receiver<bool>,
@@ -131,7 +134,27 @@ impl Application {
         }
         store.spawn_pruner(PRUNE_EVERY);
         let hub = Hub::start(&settings.stream);
-        let log = EventLog::start(store.clone(), Arc::new(hub.clone()));
+        // Several nodes: commits go through the relay, which also brings the other nodes'.
+        let relay = match &settings.redis.url {
+            Some(url) => Some(
+                Relay::start(
+                    RelaySettings {
+                        url: url.clone(),
+                        channel: settings.redis.channel.clone(),
+                        catch_up_every: Duration::from_secs_f64(settings.redis.catch_up_secs),
+                    },
+                    store.clone(),
+                    hub.clone(),
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        let committed_to: Arc<dyn CommitListener> = match &relay {
+            Some(relay) => Arc::new(relay.clone()),
+            None => Arc::new(hub.clone()),
+        };
+        let log = EventLog::start(store.clone(), committed_to);
         let (stopping, shutdown) = watch::channel(false);
         let stopping = Arc::new(stopping);
 
@@ -154,6 +177,7 @@ impl Application {
             store,
             log,
             hub,
+            relay,
             admin_token: AdminToken::new(&admin_token),
             shutdown,
         });

@@ -17,16 +17,34 @@ pub(super) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// 200 when the database answers, 503 otherwise.
-#[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200, description = "the database answers"), (status = 503, description = "the database does not answer")))]
+/// 200 when the database answers (and, with several nodes, this node is subscribed to
+/// Redis), 503 naming what is down otherwise.
+#[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200, description = "the database answers, and Redis when configured"), (status = 503, description = "the database or Redis does not answer; the body says which")))]
 pub(super) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    match state.store.ping().await {
-        Ok(()) => HttpResponse::Ok().json(json!({ "status": "ready", "database": "ok" })),
+    let database = match state.store.ping().await {
+        Ok(()) => "ok",
         Err(error) => {
             tracing::warn!(%error, "readiness: database unreachable");
-            HttpResponse::ServiceUnavailable()
-                .json(json!({ "status": "unavailable", "database": "unreachable" }))
+            "unreachable"
         }
+    };
+    let redis = state
+        .relay
+        .as_ref()
+        .map(|relay| match relay.is_connected() {
+            true => "ok",
+            false => "unreachable",
+        });
+    let mut body = json!({ "database": database });
+    if let Some(redis) = redis {
+        body["redis"] = json!(redis);
+    }
+    if database == "ok" && redis.is_none_or(|redis| redis == "ok") {
+        body["status"] = json!("ready");
+        HttpResponse::Ok().json(body)
+    } else {
+        body["status"] = json!("unavailable");
+        HttpResponse::ServiceUnavailable().json(body)
     }
 }
 

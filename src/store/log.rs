@@ -423,6 +423,28 @@ impl StreamSelector {
     }
 }
 
+/// A stored row as a `LoggedEvent` of `tenant_id`'s log.
+fn logged_event(
+    row: event::Model,
+    tenant_id: i64,
+    epoch: &str,
+) -> Result<LoggedEvent, StoreError> {
+    let target = Target::from_columns(&row.target_kind, &row.target).ok_or_else(|| {
+        StoreError::Corrupt(format!("event {} target kind {}", row.seq, row.target_kind))
+    })?;
+    Ok(LoggedEvent {
+        tenant_id,
+        id: EventId {
+            epoch: epoch.to_owned(),
+            seq: row.seq,
+        },
+        target,
+        event_type: row.event_type,
+        data: row.data,
+        created_at: row.created_at,
+    })
+}
+
 /// Where a tenant's log stands.
 #[derive(Debug, Clone)]
 pub struct LogPosition {
@@ -486,27 +508,41 @@ impl Store {
         merged.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
         merged
             .into_iter()
-            .map(|row| {
-                let target =
-                    Target::from_columns(&row.target_kind, &row.target).ok_or_else(|| {
-                        StoreError::Corrupt(format!(
-                            "event {} target kind {}",
-                            row.seq, row.target_kind
-                        ))
-                    })?;
-                Ok(LoggedEvent {
-                    tenant_id,
-                    id: EventId {
-                        epoch: epoch.to_owned(),
-                        seq: row.seq,
-                    },
-                    target,
-                    event_type: row.event_type,
-                    data: row.data,
-                    created_at: row.created_at,
-                })
-            })
+            .map(|row| logged_event(row, tenant_id, epoch))
             .collect()
+    }
+
+    /// Every event of a tenant with `after_seq < seq <= up_to_seq`, whatever its target,
+    /// oldest first, at most `limit`: what a node missed between two it has seen.
+    pub async fn read_range(
+        &self,
+        tenant_id: i64,
+        epoch: &str,
+        after_seq: i64,
+        up_to_seq: i64,
+        limit: u64,
+    ) -> Result<Vec<LoggedEvent>, StoreError> {
+        event::Entity::find()
+            .filter(event::Column::TenantId.eq(tenant_id))
+            .filter(event::Column::Seq.gt(after_seq))
+            .filter(event::Column::Seq.lte(up_to_seq))
+            .order_by_asc(event::Column::Seq)
+            .limit(limit)
+            .all(self.reader())
+            .await?
+            .into_iter()
+            .map(|row| logged_event(row, tenant_id, epoch))
+            .collect()
+    }
+
+    /// Every tenant's id, epoch and last committed seq.
+    pub async fn log_heads(&self) -> Result<Vec<(i64, String, i64)>, StoreError> {
+        Ok(tenant::Entity::find()
+            .all(self.reader())
+            .await?
+            .into_iter()
+            .map(|t| (t.id, t.epoch, t.next_seq - 1))
+            .collect())
     }
 
     /// Applies every tenant's retention and forgets expired idempotency keys. Returns how

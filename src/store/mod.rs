@@ -20,11 +20,14 @@ use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction,
+    DbBackend, DbErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
 use crate::config::{self, DatabaseSettings};
+
+/// The PostgreSQL advisory lock nodes take turns on to migrate ("HERALD" in ASCII).
+const MIGRATION_LOCK: i64 = 0x4845_5241_4c44;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -69,10 +72,20 @@ impl Store {
         }
     }
 
-    /// Brings the schema up to date.
+    /// Brings the schema up to date. On PostgreSQL, nodes starting together take turns:
+    /// the first holds a transaction-scoped advisory lock while it migrates, the others
+    /// wait for it and then find nothing left to do. (SQLite has one writer anyway.)
     pub async fn migrate(&self) -> Result<(), StoreError> {
         use migrations::MigratorTrait;
+        if self.backend() != DbBackend::Postgres {
+            migrations::Migrator::up(&self.writer, None).await?;
+            return Ok(());
+        }
+        let turn = self.writer.begin().await?;
+        turn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+            .await?;
         migrations::Migrator::up(&self.writer, None).await?;
+        turn.commit().await?;
         Ok(())
     }
 

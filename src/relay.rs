@@ -1,0 +1,414 @@
+//! Between nodes: with `redis.url` set, every node tells the others about the events it
+//! commits, over Redis pub/sub, and hands its hub every tenant's events in seq order —
+//! its own and the other nodes' alike.
+//!
+//! Redis pub/sub is at-most-once, so it only ever says "this happened": the log in the
+//! database stays the truth. One task per node (the sequencer) remembers, per tenant, the
+//! last seq its hub has been given. Seqs are handed out under the tenant's counter-row lock
+//! in the inserting transaction, so when any event of a tenant is known committed, every
+//! lower seq is committed and readable too. A notice that starts past the next expected
+//! seq therefore means a notice went missing, and the gap is read from the database right
+//! away, before the notice is delivered. When the subscription to Redis is re-established
+//! (after an outage, a Redis restart, a node's own start), and every `catch_up_secs` in any
+//! case, the sequencer compares each tenant's head in the database with what it has
+//! delivered and reads whatever is missing, so a notice lost without a later one to reveal
+//! the gap is late by at most that long, never lost.
+//!
+//! Streams still do their own dedup by seq (see `hub::connection`), so an event delivered
+//! both by the replay and live reaches each stream once.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::domain::event::{EventId, Target};
+use crate::hub::Hub;
+use crate::store::{Store, StoreError};
+use crate::store::log::{CommitListener, LoggedEvent};
+
+/// Events read from the database per gap query.
+const GAP_PAGE: u64 = 1_000;
+/// The wait before reconnecting to Redis grows to this.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// The node's side of the relay: the event log hands it every committed group.
+#[derive(Clone)]
+pub struct Relay {
+    /// This node's name in its notices (a new one each start), so it skips its own.
+    node: Arc<str>,
+    work: mpsc::UnboundedSender<Work>,
+    outbox: mpsc::UnboundedSender<String>,
+    subscribed: Arc<AtomicBool>,
+    stats: Arc<RelayStats>,
+}
+
+/// What the relay has done since the node started (for `/metrics`).
+#[derive(Debug, Default)]
+pub struct RelayStats {
+    /// Other nodes' notices taken from Redis.
+    pub notices_received: AtomicU64,
+    /// This node's notices that could not be published.
+    pub notices_dropped: AtomicU64,
+    /// Events read from the database because no notice brought them.
+    pub events_read_from_log: AtomicU64,
+}
+
+enum Work {
+    /// Committed by this node.
+    Local(Vec<LoggedEvent>),
+    /// Committed by another node, as its notice said.
+    Remote(Vec<LoggedEvent>),
+    /// Compare every tenant's head with what was delivered and fill any gap.
+    CatchUp,
+}
+
+/// One notice on the Redis channel: a commit group of one node.
+#[derive(Serialize, Deserialize)]
+struct Notice {
+    node: String,
+    events: Vec<WireEvent>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireEvent {
+    tenant: i64,
+    epoch: String,
+    seq: i64,
+    kind: String,
+    target: String,
+    #[serde(rename = "type")]
+    event_type: String,
+    data: String,
+    created_at: i64,
+}
+
+impl WireEvent {
+    fn from_event(event: &LoggedEvent) -> WireEvent {
+        WireEvent {
+            tenant: event.tenant_id,
+            epoch: event.id.epoch.clone(),
+            seq: event.id.seq,
+            kind: event.target.kind().to_owned(),
+            target: event.target.name().to_owned(),
+            event_type: event.event_type.clone(),
+            data: event.data.clone(),
+            created_at: event.created_at,
+        }
+    }
+
+    fn into_event(self) -> Option<LoggedEvent> {
+        Some(LoggedEvent {
+            tenant_id: self.tenant,
+            id: EventId {
+                epoch: self.epoch,
+                seq: self.seq,
+            },
+            target: Target::from_columns(&self.kind, &self.target)?,
+            event_type: self.event_type,
+            data: self.data,
+            created_at: self.created_at,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RelaySettings {
+    pub url: String,
+    pub channel: String,
+    pub catch_up_every: Duration,
+}
+
+impl Relay {
+    /// Starts the sequencer, the Redis subscriber and the publisher on the current runtime;
+    /// call it before the event log starts, so every commit after it is seen. A Redis that
+    /// cannot be reached now is retried in the background; until it answers, `/readyz`
+    /// says so and events from other nodes arrive through the periodic catch-up.
+    pub async fn start(
+        settings: RelaySettings,
+        store: Store,
+        hub: Hub,
+    ) -> Result<Relay, RelayError> {
+        let client = redis::Client::open(settings.url.as_str())?;
+        // Where each tenant stands now: streams opened on this node read the log up to at
+        // least that, and everything after reaches them through the sequencer.
+        let delivered: HashMap<i64, i64> = store
+            .log_heads()
+            .await?
+            .into_iter()
+            .map(|(tenant, _, head)| (tenant, head))
+            .collect();
+        let node = uuid::Uuid::now_v7().simple().to_string();
+        let (work, queue) = mpsc::unbounded_channel();
+        let (outbox, notices) = mpsc::unbounded_channel();
+        let subscribed = Arc::new(AtomicBool::new(false));
+        let stats = Arc::new(RelayStats::default());
+        let sequencer = Sequencer {
+            store,
+            hub,
+            delivered,
+            stats: stats.clone(),
+        };
+        tokio::spawn(sequencer.run(queue));
+        tokio::spawn(publish(
+            client.clone(),
+            settings.channel.clone(),
+            notices,
+            stats.clone(),
+        ));
+        tokio::spawn(subscribe(
+            client,
+            settings.channel,
+            node.clone(),
+            work.clone(),
+            (subscribed.clone(), stats.clone()),
+        ));
+        let catch_up = work.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(settings.catch_up_every);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                if catch_up.send(Work::CatchUp).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Relay {
+            node: node.into(),
+            work,
+            outbox,
+            subscribed,
+            stats,
+        })
+    }
+
+    pub fn stats(&self) -> &RelayStats {
+        &self.stats
+    }
+
+    /// Whether this node is subscribed to Redis right now.
+    pub fn is_connected(&self) -> bool {
+        self.subscribed.load(Ordering::Relaxed)
+    }
+}
+
+impl CommitListener for Relay {
+    fn committed(&self, events: &[&LoggedEvent]) {
+        if events.is_empty() {
+            return;
+        }
+        let notice = Notice {
+            node: self.node.to_string(),
+            events: events.iter().map(|e| WireEvent::from_event(e)).collect(),
+        };
+        match serde_json::to_string(&notice) {
+            Ok(json) => {
+                let _ = self.outbox.send(json);
+            }
+            Err(error) => tracing::error!(%error, "cannot encode a commit notice"),
+        }
+        let _ = self
+            .work
+            .send(Work::Local(events.iter().map(|e| (*e).clone()).collect()));
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("redis.url: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Hands the hub each tenant's events in seq order, exactly once each, filling gaps from
+/// the database.
+struct Sequencer {
+    store: Store,
+    hub: Hub,
+    /// Per tenant, the last seq handed to the hub. A tenant missing here was created after
+    /// this node started: everything of its log is new to this node.
+    delivered: HashMap<i64, i64>,
+    stats: Arc<RelayStats>,
+}
+
+impl Sequencer {
+    async fn run(mut self, mut queue: mpsc::UnboundedReceiver<Work>) {
+        while let Some(work) = queue.recv().await {
+            let outcome = match work {
+                Work::Local(events) | Work::Remote(events) => self.deliver(events).await,
+                Work::CatchUp => self.catch_up().await,
+            };
+            if let Err(error) = outcome {
+                // What could not be read now is read at the next catch-up.
+                tracing::error!(%error, "relay: cannot read missed events from the log");
+            }
+        }
+    }
+
+    /// Delivers a commit group (its events are in seq order per tenant), reading first what
+    /// is missing before each tenant's part.
+    async fn deliver(&mut self, events: Vec<LoggedEvent>) -> Result<(), StoreError> {
+        let mut by_tenant: Vec<(i64, Vec<LoggedEvent>)> = Vec::new();
+        for event in events {
+            match by_tenant.iter_mut().find(|(tenant, _)| *tenant == event.tenant_id) {
+                Some((_, group)) => group.push(event),
+                None => by_tenant.push((event.tenant_id, vec![event])),
+            }
+        }
+        for (tenant, group) in by_tenant {
+            let Some(first) = group.first() else { continue };
+            let epoch = first.id.epoch.clone();
+            let last_seq = group.last().map_or(0, |e| e.id.seq);
+            self.fill(tenant, &epoch, first.id.seq - 1).await?;
+            let done = self.delivered.get(&tenant).copied().unwrap_or(0);
+            let fresh: Vec<&LoggedEvent> = group.iter().filter(|e| e.id.seq > done).collect();
+            if !fresh.is_empty() {
+                self.hub.committed(&fresh);
+                self.delivered.insert(tenant, done.max(last_seq));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads from the log and delivers whatever of `tenant` lies between what was delivered
+    /// and `up_to_seq`.
+    async fn fill(
+        &mut self,
+        tenant: i64,
+        epoch: &str,
+        up_to_seq: i64,
+    ) -> Result<(), StoreError> {
+        loop {
+            let done = self.delivered.get(&tenant).copied().unwrap_or(0);
+            if done >= up_to_seq {
+                return Ok(());
+            }
+            let missed = self
+                .store
+                .read_range(tenant, epoch, done, up_to_seq, GAP_PAGE)
+                .await?;
+            self.stats
+                .events_read_from_log
+                .fetch_add(missed.len() as u64, Ordering::Relaxed);
+            let reached = if (missed.len() as u64) < GAP_PAGE {
+                // Retention may have removed some: nothing below up_to_seq is left to wait for.
+                up_to_seq
+            } else {
+                missed.last().map_or(up_to_seq, |e| e.id.seq)
+            };
+            if !missed.is_empty() {
+                self.hub.committed(&missed.iter().collect::<Vec<_>>());
+            }
+            self.delivered.insert(tenant, reached);
+        }
+    }
+
+    /// Fills every tenant's gap up to its head in the database.
+    async fn catch_up(&mut self) -> Result<(), StoreError> {
+        let heads = self.store.log_heads().await?;
+        let live: std::collections::HashSet<i64> = heads.iter().map(|(t, _, _)| *t).collect();
+        self.delivered.retain(|tenant, _| live.contains(tenant));
+        for (tenant, epoch, head) in heads {
+            self.fill(tenant, &epoch, head).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Publishes this node's notices, reconnecting as needed. A notice that cannot be sent is
+/// dropped: the other nodes find the gap it leaves (see the module's comment).
+async fn publish(
+    client: redis::Client,
+    channel: String,
+    mut notices: mpsc::UnboundedReceiver<String>,
+    stats: Arc<RelayStats>,
+) {
+    let mut connection: Option<redis::aio::MultiplexedConnection> = None;
+    while let Some(notice) = notices.recv().await {
+        if connection.is_none() {
+            connection = client.get_multiplexed_async_connection().await.ok();
+        }
+        let Some(redis) = connection.as_mut() else {
+            stats.notices_dropped.fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+        let sent: redis::RedisResult<i64> = redis::cmd("PUBLISH")
+            .arg(&channel)
+            .arg(&notice)
+            .query_async(redis)
+            .await;
+        if let Err(error) = sent {
+            tracing::warn!(%error, "relay: cannot publish to Redis; reconnecting");
+            stats.notices_dropped.fetch_add(1, Ordering::Relaxed);
+            connection = None;
+        }
+    }
+}
+
+/// Listens for the other nodes' notices; after every (re)subscription, asks for a catch-up,
+/// since notices sent while this node was not subscribed are gone.
+async fn subscribe(
+    client: redis::Client,
+    channel: String,
+    node: String,
+    work: mpsc::UnboundedSender<Work>,
+    (subscribed, stats): (Arc<AtomicBool>, Arc<RelayStats>),
+) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match client.get_async_pubsub().await {
+            Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
+                Ok(()) => {
+                    backoff = Duration::from_millis(100);
+                    subscribed.store(true, Ordering::Relaxed);
+                    tracing::info!("relay: subscribed to Redis");
+                    if work.send(Work::CatchUp).is_err() {
+                        return;
+                    }
+                    let mut messages = pubsub.on_message();
+                    while let Some(message) = messages.next().await {
+                        let Some(events) = remote_events(message.get_payload_bytes(), &node)
+                        else {
+                            continue;
+                        };
+                        stats.notices_received.fetch_add(1, Ordering::Relaxed);
+                        if work.send(Work::Remote(events)).is_err() {
+                            return;
+                        }
+                    }
+                    subscribed.store(false, Ordering::Relaxed);
+                    tracing::warn!("relay: lost the Redis subscription; reconnecting");
+                }
+                Err(error) => tracing::warn!(%error, "relay: cannot subscribe to Redis"),
+            },
+            Err(error) => tracing::warn!(%error, "relay: cannot reach Redis"),
+        }
+        if work.is_closed() {
+            return;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Another node's events from a notice; `None` for this node's own and for anything
+/// unreadable.
+fn remote_events(payload: &[u8], node: &str) -> Option<Vec<LoggedEvent>> {
+    let notice: Notice = match serde_json::from_slice(payload) {
+        Ok(notice) => notice,
+        Err(error) => {
+            tracing::warn!(%error, "relay: unreadable notice on the Redis channel");
+            return None;
+        }
+    };
+    if notice.node == node {
+        return None;
+    }
+    notice.events.into_iter().map(WireEvent::into_event).collect()
+}
