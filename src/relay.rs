@@ -28,8 +28,8 @@ use tokio::sync::mpsc;
 
 use crate::domain::event::{EventId, Target};
 use crate::hub::Hub;
-use crate::store::{Store, StoreError};
 use crate::store::log::{CommitListener, LoggedEvent};
+use crate::store::{Store, StoreError};
 
 /// Events read from the database per gap query.
 const GAP_PAGE: u64 = 1_000;
@@ -256,7 +256,10 @@ impl Sequencer {
     async fn deliver(&mut self, events: Vec<LoggedEvent>) -> Result<(), StoreError> {
         let mut by_tenant: Vec<(i64, Vec<LoggedEvent>)> = Vec::new();
         for event in events {
-            match by_tenant.iter_mut().find(|(tenant, _)| *tenant == event.tenant_id) {
+            match by_tenant
+                .iter_mut()
+                .find(|(tenant, _)| *tenant == event.tenant_id)
+            {
                 Some((_, group)) => group.push(event),
                 None => by_tenant.push((event.tenant_id, vec![event])),
             }
@@ -278,12 +281,7 @@ impl Sequencer {
 
     /// Reads from the log and delivers whatever of `tenant` lies between what was delivered
     /// and `up_to_seq`.
-    async fn fill(
-        &mut self,
-        tenant: i64,
-        epoch: &str,
-        up_to_seq: i64,
-    ) -> Result<(), StoreError> {
+    async fn fill(&mut self, tenant: i64, epoch: &str, up_to_seq: i64) -> Result<(), StoreError> {
         loop {
             let done = self.delivered.get(&tenant).copied().unwrap_or(0);
             if done >= up_to_seq {
@@ -373,8 +371,7 @@ async fn subscribe(
                     }
                     let mut messages = pubsub.on_message();
                     while let Some(message) = messages.next().await {
-                        let Some(events) = remote_events(message.get_payload_bytes(), &node)
-                        else {
+                        let Some(events) = remote_events(message.get_payload_bytes(), &node) else {
                             continue;
                         };
                         stats.notices_received.fetch_add(1, Ordering::Relaxed);
@@ -410,5 +407,9 @@ fn remote_events(payload: &[u8], node: &str) -> Option<Vec<LoggedEvent>> {
     if notice.node == node {
         return None;
     }
-    notice.events.into_iter().map(WireEvent::into_event).collect()
+    notice
+        .events
+        .into_iter()
+        .map(WireEvent::into_event)
+        .collect()
 }

@@ -424,11 +424,7 @@ impl StreamSelector {
 }
 
 /// A stored row as a `LoggedEvent` of `tenant_id`'s log.
-fn logged_event(
-    row: event::Model,
-    tenant_id: i64,
-    epoch: &str,
-) -> Result<LoggedEvent, StoreError> {
+fn logged_event(row: event::Model, tenant_id: i64, epoch: &str) -> Result<LoggedEvent, StoreError> {
     let target = Target::from_columns(&row.target_kind, &row.target).ok_or_else(|| {
         StoreError::Corrupt(format!("event {} target kind {}", row.seq, row.target_kind))
     })?;

@@ -1,11 +1,13 @@
 //! Herald's end-to-end tests: one binary (so one link), one module per area. Each test
-//! spawns Herald on port 0 with its own SQLite database and talks to it over real HTTP.
+//! spawns Herald on port 0 with its own SQLite database (or PostgreSQL, see helpers.rs) and
+//! talks to it over real HTTP.
 
 mod admin;
 mod auth;
 mod bad_input;
 mod browser;
 mod cli;
+mod cluster;
 mod config;
 mod health;
 mod helpers;

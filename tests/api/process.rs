@@ -37,7 +37,12 @@ impl ServerProcess {
     pub async fn start(extra_env: &[(&str, &str)]) -> ServerProcess {
         let dir = TempDir::new().unwrap();
         let url = fresh_database_url(dir.path()).await;
-        let mut command = herald_command(&url);
+        ServerProcess::start_on(&url, dir, extra_env).await
+    }
+
+    /// Starts `herald serve` on the database at `url` (several processes may share one).
+    pub async fn start_on(url: &str, dir: TempDir, extra_env: &[(&str, &str)]) -> ServerProcess {
+        let mut command = herald_command(url);
         command
             .arg("serve")
             .env("HERALD__SERVER__PORT", "0")
