@@ -40,6 +40,9 @@ pub enum Command {
     Serve,
     /// Bring the database schema up to date, then exit.
     Migrate,
+    /// Ask the server this configuration describes for `/healthz`; exit 0 if it answers 200
+    /// (a container's HEALTHCHECK: the image needs no curl).
+    Healthcheck,
     /// Manage tenants.
     #[command(subcommand)]
     Tenant(TenantCommand),
@@ -109,7 +112,7 @@ pub async fn run_command(
     let store = Store::open(&settings.database).await?;
     store.migrate().await?;
     match command {
-        Command::Serve => bail!("serve is not a one-shot command"),
+        Command::Serve | Command::Healthcheck => bail!("not a database command"),
         Command::Migrate => Ok(json!({ "migrated": true })),
         Command::Tenant(TenantCommand::Create {
             slug,
@@ -235,4 +238,27 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     tracing::info!(port = application.port(), "Herald is listening");
     application.run_until_stopped().await?;
     Ok(())
+}
+
+/// `herald healthcheck`: one `GET /healthz` to the configured port on this host.
+pub fn healthcheck(settings: &Settings) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    let host = match settings.server.host.as_str() {
+        "0.0.0.0" | "::" => "127.0.0.1",
+        host => host,
+    };
+    let timeout = std::time::Duration::from_secs(3);
+    let address = std::net::ToSocketAddrs::to_socket_addrs(&(host, settings.server.port))?
+        .next()
+        .with_context(|| format!("{host} does not resolve"))?;
+    let mut stream = std::net::TcpStream::connect_timeout(&address, timeout)
+        .with_context(|| format!("nothing answers on {address}"))?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head)?;
+    match &head[9..12] {
+        b"200" => Ok(()),
+        status => bail!("/healthz answered {}", String::from_utf8_lossy(status)),
+    }
 }

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use herald::cli::{Cli, Command, run_command, serve};
+use herald::cli::{Cli, Command, healthcheck, run_command, serve};
 use herald::config::Settings;
 use herald::telemetry;
 
@@ -23,6 +23,7 @@ async fn main() -> ExitCode {
             telemetry::init(telemetry::subscriber(&settings.log, std::io::stdout));
             serve(settings).await
         }
+        Command::Healthcheck => healthcheck(&settings),
         command => {
             telemetry::init(telemetry::subscriber(&settings.log, std::io::stderr));
             run_command(&settings, command).await.map(|answer| {

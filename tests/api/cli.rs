@@ -173,3 +173,22 @@ async fn cli_writes_while_the_server_publishes_never_hit_a_locked_database() {
     }
     assert_eq!(app.full_history(&api_key, "user=a").await.len(), 240);
 }
+
+#[actix_web::test]
+async fn healthcheck_exits_zero_only_while_the_server_answers() {
+    let server = crate::process::ServerProcess::start(&[]).await;
+    let port = server.api.address.rsplit(':').next().unwrap().to_owned();
+    let probe = || {
+        herald_command("sqlite://unused/never-opened.db")
+            .env("HERALD__SERVER__PORT", &port)
+            .arg("healthcheck")
+            .output()
+            .unwrap()
+    };
+    let up = probe();
+    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+    drop(server);
+    let down = probe();
+    assert!(!down.status.success());
+    assert!(String::from_utf8_lossy(&down.stderr).contains("nothing answers"));
+}
