@@ -6,6 +6,7 @@
 //! the tests both start Herald through it.
 
 pub mod auth;
+pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod demo;
@@ -13,7 +14,6 @@ pub mod domain;
 pub mod error;
 pub mod hub;
 pub mod metrics;
-pub mod relay;
 pub mod routes;
 pub mod seed;
 pub mod sse;

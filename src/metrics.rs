@@ -38,14 +38,14 @@ pub fn render(state: &AppState) -> String {
     metrics::counter!("herald_publish_requests_total")
         .absolute(log.requests.load(Ordering::Relaxed));
     metrics::counter!("herald_commit_groups_total").absolute(log.groups.load(Ordering::Relaxed));
-    if let Some(relay) = &state.relay {
-        metrics::gauge!("herald_redis_connected").set(f64::from(u8::from(relay.is_connected())));
-        let stats = relay.stats();
-        metrics::counter!("herald_relay_notices_received_total")
+    if let Some(broker) = &state.broker {
+        metrics::gauge!("herald_redis_connected").set(f64::from(u8::from(broker.is_connected())));
+        let stats = broker.stats();
+        metrics::counter!("herald_broker_notices_received_total")
             .absolute(stats.notices_received.load(Ordering::Relaxed));
-        metrics::counter!("herald_relay_notices_dropped_total")
+        metrics::counter!("herald_broker_notices_dropped_total")
             .absolute(stats.notices_dropped.load(Ordering::Relaxed));
-        metrics::counter!("herald_relay_events_read_from_log_total")
+        metrics::counter!("herald_broker_events_read_from_log_total")
             .absolute(stats.events_read_from_log.load(Ordering::Relaxed));
     }
     handle.render()

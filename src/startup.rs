@@ -16,12 +16,12 @@ use actix_web::{App, HttpServer, web};
 use tracing_actix_web::{RequestId, TracingLogger};
 
 use crate::auth::AdminToken;
+use crate::broker::{BrokerSettings, RedisBroker};
 use crate::config::{Environment, Settings};
 use crate::domain::tenant::Tenant;
 use crate::error::ApiError;
 use crate::error::{json_error, path_error, query_error};
 use crate::hub::Hub;
-use crate::relay::{Relay, RelaySettings};
 use crate::routes;
 use crate::seed::{self, DemoCredentials};
 use crate::store::Store;
@@ -36,7 +36,7 @@ pub struct AppState {
     pub log: EventLog,
     pub hub: Hub,
     /// Present when this node runs with others (`redis.url`).
-    pub relay: Option<Relay>,
+    pub broker: Option<RedisBroker>,
     pub admin_token: AdminToken,
     /// Turns true when Herald starts shutting down: open streams end at once.
     pub shutdown: watch::Receiver<bool>,
@@ -134,11 +134,11 @@ impl Application {
         }
         store.spawn_pruner(PRUNE_EVERY);
         let hub = Hub::start(&settings.stream);
-        // Several nodes: commits go through the relay, which also brings the other nodes'.
-        let relay = match &settings.redis.url {
+        // Several nodes: commits go through the Redis broker, which also brings the others'.
+        let broker = match &settings.redis.url {
             Some(url) => Some(
-                Relay::start(
-                    RelaySettings {
+                RedisBroker::start(
+                    BrokerSettings {
                         url: url.clone(),
                         channel: settings.redis.channel.clone(),
                         catch_up_every: Duration::from_secs_f64(settings.redis.catch_up_secs),
@@ -150,8 +150,8 @@ impl Application {
             ),
             None => None,
         };
-        let committed_to: Arc<dyn CommitListener> = match &relay {
-            Some(relay) => Arc::new(relay.clone()),
+        let committed_to: Arc<dyn CommitListener> = match &broker {
+            Some(broker) => Arc::new(broker.clone()),
             None => Arc::new(hub.clone()),
         };
         let log = EventLog::start(store.clone(), committed_to);
@@ -177,7 +177,7 @@ impl Application {
             store,
             log,
             hub,
-            relay,
+            broker,
             admin_token: AdminToken::new(&admin_token),
             shutdown,
         });

@@ -29,9 +29,9 @@ pub(super) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         }
     };
     let redis = state
-        .relay
+        .broker
         .as_ref()
-        .map(|relay| match relay.is_connected() {
+        .map(|broker| match broker.is_connected() {
             true => "ok",
             false => "unreachable",
         });

@@ -186,7 +186,11 @@ async fn healthcheck_exits_zero_only_while_the_server_answers() {
             .unwrap()
     };
     let up = probe();
-    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
     drop(server);
     let down = probe();
     assert!(!down.status.success());

@@ -1,4 +1,4 @@
-//! Between nodes: with `redis.url` set, every node tells the others about the events it
+//! Several nodes: with `redis.url` set, every node tells the others about the events it
 //! commits, over Redis pub/sub, and hands its hub every tenant's events in seq order —
 //! its own and the other nodes' alike.
 //!
@@ -36,20 +36,20 @@ const GAP_PAGE: u64 = 1_000;
 /// The wait before reconnecting to Redis grows to this.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// The node's side of the relay: the event log hands it every committed group.
+/// The node's broker: the event log hands it every committed group.
 #[derive(Clone)]
-pub struct Relay {
+pub struct RedisBroker {
     /// This node's name in its notices (a new one each start), so it skips its own.
     node: Arc<str>,
     work: mpsc::UnboundedSender<Work>,
     outbox: mpsc::UnboundedSender<String>,
     subscribed: Arc<AtomicBool>,
-    stats: Arc<RelayStats>,
+    stats: Arc<BrokerStats>,
 }
 
-/// What the relay has done since the node started (for `/metrics`).
+/// What the broker has done since the node started (for `/metrics`).
 #[derive(Debug, Default)]
-pub struct RelayStats {
+pub struct BrokerStats {
     /// Other nodes' notices taken from Redis.
     pub notices_received: AtomicU64,
     /// This node's notices that could not be published.
@@ -117,22 +117,22 @@ impl WireEvent {
 }
 
 #[derive(Debug, Clone)]
-pub struct RelaySettings {
+pub struct BrokerSettings {
     pub url: String,
     pub channel: String,
     pub catch_up_every: Duration,
 }
 
-impl Relay {
+impl RedisBroker {
     /// Starts the sequencer, the Redis subscriber and the publisher on the current runtime;
     /// call it before the event log starts, so every commit after it is seen. A Redis that
     /// cannot be reached now is retried in the background; until it answers, `/readyz`
     /// says so and events from other nodes arrive through the periodic catch-up.
     pub async fn start(
-        settings: RelaySettings,
+        settings: BrokerSettings,
         store: Store,
         hub: Hub,
-    ) -> Result<Relay, RelayError> {
+    ) -> Result<RedisBroker, BrokerError> {
         let client = redis::Client::open(settings.url.as_str())?;
         // Where each tenant stands now: streams opened on this node read the log up to at
         // least that, and everything after reaches them through the sequencer.
@@ -146,7 +146,7 @@ impl Relay {
         let (work, queue) = mpsc::unbounded_channel();
         let (outbox, notices) = mpsc::unbounded_channel();
         let subscribed = Arc::new(AtomicBool::new(false));
-        let stats = Arc::new(RelayStats::default());
+        let stats = Arc::new(BrokerStats::default());
         let sequencer = Sequencer {
             store,
             hub,
@@ -178,7 +178,7 @@ impl Relay {
                 }
             }
         });
-        Ok(Relay {
+        Ok(RedisBroker {
             node: node.into(),
             work,
             outbox,
@@ -187,7 +187,7 @@ impl Relay {
         })
     }
 
-    pub fn stats(&self) -> &RelayStats {
+    pub fn stats(&self) -> &BrokerStats {
         &self.stats
     }
 
@@ -197,7 +197,7 @@ impl Relay {
     }
 }
 
-impl CommitListener for Relay {
+impl CommitListener for RedisBroker {
     fn committed(&self, events: &[&LoggedEvent]) {
         if events.is_empty() {
             return;
@@ -219,7 +219,7 @@ impl CommitListener for Relay {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum RelayError {
+pub enum BrokerError {
     #[error("redis.url: {0}")]
     Redis(#[from] redis::RedisError),
     #[error(transparent)]
@@ -234,7 +234,7 @@ struct Sequencer {
     /// Per tenant, the last seq handed to the hub. A tenant missing here was created after
     /// this node started: everything of its log is new to this node.
     delivered: HashMap<i64, i64>,
-    stats: Arc<RelayStats>,
+    stats: Arc<BrokerStats>,
 }
 
 impl Sequencer {
@@ -246,7 +246,7 @@ impl Sequencer {
             };
             if let Err(error) = outcome {
                 // What could not be read now is read at the next catch-up.
-                tracing::error!(%error, "relay: cannot read missed events from the log");
+                tracing::error!(%error, "broker: cannot read missed events from the log");
             }
         }
     }
@@ -325,7 +325,7 @@ async fn publish(
     client: redis::Client,
     channel: String,
     mut notices: mpsc::UnboundedReceiver<String>,
-    stats: Arc<RelayStats>,
+    stats: Arc<BrokerStats>,
 ) {
     let mut connection: Option<redis::aio::MultiplexedConnection> = None;
     while let Some(notice) = notices.recv().await {
@@ -342,7 +342,7 @@ async fn publish(
             .query_async(redis)
             .await;
         if let Err(error) = sent {
-            tracing::warn!(%error, "relay: cannot publish to Redis; reconnecting");
+            tracing::warn!(%error, "broker: cannot publish to Redis; reconnecting");
             stats.notices_dropped.fetch_add(1, Ordering::Relaxed);
             connection = None;
         }
@@ -356,7 +356,7 @@ async fn subscribe(
     channel: String,
     node: String,
     work: mpsc::UnboundedSender<Work>,
-    (subscribed, stats): (Arc<AtomicBool>, Arc<RelayStats>),
+    (subscribed, stats): (Arc<AtomicBool>, Arc<BrokerStats>),
 ) {
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -365,7 +365,7 @@ async fn subscribe(
                 Ok(()) => {
                     backoff = Duration::from_millis(100);
                     subscribed.store(true, Ordering::Relaxed);
-                    tracing::info!("relay: subscribed to Redis");
+                    tracing::info!("broker: subscribed to Redis");
                     if work.send(Work::CatchUp).is_err() {
                         return;
                     }
@@ -380,11 +380,11 @@ async fn subscribe(
                         }
                     }
                     subscribed.store(false, Ordering::Relaxed);
-                    tracing::warn!("relay: lost the Redis subscription; reconnecting");
+                    tracing::warn!("broker: lost the Redis subscription; reconnecting");
                 }
-                Err(error) => tracing::warn!(%error, "relay: cannot subscribe to Redis"),
+                Err(error) => tracing::warn!(%error, "broker: cannot subscribe to Redis"),
             },
-            Err(error) => tracing::warn!(%error, "relay: cannot reach Redis"),
+            Err(error) => tracing::warn!(%error, "broker: cannot reach Redis"),
         }
         if work.is_closed() {
             return;
@@ -400,7 +400,7 @@ fn remote_events(payload: &[u8], node: &str) -> Option<Vec<LoggedEvent>> {
     let notice: Notice = match serde_json::from_slice(payload) {
         Ok(notice) => notice,
         Err(error) => {
-            tracing::warn!(%error, "relay: unreadable notice on the Redis channel");
+            tracing::warn!(%error, "broker: unreadable notice on the Redis channel");
             return None;
         }
     };
