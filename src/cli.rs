@@ -251,12 +251,23 @@ pub fn healthcheck(settings: &Settings) -> anyhow::Result<()> {
     let address = std::net::ToSocketAddrs::to_socket_addrs(&(host, settings.server.port))?
         .next()
         .with_context(|| format!("{host} does not resolve"))?;
-    let mut stream = std::net::TcpStream::connect_timeout(&address, timeout)
+    let mut tcp = std::net::TcpStream::connect_timeout(&address, timeout)
         .with_context(|| format!("nothing answers on {address}"))?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    tcp.set_read_timeout(Some(timeout))?;
+    tcp.set_write_timeout(Some(timeout))?;
+    let request = b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n";
     let mut head = [0u8; 12];
-    stream.read_exact(&mut head)?;
+    if settings.server.tls.is_some() {
+        let client = crate::tls::loopback_client_config()?;
+        let name = rustls::pki_types::ServerName::try_from("localhost")?;
+        let connection = rustls::ClientConnection::new(std::sync::Arc::new(client), name)?;
+        let mut stream = rustls::StreamOwned::new(connection, tcp);
+        stream.write_all(request)?;
+        stream.read_exact(&mut head)?;
+    } else {
+        tcp.write_all(request)?;
+        tcp.read_exact(&mut head)?;
+    }
     match &head[9..12] {
         b"200" => Ok(()),
         status => bail!("/healthz answered {}", String::from_utf8_lossy(status)),

@@ -82,12 +82,26 @@ pub struct ServerSettings {
     pub port: u16,
     pub max_body_bytes: usize,
     pub shutdown_timeout_secs: u64,
+    /// Set: serve HTTPS (and HTTP/2) with this certificate.
+    #[serde(default)]
+    pub tls: Option<TlsSettings>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// PEM: the certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// PEM: its private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
     pub url: String,
+    /// PostgreSQL: how long start-up waits for a server that does not answer yet.
+    pub startup_wait_secs: u64,
     pub max_connections: u32,
     pub busy_timeout_ms: u64,
     pub sqlite_synchronous: SqliteSynchronous,

@@ -127,7 +127,7 @@ impl Application {
             None => settings.demo.port,
         };
 
-        let store = Store::open(&settings.database).await?;
+        let store = open_store(&settings.database).await?;
         store.migrate().await?;
         if settings.seed.demo_tenant {
             report.demo = seed::demo_tenant(&store, demo_port).await?;
@@ -182,6 +182,10 @@ impl Application {
             shutdown,
         });
         let tcp_user_timeout = Duration::from_secs(state.settings.stream.tcp_user_timeout_secs);
+        let tls = match &state.settings.server.tls {
+            Some(tls) => Some(crate::tls::server_config(tls)?),
+            None => None,
+        };
 
         let app_state = state.clone();
         let server = HttpServer::new(move || {
@@ -203,12 +207,16 @@ impl Application {
         .on_connect(move |connection, _| limit_unacknowledged_time(connection, tcp_user_timeout))
         // A client that closes its side is gone: end its stream at once instead of waiting
         // for the next write to fail (an SSE client never half-closes on purpose).
-        .h1_allow_half_closed(false)
-        .listen(listener)?
-        .shutdown_timeout(shutdown_timeout)
-        // Herald handles the signals itself, to end open streams before the graceful stop.
-        .disable_signals()
-        .run();
+        .h1_allow_half_closed(false);
+        let server = match tls {
+            Some(tls) => server.listen_rustls_0_23(listener, tls)?,
+            None => server.listen(listener)?,
+        };
+        let server = server
+            .shutdown_timeout(shutdown_timeout)
+            // Herald handles the signals itself, to end open streams before the graceful stop.
+            .disable_signals()
+            .run();
         Ok(Application {
             port,
             server,
@@ -293,11 +301,40 @@ async fn wait_for_signal() {
     }
 }
 
+/// Opens the store; a PostgreSQL server that does not answer yet is waited for, up to
+/// `database.startup_wait_secs`. (A SQLite file is there or not: no waiting.)
+async fn open_store(settings: &crate::config::DatabaseSettings) -> anyhow::Result<Store> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(settings.startup_wait_secs);
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match Store::open(settings).await {
+            Ok(store) => return Ok(store),
+            Err(error)
+                if !settings.url.starts_with("sqlite:")
+                    && std::time::Instant::now() + delay < deadline =>
+            {
+                tracing::warn!(%error, "the database does not answer yet; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
+
 /// A peer that stops acknowledging what Herald sends (gone, or not reading) is dropped by
 /// the kernel after `timeout` instead of pinning the socket and its buffers for good.
 fn limit_unacknowledged_time(connection: &dyn std::any::Any, timeout: Duration) {
     #[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
-    if let Some(stream) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+    let stream = connection
+        .downcast_ref::<actix_web::rt::net::TcpStream>()
+        .or_else(|| {
+            connection
+                .downcast_ref::<actix_tls::accept::rustls_0_23::TlsStream<actix_web::rt::net::TcpStream>>()
+                .map(|tls| tls.get_ref().0)
+        });
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
+    if let Some(stream) = stream {
         let socket = socket2::SockRef::from(stream);
         if let Err(error) = socket.set_tcp_user_timeout(Some(timeout)) {
             tracing::debug!(%error, "cannot set TCP_USER_TIMEOUT");

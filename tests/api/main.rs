@@ -22,3 +22,4 @@ mod sequence;
 mod session;
 mod sse_client;
 mod stream;
+mod tls;
