@@ -37,7 +37,7 @@ PACED=25000
 HERALD_PORT=18080
 NCHAN_PORT=18090
 ADMIN=bench-admin-token-0123456789
-SCENARIOS=${SCENARIOS:-broadcast users churn replay}
+SCENARIOS=${SCENARIOS:-broadcast users churn replay scaleout}
 TARGETS=${TARGETS:-herald nchan}
 CHURN_STABLE=17000
 CHURN_SECONDS=60
@@ -58,7 +58,11 @@ STAMP=$(date -u +%Y%m%d-%H%M%S)
 RAW=$RESULTS/$STAMP.jsonl
 : >"$RAW"
 PIDS=()
-cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  declare -F stop_backends >/dev/null && stop_backends
+}
 trap cleanup EXIT
 
 # Proportional set size of a process tree, in KiB: shared pages counted once across nginx's
@@ -89,20 +93,30 @@ wait_http() {
   echo "no answer from $1" >&2; exit 1
 }
 
+# herald_node PORT DATABASE-URL [REDIS-URL]: one Herald process; sets SERVER_PID.
+herald_node() {
+  env HERALD_CONFIG_DIR="$PWD/config" HERALD__DATABASE__URL="$2" ${3:+HERALD__REDIS__URL=$3} \
+    HERALD__SERVER__PORT="$1" HERALD__ADMIN__TOKEN=$ADMIN HERALD__SEED__DEMO_TENANT=false \
+    HERALD__DEMO__ENABLED=false HERALD__LOG__LEVEL=warn HERALD__STREAM__MAX_CONNECTIONS_PER_TENANT=1000000 \
+    "$HERALD" serve >"$WORK/herald/log.$1" 2>&1 &
+  SERVER_PID=$!; PIDS+=("$SERVER_PID")
+  wait_http "http://127.0.0.1:$1/healthz"
+}
+
 start_herald() {
   rm -rf "$WORK/herald" && mkdir -p "$WORK/herald"
-  HERALD_CONFIG_DIR=$PWD/config HERALD__DATABASE__URL=sqlite://$WORK/herald/herald.db \
-  HERALD__SERVER__PORT=$HERALD_PORT HERALD__ADMIN__TOKEN=$ADMIN HERALD__SEED__DEMO_TENANT=false \
-  HERALD__DEMO__ENABLED=false HERALD__LOG__LEVEL=warn HERALD__STREAM__MAX_CONNECTIONS_PER_TENANT=1000000 \
-    "$HERALD" serve >"$WORK/herald/log" 2>&1 &
-  SERVER_PID=$!; PIDS+=("$SERVER_PID")
-  wait_http "http://127.0.0.1:$HERALD_PORT/healthz"
-  local api="http://127.0.0.1:$HERALD_PORT/admin/tenants" auth="Authorization: Bearer $ADMIN"
+  herald_node "$HERALD_PORT" "sqlite://$WORK/herald/herald.db"
+  bench_tenant "$HERALD_PORT"
+  SERVER=127.0.0.1:$HERALD_PORT
+}
+
+# bench_tenant PORT: the `bench` tenant with an API key and an HS256 key (API_KEY, KID, SECRET).
+bench_tenant() {
+  local api="http://127.0.0.1:$1/admin/tenants" auth="Authorization: Bearer $ADMIN"
   curl -sf -X POST "$api" -H "$auth" -H 'Content-Type: application/json' -d '{"slug":"bench"}' >/dev/null
   API_KEY=$(curl -sf -X POST "$api/bench/api-keys" -H "$auth" | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
   read -r KID SECRET < <(curl -sf -X POST "$api/bench/signing-keys" -H "$auth" -H 'Content-Type: application/json' -d '{"alg":"HS256"}' \
     | python3 -c 'import json,sys; k=json.load(sys.stdin); print(k["kid"], k["secret"])')
-  SERVER=127.0.0.1:$HERALD_PORT
 }
 
 start_nchan() {
@@ -132,17 +146,17 @@ listeners() {
     "$LOAD" listen --target "$target" --server "$SERVER" --source "127.0.$((NEXT_SOURCE / 250)).$((NEXT_SOURCE % 250 + 2))" \
       --connections "$n" --first-user $((p * PER_PROCESS)) --mode "$mode" --events "$events" \
       --users "$users" --tenant bench --kid="${KID:-}" --secret="${SECRET:-}" --duration "${DURATION:-60}" \
-      --samples "$WORK/samples.$p" "${EXTRA[@]}" >"$WORK/listen.$p" 2>"$WORK/listen.$p.err" &
+      --samples "$WORK/${PREFIX:-}samples.$p" "${EXTRA[@]}" >"$WORK/${PREFIX:-}listen.$p" 2>"$WORK/${PREFIX:-}listen.$p.err" &
     LISTENERS+=($!)
     left=$((left - n)); p=$((p + 1)); NEXT_SOURCE=$((NEXT_SOURCE + 1))
   done
   OPEN=0
   for i in $(seq 0 $((p - 1))); do
-    until grep -q '"ready"' "$WORK/listen.$i" 2>/dev/null; do
-      kill -0 "${LISTENERS[$i]}" 2>/dev/null || { cat "$WORK/listen.$i.err" >&2; exit 1; }
+    until grep -q '"ready"' "$WORK/${PREFIX:-}listen.$i" 2>/dev/null; do
+      kill -0 "${LISTENERS[$i]}" 2>/dev/null || { cat "$WORK/${PREFIX:-}listen.$i.err" >&2; exit 1; }
       sleep 0.2
     done
-    OPEN=$((OPEN + $(python3 -c "import json,sys; print(json.loads(open(sys.argv[1]).readline())['ready'])" "$WORK/listen.$i")))
+    OPEN=$((OPEN + $(python3 -c "import json,sys; print(json.loads(open(sys.argv[1]).readline())['ready'])" "$WORK/${PREFIX:-}listen.$i")))
   done
   PROCESSES=$p
 }
@@ -264,6 +278,64 @@ scenario_replay() {
   collect "$target" replay "{\"repeat\": $repeat}"
 }
 
+# scaleout: four Herald nodes on one PostgreSQL 15 and one Redis (both private to the run),
+# $CONNECTIONS connections on each; SCALE_EVENTS broadcasts, one a second, published on
+# node 1; delivery latency on node 1 (local) and on nodes 2–4 (through Redis).
+PG_BIN=/usr/lib/postgresql/15/bin
+PG_PORT=25532
+REDIS_PORT=26479
+SCALE_EVENTS=10
+start_backends() {
+  chmod 755 "$WORK"
+  mkdir -p "$WORK/pg" && chown postgres "$WORK/pg"
+  su postgres -c "$PG_BIN/initdb -D $WORK/pg/data -A trust -U postgres" >/dev/null
+  su postgres -c "$PG_BIN/pg_ctl -D $WORK/pg/data -l $WORK/pg/log -w start \
+    -o '-p $PG_PORT -k $WORK/pg -c listen_addresses=127.0.0.1 -c max_connections=200'" >/dev/null
+  redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no >"$WORK/redis.log" 2>&1 &
+  PIDS+=($!)
+}
+stop_backends() {
+  [ -d "$WORK/pg/data" ] && su postgres -c "$PG_BIN/pg_ctl -D $WORK/pg/data -m fast stop" >/dev/null 2>&1 || true
+}
+
+scenario_scaleout() {
+  local db="postgres://postgres@127.0.0.1:$PG_PORT/postgres" node servers=()
+  start_backends
+  rm -rf "$WORK/herald" && mkdir -p "$WORK/herald"
+  for node in 1 2 3 4; do
+    herald_node $((HERALD_PORT + node)) "$db" "redis://127.0.0.1:$REDIS_PORT"
+    servers+=("$SERVER_PID")
+  done
+  bench_tenant $((HERALD_PORT + 1))
+  local opened=()
+  for node in 1 2 3 4; do
+    SERVER=127.0.0.1:$((HERALD_PORT + node))
+    PREFIX=scale$node. DURATION=120 listeners herald broadcast "$SCALE_EVENTS" 1
+    opened+=("$OPEN")
+    ALL_LISTENERS+=("${LISTENERS[@]}")
+  done
+  "$LOAD" publish --target herald --server "127.0.0.1:$((HERALD_PORT + 1))" --mode broadcast \
+    --events "$SCALE_EVENTS" --rate 1 --api-key="$API_KEY" >"$WORK/publish.scale" 2>&1
+  for pid in "${ALL_LISTENERS[@]}"; do wait "$pid"; done
+  ALL_LISTENERS=()
+  python3 - "$WORK" "$repeat" >>"$RAW" <<'PY'
+import glob, json, sys
+work, repeat = sys.argv[1], int(sys.argv[2])
+for node in (1, 2, 3, 4):
+    reports = [json.loads(open(f).read().splitlines()[-1]) for f in sorted(glob.glob(f"{work}/scale{node}.listen.*")) if not f.endswith(".err")]
+    samples = sorted(int(line) for f in glob.glob(f"{work}/scale{node}.samples.*") for line in open(f))
+    q = lambda x: round(samples[min(len(samples) - 1, int(x * len(samples)))] / 1000, 3) if samples else None
+    print(json.dumps({"target": "herald", "scenario": "scaleout", "repeat": repeat, "node": node,
+        "connections": sum(r["connections"] for r in reports), "failed": sum(r["failed"] for r in reports),
+        "received": sum(r["received"] for r in reports), "lost": sum(r["lost"] for r in reports),
+        "duplicates": sum(r["duplicates"] for r in reports), "out_of_order": sum(r["out_of_order"] for r in reports),
+        "p50_ms": q(0.5), "p99_ms": q(0.99), "p999_ms": q(0.999), "max_ms": q(1.0)}))
+PY
+  for pid in "${servers[@]}"; do kill "$pid"; wait "$pid" 2>/dev/null || true; done
+  stop_backends
+}
+ALL_LISTENERS=()
+
 for repeat in $(seq 1 "$REPEATS"); do
   for target in $TARGETS; do
     # broadcast and users share a server (memory is measured on its first connections);
@@ -275,8 +347,11 @@ for repeat in $(seq 1 "$REPEATS"); do
       if wants users; then scenario_users; fi
       stop_server
     fi
-    for scenario in churn replay; do
-      if wants "$scenario"; then
+    for scenario in churn replay scaleout; do
+      [ "$scenario" = scaleout ] && [ "$target" != herald ] && continue  # Herald's own
+      if wants "$scenario" && [ "$scenario" = scaleout ]; then
+        scenario_scaleout
+      elif wants "$scenario"; then
         "start_$target"
         sleep 1
         "scenario_$scenario"
@@ -299,7 +374,7 @@ def med(target, scenario, get):
                 pass
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
-runs = max(len([r for r in rows if r["scenario"] == s]) for s in ("broadcast", "users", "churn", "replay")) // 2
+runs = len({r["repeat"] for r in rows})
 print(f"| metric (median of {runs} runs) | Herald | nchan | Herald/nchan |")
 print("|---|---|---|---|")
 lines = [
@@ -325,6 +400,12 @@ lines = [
     ("churn", lambda r: r["p99_ms"], "churn: broadcast p99 on the 17,000 (ms)"),
     ("churn", lambda r: r["files_after"] - r["files_before"], "churn: server open files, after − before"),
     ("churn", lambda r: r["pss_after_kib"] - r["pss_before_kib"], "churn: server PSS after − before (KiB)"),
+    ("scaleout", lambda r: r["connections"] if r["node"] == 1 else None, "scale-out: connections on the publishing node"),
+    ("scaleout", lambda r: r["p50_ms"] if r["node"] == 1 else None, "scale-out: broadcast p50 on the publishing node (ms)"),
+    ("scaleout", lambda r: r["p99_ms"] if r["node"] == 1 else None, "scale-out: broadcast p99 on the publishing node (ms)"),
+    ("scaleout", lambda r: r["p50_ms"] if r["node"] != 1 else None, "scale-out: broadcast p50 on the three other nodes (ms)"),
+    ("scaleout", lambda r: r["p99_ms"] if r["node"] != 1 else None, "scale-out: broadcast p99 on the three other nodes (ms)"),
+    ("scaleout", lambda r: r["lost"] + r["duplicates"] + r["out_of_order"], "scale-out: events lost + duplicated + out of order (per node)"),
     ("replay", lambda r: r["seconds_to_complete"], "replay of 10,000 missed events: seconds until all held"),
     ("replay", lambda r: r["lost"] + r["duplicates"] + r["out_of_order"], "replay events lost + duplicated + out of order"),
 ]

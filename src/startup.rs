@@ -135,11 +135,12 @@ impl Application {
         store.spawn_pruner(PRUNE_EVERY);
         let hub = Hub::start(&settings.stream);
         // Several nodes: commits go through the Redis broker, which also brings the others'.
-        let broker = match &settings.redis.url {
+        // An empty url (HERALD__REDIS__URL=) means unset, as an absent one does.
+        let broker = match settings.redis.url.as_deref().filter(|url| !url.is_empty()) {
             Some(url) => Some(
                 RedisBroker::start(
                     BrokerSettings {
-                        url: url.clone(),
+                        url: url.to_owned(),
                         channel: settings.redis.channel.clone(),
                         catch_up_every: Duration::from_secs_f64(settings.redis.catch_up_secs),
                     },
