@@ -15,9 +15,9 @@ use futures_util::future::join_all;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use crate::helpers::{fresh_database_url, postgres_server, seq_of};
+use crate::helpers::{TestTenant, fresh_database_url, postgres_server, seq_of, skip_unless_ci};
 use crate::process::ServerProcess;
-use crate::sse_client::SseEvent;
+use crate::sse_client::{SseEvent, SseStream};
 
 /// A `redis-server` of the test's own on a free port, without persistence.
 struct Redis {
@@ -86,10 +86,29 @@ impl Drop for Redis {
 struct Cluster {
     nodes: Vec<ServerProcess>,
     redis: Redis,
+    /// `acme`, made through node 0, and a token for its user `u1`.
+    tenant: TestTenant,
+    token: String,
+}
+
+impl Cluster {
+    /// `u1`'s stream on node `node`, from `last_event_id` if given.
+    async fn stream(&self, node: usize, last_event_id: Option<&str>) -> SseStream {
+        self.nodes[node]
+            .open_stream(&self.tenant, &self.token, "", last_event_id)
+            .await
+    }
+
+    async fn publish(&self, node: usize, body: &Value) {
+        self.nodes[node]
+            .publish_ok(&self.tenant.api_key, body)
+            .await;
+    }
 }
 
 /// `count` nodes started at once (so they migrate the fresh database together) on one
-/// PostgreSQL database and one Redis; `None`, after saying why, where either is missing.
+/// PostgreSQL database and one Redis, with one tenant; `None`, after saying why, where
+/// either is missing.
 async fn cluster(count: usize) -> Option<Cluster> {
     if postgres_server().is_none() {
         // Nodes share a PostgreSQL database: these run in the suite's PostgreSQL pass.
@@ -106,11 +125,7 @@ async fn cluster(count: usize) -> Option<Cluster> {
         None
     };
     if let Some(reason) = missing {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "multi-node tests cannot run under CI: {reason}"
-        );
-        eprintln!("skipped: {reason}");
+        skip_unless_ci("multi-node tests", reason);
         return None;
     }
     let redis = Redis::start();
@@ -128,7 +143,14 @@ async fn cluster(count: usize) -> Option<Cluster> {
     for node in &nodes {
         wait_until_ready(node, true).await;
     }
-    Some(Cluster { nodes, redis })
+    let tenant = nodes[0].create_tenant("acme").await;
+    let token = tenant.token("u1", &[]);
+    Some(Cluster {
+        nodes,
+        redis,
+        tenant,
+        token,
+    })
 }
 
 /// Waits until `/readyz` answers 200 (`ready`) or 503 (`!ready`).
@@ -171,24 +193,24 @@ async fn events_published_on_any_node_reach_streams_on_every_node() {
     let Some(cluster) = cluster(3).await else {
         return;
     };
-    let [a, b, c] = [&cluster.nodes[0], &cluster.nodes[1], &cluster.nodes[2]];
-    let tenant = a.create_tenant("acme").await;
-    let token = tenant.token("u1", &[]);
     let mut streams = Vec::new();
-    for node in [a, b, c] {
-        streams.push(node.open_stream(&tenant, &token, "", None).await);
+    for node in 0..3 {
+        streams.push(cluster.stream(node, None).await);
     }
     let to_user = |data: &str| json!({"to": {"user": "u1"}, "data": data});
-    a.publish_ok(&tenant.api_key, &to_user("from a")).await;
-    b.publish_ok(&tenant.api_key, &to_user("from b")).await;
-    c.publish_ok(&tenant.api_key, &broadcast("from c")).await;
+    cluster.publish(0, &to_user("from a")).await;
+    cluster.publish(1, &to_user("from b")).await;
+    cluster.publish(2, &broadcast("from c")).await;
     for stream in &mut streams {
         let events = stream.take(3, Duration::from_secs(10)).await;
         assert_eq!(data_of(&events), ["from a", "from b", "from c"]);
         assert_in_order(&events);
     }
     // The migrations ran once however many nodes started together.
-    assert_eq!(b.full_history(&tenant.api_key, "user=u1").await.len(), 3);
+    let history = cluster.nodes[1]
+        .full_history(&cluster.tenant.api_key, "user=u1")
+        .await;
+    assert_eq!(history.len(), 3);
 }
 
 #[actix_web::test]
@@ -196,24 +218,20 @@ async fn a_stream_cut_on_one_node_resumes_on_another_without_gap_or_repeat() {
     let Some(cluster) = cluster(2).await else {
         return;
     };
-    let [a, b] = [&cluster.nodes[0], &cluster.nodes[1]];
-    let tenant = a.create_tenant("acme").await;
-    let token = tenant.token("u1", &[]);
-    let mut on_a = a.open_stream(&tenant, &token, "", None).await;
+    let mut on_a = cluster.stream(0, None).await;
     for n in 1..=3 {
-        a.publish_ok(&tenant.api_key, &broadcast(&format!("e{n}")))
-            .await;
+        cluster.publish(0, &broadcast(&format!("e{n}"))).await;
     }
     let seen = on_a.take(3, Duration::from_secs(10)).await;
     assert_eq!(data_of(&seen), ["e1", "e2", "e3"]);
-    let last_id = on_a.last_event_id.clone();
     drop(on_a);
-    a.publish_ok(&tenant.api_key, &broadcast("e4")).await;
-    b.publish_ok(&tenant.api_key, &broadcast("e5")).await;
-    let mut on_b = b.open_stream(&tenant, &token, "", Some(&last_id)).await;
+    cluster.publish(0, &broadcast("e4")).await;
+    cluster.publish(1, &broadcast("e5")).await;
+    let last_id = &seen[2].id;
+    let mut on_b = cluster.stream(1, Some(last_id)).await;
     let missed = on_b.take(2, Duration::from_secs(10)).await;
     assert_eq!(data_of(&missed), ["e4", "e5"]);
-    a.publish_ok(&tenant.api_key, &broadcast("e6")).await;
+    cluster.publish(0, &broadcast("e6")).await;
     let live = on_b.take(1, Duration::from_secs(10)).await;
     assert_eq!(data_of(&live), ["e6"]);
     assert_eq!(on_b.next_event(Duration::from_millis(500)).await, None);
@@ -225,31 +243,29 @@ async fn concurrent_publishers_on_both_nodes_give_one_contiguous_sequence() {
     let Some(cluster) = cluster(2).await else {
         return;
     };
-    let [a, b] = [&cluster.nodes[0], &cluster.nodes[1]];
-    let tenant = a.create_tenant("acme").await;
-    let token = tenant.token("u1", &[]);
-    let mut on_a = a.open_stream(&tenant, &token, "", None).await;
-    let mut on_b = b.open_stream(&tenant, &token, "", None).await;
+    let mut streams = [cluster.stream(0, None).await, cluster.stream(1, None).await];
     const PUBLISHERS: usize = 8;
     const EACH: usize = 25;
-    let publishers = (0..PUBLISHERS).map(|p| {
-        let (node, key) = (&cluster.nodes[p % 2], tenant.api_key.clone());
-        async move {
-            for n in 0..EACH {
-                node.publish_ok(&key, &broadcast(&format!("p{p}-{n}")))
-                    .await;
-            }
+    let cluster = &cluster;
+    let publishers = (0..PUBLISHERS).map(|p| async move {
+        for n in 0..EACH {
+            cluster
+                .publish(p % 2, &broadcast(&format!("p{p}-{n}")))
+                .await;
         }
     });
     join_all(publishers).await;
     let total = PUBLISHERS * EACH;
-    let stored = a.full_history(&tenant.api_key, "user=u1").await;
+    let contiguous: Vec<i64> = (1..=total as i64).collect();
+    let stored = cluster.nodes[0]
+        .full_history(&cluster.tenant.api_key, "user=u1")
+        .await;
     let seqs: Vec<i64> = stored.iter().map(|e| seq_of(&e["id"])).collect();
-    assert_eq!(seqs, (1..=total as i64).collect::<Vec<_>>());
-    for stream in [&mut on_a, &mut on_b] {
+    assert_eq!(seqs, contiguous);
+    for stream in &mut streams {
         let events = stream.take(total, Duration::from_secs(20)).await;
         let seqs: Vec<i64> = events.iter().map(|e| seq_of(&json!(e.id))).collect();
-        assert_eq!(seqs, (1..=total as i64).collect::<Vec<_>>());
+        assert_eq!(seqs, contiguous);
     }
 }
 
@@ -258,12 +274,7 @@ async fn a_redis_restart_while_publishing_costs_no_stream_an_event() {
     let Some(mut cluster) = cluster(2).await else {
         return;
     };
-    let tenant = cluster.nodes[0].create_tenant("acme").await;
-    let token = tenant.token("u1", &[]);
-    let mut streams = Vec::new();
-    for node in &cluster.nodes {
-        streams.push(node.open_stream(&tenant, &token, "", None).await);
-    }
+    let mut streams = [cluster.stream(0, None).await, cluster.stream(1, None).await];
     const EVENTS: usize = 60;
     for n in 0..EVENTS {
         if n == 20 {
@@ -280,9 +291,7 @@ async fn a_redis_restart_while_publishing_costs_no_stream_an_event() {
                 wait_until_ready(node, true).await;
             }
         }
-        let node = &cluster.nodes[n % 2];
-        node.publish_ok(&tenant.api_key, &broadcast(&format!("e{n}")))
-            .await;
+        cluster.publish(n % 2, &broadcast(&format!("e{n}"))).await;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let expected: Vec<String> = (0..EVENTS).map(|n| format!("e{n}")).collect();
@@ -299,21 +308,17 @@ async fn a_node_killed_mid_publish_loses_no_acknowledged_event() {
     let Some(cluster) = cluster(2).await else {
         return;
     };
-    let tenant = cluster.nodes[0].create_tenant("acme").await;
-    let token = tenant.token("u1", &[]);
-    let mut on_a = cluster.nodes[0]
-        .open_stream(&tenant, &token, "", None)
-        .await;
+    let mut on_a = cluster.stream(0, None).await;
     // Publishers keep going on node A until it is gone; the ids it acknowledged are kept.
     let acknowledged = std::sync::Mutex::new(BTreeSet::new());
     let publishers = (0..4).map(|p| {
-        let (node, key, acknowledged) = (&cluster.nodes[0], tenant.api_key.clone(), &acknowledged);
+        let (node, key, acknowledged) = (&cluster.nodes[0], &cluster.tenant.api_key, &acknowledged);
         async move {
             for n in 0.. {
                 let Ok(response) = node
                     .client
                     .post(node.url("/v1/events"))
-                    .bearer_auth(&key)
+                    .bearer_auth(key)
                     .json(&broadcast(&format!("p{p}-{n}")))
                     .send()
                     .await
@@ -346,9 +351,7 @@ async fn a_node_killed_mid_publish_loses_no_acknowledged_event() {
     while let Some(event) = on_a.next_event(Duration::from_secs(2)).await {
         received.push(event);
     }
-    let mut on_b = cluster.nodes[1]
-        .open_stream(&tenant, &token, "", Some(&on_a.last_event_id))
-        .await;
+    let mut on_b = cluster.stream(1, Some(&on_a.last_event_id)).await;
     let began = Instant::now();
     while !acknowledged
         .iter()
