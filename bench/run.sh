@@ -287,7 +287,7 @@ REDIS_PORT=26479
 SCALE_EVENTS=10
 start_backends() {
   chmod 755 "$WORK"
-  mkdir -p "$WORK/pg" && chown postgres "$WORK/pg"
+  rm -rf "$WORK/pg" && mkdir -p "$WORK/pg" && chown postgres "$WORK/pg"
   su postgres -c "$PG_BIN/initdb -D $WORK/pg/data -A trust -U postgres" >/dev/null
   su postgres -c "$PG_BIN/pg_ctl -D $WORK/pg/data -l $WORK/pg/log -w start \
     -o '-p $PG_PORT -k $WORK/pg -c listen_addresses=127.0.0.1 -c max_connections=200'" >/dev/null
