@@ -141,7 +141,21 @@ impl From<VerifyError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
-        ApiError::internal(&error)
+        match &error {
+            // The database is down or unreachable: retrying later is the answer, as for any
+            // unavailable dependency. Still Herald's side, so logged.
+            StoreError::Database(
+                sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_),
+            ) => {
+                tracing::error!(%error, "the database is unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database_unavailable",
+                    "the database is not answering; retry shortly",
+                )
+            }
+            _ => ApiError::internal(&error),
+        }
     }
 }
 

@@ -5,6 +5,9 @@ use serde_json::json;
 
 use crate::startup::AppState;
 
+/// How long `/readyz` waits for the database before calling it unreachable.
+const READINESS_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub fn configure(config: &mut web::ServiceConfig) {
     config
         .route("/healthz", web::get().to(healthz))
@@ -21,10 +24,16 @@ pub(super) async fn healthz() -> HttpResponse {
 /// Redis), 503 naming what is down otherwise.
 #[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200, description = "the database answers, and Redis when configured"), (status = 503, description = "the database or Redis does not answer; the body says which")))]
 pub(super) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let database = match state.store.ping().await {
-        Ok(()) => "ok",
-        Err(error) => {
+    // A probe must answer quickly even when the pool waits for a database that is gone.
+    let ping = tokio::time::timeout(READINESS_WAIT, state.store.ping()).await;
+    let database = match ping {
+        Ok(Ok(())) => "ok",
+        Ok(Err(error)) => {
             tracing::warn!(%error, "readiness: database unreachable");
+            "unreachable"
+        }
+        Err(_) => {
+            tracing::warn!("readiness: the database did not answer within {READINESS_WAIT:?}");
             "unreachable"
         }
     };

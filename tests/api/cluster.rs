@@ -12,10 +12,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use crate::helpers::{TestTenant, fresh_database_url, postgres_server, seq_of, skip_unless_ci};
+use crate::helpers::{
+    TestTenant, assert_error, fresh_database_url, postgres_server, seq_of, skip_unless_ci,
+};
 use crate::process::ServerProcess;
 use crate::sse_client::{SseEvent, SseStream};
 
@@ -81,6 +84,84 @@ impl Drop for Redis {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A PostgreSQL 15 server of the test's own (Debian's binaries, run as `postgres`), so the
+/// test can stop and start it.
+struct Postgres {
+    dir: TempDir,
+    port: u16,
+}
+
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+impl Postgres {
+    fn start() -> Postgres {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let dir = TempDir::new().unwrap();
+        let path = dir.path().display().to_string();
+        as_postgres(&format!("chown postgres {path}"), true);
+        as_postgres(
+            &format!("{PG_BIN}/initdb -D {path}/data -A trust -U postgres"),
+            false,
+        );
+        let postgres = Postgres { dir, port };
+        postgres.up();
+        postgres
+    }
+
+    fn up(&self) {
+        let path = self.dir.path().display();
+        as_postgres(
+            &format!(
+                "{PG_BIN}/pg_ctl -D {path}/data -l {path}/log -w start -o '-p {} -k {path} -c listen_addresses=127.0.0.1'",
+                self.port
+            ),
+            false,
+        );
+    }
+
+    fn down(&self) {
+        let path = self.dir.path().display();
+        as_postgres(
+            &format!("{PG_BIN}/pg_ctl -D {path}/data -m fast -w stop"),
+            false,
+        );
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let path = self.dir.path().display();
+        let _ = Command::new("su")
+            .args(["postgres", "-c"])
+            .arg(format!("{PG_BIN}/pg_ctl -D {path}/data -m immediate stop"))
+            .output();
+    }
+}
+
+/// Runs `command` as the `postgres` user (initdb refuses root), or as root where `as_root`.
+fn as_postgres(command: &str, as_root: bool) {
+    let output = if as_root {
+        Command::new("sh").args(["-c", command]).output()
+    } else {
+        Command::new("su")
+            .args(["postgres", "-c", command])
+            .output()
+    }
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{command}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 struct Cluster {
@@ -366,4 +447,55 @@ async fn a_node_killed_mid_publish_loses_no_acknowledged_event() {
         }
     }
     assert_in_order(&received);
+}
+
+#[actix_web::test]
+async fn a_node_rides_out_a_postgresql_restart() {
+    let Some(cluster) = cluster(1).await else {
+        return;
+    };
+    let missing = if !std::path::Path::new(PG_BIN).join("initdb").exists() {
+        Some("no PostgreSQL 15 binaries in /usr/lib/postgresql/15/bin")
+    } else if Command::new("id")
+        .arg("postgres")
+        .output()
+        .map_or(true, |o| !o.status.success())
+    {
+        Some("no postgres user to run a private server as")
+    } else {
+        None
+    };
+    if let Some(reason) = missing {
+        skip_unless_ci("the PostgreSQL restart test", reason);
+        return;
+    }
+    // A node of its own on a PostgreSQL of the test's own, beside the cluster's Redis.
+    let postgres = Postgres::start();
+    let redis_url = cluster.redis.url();
+    let env = [("HERALD__REDIS__URL", redis_url.as_str())];
+    let node = ServerProcess::start_on(&postgres.url(), TempDir::new().unwrap(), &env).await;
+    let tenant = node.create_tenant("acme").await;
+    let mut stream = node
+        .open_stream(&tenant, &tenant.token("u1", &[]), "", None)
+        .await;
+    node.publish_ok(&tenant.api_key, &broadcast("before")).await;
+
+    postgres.down();
+    let body = wait_until_ready(&node, false).await;
+    assert_eq!(body["database"], "unreachable");
+    // Publishing while it is down is refused as unavailable, not as Herald's bug.
+    let refused = node.publish(&tenant.api_key, &broadcast("never")).await;
+    assert_error(
+        refused,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "database_unavailable",
+    )
+    .await;
+    postgres.up();
+    wait_until_ready(&node, true).await;
+
+    node.publish_ok(&tenant.api_key, &broadcast("after")).await;
+    let events = stream.take(2, Duration::from_secs(10)).await;
+    assert_eq!(data_of(&events), ["before", "after"]);
+    assert_in_order(&events);
 }
