@@ -1,6 +1,7 @@
 //! Several Herald processes on one PostgreSQL database and one Redis server: any node takes
 //! any publish and any stream, sequences stay contiguous with every node publishing, and
-//! neither a Redis restart nor a node killed mid-publish costs a stream an event.
+//! neither a Redis restart nor a node killed mid-publish costs a stream an event; a node
+//! rides out a PostgreSQL restart (on a server of that test's own, which it stops).
 //!
 //! They run in the suite's PostgreSQL pass (`HERALD_TEST_POSTGRES`) and skip, saying so, in
 //! the SQLite one. They also need `redis-server`: without it they say so and pass — except
