@@ -20,7 +20,7 @@ TOOL=$(cd .. && pwd)/shared/tools/container
 # The base images come from a registry, or (machines without one) from the tool's setup.
 if ! podman image exists docker.io/library/rust:1.95-bookworm 2>/dev/null &&
   ! { [ -x "$TOOL" ] && "$TOOL" podman image exists docker.io/library/rust:1.95-bookworm; } &&
-  ! podman pull -q docker.io/library/rust:1.95-bookworm >/dev/null 2>&1; then
+  ! timeout 120 podman pull -q docker.io/library/rust:1.95-bookworm >/dev/null 2>&1; then
   echo "container tests skipped: no rust:1.95-bookworm image (no registry here; run ../shared/tools/container setup)"
   exit 0
 fi
