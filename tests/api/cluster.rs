@@ -23,6 +23,14 @@ use crate::helpers::{
 use crate::process::ServerProcess;
 use crate::sse_client::{SseEvent, SseStream};
 
+/// A port nothing listens on now, for a server the test starts itself.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
 /// A `redis-server` of the test's own on a free port, without persistence.
 struct Redis {
     child: Child,
@@ -32,10 +40,7 @@ struct Redis {
 
 impl Redis {
     fn start() -> Redis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
+        let port = free_port();
         let dir = TempDir::new().unwrap();
         let child = Redis::spawn(port, &dir);
         Redis {
@@ -98,10 +103,7 @@ const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 
 impl Postgres {
     fn start() -> Postgres {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
+        let port = free_port();
         let dir = TempDir::new().unwrap();
         let path = dir.path().display().to_string();
         as_postgres(&format!("chown postgres {path}"), true);
