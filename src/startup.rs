@@ -327,18 +327,20 @@ async fn open_store(settings: &crate::config::DatabaseSettings) -> anyhow::Resul
 /// the kernel after `timeout` instead of pinning the socket and its buffers for good.
 fn limit_unacknowledged_time(connection: &dyn std::any::Any, timeout: Duration) {
     #[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
-    let stream = connection
-        .downcast_ref::<actix_web::rt::net::TcpStream>()
-        .or_else(|| {
+    {
+        use actix_tls::accept::rustls_0_23::TlsStream;
+        use actix_web::rt::net::TcpStream;
+        // Plain HTTP hands over the socket itself; HTTPS, the TLS stream wrapping it.
+        let stream = connection.downcast_ref::<TcpStream>().or_else(|| {
             connection
-                .downcast_ref::<actix_tls::accept::rustls_0_23::TlsStream<actix_web::rt::net::TcpStream>>()
+                .downcast_ref::<TlsStream<TcpStream>>()
                 .map(|tls| tls.get_ref().0)
         });
-    #[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
-    if let Some(stream) = stream {
-        let socket = socket2::SockRef::from(stream);
-        if let Err(error) = socket.set_tcp_user_timeout(Some(timeout)) {
-            tracing::debug!(%error, "cannot set TCP_USER_TIMEOUT");
+        if let Some(stream) = stream {
+            let socket = socket2::SockRef::from(stream);
+            if let Err(error) = socket.set_tcp_user_timeout(Some(timeout)) {
+                tracing::debug!(%error, "cannot set TCP_USER_TIMEOUT");
+            }
         }
     }
     #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "fuchsia")))]

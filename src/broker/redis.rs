@@ -59,10 +59,9 @@ pub struct BrokerStats {
 }
 
 enum Work {
-    /// Committed by this node.
-    Local(Vec<LoggedEvent>),
-    /// Committed by another node, as its notice said.
-    Remote(Vec<LoggedEvent>),
+    /// A commit group, this node's own or another's (as its notice said): both are
+    /// delivered alike, in seq order, gaps read first.
+    Committed(Vec<LoggedEvent>),
     /// Compare every tenant's head with what was delivered and fill any gap.
     CatchUp,
 }
@@ -212,9 +211,9 @@ impl CommitListener for RedisBroker {
             }
             Err(error) => tracing::error!(%error, "cannot encode a commit notice"),
         }
-        let _ = self
-            .work
-            .send(Work::Local(events.iter().map(|e| (*e).clone()).collect()));
+        let _ = self.work.send(Work::Committed(
+            events.iter().map(|e| (*e).clone()).collect(),
+        ));
     }
 }
 
@@ -241,7 +240,7 @@ impl Sequencer {
     async fn run(mut self, mut queue: mpsc::UnboundedReceiver<Work>) {
         while let Some(work) = queue.recv().await {
             let outcome = match work {
-                Work::Local(events) | Work::Remote(events) => self.deliver(events).await,
+                Work::Committed(events) => self.deliver(events).await,
                 Work::CatchUp => self.catch_up().await,
             };
             if let Err(error) = outcome {
@@ -375,7 +374,7 @@ async fn subscribe(
                             continue;
                         };
                         stats.notices_received.fetch_add(1, Ordering::Relaxed);
-                        if work.send(Work::Remote(events)).is_err() {
+                        if work.send(Work::Committed(events)).is_err() {
                             return;
                         }
                     }
