@@ -25,14 +25,39 @@ if ! podman image exists docker.io/library/rust:1.95-bookworm 2>/dev/null &&
   exit 0
 fi
 if [ -x "$TOOL" ]; then
-  pod() { "$TOOL" podman "$@"; }
+  PODMAN=("$TOOL" podman)
   build() { "$TOOL" build "$@"; }
-  compose() { "$TOOL" compose "$@"; }
 else
-  pod() { podman "$@"; }
+  PODMAN=(podman)
   build() { podman build -t "$1" "$2"; }
-  compose() { podman compose "$@"; }
 fi
+pod() { "${PODMAN[@]}" "$@"; }
+# Compose talks to a Docker-API socket. This script serves its own from podman and stops it
+# on exit: a socket file left by a service that died with an earlier session answers
+# nothing, and a shared one would outlive the test.
+SERVICE_DIR=$(mktemp -d)
+SERVICE_PID=
+compose() {
+  if [ -z "$SERVICE_PID" ]; then
+    # its own process group, so that stopping it stops the wrapper and podman alike
+    setsid "${PODMAN[@]}" system service --time=0 "unix://$SERVICE_DIR/podman.sock" \
+      >"$SERVICE_DIR/service.log" 2>&1 &
+    SERVICE_PID=$!
+    for _ in $(seq 1 100); do
+      curl -sf --unix-socket "$SERVICE_DIR/podman.sock" http://podman/_ping >/dev/null && break
+      sleep 0.1
+    done
+  fi
+  DOCKER_HOST="unix://$SERVICE_DIR/podman.sock" DOCKER_BUILDKIT=0 COMPOSE_DOCKER_CLI_BUILD=0 \
+    docker-compose "$@"
+}
+stop_service() {
+  if [ -n "$SERVICE_PID" ]; then
+    kill -TERM -- "-$SERVICE_PID" 2>/dev/null || true
+    wait "$SERVICE_PID" 2>/dev/null || true
+  fi
+  rm -rf "$SERVICE_DIR"
+}
 
 IMAGE=localhost/herald:test
 NAME=herald-container-test
@@ -51,7 +76,7 @@ wait_healthz() {
 echo "== image"
 build "$IMAGE" .
 pod rm -f "$NAME" >/dev/null 2>&1 || true
-trap 'pod rm -f "$NAME" >/dev/null 2>&1 || true' EXIT
+trap 'pod rm -f "$NAME" >/dev/null 2>&1 || true; stop_service' EXIT
 pod run -d --name "$NAME" -p "$PORT:$PORT" -e HERALD__SERVER__PORT="$PORT" \
   -e HERALD__ADMIN__TOKEN="$ADMIN" "$IMAGE" >/dev/null
 wait_healthz "http://127.0.0.1:$PORT"
@@ -67,11 +92,15 @@ code=$(pod inspect --format '{{.State.ExitCode}}' "$NAME")
 echo "image: /healthz 200, uid $uid, HEALTHCHECK ok, SIGTERM → exit $code in $took_ms ms"
 
 echo "== compose"
+if ! command -v docker-compose >/dev/null; then
+  echo "compose test skipped: docker-compose is not installed"
+  exit 0
+fi
 if ! pod image exists docker.io/library/postgres:15-bookworm 2>/dev/null && [ -x "$TOOL" ]; then
   deploy/standins/build.sh
 fi
 export HERALD_ADMIN_TOKEN=$ADMIN POSTGRES_PASSWORD=container-test-password
-trap 'compose down -v >/dev/null 2>&1 || true; pod rm -f "$NAME" >/dev/null 2>&1 || true' EXIT
+trap 'compose down -v >/dev/null 2>&1 || true; pod rm -f "$NAME" >/dev/null 2>&1 || true; stop_service' EXIT
 compose up -d --build
 ENTRY=http://127.0.0.1:8080
 wait_healthz "$ENTRY"
