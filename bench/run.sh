@@ -9,7 +9,8 @@
 #              from its own source address 127.0.0.2, 127.0.0.3, …); server memory per
 #              connection = growth of the server's PSS (all its processes) / N
 #   broadcast  20 events 200 ms apart to all N connections (Herald persists each first);
-#              publish-to-receipt latency over every delivery, lost and duplicated events
+#              publish-to-receipt latency over every delivery, lost and duplicated events;
+#              the server's CPU time and context switches per delivery
 #   users      10,000 users connected, one connection each; 100,000 events to single users
 #              at 20,000/s (Herald: 20 per request), then 25,000 more at 5,000/s, one per
 #              request; achieved rate, request latency, delivery latency, lost events
@@ -82,6 +83,17 @@ cpu_ms() {
     total=$((total + $(awk '{print $14 + $15}' /proc/"$pid"/stat)))
   done
   echo $((total * 1000 / $(getconf CLK_TCK)))
+}
+
+# Context switches so far of a process tree (all threads), "voluntary involuntary": a thread
+# that waits gives up its core (voluntary); one the scheduler takes the core from, often to
+# run a client process that a delivery just woke, is preempted (involuntary).
+ctx_switches() {
+  local pid
+  for pid in $1 $(pgrep -P "$1" || true); do
+    cat /proc/"$pid"/task/*/status 2>/dev/null
+  done | awk '/^voluntary_ctxt_switches/ {v += $2} /^nonvoluntary_ctxt_switches/ {n += $2}
+              END {print v + 0, n + 0}'
 }
 
 # Waits until something answers HTTP at $1 (any status).
@@ -205,7 +217,7 @@ open_files() { ls /proc/"$1"/fd | wc -l; }
 
 # The scenarios: each runs against the server started last ($target at $SERVER).
 scenario_broadcast() {
-  local base held per cpu
+  local base held per cpu switches_before switches_after
   base=$(pss_kib "$SERVER_PID")
   listeners "$target" broadcast 20 1
   sleep 2
@@ -213,12 +225,14 @@ scenario_broadcast() {
   per=$(python3 -c "print(round(($held - $base) * 1024 / $OPEN))")
   profile_start
   cpu=$(cpu_ms "$SERVER_PID")
+  read -r -a switches_before < <(ctx_switches "$SERVER_PID")
   "$LOAD" publish --target "$target" --server "$SERVER" --mode broadcast --events 20 --rate 5 \
     --api-key="${API_KEY:-}" >"$WORK/publish" 2>&1
   sleep 1
   cpu=$(($(cpu_ms "$SERVER_PID") - cpu))
+  read -r -a switches_after < <(ctx_switches "$SERVER_PID")
   profile_stop broadcast
-  collect "$target" broadcast "{\"repeat\": $repeat, \"server_cpu_ms\": $cpu, \"base_pss_kib\": $base, \"held_pss_kib\": $held, \"bytes_per_connection\": $per, \"publish\": $(tail -1 "$WORK/publish")}"
+  collect "$target" broadcast "{\"repeat\": $repeat, \"server_cpu_ms\": $cpu, \"server_switches\": [$((switches_after[0] - switches_before[0])), $((switches_after[1] - switches_before[1]))], \"base_pss_kib\": $base, \"held_pss_kib\": $held, \"bytes_per_connection\": $per, \"publish\": $(tail -1 "$WORK/publish")}"
 }
 
 scenario_users() {
@@ -386,6 +400,8 @@ lines = [
     ("broadcast", lambda r: r["max_ms"], "broadcast max (ms)"),
     ("broadcast", lambda r: r["lost"] + r["duplicates"], "broadcast events lost + duplicated"),
     ("broadcast", lambda r: round(r["server_cpu_ms"] * 1000 / r["received"], 2), "server CPU per delivered broadcast event (µs, all threads)"),
+    ("broadcast", lambda r: round(r["server_switches"][1] * 1000 / r["received"]), "server threads preempted per 1,000 deliveries (involuntary context switches)"),
+    ("broadcast", lambda r: round(r["server_switches"][0] * 1000 / r["received"]), "server threads waiting per 1,000 deliveries (voluntary context switches)"),
     ("users", lambda r: r["fast"]["events_per_second"], "per-user events/s achieved (asked 20,000)"),
     ("users", lambda r: r["fast"]["request_latency"]["p99_ms"], "publish request p99 at 20,000/s (ms)"),
     ("users", lambda r: r["paced"]["request_latency"]["p99_ms"], "publish request p99 at 5,000/s, 1 event each (ms)"),
