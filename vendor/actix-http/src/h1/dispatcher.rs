@@ -36,14 +36,12 @@ use crate::{
     ConnectionType, Error, Extensions, HttpMessage, OnConnectData, Request, Response, StatusCode,
 };
 
-const LW_BUFFER_SIZE: usize = 1024;
 const HW_BUFFER_SIZE: usize = 1024 * 8;
 
-/// Herald's patch: the capacity a connection's read buffer starts with, and what it is
-/// topped up to while no body is streaming in: a browser's request head with its cookies
-/// fits. It grows in `HW_BUFFER_SIZE` steps only while reads keep filling it. (Upstream
-/// starts both buffers at `HW_BUFFER_SIZE`, and a connection that holds a long-lived
-/// streaming response keeps both for its whole life.)
+/// Herald's patch: the capacity a connection's read buffer starts with: a browser's request
+/// head with its cookies fits. Once it is nearly full it grows in `HW_BUFFER_SIZE` steps, as
+/// upstream. (Upstream starts both buffers at `HW_BUFFER_SIZE`, and a connection that holds a
+/// long-lived streaming response keeps both for its whole life.)
 const INITIAL_READ_BUFFER_SIZE: usize = 1024 * 2;
 
 /// Herald's patch: the capacity a connection's write buffer starts with; it grows as a
@@ -51,7 +49,8 @@ const INITIAL_READ_BUFFER_SIZE: usize = 1024 * 2;
 /// broadcast benchmark.)
 const INITIAL_WRITE_BUFFER_SIZE: usize = 1024 * 2;
 
-/// Herald's patch: below this much free space the read buffer is topped up before a read.
+/// Herald's patch: below this much free space the read buffer grows before a read (upstream:
+/// below `LW_BUFFER_SIZE`, 1 KiB, which this replaces).
 const MIN_READ_SPACE: usize = 256;
 const MAX_PIPELINED_MESSAGES: usize = 16;
 
@@ -1249,15 +1248,12 @@ where
                 return Ok(false);
             }
 
-            // grow buffer if necessary: in large steps while a read has just filled it (a
-            // body is arriving), else only enough for a request head (Herald's patch).
+            // grow buffer if necessary: by as much as upstream, but only once it is nearly
+            // full (Herald's patch: a connection serving one long streaming response keeps its
+            // small first buffer).
             let remaining = this.read_buf.capacity() - this.read_buf.len();
-            if read_some {
-                if remaining < LW_BUFFER_SIZE {
-                    this.read_buf.reserve(HW_BUFFER_SIZE - remaining);
-                }
-            } else if remaining < MIN_READ_SPACE {
-                this.read_buf.reserve(INITIAL_READ_BUFFER_SIZE - remaining);
+            if remaining < MIN_READ_SPACE {
+                this.read_buf.reserve(HW_BUFFER_SIZE - remaining);
             }
 
             match tokio_util::io::poll_read_buf(io.as_mut(), cx, this.read_buf) {
