@@ -1,8 +1,8 @@
 //! The one place where errors become HTTP answers.
 //!
-//! Every layer has its own error type (`ValidationError`, `AuthError`, `StoreError`);
-//! `ApiError` is what handlers return, and the `From` conversions below decide the status
-//! and the stable error code for each. Every error body has the same shape:
+//! Every layer has its own error type (`ValidationError`, `StoreError`, `HubError`, and
+//! `AuthError` above them, converted where it is defined); `ApiError` is what handlers
+//! return, and the `From` conversions decide the status and the stable error code for each. Every error body has the same shape:
 //! `{"error": {"code": "…", "message": "…"}}` (plus `"index"` for a bad event in a batch).
 //! Herald's own faults are logged here and answered with a 5xx that reveals nothing.
 
@@ -10,8 +10,6 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
-use crate::auth::AuthError;
-use crate::auth::jwt::VerifyError;
 use crate::domain::{Invalid, ValidationError};
 use crate::store::StoreError;
 
@@ -113,28 +111,6 @@ impl From<ValidationError> for ApiError {
             code,
             message: error.message,
             index: error.index,
-        }
-    }
-}
-
-impl From<AuthError> for ApiError {
-    fn from(error: AuthError) -> Self {
-        let (status, code) = match error {
-            AuthError::MissingCredentials => (StatusCode::UNAUTHORIZED, "missing_credentials"),
-            AuthError::InvalidAdminToken => (StatusCode::UNAUTHORIZED, "invalid_admin_token"),
-            AuthError::InvalidApiKey => (StatusCode::UNAUTHORIZED, "invalid_api_key"),
-            AuthError::InvalidToken(_) => (StatusCode::UNAUTHORIZED, "invalid_token"),
-            AuthError::TopicNotAllowed(_) => (StatusCode::FORBIDDEN, "topic_not_allowed"),
-        };
-        ApiError::new(status, code, error.to_string())
-    }
-}
-
-impl From<VerifyError> for ApiError {
-    fn from(error: VerifyError) -> Self {
-        match error {
-            VerifyError::Auth(error) => ApiError::from(error),
-            VerifyError::Store(error) => ApiError::from(error),
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod routes;
 pub mod seed;
 pub mod sse;
 pub mod startup;
+pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod tls;

@@ -9,7 +9,9 @@ use std::sync::atomic::Ordering;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use crate::startup::AppState;
+use crate::broker::RedisBroker;
+use crate::hub::HubStats;
+use crate::store::log::LogStats;
 
 fn handle() -> Option<&'static PrometheusHandle> {
     static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -24,12 +26,11 @@ fn handle() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
-pub fn render(state: &AppState) -> String {
+/// The Prometheus text for these counters (`broker`: with several nodes).
+pub fn render(log: &LogStats, hub: &HubStats, broker: Option<&RedisBroker>) -> String {
     let Some(handle) = handle() else {
         return String::new();
     };
-    let log = state.log.stats();
-    let hub = state.hub.stats();
     metrics::gauge!("herald_streams_open").set(hub.connections.load(Ordering::Relaxed) as f64);
     metrics::counter!("herald_streams_closed_slow_total")
         .absolute(hub.slow_closed.load(Ordering::Relaxed));
@@ -38,7 +39,7 @@ pub fn render(state: &AppState) -> String {
     metrics::counter!("herald_publish_requests_total")
         .absolute(log.requests.load(Ordering::Relaxed));
     metrics::counter!("herald_commit_groups_total").absolute(log.groups.load(Ordering::Relaxed));
-    if let Some(broker) = &state.broker {
+    if let Some(broker) = broker {
         metrics::gauge!("herald_redis_connected").set(f64::from(u8::from(broker.is_connected())));
         let stats = broker.stats();
         metrics::counter!("herald_broker_notices_received_total")

@@ -15,42 +15,18 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{App, HttpServer, web};
 use tracing_actix_web::{RequestId, TracingLogger};
 
-use crate::auth::AdminToken;
 use crate::broker::{BrokerSettings, RedisBroker};
 use crate::config::{Environment, Settings};
-use crate::domain::tenant::Tenant;
-use crate::error::ApiError;
+use crate::domain::keys::AdminToken;
 use crate::error::{json_error, path_error, query_error};
 use crate::hub::Hub;
 use crate::routes;
 use crate::seed::{self, DemoCredentials};
+use crate::state::AppState;
 use crate::store::Store;
 use crate::store::log::{CommitListener, EventLog};
 use std::sync::Arc;
 use tokio::sync::watch;
-
-/// What every handler can reach.
-pub struct AppState {
-    pub settings: Settings,
-    pub store: Store,
-    pub log: EventLog,
-    pub hub: Hub,
-    /// Present when this node runs with others (`redis.url`).
-    pub broker: Option<RedisBroker>,
-    pub admin_token: AdminToken,
-    /// Turns true when Herald starts shutting down: open streams end at once.
-    pub shutdown: watch::Receiver<bool>,
-}
-
-impl AppState {
-    /// The tenant with this slug, or the API's 404.
-    pub async fn tenant(&self, slug: &str) -> Result<Tenant, ApiError> {
-        self.store
-            .tenant(slug)
-            .await?
-            .ok_or_else(|| ApiError::tenant_not_found(slug))
-    }
-}
 
 /// Credentials made at start-up that the operator must be shown once.
 #[derive(Debug, Default)]

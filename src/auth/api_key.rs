@@ -9,7 +9,7 @@ use super::{AuthError, bearer_token};
 use crate::domain::keys::API_KEY_PREFIX;
 use crate::domain::tenant::Tenant;
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// A request authenticated by a live API key, and the tenant the key belongs to. Every
 /// tenant-backend handler acts on this tenant only: isolation starts here.

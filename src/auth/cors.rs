@@ -17,7 +17,7 @@ use actix_web::{HttpMessage, HttpResponse, ResponseError, web};
 
 use crate::domain::tenant::Tenant;
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 const ALLOWED_METHODS: &str = "GET, POST, DELETE";
 const ALLOWED_HEADERS: &str = "Authorization, Last-Event-ID, Content-Type";

@@ -15,6 +15,7 @@ use crate::domain::Invalid;
 use crate::domain::event::validate_name;
 use crate::domain::keys::SigningAlgorithm;
 use crate::domain::tenant::Tenant;
+use crate::error::ApiError;
 use crate::store::keys::SigningKey;
 use crate::store::{Store, StoreError};
 
@@ -61,6 +62,15 @@ pub enum VerifyError {
     Auth(#[from] AuthError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<VerifyError> for ApiError {
+    fn from(error: VerifyError) -> Self {
+        match error {
+            VerifyError::Auth(error) => ApiError::from(error),
+            VerifyError::Store(error) => ApiError::from(error),
+        }
+    }
 }
 
 /// Verifies `token` for `tenant`.

@@ -9,11 +9,14 @@ mod api_key;
 pub mod cors;
 pub mod jwt;
 
-pub use admin::{AdminToken, Operator};
+pub use admin::Operator;
 pub use api_key::Publisher;
 
 use actix_web::HttpRequest;
+use actix_web::http::StatusCode;
 use actix_web::http::header::AUTHORIZATION;
+
+use crate::error::ApiError;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
@@ -28,6 +31,19 @@ pub enum AuthError {
     InvalidToken(&'static str),
     #[error("the user token does not allow topic `{0}`")]
     TopicNotAllowed(String),
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        let (status, code) = match error {
+            AuthError::MissingCredentials => (StatusCode::UNAUTHORIZED, "missing_credentials"),
+            AuthError::InvalidAdminToken => (StatusCode::UNAUTHORIZED, "invalid_admin_token"),
+            AuthError::InvalidApiKey => (StatusCode::UNAUTHORIZED, "invalid_api_key"),
+            AuthError::InvalidToken(_) => (StatusCode::UNAUTHORIZED, "invalid_token"),
+            AuthError::TopicNotAllowed(_) => (StatusCode::FORBIDDEN, "topic_not_allowed"),
+        };
+        ApiError::new(status, code, error.to_string())
+    }
 }
 
 /// The token of an `Authorization: Bearer …` header.

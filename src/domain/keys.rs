@@ -5,8 +5,25 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use super::{Invalid, ValidationError};
+
+/// The configured admin token, kept only as a digest so it is compared in constant time
+/// whatever the lengths involved.
+#[derive(Clone)]
+pub struct AdminToken([u8; 32]);
+
+impl AdminToken {
+    pub fn new(token: &str) -> Self {
+        AdminToken(Sha256::digest(token.as_bytes()).into())
+    }
+
+    pub fn matches(&self, candidate: &str) -> bool {
+        let digest: [u8; 32] = Sha256::digest(candidate.as_bytes()).into();
+        bool::from(self.0.ct_eq(&digest))
+    }
+}
 
 pub const API_KEY_PREFIX: &str = "hk_";
 

@@ -1,21 +1,18 @@
 //! The operator API under `/admin`: tenants and their API and signing keys.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::ToSchema;
 
 use crate::auth::Operator;
 use crate::domain::keys::SigningAlgorithm;
 use crate::domain::tenant::{NewTenant, Tenant, TenantPatch};
 use crate::domain::{Invalid, ValidationError};
-use crate::error::ApiError;
-use crate::routes::openapi::{
-    ApiKeyList, CreatedApiKey, CreatedSigningKey, ErrorBody, NewApiKey as NewApiKeyDoc,
-    NewSigningKey as NewSigningKeyDoc, SigningKeyList, TenantList,
-};
+use crate::error::{ApiError, ErrorBody};
 use crate::routes::optional_json;
-use crate::startup::AppState;
-use crate::store::keys::SigningKeyInfo;
+use crate::state::AppState;
+use crate::store::keys::{ApiKeyInfo, SigningKeyInfo};
 
 pub fn configure(config: &mut web::ServiceConfig) {
     config.service(
@@ -35,6 +32,57 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 web::delete().to(revoke_signing_key),
             ),
     );
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TenantList {
+    pub tenants: Vec<Tenant>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ApiKeyList {
+    pub api_keys: Vec<ApiKeyInfo>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SigningKeyList {
+    pub signing_keys: Vec<SigningKeyInfo>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewApiKey {
+    pub name: Option<String>,
+}
+
+/// The API key appears in this answer only.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedApiKey {
+    pub id: String,
+    pub name: String,
+    /// `hk_…`: store it now, Herald keeps only its hash.
+    pub key: String,
+    pub prefix: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSigningKey {
+    /// HS256 (default), ES256, EdDSA or RS256.
+    pub alg: Option<String>,
+    /// Required for ES256, EdDSA and RS256; absent for HS256.
+    pub public_key_pem: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CreatedSigningKey {
+    pub kid: String,
+    pub alg: String,
+    /// HS256 only, shown once: the HMAC key, used as its UTF-8 text.
+    pub secret: Option<String>,
+    pub public_key_pem: Option<String>,
+    pub created_at: String,
 }
 
 #[utoipa::path(post, path = "/admin/tenants", tag = "operator", request_body = NewTenant, responses((status = 201, body = Tenant), (status = 409, description = "slug taken", body = ErrorBody), (status = 422, body = ErrorBody), (status = 401, description = "missing or wrong admin token", body = ErrorBody)), security(("admin_token" = [])))]
@@ -99,13 +147,7 @@ pub(super) async fn delete_tenant(
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewApiKey {
-    name: Option<String>,
-}
-
-#[utoipa::path(post, path = "/admin/tenants/{slug}/api-keys", tag = "operator", params(("slug" = String, Path, description = "the tenant's slug")), request_body(content = Option<NewApiKeyDoc>), responses((status = 201, body = CreatedApiKey), (status = 404, description = "no such tenant", body = ErrorBody), (status = 401, description = "missing or wrong admin token", body = ErrorBody)), security(("admin_token" = [])))]
+#[utoipa::path(post, path = "/admin/tenants/{slug}/api-keys", tag = "operator", params(("slug" = String, Path, description = "the tenant's slug")), request_body(content = Option<NewApiKey>), responses((status = 201, body = CreatedApiKey), (status = 404, description = "no such tenant", body = ErrorBody), (status = 401, description = "missing or wrong admin token", body = ErrorBody)), security(("admin_token" = [])))]
 pub(super) async fn create_api_key(
     _: Operator,
     state: web::Data<AppState>,
@@ -169,14 +211,7 @@ pub(super) async fn revoke_api_key(
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewSigningKey {
-    alg: Option<String>,
-    public_key_pem: Option<String>,
-}
-
-#[utoipa::path(post, path = "/admin/tenants/{slug}/signing-keys", tag = "operator", params(("slug" = String, Path, description = "the tenant's slug")), request_body(content = Option<NewSigningKeyDoc>), responses((status = 201, body = CreatedSigningKey), (status = 422, body = ErrorBody), (status = 404, description = "no such tenant", body = ErrorBody), (status = 401, description = "missing or wrong admin token", body = ErrorBody)), security(("admin_token" = [])))]
+#[utoipa::path(post, path = "/admin/tenants/{slug}/signing-keys", tag = "operator", params(("slug" = String, Path, description = "the tenant's slug")), request_body(content = Option<NewSigningKey>), responses((status = 201, body = CreatedSigningKey), (status = 422, body = ErrorBody), (status = 404, description = "no such tenant", body = ErrorBody), (status = 401, description = "missing or wrong admin token", body = ErrorBody)), security(("admin_token" = [])))]
 pub(super) async fn create_signing_key(
     _: Operator,
     state: web::Data<AppState>,

@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// How long `/readyz` waits for the database before calling it unreachable.
 const READINESS_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -59,7 +59,7 @@ pub(super) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 
 /// Prometheus metrics, read from the live counters at scrape time.
 pub(super) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let body = crate::metrics::render(&state);
+    let body = crate::metrics::render(state.log.stats(), state.hub.stats(), state.broker.as_ref());
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(body)

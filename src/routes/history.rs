@@ -7,9 +7,8 @@ use serde_json::value::RawValue;
 use crate::auth::Publisher;
 use crate::domain::event::{EventId, validate_name};
 use crate::domain::{Invalid, ValidationError, format_ms};
-use crate::error::ApiError;
-use crate::routes::openapi::{ErrorBody, HistoryPage};
-use crate::startup::AppState;
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
 use crate::store::log::StreamSelector;
 
 const DEFAULT_LIMIT: u64 = 100;
@@ -37,6 +36,13 @@ pub struct HistoryEvent {
     #[schema(value_type = Object)]
     data: Box<RawValue>,
     created_at: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct HistoryPage {
+    pub events: Vec<HistoryEvent>,
+    /// The `after` for the next page; null on the last page.
+    pub next: Option<String>,
 }
 
 #[utoipa::path(get, path = "/v1/events", tag = "tenant backend", params(HistoryQuery), responses((status = 200, body = HistoryPage), (status = 400, body = ErrorBody), (status = 401, description = "missing, unknown or revoked API key", body = ErrorBody), (status = 410, description = "cursor from another epoch or older than retained", body = ErrorBody)), security(("api_key" = [])))]

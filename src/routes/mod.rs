@@ -6,7 +6,7 @@ mod admin;
 mod health;
 pub(crate) mod history;
 pub mod openapi;
-mod publish;
+pub mod publish;
 mod session;
 pub(crate) mod stream;
 

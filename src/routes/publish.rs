@@ -2,18 +2,55 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
 
 use crate::auth::Publisher;
 use crate::domain::event::{Receipt, parse_publish};
 use crate::domain::{Invalid, ValidationError};
-use crate::error::ApiError;
-use crate::routes::openapi::{ErrorBody, PublishAnswer, PublishBody};
-use crate::startup::AppState;
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
 use crate::store::log::{AppendOutcome, IdempotencyClaim, LoggedEvent};
 
 const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+
+/// Where an event goes: exactly one of these forms.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum To {
+    User { user: String },
+    Users { users: Vec<String> },
+    Topic { topic: String },
+    Broadcast { broadcast: bool },
+}
+
+/// One event to publish.
+#[derive(Serialize, ToSchema)]
+pub struct EventIn {
+    pub to: To,
+    /// The SSE event name, `[A-Za-z0-9_.:-]{1,64}`; default `message`.
+    #[serde(rename = "type")]
+    pub event_type: Option<String>,
+    /// Any JSON value; a string goes on the wire as its text.
+    #[schema(value_type = Object)]
+    pub data: Option<serde_json::Value>,
+}
+
+/// One event, or a batch of at most 1000.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum PublishBody {
+    Single(EventIn),
+    Batch { events: Vec<EventIn> },
+}
+
+/// One receipt per recipient stream, in order.
+#[derive(Serialize, ToSchema)]
+pub struct PublishAnswer {
+    pub events: Vec<Receipt>,
+}
 
 /// Answers 201 only after the events are committed: an acknowledged event is durable.
 #[utoipa::path(post, path = "/v1/events", tag = "tenant backend", request_body = PublishBody, params(("Idempotency-Key" = Option<String>, Header, description = "retry safely for 24 h")), responses((status = 201, body = PublishAnswer, headers(("Idempotent-Replayed" = String, description = "true when this is the first answer again"))), (status = 400, body = ErrorBody), (status = 401, description = "missing, unknown or revoked API key", body = ErrorBody), (status = 409, description = "same Idempotency-Key in flight", body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)), security(("api_key" = [])))]

@@ -9,10 +9,9 @@ use crate::auth::cors::request_tenant;
 use crate::auth::jwt;
 use crate::config::CookieSettings;
 use crate::domain::now_ms;
-use crate::error::ApiError;
-use crate::routes::openapi::ErrorBody;
+use crate::error::{ApiError, ErrorBody};
 use crate::routes::stream::SESSION_COOKIE;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The `Set-Cookie` value: the cookie is scoped to the tenant's path, so two tenants'
 /// sessions live side by side in one browser. (Written out here because the cookie crate

@@ -13,12 +13,11 @@ use crate::auth::{AuthError, bearer_token};
 use crate::domain::Invalid;
 use crate::domain::event::{EventId, validate_name};
 use crate::domain::tenant::Tenant;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::hub::HubError;
 use crate::hub::connection::{Connection, ConnectionParts, Start};
-use crate::routes::openapi::ErrorBody;
 use crate::sse;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::log::{LogPosition, StreamSelector};
 
 /// The cookie `POST /t/{slug}/session` sets.

@@ -62,7 +62,7 @@ pub struct Api {
 pub struct TestApp {
     pub api: Api,
     /// The server's own state, for looking inside (the event log's counters, the store).
-    pub state: actix_web::web::Data<herald::startup::AppState>,
+    pub state: actix_web::web::Data<herald::state::AppState>,
     /// Stops the server as SIGTERM would.
     pub stopper: herald::startup::Stopper,
     /// The demo page's port, when the settings serve it.

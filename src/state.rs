@@ -1,0 +1,38 @@
+//! What every request handler can reach: the settings, the store, the event log, the hub
+//! and, with several nodes, the broker.
+//!
+//! It sits below the routes and the credential extractors that read it, and above the
+//! parts it holds; `startup` builds it once and hands it to actix-web.
+
+use tokio::sync::watch;
+
+use crate::broker::RedisBroker;
+use crate::config::Settings;
+use crate::domain::keys::AdminToken;
+use crate::domain::tenant::Tenant;
+use crate::error::ApiError;
+use crate::hub::Hub;
+use crate::store::Store;
+use crate::store::log::EventLog;
+
+pub struct AppState {
+    pub settings: Settings,
+    pub store: Store,
+    pub log: EventLog,
+    pub hub: Hub,
+    /// Present when this node runs with others (`redis.url`).
+    pub broker: Option<RedisBroker>,
+    pub admin_token: AdminToken,
+    /// Turns true when Herald starts shutting down: open streams end at once.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl AppState {
+    /// The tenant with this slug, or the API's 404.
+    pub async fn tenant(&self, slug: &str) -> Result<Tenant, ApiError> {
+        self.store
+            .tenant(slug)
+            .await?
+            .ok_or_else(|| ApiError::tenant_not_found(slug))
+    }
+}
