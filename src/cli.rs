@@ -173,7 +173,7 @@ pub async fn run_command(
             ttl,
         } => {
             let tenant = tenant(&store, &slug).await?;
-            crate::domain::event::validate_name(&user, crate::domain::Invalid::User, "user id")?;
+            let user = crate::domain::names::UserId::parse(user)?;
             let key = store
                 .newest_hs256_key(tenant.id)
                 .await?
@@ -184,7 +184,7 @@ pub async fn run_command(
                 bail!("--ttl must be at least one second");
             }
             let claims = UserClaims {
-                sub: user,
+                sub: user.to_string(),
                 exp: now_secs + ttl_secs,
                 aud: settings.jwt.audience.clone(),
                 nbf: None,

@@ -11,6 +11,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::domain::{Invalid, ValidationError};
+use crate::hub::HubError;
 use crate::store::StoreError;
 
 /// Every error answer: `{"error": {"code", "message"}}`.
@@ -111,6 +112,25 @@ impl From<ValidationError> for ApiError {
             code,
             message: error.message,
             index: error.index,
+        }
+    }
+}
+
+impl From<HubError> for ApiError {
+    fn from(error: HubError) -> Self {
+        match error {
+            HubError::TooManyForUser | HubError::TooManyForTenant => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_streams",
+                error.to_string(),
+            ),
+            HubError::Stopped => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                "Herald is shutting down; reconnect shortly",
+            ),
+            HubError::TenantGone => ApiError::not_found("tenant_not_found", "no such tenant"),
+            HubError::Store(error) => ApiError::from(error),
         }
     }
 }

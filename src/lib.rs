@@ -15,7 +15,7 @@ pub mod error;
 pub mod hub;
 pub mod metrics;
 pub mod routes;
-pub mod seed;
+pub mod shutdown;
 pub mod sse;
 pub mod startup;
 pub mod state;

@@ -11,7 +11,7 @@ use std::fmt::Write;
 use bytes::Bytes;
 use serde_json::Value;
 
-use crate::store::log::LoggedEvent;
+use crate::domain::log::LoggedEvent;
 
 /// Event types Herald itself sends.
 pub const RESET: &str = "reset";

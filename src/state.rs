@@ -4,14 +4,13 @@
 //! It sits below the routes and the credential extractors that read it, and above the
 //! parts it holds; `startup` builds it once and hands it to actix-web.
 
-use tokio::sync::watch;
-
 use crate::broker::RedisBroker;
 use crate::config::Settings;
 use crate::domain::keys::AdminToken;
 use crate::domain::tenant::Tenant;
 use crate::error::ApiError;
 use crate::hub::Hub;
+use crate::shutdown::Shutdown;
 use crate::store::Store;
 use crate::store::log::EventLog;
 
@@ -24,7 +23,7 @@ pub struct AppState {
     pub broker: Option<RedisBroker>,
     pub admin_token: AdminToken,
     /// Turns true when Herald starts shutting down: open streams end at once.
-    pub shutdown: watch::Receiver<bool>,
+    pub shutdown: Shutdown,
 }
 
 impl AppState {

@@ -18,12 +18,14 @@ use std::time::{Duration, Instant};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use herald::auth::jwt::{self, UserClaims};
 use herald::config::{Environment, Settings};
-use herald::domain::event::{EventId, NewEvent, Target};
+use herald::domain::event::{EventId, EventType, NewEvent, Target};
 use herald::domain::keys::SigningAlgorithm;
+use herald::domain::log::LoggedEvent;
+use herald::domain::names::{TopicList, UserId};
 use herald::domain::tenant::NewTenant;
 use herald::hub::Hub;
 use herald::store::Store;
-use herald::store::log::{CommitListener, EventLog, LoggedEvent};
+use herald::store::log::{CommitListener, EventLog};
 
 const CONNECTIONS: usize = 10_000;
 
@@ -33,6 +35,10 @@ fn settings(dir: &Path) -> Settings {
         Settings::load(Environment::Local, &config, None).expect("the configuration loads");
     settings.database.url = format!("sqlite://{}/bench.db", dir.display());
     settings
+}
+
+fn user_id(name: &str) -> UserId {
+    UserId::parse(name).expect("a valid user id")
 }
 
 fn event(target: Target, data: &str) -> LoggedEvent {
@@ -52,12 +58,12 @@ fn event(target: Target, data: &str) -> LoggedEvent {
 fn sse_encode(c: &mut Criterion) {
     let mut group = c.benchmark_group("sse_encode");
     let json = event(
-        Target::User("u42".into()),
+        Target::User(user_id("u42")),
         r#"{"subject":"Quarterly report","from":"alice@example.com","unread":3}"#,
     );
     group.bench_function("json object", |b| b.iter(|| herald::sse::encode(&json)));
     let text = event(
-        Target::User("u42".into()),
+        Target::User(user_id("u42")),
         &serde_json::to_string(&"line one\nline two\r\nline three").expect("a string"),
     );
     group.bench_function("three-line string", |b| {
@@ -70,12 +76,15 @@ fn hub(c: &mut Criterion) {
     let system = actix::System::new();
     let dir = tempfile::tempdir().expect("a temporary directory");
     let settings = settings(dir.path());
+    let (_stopping, shutdown) = herald::shutdown::channel();
     let (hub, mut subscriptions) = system.block_on(async {
-        let hub = Hub::start(&settings.stream);
+        let store = Store::open(&settings.database).await.expect("the store");
+        let hub = Hub::start(&settings.stream, store, shutdown);
         let mut subscriptions = Vec::with_capacity(CONNECTIONS);
+        let no_topics = TopicList::default();
         for user in 0..CONNECTIONS {
             let subscription = hub
-                .subscribe(1, &format!("u{user}"), Vec::new())
+                .subscribe(1, &user_id(&format!("u{user}")), &no_topics)
                 .await
                 .expect("a subscription");
             subscriptions.push(subscription);
@@ -83,7 +92,7 @@ fn hub(c: &mut Criterion) {
         (hub, subscriptions)
     });
     let mut group = c.benchmark_group("hub");
-    let one_user = event(Target::User("u4321".into()), r#"{"n":1}"#);
+    let one_user = event(Target::User(user_id("u4321")), r#"{"n":1}"#);
     group.bench_function("one user's event among 10,000 connections", |b| {
         b.iter_custom(|iterations| {
             system.block_on(async {
@@ -221,8 +230,8 @@ impl CommitListener for NoListener {
 fn new_events(count: usize) -> Vec<NewEvent> {
     (0..count)
         .map(|n| NewEvent {
-            target: Target::User(format!("u{n}")),
-            event_type: "mail".into(),
+            target: Target::User(user_id(&format!("u{n}"))),
+            event_type: EventType::parse("mail").expect("a valid type"),
             data: format!(r#"{{"subject":"message {n}","unread":3}}"#),
         })
         .collect()

@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use super::AuthError;
 use crate::config::JwtSettings;
-use crate::domain::Invalid;
-use crate::domain::event::validate_name;
+use crate::domain::identity::UserIdentity;
 use crate::domain::keys::SigningAlgorithm;
+use crate::domain::names::UserId;
 use crate::domain::tenant::Tenant;
 use crate::error::ApiError;
 use crate::store::keys::SigningKey;
@@ -33,27 +33,6 @@ pub struct UserClaims {
     /// Topic names or `prefix:*` patterns the user may stream.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub topics: Vec<String>,
-}
-
-/// A verified user: who, until when, and which topics they may stream.
-#[derive(Debug, Clone)]
-pub struct UserIdentity {
-    pub user: String,
-    /// Unix seconds.
-    pub expires_at: i64,
-    pub topic_patterns: Vec<String>,
-}
-
-impl UserIdentity {
-    /// Whether the token allows `topic`: an exact name, or a `prefix:*` pattern.
-    pub fn allows_topic(&self, topic: &str) -> bool {
-        self.topic_patterns
-            .iter()
-            .any(|pattern| match pattern.strip_suffix('*') {
-                Some(prefix) if prefix.ends_with(':') => topic.starts_with(prefix),
-                _ => pattern == topic,
-            })
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,9 +94,9 @@ pub async fn verify(
             })
         })?
         .claims;
-    validate_name(&claims.sub, Invalid::User, "user id").map_err(|_| invalid("bad `sub`"))?;
+    let user = UserId::parse(claims.sub).map_err(|_| invalid("bad `sub`"))?;
     Ok(UserIdentity {
-        user: claims.sub,
+        user,
         expires_at: claims.exp,
         topic_patterns: claims.topics,
     })
@@ -170,26 +149,4 @@ pub fn mint_hs256(key: &SigningKey, claims: &UserClaims) -> Result<String, MintE
         claims,
         &EncodingKey::from_secret(secret.as_bytes()),
     )?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn topic_patterns() {
-        let identity = UserIdentity {
-            user: "u".into(),
-            expires_at: 0,
-            topic_patterns: vec!["stock:*".into(), "news".into(), "*".into()],
-        };
-        assert!(identity.allows_topic("stock:AAPL"));
-        assert!(identity.allows_topic("news"));
-        assert!(!identity.allows_topic("stocks"));
-        assert!(!identity.allows_topic("newsroom"));
-        assert!(
-            !identity.allows_topic("weather"),
-            "a bare * is not a pattern"
-        );
-    }
 }

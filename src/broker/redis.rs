@@ -27,8 +27,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::domain::event::{EventId, Target};
+use crate::domain::log::LoggedEvent;
 use crate::hub::Hub;
-use crate::store::log::{CommitListener, LoggedEvent};
+use crate::store::log::CommitListener;
 use crate::store::{Store, StoreError};
 
 /// Events read from the database per gap query.

@@ -1,20 +1,20 @@
-//! Events: where they go (`Target`), what they are called (`EventId`), and the rules a
-//! published event must meet before it is stored.
+//! Events: where they go (`Target`), what they are called (`EventId`) and what type they
+//! carry (`EventType`).
 
 use std::fmt;
 use std::str::FromStr;
 
-use serde::Serialize;
-use serde_json::{Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
+use super::names::{Topic, UserId};
 use super::{Invalid, ValidationError};
-use crate::config::LimitSettings;
 
 /// The stream an event is stored in: one user's, one topic's, or the tenant's broadcasts.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Target {
-    User(String),
-    Topic(String),
+    User(UserId),
+    Topic(Topic),
     Broadcast,
 }
 
@@ -31,16 +31,18 @@ impl Target {
     /// The `target` column value (empty for broadcasts).
     pub fn name(&self) -> &str {
         match self {
-            Target::User(name) | Target::Topic(name) => name,
+            Target::User(user) => user.as_str(),
+            Target::Topic(topic) => topic.as_str(),
             Target::Broadcast => "",
         }
     }
 
-    /// Rebuilds a target from its two stored columns.
+    /// Rebuilds a target from its two stored columns; `None` for anything Herald would
+    /// not have stored.
     pub fn from_columns(kind: &str, name: &str) -> Option<Target> {
         match kind {
-            "user" => Some(Target::User(name.to_owned())),
-            "topic" => Some(Target::Topic(name.to_owned())),
+            "user" => UserId::parse(name).ok().map(Target::User),
+            "topic" => Topic::parse(name).ok().map(Target::Topic),
             "broadcast" => Some(Target::Broadcast),
             _ => None,
         }
@@ -102,7 +104,7 @@ impl FromStr for EventId {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewEvent {
     pub target: Target,
-    pub event_type: String,
+    pub event_type: EventType,
     /// The published `data` value as compact JSON.
     pub data: String,
 }
@@ -118,230 +120,60 @@ pub struct Receipt {
     pub event_type: String,
 }
 
-pub const DEFAULT_EVENT_TYPE: &str = "message";
+/// An event's type, which becomes the SSE `event:` field: `[A-Za-z0-9_.:-]{1,64}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(try_from = "String", into = "String")]
+#[schema(value_type = String, pattern = "^[A-Za-z0-9_.:-]{1,64}$", example = "mail")]
+pub struct EventType(String);
 
-/// Parses a `POST /v1/events` body — one event, or `{"events": [...]}` — into one
-/// `NewEvent` per recipient stream, in order. The first broken rule rejects the whole body.
-pub fn parse_publish(
-    body: &Value,
-    limits: &LimitSettings,
-) -> Result<Vec<NewEvent>, ValidationError> {
-    let Value::Object(object) = body else {
-        return Err(ValidationError::new(
-            Invalid::Body,
-            "the body must be a JSON object: one event, or {\"events\": [...]}",
-        ));
-    };
-    let single;
-    let items: &[Value] = match object.get("events") {
-        Some(Value::Array(items)) => {
-            if object.len() != 1 {
-                return Err(ValidationError::new(
-                    Invalid::Body,
-                    "a batch body has only the field `events`",
-                ));
-            }
-            items
-        }
-        Some(_) => {
-            return Err(ValidationError::new(
-                Invalid::Body,
-                "`events` must be an array",
-            ));
-        }
-        None => {
-            single = [body.clone()];
-            &single
-        }
-    };
-    if items.is_empty() {
-        return Err(ValidationError::new(
-            Invalid::EmptyBatch,
-            "`events` is empty",
-        ));
-    }
-    if items.len() > limits.max_batch_events {
-        return Err(ValidationError::new(
-            Invalid::TooManyEvents,
-            format!(
-                "a batch holds at most {} events, this one has {}",
-                limits.max_batch_events,
-                items.len()
-            ),
-        ));
-    }
-    let batch = object.contains_key("events");
-    let mut events = Vec::with_capacity(items.len());
-    for (index, item) in items.iter().enumerate() {
-        let located = |e: ValidationError| if batch { e.at(index) } else { e };
-        parse_event(item, limits, &mut events).map_err(located)?;
-        if events.len() > limits.max_recipients_per_request {
-            return Err(located(ValidationError::new(
-                Invalid::TooManyRecipients,
-                format!(
-                    "one request may reach at most {} recipient streams",
-                    limits.max_recipients_per_request
-                ),
-            )));
-        }
-    }
-    Ok(events)
-}
-
-fn parse_event(
-    item: &Value,
-    limits: &LimitSettings,
-    out: &mut Vec<NewEvent>,
-) -> Result<(), ValidationError> {
-    let Value::Object(fields) = item else {
-        return Err(ValidationError::new(
-            Invalid::Body,
-            "an event must be a JSON object",
-        ));
-    };
-    if let Some(unknown) = fields
-        .keys()
-        .find(|k| !matches!(k.as_str(), "to" | "type" | "data"))
-    {
-        return Err(ValidationError::new(
-            Invalid::Body,
-            format!("unknown field `{unknown}`; an event has `to`, `type` and `data`"),
-        ));
-    }
-    let targets = parse_to(fields.get("to"), limits)?;
-    let event_type = match fields.get("type") {
-        None | Some(Value::Null) => DEFAULT_EVENT_TYPE.to_owned(),
-        Some(Value::String(name)) => {
-            validate_event_type(name)?;
-            name.clone()
-        }
-        Some(_) => {
-            return Err(ValidationError::new(
+impl EventType {
+    pub fn parse(name: impl Into<String>) -> Result<EventType, ValidationError> {
+        let name = name.into();
+        let valid = (1..=64).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'));
+        if valid {
+            Ok(EventType(name))
+        } else {
+            Err(ValidationError::new(
                 Invalid::EventType,
-                "`type` must be a string",
-            ));
+                "`type` must match [A-Za-z0-9_.:-]{1,64}",
+            ))
         }
-    };
-    let data = fields.get("data").unwrap_or(&Value::Null).to_string();
-    if data.len() > limits.max_event_data_bytes {
-        return Err(ValidationError::new(
-            Invalid::DataTooLarge,
-            format!(
-                "`data` is {} bytes as JSON; the limit is {}",
-                data.len(),
-                limits.max_event_data_bytes
-            ),
-        ));
     }
-    out.extend(targets.into_iter().map(|target| NewEvent {
-        target,
-        event_type: event_type.clone(),
-        data: data.clone(),
-    }));
-    Ok(())
-}
 
-fn parse_to(to: Option<&Value>, limits: &LimitSettings) -> Result<Vec<Target>, ValidationError> {
-    const SHAPE: &str = "`to` must be one of {\"user\": id}, {\"users\": [ids]}, \
-                         {\"topic\": name}, {\"broadcast\": true}";
-    let Some(Value::Object(to)) = to else {
-        return Err(ValidationError::new(Invalid::Target, SHAPE));
-    };
-    let only = |to: &Map<String, Value>| -> Result<(String, Value), ValidationError> {
-        match to.iter().next() {
-            Some((key, value)) if to.len() == 1 => Ok((key.clone(), value.clone())),
-            _ => Err(ValidationError::new(Invalid::Target, SHAPE)),
-        }
-    };
-    let (key, value) = only(to)?;
-    match (key.as_str(), value) {
-        ("user", Value::String(user)) => {
-            validate_name(&user, Invalid::User, "user id")?;
-            Ok(vec![Target::User(user)])
-        }
-        ("users", Value::Array(users)) => {
-            if users.is_empty() {
-                return Err(ValidationError::new(Invalid::Target, "`to.users` is empty"));
-            }
-            if users.len() > limits.max_users_per_event {
-                return Err(ValidationError::new(
-                    Invalid::TooManyRecipients,
-                    format!(
-                        "`to.users` holds at most {} ids",
-                        limits.max_users_per_event
-                    ),
-                ));
-            }
-            users
-                .into_iter()
-                .map(|user| match user {
-                    Value::String(user) => {
-                        validate_name(&user, Invalid::User, "user id")?;
-                        Ok(Target::User(user))
-                    }
-                    _ => Err(ValidationError::new(
-                        Invalid::User,
-                        "a user id must be a string",
-                    )),
-                })
-                .collect()
-        }
-        ("topic", Value::String(topic)) => {
-            validate_name(&topic, Invalid::Topic, "topic")?;
-            Ok(vec![Target::Topic(topic)])
-        }
-        ("broadcast", Value::Bool(true)) => Ok(vec![Target::Broadcast]),
-        _ => Err(ValidationError::new(Invalid::Target, SHAPE)),
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
-/// User ids and topic names: 1–256 characters, no control characters (so they can never
-/// break a line of the wire format or a log line).
-pub fn validate_name(name: &str, kind: Invalid, what: &str) -> Result<(), ValidationError> {
-    let length = name.chars().count();
-    if length == 0 || length > 256 {
-        return Err(ValidationError::new(
-            kind,
-            format!("a {what} is 1 to 256 characters, this one has {length}"),
-        ));
+impl Default for EventType {
+    fn default() -> Self {
+        EventType(DEFAULT_EVENT_TYPE.to_owned())
     }
-    if name.chars().any(char::is_control) {
-        return Err(ValidationError::new(
-            kind,
-            format!("a {what} may not contain control characters"),
-        ));
-    }
-    Ok(())
 }
 
-/// Event types become the SSE `event:` field: `[A-Za-z0-9_.:-]{1,64}`.
-pub fn validate_event_type(name: &str) -> Result<(), ValidationError> {
-    let valid = (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'));
-    if valid {
-        Ok(())
-    } else {
-        Err(ValidationError::new(
-            Invalid::EventType,
-            "`type` must match [A-Za-z0-9_.:-]{1,64}",
-        ))
+impl TryFrom<String> for EventType {
+    type Error = ValidationError;
+
+    fn try_from(name: String) -> Result<Self, ValidationError> {
+        EventType::parse(name)
     }
 }
+
+impl From<EventType> for String {
+    fn from(name: EventType) -> String {
+        name.0
+    }
+}
+
+/// The type of an event published without one.
+pub const DEFAULT_EVENT_TYPE: &str = "message";
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn limits() -> LimitSettings {
-        LimitSettings {
-            max_event_data_bytes: 64,
-            max_batch_events: 3,
-            max_recipients_per_request: 5,
-            max_users_per_event: 4,
-        }
-    }
 
     #[test]
     fn event_ids_round_trip_and_reject_garbage() {
@@ -374,34 +206,10 @@ mod tests {
     }
 
     #[test]
-    fn users_fan_out_in_order() {
-        let body = serde_json::json!({"to": {"users": ["a", "b"]}, "type": "mail", "data": "hi"});
-        let events = parse_publish(&body, &limits()).unwrap();
-        assert_eq!(
-            events.iter().map(|e| e.target.clone()).collect::<Vec<_>>(),
-            vec![Target::User("a".into()), Target::User("b".into())]
-        );
-        assert_eq!(events[0].data, "\"hi\"");
-    }
-
-    #[test]
-    fn a_bad_event_in_a_batch_names_its_index() {
-        let body = serde_json::json!({"events": [
-            {"to": {"user": "a"}},
-            {"to": {"user": "a"}, "type": "bad\nname"}
-        ]});
-        let error = parse_publish(&body, &limits()).unwrap_err();
-        assert_eq!(error.kind, Invalid::EventType);
-        assert_eq!(error.index, Some(1));
-    }
-
-    #[test]
-    fn recipients_are_capped_across_the_batch() {
-        let body = serde_json::json!({"events": [
-            {"to": {"users": ["a", "b", "c"]}},
-            {"to": {"users": ["d", "e", "f"]}}
-        ]});
-        let error = parse_publish(&body, &limits()).unwrap_err();
-        assert_eq!(error.kind, Invalid::TooManyRecipients);
+    fn event_types_cannot_break_the_wire_format() {
+        assert!(EventType::parse("stock.tick:v2_a-b").is_ok());
+        for bad in ["", "a b", "mail\ndata: x", &"t".repeat(65)] {
+            assert!(EventType::parse(bad).is_err(), "{bad:?}");
+        }
     }
 }

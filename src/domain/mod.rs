@@ -5,7 +5,10 @@
 //! publisher sends can break the SSE framing or another tenant's data.
 
 pub mod event;
+pub mod identity;
 pub mod keys;
+pub mod log;
+pub mod names;
 pub mod tenant;
 mod validation;
 

@@ -2,7 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::names::check_display_name;
 use super::{Invalid, ValidationError};
+
+/// The most characters of a tenant's name.
+const MAX_NAME_CHARS: usize = 200;
 
 /// A tenant as the operator API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -55,7 +59,7 @@ impl NewTenant {
     pub fn validate(&self) -> Result<(), ValidationError> {
         validate_slug(&self.slug)?;
         if let Some(name) = &self.name {
-            validate_tenant_name(name)?;
+            check_display_name(name, MAX_NAME_CHARS, "name")?;
         }
         validate_origins(&self.allowed_origins)?;
         self.retention.validate()
@@ -74,7 +78,7 @@ pub struct TenantPatch {
 impl TenantPatch {
     pub fn validate(&self) -> Result<(), ValidationError> {
         if let Some(name) = &self.name {
-            validate_tenant_name(name)?;
+            check_display_name(name, MAX_NAME_CHARS, "name")?;
         }
         if let Some(origins) = &self.allowed_origins {
             validate_origins(origins)?;
@@ -102,17 +106,6 @@ pub fn validate_slug(slug: &str) -> Result<(), ValidationError> {
             "a slug must match [a-z0-9][a-z0-9-]{0,62}",
         ))
     }
-}
-
-fn validate_tenant_name(name: &str) -> Result<(), ValidationError> {
-    let length = name.chars().count();
-    if length == 0 || length > 200 || name.chars().any(char::is_control) {
-        return Err(ValidationError::new(
-            Invalid::Name,
-            "a name is 1 to 200 characters without control characters",
-        ));
-    }
-    Ok(())
 }
 
 /// Origins are compared byte for byte with the browser's `Origin` header, so each must be

@@ -13,10 +13,10 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 
 use super::Subscription;
+use crate::shutdown::Shutdown;
 use crate::sse;
 use crate::store::Store;
 use crate::store::log::StreamSelector;
@@ -75,7 +75,7 @@ pub struct ConnectionParts {
     pub keepalive_every: Duration,
     /// When the user's token runs out (Unix seconds).
     pub expires_at: i64,
-    pub shutdown: watch::Receiver<bool>,
+    pub shutdown: Shutdown,
 }
 
 impl Connection {
@@ -97,7 +97,7 @@ impl Connection {
             last_sent: Instant::now(),
             keepalive: Box::pin(tokio::time::sleep(parts.keepalive_every)),
             expiry: Box::pin(tokio::time::sleep(Duration::from_secs(remaining))),
-            shutdown: Box::pin(shutting_down(parts.shutdown)),
+            shutdown: Box::pin(parts.shutdown.wait()),
         }
     }
 
@@ -233,11 +233,6 @@ impl Connection {
             super::Frames::Many(frames) => frames.into_iter().for_each(keep),
         }
     }
-}
-
-/// Completes once `shutdown` says Herald is stopping (or its sender is gone).
-async fn shutting_down(mut shutdown: watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|stopping| *stopping).await;
 }
 
 /// One chunk from several frames; a lone frame is passed on without a copy.

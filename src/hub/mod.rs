@@ -11,6 +11,7 @@
 //! the browser reconnects and resumes from the log) and counts it.
 
 pub mod connection;
+mod open;
 mod shard;
 
 use std::collections::HashMap;
@@ -24,8 +25,12 @@ use tokio::sync::mpsc;
 
 use crate::config::StreamSettings;
 use crate::domain::event::Target;
+use crate::domain::log::LoggedEvent;
+use crate::domain::names::{TopicList, UserId};
+use crate::shutdown::Shutdown;
 use crate::sse;
-use crate::store::log::{CommitListener, LoggedEvent};
+use crate::store::log::CommitListener;
+use crate::store::{Store, StoreError};
 use shard::{Deliver, Register, Shard, Unregister};
 
 /// One event ready for the wire, shared by every connection it goes to.
@@ -76,7 +81,7 @@ pub struct HubStats {
     pub delivered: AtomicU64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum HubError {
     #[error("this user has too many open streams")]
     TooManyForUser,
@@ -84,6 +89,11 @@ pub enum HubError {
     TooManyForTenant,
     #[error("the hub is shutting down")]
     Stopped,
+    /// The tenant was removed while its stream was being opened.
+    #[error("the tenant is gone")]
+    TenantGone,
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 #[derive(Clone)]
@@ -98,6 +108,10 @@ struct HubInner {
     per_tenant: Mutex<HashMap<i64, usize>>,
     next_connection: AtomicU64,
     settings: StreamSettings,
+    /// Where streams replay from.
+    store: Store,
+    /// Ends every stream when Herald stops.
+    shutdown: Shutdown,
 }
 
 impl Drop for HubInner {
@@ -110,7 +124,7 @@ impl Drop for HubInner {
 
 impl Hub {
     /// Starts one shard per core, each on a thread of its own.
-    pub fn start(settings: &StreamSettings) -> Hub {
+    pub fn start(settings: &StreamSettings, store: Store, shutdown: Shutdown) -> Hub {
         let count = std::thread::available_parallelism().map_or(2, |n| n.get());
         let stats = Arc::new(HubStats::default());
         let mut shards = Vec::with_capacity(count);
@@ -132,6 +146,8 @@ impl Hub {
                 per_tenant: Mutex::default(),
                 next_connection: AtomicU64::new(1),
                 settings: settings.clone(),
+                store,
+                shutdown,
             }),
         }
     }
@@ -153,8 +169,8 @@ impl Hub {
     pub async fn subscribe(
         &self,
         tenant_id: i64,
-        user: &str,
-        topics: Vec<String>,
+        user: &UserId,
+        topics: &TopicList,
     ) -> Result<Subscription, HubError> {
         {
             let mut per_tenant = self
@@ -170,7 +186,7 @@ impl Hub {
         }
         // From here on the guard gives the tenant's slot back, whatever happens.
         let id = self.inner.next_connection.fetch_add(1, Ordering::Relaxed);
-        let shard = self.shard_for(tenant_id, user).clone();
+        let shard = self.shard_for(tenant_id, user.as_str()).clone();
         let guard = SubscriptionGuard {
             hub: self.clone(),
             shard: shard.clone(),
@@ -183,8 +199,8 @@ impl Hub {
             .send(Register {
                 id,
                 tenant_id,
-                user: user.to_owned(),
-                topics,
+                user: user.as_str().to_owned(),
+                topics: topics.names(),
                 sender,
             })
             .await

@@ -188,8 +188,8 @@ impl Handler<Deliver> for Shard {
                 continue;
             };
             let listeners = match &delivery.target {
-                Target::User(user) => index.users.get(user),
-                Target::Topic(topic) => index.topics.get(topic),
+                Target::User(user) => index.users.get(user.as_str()),
+                Target::Topic(topic) => index.topics.get(topic.as_str()),
                 Target::Broadcast => Some(&index.broadcast),
             };
             for &id in listeners.into_iter().flatten() {

@@ -4,8 +4,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::auth::AuthError;
 use crate::auth::Publisher;
-use crate::domain::event::{EventId, validate_name};
+use crate::domain::event::EventId;
+use crate::domain::log::Unresumable;
+use crate::domain::names::{TopicList, UserId};
 use crate::domain::{Invalid, ValidationError, format_ms};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
@@ -55,15 +58,8 @@ pub async fn history(
     let query = web::Query::<HistoryQuery>::from_query(request.query_string())
         .map_err(crate::error::query_error)?;
     let tenant = &publisher.tenant;
-    validate_name(&query.user, Invalid::User, "user id")?;
-    let topics: Vec<String> = match &query.topics {
-        None => Vec::new(),
-        Some(list) => list
-            .split(',')
-            .filter(|t| !t.is_empty())
-            .map(|topic| validate_name(topic, Invalid::Topic, "topic").map(|()| topic.to_owned()))
-            .collect::<Result<_, _>>()?,
-    };
+    let user = UserId::parse(query.user.as_str())?;
+    let topics = TopicList::parse(query.topics.as_deref())?;
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(
@@ -74,33 +70,20 @@ pub async fn history(
         .store
         .log_position(tenant.id)
         .await?
-        .ok_or_else(|| ApiError::from(crate::auth::AuthError::InvalidApiKey))?;
+        .ok_or(AuthError::InvalidApiKey)?;
     let after_seq = match &query.after {
         None => 0,
         Some(after) => {
             let id: EventId = after.parse().map_err(|()| {
                 ValidationError::new(Invalid::Cursor, format!("`{after}` is not an event id"))
             })?;
-            if id.epoch != position.epoch || id.seq < position.pruned_seq {
-                return Err(ApiError::new(
-                    actix_web::http::StatusCode::GONE,
-                    "cursor_expired",
-                    "events after this id are no longer all kept (the log was reset or \
-                     pruned); read again without `after`",
-                ));
-            }
-            if id.seq >= position.next_seq {
-                return Err(ValidationError::new(
-                    Invalid::Cursor,
-                    format!("`{after}` is beyond the end of the log"),
-                )
-                .into());
-            }
-            id.seq
+            position
+                .resume_after(&id)
+                .map_err(|unresumable| cursor_refusal(unresumable, after))?
         }
     };
     let selector = StreamSelector {
-        user: Some(query.user.clone()),
+        user: Some(user),
         topics,
     };
     // One more than asked tells whether there is a next page.
@@ -128,4 +111,22 @@ pub async fn history(
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "events": events, "next": next })))
+}
+
+/// Why `after` cannot be read from: a cursor into what the log no longer holds is gone
+/// (410), one beyond its end is wrong (400).
+fn cursor_refusal(unresumable: Unresumable, after: &str) -> ApiError {
+    match unresumable {
+        Unresumable::UnknownEpoch | Unresumable::Expired => ApiError::new(
+            actix_web::http::StatusCode::GONE,
+            "cursor_expired",
+            "events after this id are no longer all kept (the log was reset or pruned); \
+             read again without `after`",
+        ),
+        Unresumable::InTheFuture => ValidationError::new(
+            Invalid::Cursor,
+            format!("`{after}` is beyond the end of the log"),
+        )
+        .into(),
+    }
 }

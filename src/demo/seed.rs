@@ -25,7 +25,7 @@ pub struct DemoCredentials {
 
 /// Creates the demo tenant with an API key and an HS256 key, but only in an empty database:
 /// an operator's data is never touched.
-pub async fn demo_tenant(
+pub async fn seed_tenant(
     store: &Store,
     page_port: u16,
 ) -> Result<Option<DemoCredentials>, StoreError> {

@@ -1,7 +1,6 @@
-//! The demo tenant's web app, served in `local` on its own port (8081): a page on another
-//! origin than Herald, exactly as a tenant's page would be, plus the one thing a tenant's
-//! backend does for its page — mint user tokens (`POST /token`). Development only: the
-//! configuration refuses `demo.enabled` in production.
+//! The demo tenant's web app, served in `local` on its own port (8081): the page, and
+//! `POST /token`, which mints a user token as a tenant's backend would. Development only:
+//! the configuration refuses `demo.enabled` in production.
 
 use std::net::TcpListener;
 
@@ -10,16 +9,15 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::DEMO_SLUG;
 use crate::auth::jwt::{UserClaims, mint_hs256};
 use crate::config::Settings;
-use crate::domain::Invalid;
-use crate::domain::event::validate_name;
+use crate::domain::names::UserId;
 use crate::domain::now_ms;
 use crate::error::ApiError;
-use crate::seed::DEMO_SLUG;
 use crate::store::Store;
 
-const PAGE: &str = include_str!("../demo/index.html");
+const PAGE: &str = include_str!("index.html");
 const TOKEN_TTL_SECS: i64 = 3600;
 
 struct DemoState {
@@ -29,7 +27,7 @@ struct DemoState {
 }
 
 /// Starts the demo server on `listener`; Herald's API is on `api_port` of the same host.
-pub fn server(
+pub fn page_server(
     listener: TcpListener,
     settings: &Settings,
     store: Store,
@@ -72,7 +70,7 @@ async fn token(
     state: web::Data<DemoState>,
     body: web::Json<TokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    validate_name(&body.user, Invalid::User, "user id")?;
+    let user = UserId::parse(body.user.as_str())?;
     let tenant = state
         .store
         .tenant(DEMO_SLUG)
@@ -87,7 +85,7 @@ async fn token(
         })?;
     let now = now_ms() / 1000;
     let claims = UserClaims {
-        sub: body.user.clone(),
+        sub: user.to_string(),
         exp: now + TOKEN_TTL_SECS,
         aud: state.audience.clone(),
         nbf: None,

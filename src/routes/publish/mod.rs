@@ -1,50 +1,26 @@
 //! `POST /v1/events`: a tenant backend publishes one event or a batch.
 
+mod body;
+
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use crate::auth::Publisher;
-use crate::domain::event::{Receipt, parse_publish};
-use crate::domain::{Invalid, ValidationError};
+use crate::domain::ValidationError;
+use crate::domain::event::Receipt;
+use crate::domain::log::LoggedEvent;
+use crate::domain::names::IdempotencyKey;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
-use crate::store::log::{AppendOutcome, IdempotencyClaim, LoggedEvent};
+use crate::store::log::{AppendOutcome, IdempotencyClaim};
+
+pub use body::{Batch, BroadcastFlag, EventIn, PublishBody, To};
 
 const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
-
-/// Where an event goes: exactly one of these forms.
-#[derive(Serialize, ToSchema)]
-#[serde(untagged)]
-pub enum To {
-    User { user: String },
-    Users { users: Vec<String> },
-    Topic { topic: String },
-    Broadcast { broadcast: bool },
-}
-
-/// One event to publish.
-#[derive(Serialize, ToSchema)]
-pub struct EventIn {
-    pub to: To,
-    /// The SSE event name, `[A-Za-z0-9_.:-]{1,64}`; default `message`.
-    #[serde(rename = "type")]
-    pub event_type: Option<String>,
-    /// Any JSON value; a string goes on the wire as its text.
-    #[schema(value_type = Object)]
-    pub data: Option<serde_json::Value>,
-}
-
-/// One event, or a batch of at most 1000.
-#[derive(Serialize, ToSchema)]
-#[serde(untagged)]
-pub enum PublishBody {
-    Single(EventIn),
-    Batch { events: Vec<EventIn> },
-}
 
 /// One receipt per recipient stream, in order.
 #[derive(Serialize, ToSchema)]
@@ -72,17 +48,17 @@ async fn append(
     request: &HttpRequest,
     body: &Value,
 ) -> Result<HttpResponse, ApiError> {
-    let events = parse_publish(body, &state.settings.limits)?;
+    let events = PublishBody::parse(body, &state.settings.limits)?;
     let claim = idempotency_claim(request, body)?;
     let outcome = state.log.append(publisher.tenant.id, events, claim).await?;
     match outcome {
         AppendOutcome::Committed(events) => {
-            let receipts: Vec<Receipt> = events.iter().map(LoggedEvent::receipt).collect();
-            Ok(HttpResponse::Created().json(json!({ "events": receipts })))
+            let events = events.iter().map(LoggedEvent::receipt).collect();
+            Ok(HttpResponse::Created().json(PublishAnswer { events }))
         }
         AppendOutcome::Replayed(receipts) => Ok(HttpResponse::Created()
             .insert_header(("Idempotent-Replayed", "true"))
-            .json(json!({ "events": receipts }))),
+            .json(PublishAnswer { events: receipts })),
         AppendOutcome::KeyReused => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "idempotency_key_reused",
@@ -107,19 +83,7 @@ fn idempotency_claim(
     let Some(header) = request.headers().get(IDEMPOTENCY_KEY) else {
         return Ok(None);
     };
-    let key = header
-        .to_str()
-        .ok()
-        .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
-        .ok_or_else(|| {
-            ValidationError::new(
-                Invalid::IdempotencyKey,
-                "Idempotency-Key is 1 to 255 visible ASCII characters",
-            )
-        })?;
+    let key = IdempotencyKey::parse(header.to_str().unwrap_or_default())?;
     let request_hash = hex::encode(Sha256::digest(body.to_string().as_bytes()));
-    Ok(Some(IdempotencyClaim {
-        key: key.to_owned(),
-        request_hash,
-    }))
+    Ok(Some(IdempotencyClaim { key, request_hash }))
 }

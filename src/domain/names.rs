@@ -1,0 +1,185 @@
+//! Names a caller hands Herald, parsed once at the edge: user ids, topics, topic lists,
+//! idempotency keys and display names. Each type can only hold a valid value, so what
+//! reaches the hub and the store needs no second check.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Invalid, ValidationError};
+
+/// The most characters of a user id or a topic.
+const MAX_NAME_CHARS: usize = 256;
+
+/// User ids and topic names: 1–256 characters, no control characters (so they can never
+/// break a line of the wire format or a log line).
+fn check_name(name: &str, kind: Invalid, what: &str) -> Result<(), ValidationError> {
+    let length = name.chars().count();
+    if length == 0 || length > MAX_NAME_CHARS {
+        return Err(ValidationError::new(
+            kind,
+            format!("a {what} is 1 to {MAX_NAME_CHARS} characters, this one has {length}"),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ValidationError::new(
+            kind,
+            format!("a {what} may not contain control characters"),
+        ));
+    }
+    Ok(())
+}
+
+macro_rules! name_type {
+    ($(#[$doc:meta])* $name:ident, $kind:expr, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+        #[serde(try_from = "String", into = "String")]
+        #[schema(value_type = String, min_length = 1, max_length = 256)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(text: impl Into<String>) -> Result<Self, ValidationError> {
+                let text = text.into();
+                check_name(&text, $kind, $what)?;
+                Ok($name(text))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = ValidationError;
+
+            fn try_from(text: String) -> Result<Self, ValidationError> {
+                $name::parse(text)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(name: $name) -> String {
+                name.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+name_type!(
+    /// Whose stream: the tenant's own id for one of its users.
+    UserId,
+    Invalid::User,
+    "user id"
+);
+name_type!(
+    /// A topic many users may stream (`stock:AAPL`).
+    Topic,
+    Invalid::Topic,
+    "topic"
+);
+
+/// The topics a stream or a history read asks for: comma-separated in a query, each one
+/// valid, each once, in the order given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TopicList(Vec<Topic>);
+
+impl TopicList {
+    /// `a,b,c`; empty parts are skipped, repeats kept once.
+    pub fn parse(list: Option<&str>) -> Result<TopicList, ValidationError> {
+        let mut topics: Vec<Topic> = Vec::new();
+        for part in list.unwrap_or("").split(',').filter(|t| !t.is_empty()) {
+            let topic = Topic::parse(part)?;
+            if !topics.contains(&topic) {
+                topics.push(topic);
+            }
+        }
+        Ok(TopicList(topics))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Topic> {
+        self.0.iter()
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.0.iter().map(|t| t.as_str().to_owned()).collect()
+    }
+}
+
+/// A publish request's `Idempotency-Key`: 1–255 visible ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub fn parse(text: &str) -> Result<IdempotencyKey, ValidationError> {
+        if (1..=255).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_graphic()) {
+            Ok(IdempotencyKey(text.to_owned()))
+        } else {
+            Err(ValidationError::new(
+                Invalid::IdempotencyKey,
+                "Idempotency-Key is 1 to 255 visible ASCII characters",
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A name people read — a tenant's, an API key's: 1 to `max` characters without control
+/// characters.
+pub fn check_display_name(name: &str, max: usize, what: &str) -> Result<(), ValidationError> {
+    let length = name.chars().count();
+    if length == 0 || length > max || name.chars().any(char::is_control) {
+        return Err(ValidationError::new(
+            Invalid::Name,
+            format!("a {what} is 1 to {max} characters without control characters"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_one_to_256_characters_without_control_characters() {
+        assert!(UserId::parse("alice").is_ok());
+        assert!(UserId::parse("ü".repeat(256)).is_ok());
+        for bad in ["", "a\nb", "a\u{7}b"] {
+            assert_eq!(
+                UserId::parse(bad).unwrap_err().kind,
+                Invalid::User,
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            Topic::parse("t".repeat(257)).unwrap_err().kind,
+            Invalid::Topic
+        );
+    }
+
+    #[test]
+    fn topic_lists_skip_empty_parts_and_repeats() {
+        let list = TopicList::parse(Some("a,,b,a")).unwrap();
+        assert_eq!(list.names(), ["a", "b"]);
+        assert_eq!(TopicList::parse(None).unwrap(), TopicList::default());
+        assert!(TopicList::parse(Some("a,b\u{1}")).is_err());
+    }
+
+    #[test]
+    fn idempotency_keys_are_visible_ascii() {
+        assert!(IdempotencyKey::parse("order-42").is_ok());
+        for bad in ["", "a b", "ключ", &"k".repeat(256)] {
+            assert!(IdempotencyKey::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! Shutting down: one trigger, any number of listeners.
+//!
+//! `Application` holds the `ShutdownTrigger`; every open stream holds a `Shutdown` and ends
+//! as soon as it fires, before the HTTP server gives requests in flight their grace period.
+//! `signal()` is what `herald serve` waits for: SIGTERM or SIGINT.
+
+use tokio::sync::watch;
+
+/// A listener: cheap to clone, one per open stream.
+#[derive(Clone)]
+pub struct Shutdown {
+    stopping: watch::Receiver<bool>,
+}
+
+/// Fires every `Shutdown` made from it.
+pub struct ShutdownTrigger {
+    stopping: watch::Sender<bool>,
+}
+
+/// A new trigger with its first listener.
+pub fn channel() -> (ShutdownTrigger, Shutdown) {
+    let (stopping, listener) = watch::channel(false);
+    (
+        ShutdownTrigger { stopping },
+        Shutdown { stopping: listener },
+    )
+}
+
+impl ShutdownTrigger {
+    pub fn fire(&self) {
+        self.stopping.send_replace(true);
+    }
+}
+
+impl Shutdown {
+    /// Completes once Herald is stopping (or the trigger is gone).
+    pub async fn wait(mut self) {
+        let _ = self.stopping.wait_for(|stopping| *stopping).await;
+    }
+}
+
+/// Completes on SIGTERM or SIGINT (Ctrl-C elsewhere than Unix).
+pub async fn signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => std::future::pending::<()>().await,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

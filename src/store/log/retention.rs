@@ -1,0 +1,93 @@
+//! Retention: each tenant keeps events by age and by count; older ones go, and readers are
+//! told first (`pruned_seq`), so a cursor into what was removed is refused, never silently
+//! short. Expired idempotency keys go too.
+
+use std::time::Duration;
+
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+
+use super::IDEMPOTENCY_TTL_MS;
+use crate::domain::now_ms;
+use crate::store::entities::{event, idempotency_key, tenant};
+use crate::store::{Store, StoreError};
+
+impl Store {
+    /// Applies every tenant's retention and forgets expired idempotency keys. Returns how
+    /// many events were removed.
+    pub async fn prune(&self) -> Result<u64, StoreError> {
+        let now = now_ms();
+        let tenants = tenant::Entity::find()
+            .filter(
+                sea_orm::Condition::any()
+                    .add(tenant::Column::RetentionMaxAgeSecs.is_not_null())
+                    .add(tenant::Column::RetentionMaxEvents.is_not_null()),
+            )
+            .all(self.reader())
+            .await?;
+        let mut removed = 0;
+        for t in tenants {
+            let mut cutoff = t.pruned_seq;
+            if let Some(max_events) = t.retention_max_events {
+                cutoff = cutoff.max(t.next_seq - 1 - max_events);
+            }
+            if let Some(max_age) = t.retention_max_age_secs {
+                let oldest_kept = now - max_age.saturating_mul(1000);
+                let expired: Option<i64> = event::Entity::find()
+                    .select_only()
+                    .column_as(event::Column::Seq.max(), "max_seq")
+                    .filter(event::Column::TenantId.eq(t.id))
+                    .filter(event::Column::CreatedAt.lt(oldest_kept))
+                    .into_tuple()
+                    .one(self.reader())
+                    .await?
+                    .flatten();
+                cutoff = cutoff.max(expired.unwrap_or(0));
+            }
+            if cutoff <= t.pruned_seq {
+                continue;
+            }
+            // Readers learn of the gap first, then the rows go, a slice at a time so the
+            // write lock is never held for long.
+            tenant::Entity::update_many()
+                .col_expr(tenant::Column::PrunedSeq, Expr::value(cutoff))
+                .filter(tenant::Column::Id.eq(t.id))
+                .filter(tenant::Column::PrunedSeq.lt(cutoff))
+                .exec(self.writer())
+                .await?;
+            let mut from = t.pruned_seq;
+            while from < cutoff {
+                let to = (from + 10_000).min(cutoff);
+                removed += event::Entity::delete_many()
+                    .filter(event::Column::TenantId.eq(t.id))
+                    .filter(event::Column::Seq.gt(from))
+                    .filter(event::Column::Seq.lte(to))
+                    .exec(self.writer())
+                    .await?
+                    .rows_affected;
+                from = to;
+            }
+        }
+        idempotency_key::Entity::delete_many()
+            .filter(idempotency_key::Column::CreatedAt.lt(now - IDEMPOTENCY_TTL_MS))
+            .exec(self.writer())
+            .await?;
+        Ok(removed)
+    }
+
+    /// Runs `prune` every `every` until the runtime stops.
+    pub fn spawn_pruner(&self, every: Duration) {
+        let store = self.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            loop {
+                ticks.tick().await;
+                match store.prune().await {
+                    Ok(0) => {}
+                    Ok(removed) => tracing::info!(removed, "retention pruned events"),
+                    Err(error) => tracing::error!(%error, "retention pruning failed"),
+                }
+            }
+        });
+    }
+}

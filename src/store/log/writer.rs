@@ -1,0 +1,265 @@
+//! The group-commit writer: one task takes every append request that is waiting, commits
+//! them all in one transaction (the cost of a commit is paid once for the whole group),
+//! tells the `CommitListener`, and only then answers each request.
+//!
+//! Inside that transaction each tenant's counter row is read with a row lock (`SELECT …
+//! FOR UPDATE` on PostgreSQL; SQLite has one writer at a time anyway), sequence numbers are
+//! handed out from it and it is moved on. So sequence order is commit order, per tenant,
+//! even with several Herald nodes on one PostgreSQL: a reader that has seen seq N can never
+//! later find a new event below N.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+use tokio::sync::{mpsc, oneshot};
+
+use super::idempotency::{IdempotencyClaim, InFlight, claim_key, record_receipts};
+use super::{AppendOutcome, CommitListener};
+use crate::domain::event::{EventId, NewEvent};
+use crate::domain::log::LoggedEvent;
+use crate::domain::now_ms;
+use crate::store::entities::{event, tenant};
+use crate::store::{Store, StoreError};
+
+/// The most events one group commit takes; more wait for the next one.
+const MAX_GROUP_EVENTS: usize = 5_000;
+/// Rows per INSERT statement (well under every engine's bound-parameter limit).
+const INSERT_CHUNK: usize = 500;
+/// How many append requests may wait for the writer before publishers are held back.
+const QUEUE_DEPTH: usize = 4_096;
+
+struct AppendJob {
+    tenant_id: i64,
+    events: Vec<NewEvent>,
+    claim: Option<IdempotencyClaim>,
+    reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
+}
+
+/// Counts of what the writer has done since it started.
+#[derive(Debug, Default)]
+pub struct LogStats {
+    /// Transactions committed.
+    pub groups: AtomicU64,
+    /// Append requests answered by those transactions.
+    pub requests: AtomicU64,
+    /// Events written.
+    pub events: AtomicU64,
+}
+
+/// The handle publishers append through; cheap to clone.
+#[derive(Clone)]
+pub struct EventLog {
+    jobs: mpsc::Sender<AppendJob>,
+    stats: Arc<LogStats>,
+    /// Idempotency keys whose request is being appended right now on this node. (Across
+    /// nodes the key's primary key makes the later transaction wait and replay instead.)
+    in_flight: InFlight,
+}
+
+impl EventLog {
+    /// Starts the writer task on the current runtime. It ends when every handle is dropped.
+    pub fn start(store: Store, listener: Arc<dyn CommitListener>) -> EventLog {
+        let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
+        let stats = Arc::new(LogStats::default());
+        tokio::spawn(run_writer(store, queue, stats.clone(), listener));
+        EventLog {
+            jobs,
+            stats,
+            in_flight: InFlight::default(),
+        }
+    }
+
+    pub fn stats(&self) -> &LogStats {
+        &self.stats
+    }
+
+    /// Appends `events` for one tenant and returns once they are committed (or once it is
+    /// known that nothing will be written).
+    pub async fn append(
+        &self,
+        tenant_id: i64,
+        events: Vec<NewEvent>,
+        claim: Option<IdempotencyClaim>,
+    ) -> Result<AppendOutcome, StoreError> {
+        let _guard = match &claim {
+            None => None,
+            Some(claim) => match self.in_flight.hold(tenant_id, claim.key.as_str()) {
+                Some(guard) => Some(guard),
+                None => return Ok(AppendOutcome::InFlight),
+            },
+        };
+        let (reply, answer) = oneshot::channel();
+        let job = AppendJob {
+            tenant_id,
+            events,
+            claim,
+            reply,
+        };
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| StoreError::WriterStopped)?;
+        answer.await.map_err(|_| StoreError::WriterStopped)?
+    }
+}
+
+async fn run_writer(
+    store: Store,
+    mut queue: mpsc::Receiver<AppendJob>,
+    stats: Arc<LogStats>,
+    listener: Arc<dyn CommitListener>,
+) {
+    while let Some(first) = queue.recv().await {
+        let mut group_events = first.events.len();
+        let mut group = vec![first];
+        while group_events < MAX_GROUP_EVENTS {
+            match queue.try_recv() {
+                Ok(job) => {
+                    group_events += job.events.len();
+                    group.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        match commit_group(&store, &group).await {
+            Ok(outcomes) => {
+                let committed: Vec<&LoggedEvent> = outcomes
+                    .iter()
+                    .filter_map(|outcome| match outcome {
+                        AppendOutcome::Committed(events) => Some(events.iter()),
+                        _ => None,
+                    })
+                    .flatten()
+                    .collect();
+                listener.committed(&committed);
+                stats.groups.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .requests
+                    .fetch_add(group.len() as u64, Ordering::Relaxed);
+                stats
+                    .events
+                    .fetch_add(group_events as u64, Ordering::Relaxed);
+                tracing::trace!(
+                    requests = group.len(),
+                    events = group_events,
+                    "group committed"
+                );
+                for (job, outcome) in group.into_iter().zip(outcomes) {
+                    let _ = job.reply.send(Ok(outcome));
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, requests = group.len(), "group commit failed");
+                let message = error.to_string();
+                for job in group {
+                    let _ = job
+                        .reply
+                        .send(Err(StoreError::CommitFailed(message.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// One transaction for the whole group; the outcomes are in the group's order.
+async fn commit_group(
+    store: &Store,
+    group: &[AppendJob],
+) -> Result<Vec<AppendOutcome>, StoreError> {
+    let txn = store.begin_write().await?;
+    let now = now_ms();
+    let mut outcomes: Vec<Option<AppendOutcome>> = group.iter().map(|_| None).collect();
+    let mut rows = Vec::new();
+
+    // Tenants in order of first appearance, each with its jobs in arrival order.
+    let mut by_tenant: Vec<(i64, Vec<usize>)> = Vec::new();
+    let mut position: HashMap<i64, usize> = HashMap::new();
+    for (index, job) in group.iter().enumerate() {
+        let slot = *position.entry(job.tenant_id).or_insert_with(|| {
+            by_tenant.push((job.tenant_id, Vec::new()));
+            by_tenant.len() - 1
+        });
+        by_tenant[slot].1.push(index);
+    }
+
+    for (tenant_id, jobs) in by_tenant {
+        // The row lock that makes sequence order commit order on PostgreSQL.
+        let Some(counter) = tenant::Entity::find_by_id(tenant_id)
+            .lock_exclusive()
+            .one(&txn)
+            .await?
+        else {
+            for index in jobs {
+                outcomes[index] = Some(AppendOutcome::TenantGone);
+            }
+            continue;
+        };
+        let mut next_seq = counter.next_seq;
+        for index in jobs {
+            let job = &group[index];
+            if let Some(claim) = &job.claim
+                && let Some(earlier) = claim_key(&txn, tenant_id, claim, now).await?
+            {
+                outcomes[index] = Some(earlier);
+                continue;
+            }
+            let committed: Vec<LoggedEvent> = job
+                .events
+                .iter()
+                .map(|new| {
+                    let seq = next_seq;
+                    next_seq += 1;
+                    LoggedEvent {
+                        tenant_id,
+                        id: EventId {
+                            epoch: counter.epoch.clone(),
+                            seq,
+                        },
+                        target: new.target.clone(),
+                        event_type: new.event_type.as_str().to_owned(),
+                        data: new.data.clone(),
+                        created_at: now,
+                    }
+                })
+                .collect();
+            rows.extend(committed.iter().map(|e| event::ActiveModel {
+                tenant_id: Set(tenant_id),
+                seq: Set(e.id.seq),
+                target_kind: Set(e.target.kind().to_owned()),
+                target: Set(e.target.name().to_owned()),
+                event_type: Set(e.event_type.clone()),
+                data: Set(e.data.clone()),
+                created_at: Set(e.created_at),
+            }));
+            if let Some(claim) = &job.claim {
+                // Written now rather than at the end, so that a retry of the same request
+                // in this very group already finds the answer.
+                record_receipts(&txn, tenant_id, claim, &committed).await?;
+            }
+            outcomes[index] = Some(AppendOutcome::Committed(committed));
+        }
+        if next_seq != counter.next_seq {
+            tenant::Entity::update_many()
+                .col_expr(tenant::Column::NextSeq, Expr::value(next_seq))
+                .filter(tenant::Column::Id.eq(tenant_id))
+                .exec(&txn)
+                .await?;
+        }
+    }
+
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<_> = rows.by_ref().take(INSERT_CHUNK).collect();
+        event::Entity::insert_many(chunk)
+            .exec_without_returning(&txn)
+            .await?;
+    }
+    txn.commit().await?;
+    Ok(outcomes
+        .into_iter()
+        .map(|outcome| outcome.unwrap_or(AppendOutcome::TenantGone))
+        .collect())
+}
