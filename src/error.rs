@@ -1,10 +1,12 @@
 //! The one place where errors become HTTP answers.
 //!
-//! Every layer has its own error type (`ValidationError`, `StoreError`, `HubError`, and
-//! `AuthError` above them, converted where it is defined); `ApiError` is what handlers
-//! return, and the `From` conversions decide the status and the stable error code for each. Every error body has the same shape:
-//! `{"error": {"code": "…", "message": "…"}}` (plus `"index"` for a bad event in a batch).
-//! Herald's own faults are logged here and answered with a 5xx that reveals nothing.
+//! `ErrorCode` is the catalogue: every stable code Herald answers with, and its status
+//! (docs/api.md's error table is checked against it). Every layer has its own error type —
+//! `ValidationError`, `StoreError`, `HubError`, `AppendRejection` here, and `AuthError`
+//! above them, converted where it is defined — and `ApiError` is what handlers return.
+//! Every error body has the same shape: `{"error": {"code": "…", "message": "…"}}` (plus
+//! `"index"` for a bad event in a batch). Herald's own faults are logged here and answered
+//! with a 5xx that reveals nothing.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
@@ -13,6 +15,78 @@ use serde::Serialize;
 use crate::domain::{Invalid, ValidationError};
 use crate::hub::HubError;
 use crate::store::StoreError;
+use crate::store::log::AppendRejection;
+
+macro_rules! error_codes {
+    ($($variant:ident = $code:literal, $status:ident;)*) => {
+        /// Every error code Herald answers with.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum ErrorCode {
+            $($variant,)*
+        }
+
+        impl ErrorCode {
+            /// The whole catalogue, in the order of docs/api.md's table.
+            pub const ALL: &[ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            /// The code as the error body carries it.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $code,)*
+                }
+            }
+
+            pub fn status(self) -> StatusCode {
+                match self {
+                    $(ErrorCode::$variant => StatusCode::$status,)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    InvalidJson = "invalid_json", BAD_REQUEST;
+    InvalidQuery = "invalid_query", BAD_REQUEST;
+    InvalidCursor = "invalid_cursor", BAD_REQUEST;
+    InvalidLimit = "invalid_limit", BAD_REQUEST;
+    InvalidIdempotencyKey = "invalid_idempotency_key", BAD_REQUEST;
+    MissingCredentials = "missing_credentials", UNAUTHORIZED;
+    InvalidAdminToken = "invalid_admin_token", UNAUTHORIZED;
+    InvalidApiKey = "invalid_api_key", UNAUTHORIZED;
+    InvalidToken = "invalid_token", UNAUTHORIZED;
+    TopicNotAllowed = "topic_not_allowed", FORBIDDEN;
+    OriginNotAllowed = "origin_not_allowed", FORBIDDEN;
+    NotFound = "not_found", NOT_FOUND;
+    TenantNotFound = "tenant_not_found", NOT_FOUND;
+    ApiKeyNotFound = "api_key_not_found", NOT_FOUND;
+    SigningKeyNotFound = "signing_key_not_found", NOT_FOUND;
+    SlugTaken = "slug_taken", CONFLICT;
+    IdempotencyKeyInFlight = "idempotency_key_in_flight", CONFLICT;
+    CursorExpired = "cursor_expired", GONE;
+    BodyTooLarge = "body_too_large", PAYLOAD_TOO_LARGE;
+    DataTooLarge = "data_too_large", PAYLOAD_TOO_LARGE;
+    UnsupportedMediaType = "unsupported_media_type", UNSUPPORTED_MEDIA_TYPE;
+    InvalidBody = "invalid_body", UNPROCESSABLE_ENTITY;
+    EmptyBatch = "empty_batch", UNPROCESSABLE_ENTITY;
+    TooManyEvents = "too_many_events", UNPROCESSABLE_ENTITY;
+    TooManyRecipients = "too_many_recipients", UNPROCESSABLE_ENTITY;
+    InvalidTarget = "invalid_target", UNPROCESSABLE_ENTITY;
+    InvalidUser = "invalid_user", UNPROCESSABLE_ENTITY;
+    InvalidTopic = "invalid_topic", UNPROCESSABLE_ENTITY;
+    InvalidType = "invalid_type", UNPROCESSABLE_ENTITY;
+    InvalidSlug = "invalid_slug", UNPROCESSABLE_ENTITY;
+    InvalidOrigin = "invalid_origin", UNPROCESSABLE_ENTITY;
+    InvalidRetention = "invalid_retention", UNPROCESSABLE_ENTITY;
+    InvalidName = "invalid_name", UNPROCESSABLE_ENTITY;
+    InvalidAlg = "invalid_alg", UNPROCESSABLE_ENTITY;
+    InvalidPublicKey = "invalid_public_key", UNPROCESSABLE_ENTITY;
+    IdempotencyKeyReused = "idempotency_key_reused", UNPROCESSABLE_ENTITY;
+    TooManyStreams = "too_many_streams", TOO_MANY_REQUESTS;
+    InternalError = "internal_error", INTERNAL_SERVER_ERROR;
+    ShuttingDown = "shutting_down", SERVICE_UNAVAILABLE;
+    DatabaseUnavailable = "database_unavailable", SERVICE_UNAVAILABLE;
+}
 
 /// Every error answer: `{"error": {"code", "message"}}`.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -22,7 +96,7 @@ pub struct ErrorBody {
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
-    /// Stable, snake_case; see the README's error table.
+    /// Stable, snake_case; see the error table in docs/api.md.
     pub code: &'static str,
     pub message: String,
     /// For a batch: the index of the first bad event.
@@ -31,38 +105,31 @@ pub struct ErrorDetail {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("{code}: {message}")]
+#[error("{}: {message}", code.as_str())]
 pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     pub index: Option<usize>,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError {
-            status,
             code,
             message: message.into(),
             index: None,
         }
     }
 
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
-        ApiError::new(StatusCode::NOT_FOUND, code, message)
-    }
-
     pub fn tenant_not_found(slug: &str) -> Self {
-        ApiError::not_found("tenant_not_found", format!("no tenant `{slug}`"))
+        ApiError::new(ErrorCode::TenantNotFound, format!("no tenant `{slug}`"))
     }
 
     /// A fault of Herald's own: logged in full, answered without details.
     pub fn internal(error: &dyn std::fmt::Display) -> Self {
         tracing::error!(%error, "internal error");
         ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
+            ErrorCode::InternalError,
             "Herald failed to handle this request; it has been logged",
         )
     }
@@ -70,13 +137,13 @@ impl ApiError {
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        self.status
+        self.code.status()
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(ErrorBody {
+        HttpResponse::build(self.code.status()).json(ErrorBody {
             error: ErrorDetail {
-                code: self.code,
+                code: self.code.as_str(),
                 message: self.message.clone(),
                 index: self.index,
             },
@@ -86,29 +153,27 @@ impl ResponseError for ApiError {
 
 impl From<ValidationError> for ApiError {
     fn from(error: ValidationError) -> Self {
-        let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
-        let (status, code) = match error.kind {
-            Invalid::Body => (unprocessable, "invalid_body"),
-            Invalid::EmptyBatch => (unprocessable, "empty_batch"),
-            Invalid::TooManyEvents => (unprocessable, "too_many_events"),
-            Invalid::TooManyRecipients => (unprocessable, "too_many_recipients"),
-            Invalid::Target => (unprocessable, "invalid_target"),
-            Invalid::User => (unprocessable, "invalid_user"),
-            Invalid::Topic => (unprocessable, "invalid_topic"),
-            Invalid::EventType => (unprocessable, "invalid_type"),
-            Invalid::DataTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "data_too_large"),
-            Invalid::Slug => (unprocessable, "invalid_slug"),
-            Invalid::Origin => (unprocessable, "invalid_origin"),
-            Invalid::Retention => (unprocessable, "invalid_retention"),
-            Invalid::Name => (unprocessable, "invalid_name"),
-            Invalid::Algorithm => (unprocessable, "invalid_alg"),
-            Invalid::PublicKey => (unprocessable, "invalid_public_key"),
-            Invalid::Cursor => (StatusCode::BAD_REQUEST, "invalid_cursor"),
-            Invalid::Limit => (StatusCode::BAD_REQUEST, "invalid_limit"),
-            Invalid::IdempotencyKey => (StatusCode::BAD_REQUEST, "invalid_idempotency_key"),
+        let code = match error.kind {
+            Invalid::Body => ErrorCode::InvalidBody,
+            Invalid::EmptyBatch => ErrorCode::EmptyBatch,
+            Invalid::TooManyEvents => ErrorCode::TooManyEvents,
+            Invalid::TooManyRecipients => ErrorCode::TooManyRecipients,
+            Invalid::Target => ErrorCode::InvalidTarget,
+            Invalid::User => ErrorCode::InvalidUser,
+            Invalid::Topic => ErrorCode::InvalidTopic,
+            Invalid::EventType => ErrorCode::InvalidType,
+            Invalid::DataTooLarge => ErrorCode::DataTooLarge,
+            Invalid::Slug => ErrorCode::InvalidSlug,
+            Invalid::Origin => ErrorCode::InvalidOrigin,
+            Invalid::Retention => ErrorCode::InvalidRetention,
+            Invalid::Name => ErrorCode::InvalidName,
+            Invalid::Algorithm => ErrorCode::InvalidAlg,
+            Invalid::PublicKey => ErrorCode::InvalidPublicKey,
+            Invalid::Cursor => ErrorCode::InvalidCursor,
+            Invalid::Limit => ErrorCode::InvalidLimit,
+            Invalid::IdempotencyKey => ErrorCode::InvalidIdempotencyKey,
         };
         ApiError {
-            status,
             code,
             message: error.message,
             index: error.index,
@@ -119,18 +184,35 @@ impl From<ValidationError> for ApiError {
 impl From<HubError> for ApiError {
     fn from(error: HubError) -> Self {
         match error {
-            HubError::TooManyForUser | HubError::TooManyForTenant => ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_streams",
-                error.to_string(),
-            ),
+            HubError::TooManyForUser | HubError::TooManyForTenant => {
+                ApiError::new(ErrorCode::TooManyStreams, error.to_string())
+            }
             HubError::Stopped => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "shutting_down",
+                ErrorCode::ShuttingDown,
                 "Herald is shutting down; reconnect shortly",
             ),
-            HubError::TenantGone => ApiError::not_found("tenant_not_found", "no such tenant"),
+            HubError::TenantGone => ApiError::new(ErrorCode::TenantNotFound, "no such tenant"),
             HubError::Store(error) => ApiError::from(error),
+        }
+    }
+}
+
+impl From<AppendRejection> for ApiError {
+    fn from(rejection: AppendRejection) -> Self {
+        match rejection {
+            AppendRejection::KeyReused => ApiError::new(
+                ErrorCode::IdempotencyKeyReused,
+                "this Idempotency-Key was used with a different body",
+            ),
+            AppendRejection::InFlight => ApiError::new(
+                ErrorCode::IdempotencyKeyInFlight,
+                "a request with this Idempotency-Key is still being processed; retry shortly",
+            ),
+            // The tenant, and so the key that authenticated the request, is gone.
+            AppendRejection::TenantGone => ApiError::new(
+                ErrorCode::InvalidApiKey,
+                "the API key is unknown or revoked",
+            ),
         }
     }
 }
@@ -138,15 +220,12 @@ impl From<HubError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match &error {
-            // The database is down or unreachable: retrying later is the answer, as for any
-            // unavailable dependency. Still Herald's side, so logged.
-            StoreError::Database(
-                sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_),
-            ) => {
+            // Retrying later is the answer, as for any unavailable dependency. Still
+            // Herald's side, so logged.
+            StoreError::Unavailable(_) => {
                 tracing::error!(%error, "the database is unavailable");
                 ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "database_unavailable",
+                    ErrorCode::DatabaseUnavailable,
                     "the database is not answering; retry shortly",
                 )
             }
@@ -155,38 +234,67 @@ impl From<StoreError> for ApiError {
     }
 }
 
-/// Body and query errors from actix's extractors, in Herald's shape.
+/// Body errors from actix's extractors, in Herald's shape.
 pub fn json_error(error: actix_web::error::JsonPayloadError) -> ApiError {
     use actix_web::error::JsonPayloadError as E;
     match &error {
         E::ContentType => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "send the body as Content-Type: application/json",
         ),
         E::Overflow { limit } | E::OverflowKnownLength { limit, .. } => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
+            ErrorCode::BodyTooLarge,
             format!("the body is larger than {limit} bytes"),
         ),
-        E::Deserialize(inner) if inner.is_data() => ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_body",
-            inner.to_string(),
-        ),
+        E::Deserialize(inner) if inner.is_data() => {
+            ApiError::new(ErrorCode::InvalidBody, inner.to_string())
+        }
         E::Deserialize(inner) => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_json",
+            ErrorCode::InvalidJson,
             format!("the body is not valid JSON: {inner}"),
         ),
-        _ => ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", error.to_string()),
+        _ => ApiError::new(ErrorCode::InvalidJson, error.to_string()),
     }
 }
 
 pub fn query_error(error: actix_web::error::QueryPayloadError) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", error.to_string())
+    ApiError::new(ErrorCode::InvalidQuery, error.to_string())
 }
 
 pub fn path_error(error: actix_web::error::PathError) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", error.to_string())
+    ApiError::new(ErrorCode::NotFound, error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    /// docs/api.md's error table: one row per status, its codes in backticks.
+    fn documented() -> BTreeMap<String, u16> {
+        let doc = include_str!("../docs/api.md");
+        let table = doc
+            .split("| status | codes |")
+            .nth(1)
+            .expect("docs/api.md has the error table");
+        let mut codes = BTreeMap::new();
+        for row in table.lines().skip(2).take_while(|l| l.starts_with('|')) {
+            let mut cells = row.split('|').skip(1);
+            let status: u16 = cells.next().unwrap_or("").trim().parse().expect("a status");
+            for code in cells.next().unwrap_or("").split('`').skip(1).step_by(2) {
+                codes.insert(code.to_owned(), status);
+            }
+        }
+        codes
+    }
+
+    #[test]
+    fn the_documented_error_table_is_the_catalogue() {
+        let catalogue: BTreeMap<String, u16> = ErrorCode::ALL
+            .iter()
+            .map(|code| (code.as_str().to_owned(), code.status().as_u16()))
+            .collect();
+        assert_eq!(documented(), catalogue);
+    }
 }

@@ -10,13 +10,13 @@
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpResponse, ResponseError, web};
 
 use crate::domain::tenant::Tenant;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 
 const ALLOWED_METHODS: &str = "GET, POST, DELETE";
@@ -43,8 +43,7 @@ pub async fn tenant_cors(
     });
     if !allowed {
         let refusal = ApiError::new(
-            StatusCode::FORBIDDEN,
-            "origin_not_allowed",
+            ErrorCode::OriginNotAllowed,
             "this origin is not in the tenant's allowed_origins",
         );
         return Ok(request.into_response(refusal.error_response()));

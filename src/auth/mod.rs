@@ -13,10 +13,9 @@ pub use admin::Operator;
 pub use api_key::Publisher;
 
 use actix_web::HttpRequest;
-use actix_web::http::StatusCode;
 use actix_web::http::header::AUTHORIZATION;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
@@ -35,14 +34,14 @@ pub enum AuthError {
 
 impl From<AuthError> for ApiError {
     fn from(error: AuthError) -> Self {
-        let (status, code) = match error {
-            AuthError::MissingCredentials => (StatusCode::UNAUTHORIZED, "missing_credentials"),
-            AuthError::InvalidAdminToken => (StatusCode::UNAUTHORIZED, "invalid_admin_token"),
-            AuthError::InvalidApiKey => (StatusCode::UNAUTHORIZED, "invalid_api_key"),
-            AuthError::InvalidToken(_) => (StatusCode::UNAUTHORIZED, "invalid_token"),
-            AuthError::TopicNotAllowed(_) => (StatusCode::FORBIDDEN, "topic_not_allowed"),
+        let code = match error {
+            AuthError::MissingCredentials => ErrorCode::MissingCredentials,
+            AuthError::InvalidAdminToken => ErrorCode::InvalidAdminToken,
+            AuthError::InvalidApiKey => ErrorCode::InvalidApiKey,
+            AuthError::InvalidToken(_) => ErrorCode::InvalidToken,
+            AuthError::TopicNotAllowed(_) => ErrorCode::TopicNotAllowed,
         };
-        ApiError::new(status, code, error.to_string())
+        ApiError::new(code, error.to_string())
     }
 }
 

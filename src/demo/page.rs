@@ -14,7 +14,7 @@ use crate::auth::jwt::{UserClaims, mint_hs256};
 use crate::config::Settings;
 use crate::domain::names::UserId;
 use crate::domain::now_ms;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::store::Store;
 
 const PAGE: &str = include_str!("index.html");
@@ -81,7 +81,10 @@ async fn token(
         .newest_hs256_key(tenant.id)
         .await?
         .ok_or_else(|| {
-            ApiError::not_found("signing_key_not_found", "the demo tenant has no HS256 key")
+            ApiError::new(
+                ErrorCode::SigningKeyNotFound,
+                "the demo tenant has no HS256 key",
+            )
         })?;
     let now = now_ms() / 1000;
     let claims = UserClaims {

@@ -9,7 +9,7 @@ use crate::auth::Operator;
 use crate::domain::keys::SigningAlgorithm;
 use crate::domain::tenant::{NewTenant, Tenant, TenantPatch};
 use crate::domain::{Invalid, ValidationError};
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::routes::optional_json;
 use crate::state::AppState;
 use crate::store::keys::{ApiKeyInfo, SigningKeyInfo};
@@ -95,8 +95,7 @@ pub(super) async fn create_tenant(
     match state.store.create_tenant(&body).await? {
         Some(tenant) => Ok(HttpResponse::Created().json(tenant)),
         None => Err(ApiError::new(
-            actix_web::http::StatusCode::CONFLICT,
-            "slug_taken",
+            ErrorCode::SlugTaken,
             format!("a tenant `{}` exists already", body.slug),
         )),
     }
@@ -204,8 +203,8 @@ pub(super) async fn revoke_api_key(
     if state.store.revoke_api_key(tenant.id, &id).await? {
         Ok(HttpResponse::NoContent().finish())
     } else {
-        Err(ApiError::not_found(
-            "api_key_not_found",
+        Err(ApiError::new(
+            ErrorCode::ApiKeyNotFound,
             format!("`{slug}` has no API key `{id}`"),
         ))
     }
@@ -278,8 +277,8 @@ pub(super) async fn revoke_signing_key(
     if state.store.revoke_signing_key(tenant.id, &kid).await? {
         Ok(HttpResponse::NoContent().finish())
     } else {
-        Err(ApiError::not_found(
-            "signing_key_not_found",
+        Err(ApiError::new(
+            ErrorCode::SigningKeyNotFound,
             format!("`{slug}` has no signing key `{kid}`"),
         ))
     }

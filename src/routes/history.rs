@@ -10,7 +10,7 @@ use crate::domain::event::EventId;
 use crate::domain::log::Unresumable;
 use crate::domain::names::{TopicList, UserId};
 use crate::domain::{Invalid, ValidationError, format_ms};
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::state::AppState;
 use crate::store::log::StreamSelector;
 
@@ -118,8 +118,7 @@ pub async fn history(
 fn cursor_refusal(unresumable: Unresumable, after: &str) -> ApiError {
     match unresumable {
         Unresumable::UnknownEpoch | Unresumable::Expired => ApiError::new(
-            actix_web::http::StatusCode::GONE,
-            "cursor_expired",
+            ErrorCode::CursorExpired,
             "events after this id are no longer all kept (the log was reset or pruned); \
              read again without `after`",
         ),

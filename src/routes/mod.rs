@@ -10,11 +10,10 @@ pub mod publish;
 mod session;
 pub(crate) mod stream;
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 pub fn configure(config: &mut web::ServiceConfig) {
     config
@@ -41,7 +40,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
 
 /// Unknown paths and methods answer in the same JSON shape as every other error.
 pub async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::not_found("not_found", "no such endpoint"))
+    Err(ApiError::new(ErrorCode::NotFound, "no such endpoint"))
 }
 
 /// A JSON body that may be left out entirely (an empty body means `None`). Anything sent
@@ -55,8 +54,7 @@ pub fn optional_json<T: DeserializeOwned>(
     }
     if request.content_type() != "application/json" {
         return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "send the body as Content-Type: application/json",
         ));
     }

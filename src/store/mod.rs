@@ -32,7 +32,10 @@ const MIGRATION_LOCK: i64 = 0x4845_5241_4c44;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
-    Database(#[from] DbErr),
+    Database(DbErr),
+    /// The database does not answer (down, unreachable, or every connection stuck).
+    #[error("the database is unavailable: {0}")]
+    Unavailable(DbErr),
     #[error("cannot prepare the database: {0}")]
     Setup(String),
     #[error("the event log writer has stopped")]
@@ -41,6 +44,15 @@ pub enum StoreError {
     CommitFailed(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+}
+
+impl From<DbErr> for StoreError {
+    fn from(error: DbErr) -> Self {
+        match error {
+            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => StoreError::Unavailable(error),
+            error => StoreError::Database(error),
+        }
+    }
 }
 
 #[derive(Clone)]

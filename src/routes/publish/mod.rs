@@ -2,7 +2,6 @@
 
 mod body;
 
-use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use serde::Serialize;
 use serde_json::Value;
@@ -59,17 +58,7 @@ async fn append(
         AppendOutcome::Replayed(receipts) => Ok(HttpResponse::Created()
             .insert_header(("Idempotent-Replayed", "true"))
             .json(PublishAnswer { events: receipts })),
-        AppendOutcome::KeyReused => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "idempotency_key_reused",
-            "this Idempotency-Key was used with a different body",
-        )),
-        AppendOutcome::InFlight => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "idempotency_key_in_flight",
-            "a request with this Idempotency-Key is still being processed; retry shortly",
-        )),
-        AppendOutcome::TenantGone => Err(crate::auth::AuthError::InvalidApiKey.into()),
+        AppendOutcome::Rejected(rejection) => Err(rejection.into()),
     }
 }
 

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter};
 
-use super::AppendOutcome;
+use super::{AppendOutcome, AppendRejection};
 use crate::domain::event::Receipt;
 use crate::domain::log::LoggedEvent;
 use crate::domain::names::IdempotencyKey;
@@ -120,7 +120,7 @@ pub(super) async fn claim_key(
         .await?
         .ok_or_else(|| StoreError::Corrupt("idempotency record vanished".into()))?;
     if earlier.request_hash != claim.request_hash {
-        return Ok(Some(AppendOutcome::KeyReused));
+        return Ok(Some(AppendOutcome::Rejected(AppendRejection::KeyReused)));
     }
     let receipts = serde_json::from_str(&earlier.receipts)
         .map_err(|e| StoreError::Corrupt(format!("idempotency receipts: {e}")))?;

@@ -26,9 +26,16 @@ pub enum AppendOutcome {
     Committed(Vec<LoggedEvent>),
     /// The idempotency key was used before with the same body: its first answer.
     Replayed(Vec<Receipt>),
-    /// The idempotency key was used before with another body; nothing was written.
+    /// Nothing was written, for this reason.
+    Rejected(AppendRejection),
+}
+
+/// Why an append request wrote nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendRejection {
+    /// The idempotency key was used before with another body.
     KeyReused,
-    /// The tenant was removed while the request waited; nothing was written.
+    /// The tenant was removed while the request waited.
     TenantGone,
     /// A request with the same idempotency key is still being appended on this node.
     InFlight,

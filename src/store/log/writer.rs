@@ -17,7 +17,7 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QuerySele
 use tokio::sync::{mpsc, oneshot};
 
 use super::idempotency::{IdempotencyClaim, InFlight, claim_key, record_receipts};
-use super::{AppendOutcome, CommitListener};
+use super::{AppendOutcome, AppendRejection, CommitListener};
 use crate::domain::event::{EventId, NewEvent};
 use crate::domain::log::LoggedEvent;
 use crate::domain::now_ms;
@@ -88,7 +88,7 @@ impl EventLog {
             None => None,
             Some(claim) => match self.in_flight.hold(tenant_id, claim.key.as_str()) {
                 Some(guard) => Some(guard),
-                None => return Ok(AppendOutcome::InFlight),
+                None => return Ok(AppendOutcome::Rejected(AppendRejection::InFlight)),
             },
         };
         let (reply, answer) = oneshot::channel();
@@ -193,7 +193,7 @@ async fn commit_group(
             .await?
         else {
             for index in jobs {
-                outcomes[index] = Some(AppendOutcome::TenantGone);
+                outcomes[index] = Some(AppendOutcome::Rejected(AppendRejection::TenantGone));
             }
             continue;
         };
@@ -260,6 +260,6 @@ async fn commit_group(
     txn.commit().await?;
     Ok(outcomes
         .into_iter()
-        .map(|outcome| outcome.unwrap_or(AppendOutcome::TenantGone))
+        .map(|outcome| outcome.unwrap_or(AppendOutcome::Rejected(AppendRejection::TenantGone)))
         .collect())
 }
