@@ -11,14 +11,14 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
-use crate::auth::jwt::{UserClaims, mint_hs256};
+use crate::auth::jwt::mint_user_token;
 use crate::config::Settings;
-use crate::domain::keys::SigningAlgorithm;
-use crate::domain::now_ms;
+use crate::domain::keys::SigningKeySpec;
+use crate::domain::names::UserId;
 use crate::domain::tenant::{NewTenant, Retention, Tenant};
+use crate::routes::admin::{CreatedApiKey, CreatedSigningKey, TenantList, TenantView};
 use crate::startup::{Application, StartupReport};
 use crate::store::Store;
-use crate::store::keys::SigningKeyInfo;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -130,15 +130,15 @@ pub async fn run_command(
                 .create_tenant(&new)
                 .await?
                 .with_context(|| format!("a tenant `{}` exists already", new.slug))?;
-            Ok(serde_json::to_value(tenant)?)
+            Ok(serde_json::to_value(TenantView::from(tenant))?)
         }
-        Command::Tenant(TenantCommand::List) => {
-            Ok(json!({ "tenants": store.list_tenants().await? }))
-        }
+        Command::Tenant(TenantCommand::List) => Ok(serde_json::to_value(TenantList::new(
+            store.list_tenants().await?,
+        ))?),
         Command::Key(KeyCommand::Create { slug, name }) => {
             let tenant = tenant(&store, &slug).await?;
-            let (info, key) = store.create_api_key(tenant.id, &name).await?;
-            Ok(json!({ "id": info.id, "name": info.name, "key": key, "prefix": info.prefix }))
+            let (record, key) = store.create_api_key(tenant.id, &name).await?;
+            Ok(serde_json::to_value(CreatedApiKey::new(record, key))?)
         }
         Command::SigningKey(SigningKeyCommand::Create {
             slug,
@@ -146,7 +146,6 @@ pub async fn run_command(
             public_key,
         }) => {
             let tenant = tenant(&store, &slug).await?;
-            let alg = SigningAlgorithm::parse(&alg)?;
             let pem = match public_key {
                 Some(path) => Some(
                     std::fs::read_to_string(&path)
@@ -154,17 +153,9 @@ pub async fn run_command(
                 ),
                 None => None,
             };
-            match (&pem, alg) {
-                (Some(pem), _) => alg.validate_public_key(pem)?,
-                (None, SigningAlgorithm::Hs256) => {}
-                (None, _) => bail!("{} keys need --public-key FILE", alg.as_str()),
-            }
-            let key = store.create_signing_key(tenant.id, alg, pem).await?;
-            let mut answer = serde_json::to_value(SigningKeyInfo::from(&key))?;
-            if let Some(secret) = key.secret {
-                answer["secret"] = json!(secret);
-            }
-            Ok(answer)
+            let spec = SigningKeySpec::parse(Some(&alg), pem)?;
+            let key = store.create_signing_key(tenant.id, spec).await?;
+            Ok(serde_json::to_value(CreatedSigningKey::from(key))?)
         }
         Command::Token {
             slug,
@@ -173,26 +164,16 @@ pub async fn run_command(
             ttl,
         } => {
             let tenant = tenant(&store, &slug).await?;
-            let user = crate::domain::names::UserId::parse(user)?;
-            let key = store
-                .newest_hs256_key(tenant.id)
-                .await?
-                .with_context(|| format!("`{slug}` has no live HS256 signing key"))?;
-            let now_secs = now_ms() / 1000;
+            let user = UserId::parse(user)?;
             let ttl_secs = i64::try_from(ttl.as_secs()).context("ttl too long")?;
             if ttl_secs < 1 {
                 bail!("--ttl must be at least one second");
             }
-            let claims = UserClaims {
-                sub: user.to_string(),
-                exp: now_secs + ttl_secs,
-                aud: settings.jwt.audience.clone(),
-                nbf: None,
-                iat: Some(now_secs),
-                topics,
-            };
-            let token = mint_hs256(&key, &claims)?;
-            Ok(json!({ "token": token, "kid": key.kid, "expires_at": claims.exp }))
+            let audience = &settings.jwt.audience;
+            let minted = mint_user_token(&store, tenant.id, &user, topics, ttl_secs, audience)
+                .await
+                .with_context(|| format!("cannot mint a token for `{slug}`"))?;
+            Ok(json!({ "token": minted.token, "kid": minted.kid, "expires_at": minted.expires_at }))
         }
     }
 }

@@ -19,7 +19,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use herald::auth::jwt::{self, UserClaims};
 use herald::config::{Environment, Settings};
 use herald::domain::event::{EventId, EventType, NewEvent, Target};
-use herald::domain::keys::SigningAlgorithm;
+use herald::domain::keys::SigningKeySpec;
 use herald::domain::log::LoggedEvent;
 use herald::domain::names::{TopicList, UserId};
 use herald::domain::tenant::NewTenant;
@@ -35,6 +35,10 @@ fn settings(dir: &Path) -> Settings {
         Settings::load(Environment::Local, &config, None).expect("the configuration loads");
     settings.database.url = format!("sqlite://{}/bench.db", dir.display());
     settings
+}
+
+fn spec(alg: &str, public_key_pem: Option<String>) -> SigningKeySpec {
+    SigningKeySpec::parse(Some(alg), public_key_pem).expect("a valid signing key")
 }
 
 fn user_id(name: &str) -> UserId {
@@ -169,15 +173,11 @@ fn jwt_verify(c: &mut Criterion) {
             .expect("read")
             .expect("the tenant");
         let hs256 = store
-            .create_signing_key(tenant_id, SigningAlgorithm::Hs256, None)
+            .create_signing_key(tenant_id, spec("HS256", None))
             .await
             .expect("an HS256 key");
         let es256 = store
-            .create_signing_key(
-                tenant_id,
-                SigningAlgorithm::Es256,
-                Some(read("ec_public.pem")),
-            )
+            .create_signing_key(tenant_id, spec("ES256", Some(read("ec_public.pem"))))
             .await
             .expect("an ES256 key");
         (tenant, hs256, es256)

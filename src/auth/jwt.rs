@@ -13,10 +13,10 @@ use super::AuthError;
 use crate::config::JwtSettings;
 use crate::domain::identity::UserIdentity;
 use crate::domain::keys::SigningAlgorithm;
+use crate::domain::keys::SigningKey;
 use crate::domain::names::UserId;
 use crate::domain::tenant::Tenant;
 use crate::error::ApiError;
-use crate::store::keys::SigningKey;
 use crate::store::{Store, StoreError};
 
 /// The claims Herald reads from a user token.
@@ -137,6 +137,49 @@ pub enum MintError {
     NotHs256,
     #[error("cannot sign: {0}")]
     Sign(#[from] jsonwebtoken::errors::Error),
+    #[error("the tenant has no live HS256 signing key")]
+    NoHs256Key,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A user token Herald minted, with the key that signed it.
+#[derive(Debug, Clone)]
+pub struct MintedToken {
+    pub token: String,
+    pub kid: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// A token for `user`, signed with the tenant's newest HS256 key and valid for `ttl_secs`
+/// — what a tenant's backend does for its users, for `herald token` and the demo page.
+pub async fn mint_user_token(
+    store: &Store,
+    tenant_id: i64,
+    user: &UserId,
+    topics: Vec<String>,
+    ttl_secs: i64,
+    audience: &str,
+) -> Result<MintedToken, MintError> {
+    let key = store
+        .newest_hs256_key(tenant_id)
+        .await?
+        .ok_or(MintError::NoHs256Key)?;
+    let now = crate::domain::now_ms() / 1000;
+    let claims = UserClaims {
+        sub: user.to_string(),
+        exp: now + ttl_secs,
+        aud: audience.to_owned(),
+        nbf: None,
+        iat: Some(now),
+        topics,
+    };
+    Ok(MintedToken {
+        token: mint_hs256(&key, &claims)?,
+        kid: key.kid,
+        expires_at: claims.exp,
+    })
 }
 
 /// Signs `claims` with an HS256 key, naming it in the header's `kid`.

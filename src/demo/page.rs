@@ -10,10 +10,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::DEMO_SLUG;
-use crate::auth::jwt::{UserClaims, mint_hs256};
+use crate::auth::jwt::{MintError, mint_user_token};
 use crate::config::Settings;
 use crate::domain::names::UserId;
-use crate::domain::now_ms;
 use crate::error::{ApiError, ErrorCode};
 use crate::store::Store;
 
@@ -76,25 +75,22 @@ async fn token(
         .tenant(DEMO_SLUG)
         .await?
         .ok_or_else(|| ApiError::tenant_not_found(DEMO_SLUG))?;
-    let key = state
-        .store
-        .newest_hs256_key(tenant.id)
-        .await?
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::SigningKeyNotFound,
-                "the demo tenant has no HS256 key",
-            )
-        })?;
-    let now = now_ms() / 1000;
-    let claims = UserClaims {
-        sub: user.to_string(),
-        exp: now + TOKEN_TTL_SECS,
-        aud: state.audience.clone(),
-        nbf: None,
-        iat: Some(now),
-        topics: vec!["stock:*".into()],
-    };
-    let token = mint_hs256(&key, &claims).map_err(|e| ApiError::internal(&e))?;
-    Ok(HttpResponse::Ok().json(json!({ "token": token })))
+    let topics = vec!["stock:*".to_owned()];
+    let minted = mint_user_token(
+        &state.store,
+        tenant.id,
+        &user,
+        topics,
+        TOKEN_TTL_SECS,
+        &state.audience,
+    )
+    .await
+    .map_err(|error| match error {
+        MintError::NoHs256Key => ApiError::new(
+            ErrorCode::SigningKeyNotFound,
+            "the demo tenant has no HS256 key",
+        ),
+        error => ApiError::internal(&error),
+    })?;
+    Ok(HttpResponse::Ok().json(json!({ "token": minted.token })))
 }

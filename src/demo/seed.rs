@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::domain::keys::SigningAlgorithm;
+use crate::domain::keys::SigningKeySpec;
 use crate::domain::tenant::{NewTenant, Retention};
 use crate::store::{Store, StoreError};
 
@@ -43,7 +43,7 @@ pub async fn seed_tenant(
     };
     let (_, api_key) = store.create_api_key(tenant.id, "demo").await?;
     let signing = store
-        .create_signing_key(tenant.id, SigningAlgorithm::Hs256, None)
+        .create_signing_key(tenant.id, SigningKeySpec::hs256())
         .await?;
     Ok(Some(DemoCredentials {
         origin: demo_origin(page_port),

@@ -8,19 +8,18 @@ use super::{Invalid, ValidationError};
 /// The most characters of a tenant's name.
 const MAX_NAME_CHARS: usize = 200;
 
-/// A tenant as the operator API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+/// A tenant as Herald keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tenant {
-    #[serde(skip)]
     pub id: i64,
     pub slug: String,
     pub name: String,
     pub allowed_origins: Vec<String>,
     pub retention: Retention,
     /// The log's epoch: the first part of every event id.
-    #[serde(skip)]
     pub epoch: String,
-    pub created_at: String,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: i64,
 }
 
 /// How much history a tenant keeps; `None` means no limit of that kind.

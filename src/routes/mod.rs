@@ -2,7 +2,7 @@
 //! their results into a response. Rules live in `crate::domain`, credentials in
 //! `crate::auth`, and error-to-status mapping in `crate::error`.
 
-mod admin;
+pub mod admin;
 mod health;
 pub(crate) mod history;
 pub mod openapi;

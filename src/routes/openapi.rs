@@ -8,8 +8,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::domain::event::Receipt;
-use crate::domain::tenant::{NewTenant, Retention, Tenant, TenantPatch};
-use crate::store::keys::{ApiKeyInfo, SigningKeyInfo};
+use crate::domain::tenant::{NewTenant, Retention, TenantPatch};
 
 struct SecuritySchemes;
 
@@ -34,17 +33,17 @@ impl Modify for SecuritySchemes {
 #[openapi(
     info(title = "Herald", description = "Multi-tenant real-time notifications: publish over HTTP, deliver over SSE."),
     paths(
-        super::admin::create_tenant,
-        super::admin::list_tenants,
-        super::admin::get_tenant,
-        super::admin::update_tenant,
-        super::admin::delete_tenant,
-        super::admin::create_api_key,
-        super::admin::list_api_keys,
-        super::admin::revoke_api_key,
-        super::admin::create_signing_key,
-        super::admin::list_signing_keys,
-        super::admin::revoke_signing_key,
+        super::admin::tenants::create_tenant,
+        super::admin::tenants::list_tenants,
+        super::admin::tenants::get_tenant,
+        super::admin::tenants::update_tenant,
+        super::admin::tenants::delete_tenant,
+        super::admin::keys::create_api_key,
+        super::admin::keys::list_api_keys,
+        super::admin::keys::revoke_api_key,
+        super::admin::keys::create_signing_key,
+        super::admin::keys::list_signing_keys,
+        super::admin::keys::revoke_signing_key,
         super::publish::publish,
         super::history::history,
         super::health::healthz,
@@ -53,7 +52,7 @@ impl Modify for SecuritySchemes {
         super::session::open,
         super::session::close,
     ),
-    components(schemas(NewTenant, TenantPatch, Retention, Tenant, ApiKeyInfo, SigningKeyInfo, Receipt)),
+    components(schemas(NewTenant, TenantPatch, Retention, Receipt)),
     modifiers(&SecuritySchemes),
     tags(
         (name = "operator", description = "Tenants and their keys; admin token"),

@@ -1,56 +1,34 @@
 //! Tenants' credentials in the store: API keys (kept as SHA-256 only) and JWT signing keys.
 
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
 };
-use serde::Serialize;
 
 use super::entities::{api_key, signing_key, tenant};
 use super::{Store, StoreError};
 use crate::domain::keys::{
-    SigningAlgorithm, display_prefix, hash_api_key, new_api_key, random_token,
+    ApiKey, SigningAlgorithm, SigningKey, SigningKeySpec, display_prefix, hash_api_key,
+    new_api_key, random_token,
 };
+use crate::domain::now_ms;
 use crate::domain::tenant::Tenant;
-use crate::domain::{format_ms, now_ms};
 
 /// How stale `last_used_at` may get before a request refreshes it: one write a minute per
 /// key instead of one per request.
 const LAST_USED_RESOLUTION_MS: i64 = 60_000;
 
-/// An API key as lists show it: never the key itself.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct ApiKeyInfo {
-    pub id: String,
-    pub name: String,
-    pub prefix: String,
-    pub created_at: String,
-    pub last_used_at: Option<String>,
-    pub revoked_at: Option<String>,
-}
-
-impl From<api_key::Model> for ApiKeyInfo {
+impl From<api_key::Model> for ApiKey {
     fn from(model: api_key::Model) -> Self {
-        ApiKeyInfo {
+        ApiKey {
             id: model.id,
             name: model.name,
             prefix: model.prefix,
-            created_at: format_ms(model.created_at),
-            last_used_at: model.last_used_at.map(format_ms),
-            revoked_at: model.revoked_at.map(format_ms),
+            created_at: model.created_at,
+            last_used_at: model.last_used_at,
+            revoked_at: model.revoked_at,
         }
     }
-}
-
-/// A signing key with its key material, for verifying and minting tokens.
-#[derive(Debug, Clone)]
-pub struct SigningKey {
-    pub kid: String,
-    pub tenant_id: i64,
-    pub alg: SigningAlgorithm,
-    pub secret: Option<String>,
-    pub public_key_pem: Option<String>,
-    pub created_at: i64,
-    pub revoked_at: Option<i64>,
 }
 
 impl TryFrom<signing_key::Model> for SigningKey {
@@ -72,28 +50,11 @@ impl TryFrom<signing_key::Model> for SigningKey {
     }
 }
 
-/// A signing key as lists show it: never an HS256 secret.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct SigningKeyInfo {
-    pub kid: String,
-    #[schema(value_type = String, example = "HS256")]
-    pub alg: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub public_key_pem: Option<String>,
-    pub created_at: String,
-    pub revoked_at: Option<String>,
-}
-
-impl From<&SigningKey> for SigningKeyInfo {
-    fn from(key: &SigningKey) -> Self {
-        SigningKeyInfo {
-            kid: key.kid.clone(),
-            alg: key.alg.as_str(),
-            public_key_pem: key.public_key_pem.clone(),
-            created_at: format_ms(key.created_at),
-            revoked_at: key.revoked_at.map(format_ms),
-        }
-    }
+/// The two kinds of tenant credential an operator can revoke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Api,
+    Signing,
 }
 
 impl Store {
@@ -102,7 +63,7 @@ impl Store {
         &self,
         tenant_id: i64,
         name: &str,
-    ) -> Result<(ApiKeyInfo, String), StoreError> {
+    ) -> Result<(ApiKey, String), StoreError> {
         let key = new_api_key();
         let model = api_key::ActiveModel {
             id: Set(uuid::Uuid::now_v7().to_string()),
@@ -120,7 +81,7 @@ impl Store {
         Ok((model.into(), key))
     }
 
-    pub async fn list_api_keys(&self, tenant_id: i64) -> Result<Vec<ApiKeyInfo>, StoreError> {
+    pub async fn list_api_keys(&self, tenant_id: i64) -> Result<Vec<ApiKey>, StoreError> {
         Ok(api_key::Entity::find()
             .filter(api_key::Column::TenantId.eq(tenant_id))
             .order_by_asc(api_key::Column::CreatedAt)
@@ -128,27 +89,65 @@ impl Store {
             .all(self.reader())
             .await?
             .into_iter()
-            .map(ApiKeyInfo::from)
+            .map(ApiKey::from)
             .collect())
     }
 
-    /// Revokes a key of this tenant; `false` when the tenant has no key with that id.
-    pub async fn revoke_api_key(&self, tenant_id: i64, id: &str) -> Result<bool, StoreError> {
+    /// Revokes one of the tenant's keys, at once; `false` when the tenant has no such key.
+    /// Revoking a revoked key changes nothing.
+    pub async fn revoke_key(
+        &self,
+        kind: KeyKind,
+        tenant_id: i64,
+        id: &str,
+    ) -> Result<bool, StoreError> {
+        match kind {
+            KeyKind::Api => {
+                use api_key::Column;
+                self.revoke::<api_key::Entity>(
+                    (Column::TenantId, Column::Id, Column::RevokedAt),
+                    tenant_id,
+                    id,
+                )
+                .await
+            }
+            KeyKind::Signing => {
+                use signing_key::Column;
+                self.revoke::<signing_key::Entity>(
+                    (Column::TenantId, Column::Kid, Column::RevokedAt),
+                    tenant_id,
+                    id,
+                )
+                .await
+            }
+        }
+    }
+
+    /// Sets `revoked_at` on the row of `E` with this tenant and id, unless it is set already.
+    async fn revoke<E: EntityTrait>(
+        &self,
+        (tenant_column, id_column, revoked_column): (E::Column, E::Column, E::Column),
+        tenant_id: i64,
+        id: &str,
+    ) -> Result<bool, StoreError> {
         let txn = self.begin_write().await?;
-        let Some(model) = api_key::Entity::find_by_id(id.to_owned())
-            .filter(api_key::Column::TenantId.eq(tenant_id))
+        let exists = E::find()
+            .filter(tenant_column.eq(tenant_id))
+            .filter(id_column.eq(id))
             .one(&txn)
             .await?
-        else {
-            return Ok(false);
-        };
-        if model.revoked_at.is_none() {
-            let mut active: api_key::ActiveModel = model.into();
-            active.revoked_at = Set(Some(now_ms()));
-            active.update(&txn).await?;
+            .is_some();
+        if exists {
+            E::update_many()
+                .col_expr(revoked_column, Expr::value(now_ms()))
+                .filter(tenant_column.eq(tenant_id))
+                .filter(id_column.eq(id))
+                .filter(revoked_column.is_null())
+                .exec(&txn)
+                .await?;
         }
         txn.commit().await?;
-        Ok(true)
+        Ok(exists)
     }
 
     /// The tenant a live (unrevoked) API key belongs to.
@@ -179,10 +178,7 @@ impl Store {
 
     async fn touch_api_key(&self, id: String, now: i64) -> Result<(), StoreError> {
         api_key::Entity::update_many()
-            .col_expr(
-                api_key::Column::LastUsedAt,
-                sea_orm::sea_query::Expr::value(now),
-            )
+            .col_expr(api_key::Column::LastUsedAt, Expr::value(now))
             .filter(api_key::Column::Id.eq(id))
             .exec(self.writer())
             .await?;
@@ -194,9 +190,12 @@ impl Store {
     pub async fn create_signing_key(
         &self,
         tenant_id: i64,
-        alg: SigningAlgorithm,
-        public_key_pem: Option<String>,
+        spec: SigningKeySpec,
     ) -> Result<SigningKey, StoreError> {
+        let SigningKeySpec {
+            alg,
+            public_key_pem,
+        } = spec;
         let secret = (alg == SigningAlgorithm::Hs256).then(|| random_token(32));
         let model = signing_key::ActiveModel {
             kid: Set(uuid::Uuid::now_v7().simple().to_string()),
@@ -223,25 +222,6 @@ impl Store {
             .into_iter()
             .map(SigningKey::try_from)
             .collect()
-    }
-
-    /// Revokes a signing key of this tenant; `false` when the tenant has no such key.
-    pub async fn revoke_signing_key(&self, tenant_id: i64, kid: &str) -> Result<bool, StoreError> {
-        let txn = self.begin_write().await?;
-        let Some(model) = signing_key::Entity::find_by_id(kid.to_owned())
-            .filter(signing_key::Column::TenantId.eq(tenant_id))
-            .one(&txn)
-            .await?
-        else {
-            return Ok(false);
-        };
-        if model.revoked_at.is_none() {
-            let mut active: signing_key::ActiveModel = model.into();
-            active.revoked_at = Set(Some(now_ms()));
-            active.update(&txn).await?;
-        }
-        txn.commit().await?;
-        Ok(true)
     }
 
     /// A live signing key of this tenant, by `kid`.

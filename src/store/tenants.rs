@@ -8,8 +8,8 @@ use sea_orm::{
 use super::entities::tenant;
 use super::{Store, StoreError};
 use crate::domain::keys::random_token;
+use crate::domain::now_ms;
 use crate::domain::tenant::{NewTenant, Retention, Tenant, TenantPatch};
-use crate::domain::{format_ms, now_ms};
 
 impl TryFrom<tenant::Model> for Tenant {
     type Error = StoreError;
@@ -28,7 +28,7 @@ impl TryFrom<tenant::Model> for Tenant {
                 max_events: model.retention_max_events,
             },
             epoch: model.epoch,
-            created_at: format_ms(model.created_at),
+            created_at: model.created_at,
         })
     }
 }

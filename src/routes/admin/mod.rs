@@ -1,0 +1,63 @@
+//! The operator API under `/admin`: tenants (`tenants`) and their API and signing keys
+//! (`keys`). Every route takes the admin token; the answers' shapes are declared next to
+//! the handlers that give them.
+
+pub(crate) mod keys;
+pub(crate) mod tenants;
+
+use actix_web::web;
+use utoipa::IntoResponses;
+
+use crate::error::ErrorBody;
+use keys::{
+    create_api_key, create_signing_key, list_api_keys, list_signing_keys, revoke_api_key,
+    revoke_signing_key,
+};
+use tenants::{create_tenant, delete_tenant, get_tenant, list_tenants, update_tenant};
+
+pub use keys::{
+    ApiKeyList, ApiKeyView, CreatedApiKey, CreatedSigningKey, NewApiKey, NewSigningKey,
+};
+pub use keys::{SigningKeyList, SigningKeyView};
+pub use tenants::{TenantList, TenantView};
+
+pub fn configure(config: &mut web::ServiceConfig) {
+    config.service(
+        web::scope("/admin/tenants")
+            .route("", web::post().to(create_tenant))
+            .route("", web::get().to(list_tenants))
+            .route("/{slug}", web::get().to(get_tenant))
+            .route("/{slug}", web::patch().to(update_tenant))
+            .route("/{slug}", web::delete().to(delete_tenant))
+            .route("/{slug}/api-keys", web::post().to(create_api_key))
+            .route("/{slug}/api-keys", web::get().to(list_api_keys))
+            .route("/{slug}/api-keys/{id}", web::delete().to(revoke_api_key))
+            .route("/{slug}/signing-keys", web::post().to(create_signing_key))
+            .route("/{slug}/signing-keys", web::get().to(list_signing_keys))
+            .route(
+                "/{slug}/signing-keys/{kid}",
+                web::delete().to(revoke_signing_key),
+            ),
+    );
+}
+
+/// What every operator route may answer besides its own outcome.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // a description for the OpenAPI document, never built
+pub(super) enum OperatorErrors {
+    /// Missing or wrong admin token.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+}
+
+/// ... and every operator route under `/admin/tenants/{slug}`.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // a description for the OpenAPI document, never built
+pub(super) enum TenantRouteErrors {
+    /// Missing or wrong admin token.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// No such tenant (or key).
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+}
