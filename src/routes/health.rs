@@ -1,7 +1,8 @@
-//! Liveness and readiness probes.
+//! Liveness and readiness probes, and the Prometheus scrape.
 
 use actix_web::{HttpResponse, web};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::state::AppState;
 
@@ -14,15 +15,39 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(readyz));
 }
 
+/// `/healthz`: the process serves requests.
+#[derive(Serialize, ToSchema)]
+pub struct Liveness {
+    /// Always `ok`.
+    pub status: &'static str,
+}
+
+/// `/readyz`: what this node depends on, and whether it answers.
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready` or `unavailable`.
+    pub status: &'static str,
+    /// `ok` or `unreachable`.
+    pub database: &'static str,
+    /// With several nodes only: `ok` or `unreachable`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis: Option<&'static str>,
+}
+
 /// 200 while the process serves requests.
-#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "running")))]
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "running", body = Liveness)))]
 pub(super) async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "status": "ok" }))
+    HttpResponse::Ok().json(Liveness { status: "ok" })
 }
 
 /// 200 when the database answers (and, with several nodes, this node is subscribed to
 /// Redis), 503 naming what is down otherwise.
-#[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200, description = "the database answers, and Redis when configured"), (status = 503, description = "the database or Redis does not answer; the body says which")))]
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses(
+        (status = 200, description = "the database answers, and Redis when configured", body = Readiness),
+        (status = 503, description = "the database or Redis does not answer; the body says which", body = Readiness),
+    ))]
 pub(super) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     // A probe must answer quickly even when the pool waits for a database that is gone.
     let ping = tokio::time::timeout(READINESS_WAIT, state.store.ping()).await;
@@ -44,16 +69,16 @@ pub(super) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             true => "ok",
             false => "unreachable",
         });
-    let mut body = json!({ "database": database });
-    if let Some(redis) = redis {
-        body["redis"] = json!(redis);
-    }
-    if database == "ok" && redis.is_none_or(|redis| redis == "ok") {
-        body["status"] = json!("ready");
-        HttpResponse::Ok().json(body)
+    let ready = database == "ok" && redis.is_none_or(|redis| redis == "ok");
+    let answer = Readiness {
+        status: if ready { "ready" } else { "unavailable" },
+        database,
+        redis,
+    };
+    if ready {
+        HttpResponse::Ok().json(answer)
     } else {
-        body["status"] = json!("unavailable");
-        HttpResponse::ServiceUnavailable().json(body)
+        HttpResponse::ServiceUnavailable().json(answer)
     }
 }
 

@@ -10,7 +10,7 @@ use crate::domain::event::EventId;
 use crate::domain::log::Unresumable;
 use crate::domain::names::{TopicList, UserId};
 use crate::domain::{Invalid, ValidationError, format_ms};
-use crate::error::{ApiError, ErrorBody, ErrorCode};
+use crate::error::{ApiError, ErrorBody, ErrorCode, query_error};
 use crate::state::AppState;
 use crate::store::log::StreamSelector;
 
@@ -48,15 +48,24 @@ pub struct HistoryPage {
     pub next: Option<String>,
 }
 
-#[utoipa::path(get, path = "/v1/events", tag = "tenant backend", params(HistoryQuery), responses((status = 200, body = HistoryPage), (status = 400, body = ErrorBody), (status = 401, description = "missing, unknown or revoked API key", body = ErrorBody), (status = 410, description = "cursor from another epoch or older than retained", body = ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/v1/events", tag = "tenant backend",
+    params(HistoryQuery),
+    responses(
+        (status = 200, body = HistoryPage),
+        (status = 400, body = ErrorBody),
+        (status = 401, description = "missing, unknown or revoked API key", body = ErrorBody),
+        (status = 410, description = "cursor from another epoch or older than retained", body = ErrorBody),
+        (status = 422, description = "an invalid user id or topic", body = ErrorBody),
+    ),
+    security(("api_key" = [])))]
 pub async fn history(
     publisher: Publisher,
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     // Parsed only once the API key checks out, like the publish body.
-    let query = web::Query::<HistoryQuery>::from_query(request.query_string())
-        .map_err(crate::error::query_error)?;
+    let query =
+        web::Query::<HistoryQuery>::from_query(request.query_string()).map_err(query_error)?;
     let tenant = &publisher.tenant;
     let user = UserId::parse(query.user.as_str())?;
     let topics = TopicList::parse(query.topics.as_deref())?;
@@ -110,7 +119,7 @@ pub async fn history(
             })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "events": events, "next": next })))
+    Ok(HttpResponse::Ok().json(HistoryPage { events, next }))
 }
 
 /// Why `after` cannot be read from: a cursor into what the log no longer holds is gone

@@ -34,7 +34,8 @@ fn session_cookie(slug: &str, value: &str, max_age: i64, settings: &CookieSettin
 #[utoipa::path(post, path = "/t/{slug}/session", tag = "browser",
     params(("slug" = String, Path)),
     responses(
-        (status = 204, description = "Set-Cookie: herald_session=…; HttpOnly; Secure; SameSite=None; Partitioned; Path=/t/{slug}; Max-Age=<until exp>"),
+        (status = 204, description = "Set-Cookie: herald_session=…; HttpOnly; Secure; \
+            SameSite=None; Partitioned; Path=/t/{slug}; Max-Age=<until exp>"),
         (status = 401, body = ErrorBody),
         (status = 403, description = "an origin not in allowed_origins", body = ErrorBody),
         (status = 404, body = ErrorBody),
@@ -61,7 +62,11 @@ pub async fn open(
 /// Clears the session cookie.
 #[utoipa::path(delete, path = "/t/{slug}/session", tag = "browser",
     params(("slug" = String, Path)),
-    responses((status = 204, description = "the cookie cleared"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses(
+        (status = 204, description = "the cookie cleared"),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
 pub async fn close(
     state: web::Data<AppState>,
     request: HttpRequest,

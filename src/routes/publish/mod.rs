@@ -28,7 +28,21 @@ pub struct PublishAnswer {
 }
 
 /// Answers 201 only after the events are committed: an acknowledged event is durable.
-#[utoipa::path(post, path = "/v1/events", tag = "tenant backend", request_body = PublishBody, params(("Idempotency-Key" = Option<String>, Header, description = "retry safely for 24 h")), responses((status = 201, body = PublishAnswer, headers(("Idempotent-Replayed" = String, description = "true when this is the first answer again"))), (status = 400, body = ErrorBody), (status = 401, description = "missing, unknown or revoked API key", body = ErrorBody), (status = 409, description = "same Idempotency-Key in flight", body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/v1/events", tag = "tenant backend",
+    request_body = PublishBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "retry safely for 24 h")),
+    responses(
+        (status = 201, body = PublishAnswer, headers(
+            ("Idempotent-Replayed" = String, description = "true when this is the first answer again"),
+        )),
+        (status = 400, body = ErrorBody),
+        (status = 401, description = "missing, unknown or revoked API key", body = ErrorBody),
+        (status = 409, description = "same Idempotency-Key in flight", body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    ),
+    security(("api_key" = [])))]
 pub async fn publish(
     publisher: Publisher,
     state: web::Data<AppState>,
