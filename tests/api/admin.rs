@@ -1,7 +1,7 @@
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN_TOKEN, assert_error, captured_logs, spawn_app};
+use crate::support::{ADMIN_TOKEN, assert_error, captured_logs, spawn_app};
 
 const EC_PUBLIC_KEY: &str = include_str!("keys/ec_public.pem");
 const ED_PUBLIC_KEY: &str = include_str!("keys/ed_public.pem");
@@ -10,12 +10,10 @@ const ED_PUBLIC_KEY: &str = include_str!("keys/ed_public.pem");
 async fn tenant_lifecycle() {
     let app = spawn_app().await;
     let created = app
-        .admin(
-            Method::POST,
-            "/admin/tenants",
-            Some(json!({"slug": "acme", "name": "Acme Inc", "allowed_origins": ["https://app.acme.test"],
-                        "retention": {"max_age_secs": 86400, "max_events": 1000}})),
-        )
+        .post_tenant(json!({
+            "slug": "acme", "name": "Acme Inc", "allowed_origins": ["https://app.acme.test"],
+            "retention": {"max_age_secs": 86400, "max_events": 1000}
+        }))
         .await;
     assert_eq!(created.status(), StatusCode::CREATED);
     let tenant: Value = created.json().await.unwrap();
@@ -27,29 +25,17 @@ async fn tenant_lifecycle() {
         json!({"max_age_secs": 86400, "max_events": 1000})
     );
 
-    let again = app
-        .admin(
-            Method::POST,
-            "/admin/tenants",
-            Some(json!({"slug": "acme"})),
-        )
-        .await;
+    let again = app.post_tenant(json!({"slug": "acme"})).await;
     assert_error(again, StatusCode::CONFLICT, "slug_taken").await;
 
     let patched = app
-        .admin(
-            Method::PATCH,
-            "/admin/tenants/acme",
-            Some(json!({"name": "Acme", "allowed_origins": ["https://a.acme.test", "http://localhost:3000"]})),
+        .patch_tenant(
+            "acme",
+            json!({"name": "Acme", "allowed_origins": ["https://a.acme.test", "http://localhost:3000"]}),
         )
         .await;
     assert_eq!(patched.status(), StatusCode::OK);
-    let one: Value = app
-        .admin(Method::GET, "/admin/tenants/acme", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let one: Value = app.get_tenant("acme").await.json().await.unwrap();
     assert_eq!(one["name"], "Acme");
     assert_eq!(
         one["allowed_origins"],
@@ -60,19 +46,13 @@ async fn tenant_lifecycle() {
         "untouched by the patch"
     );
 
-    let list: Value = app
-        .admin(Method::GET, "/admin/tenants", None)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(list["tenants"].as_array().unwrap().len(), 1);
+    assert_eq!(app.list_tenants().await.len(), 1);
 
-    let deleted = app.admin(Method::DELETE, "/admin/tenants/acme", None).await;
+    let deleted = app.delete_tenant("acme").await;
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
-    let gone = app.admin(Method::GET, "/admin/tenants/acme", None).await;
+    let gone = app.get_tenant("acme").await;
     assert_error(gone, StatusCode::NOT_FOUND, "tenant_not_found").await;
-    let gone = app.admin(Method::DELETE, "/admin/tenants/acme", None).await;
+    let gone = app.delete_tenant("acme").await;
     assert_error(gone, StatusCode::NOT_FOUND, "tenant_not_found").await;
 }
 
@@ -82,8 +62,7 @@ async fn deleting_a_tenant_kills_its_keys_and_frees_the_slug() {
     let tenant = app.create_tenant("short").await;
     app.publish_ok(&tenant.api_key, &json!({"to": {"user": "u"}}))
         .await;
-    app.admin(Method::DELETE, "/admin/tenants/short", None)
-        .await;
+    app.delete_tenant("short").await;
     let response = app
         .publish(&tenant.api_key, &json!({"to": {"user": "u"}}))
         .await;
@@ -133,28 +112,19 @@ async fn api_keys_are_shown_once_listed_without_secrets_and_revoked_at_once() {
     let tenant = app.create_tenant("keys").await;
     assert!(tenant.api_key.starts_with("hk_"));
     assert!(tenant.api_key.len() >= 3 + 43, "32 random bytes, base64url");
-    let second: Value = app
-        .admin(Method::POST, "/admin/tenants/keys/api-keys", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let second = app.create_api_key("keys").await;
     let second_key = second["key"].as_str().unwrap().to_owned();
     assert_ne!(second_key, tenant.api_key);
 
     app.publish_ok(&tenant.api_key, &json!({"to": {"user": "u"}}))
         .await;
 
-    let list = app
-        .admin(Method::GET, "/admin/tenants/keys/api-keys", None)
-        .await;
-    let text = list.text().await.unwrap();
+    let keys = app.list_api_keys("keys").await;
+    let text = Value::from(keys.clone()).to_string();
     assert!(
         !text.contains(&tenant.api_key) && !text.contains(&second_key),
         "{text}"
     );
-    let list: Value = serde_json::from_str(&text).unwrap();
-    let keys = list["api_keys"].as_array().unwrap();
     assert_eq!(keys.len(), 2);
     let first = keys
         .iter()
@@ -170,13 +140,7 @@ async fn api_keys_are_shown_once_listed_without_secrets_and_revoked_at_once() {
             .starts_with(first["prefix"].as_str().unwrap())
     );
 
-    let revoked = app
-        .admin(
-            Method::DELETE,
-            &format!("/admin/tenants/keys/api-keys/{}", tenant.api_key_id),
-            None,
-        )
-        .await;
+    let revoked = app.revoke_key("keys", "api-keys", &tenant.api_key_id).await;
     assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
     let refused = app
         .publish(&tenant.api_key, &json!({"to": {"user": "u"}}))
@@ -187,24 +151,15 @@ async fn api_keys_are_shown_once_listed_without_secrets_and_revoked_at_once() {
     app.publish_ok(&second_key, &json!({"to": {"user": "u"}}))
         .await;
 
-    let list: Value = app
-        .admin(Method::GET, "/admin/tenants/keys/api-keys", None)
+    let first = app
+        .list_api_keys("keys")
         .await
-        .json()
-        .await
-        .unwrap();
-    let first = list["api_keys"]
-        .as_array()
-        .unwrap()
-        .iter()
+        .into_iter()
         .find(|k| k["id"] == tenant.api_key_id.as_str())
-        .unwrap()
-        .clone();
+        .unwrap();
     assert!(first["revoked_at"].is_string());
 
-    let unknown = app
-        .admin(Method::DELETE, "/admin/tenants/keys/api-keys/nope", None)
-        .await;
+    let unknown = app.revoke_key("keys", "api-keys", "nope").await;
     assert_error(unknown, StatusCode::NOT_FOUND, "api_key_not_found").await;
 
     let logs = captured_logs();
@@ -218,16 +173,9 @@ async fn api_keys_are_shown_once_listed_without_secrets_and_revoked_at_once() {
 async fn signing_keys_lifecycle() {
     let app = spawn_app().await;
     app.create_tenant("sign").await;
-    let hs: Value = app
-        .admin(
-            Method::POST,
-            "/admin/tenants/sign/signing-keys",
-            Some(json!({"alg": "HS256"})),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let hs = app
+        .create_signing_key("sign", json!({"alg": "HS256"}))
+        .await;
     assert_eq!(hs["alg"], "HS256");
     let secret = hs["secret"].as_str().unwrap().to_owned();
     assert!(secret.len() >= 43);
@@ -235,11 +183,7 @@ async fn signing_keys_lifecycle() {
 
     for (alg, pem) in [("ES256", EC_PUBLIC_KEY), ("EdDSA", ED_PUBLIC_KEY)] {
         let response = app
-            .admin(
-                Method::POST,
-                "/admin/tenants/sign/signing-keys",
-                Some(json!({"alg": alg, "public_key_pem": pem})),
-            )
+            .post_signing_key("sign", json!({"alg": alg, "public_key_pem": pem}))
             .await;
         assert_eq!(response.status(), StatusCode::CREATED, "{alg}");
         let key: Value = response.json().await.unwrap();
@@ -248,10 +192,9 @@ async fn signing_keys_lifecycle() {
     }
     // A key of the wrong kind for the algorithm, or none at all, is refused.
     let mismatched = app
-        .admin(
-            Method::POST,
-            "/admin/tenants/sign/signing-keys",
-            Some(json!({"alg": "RS256", "public_key_pem": EC_PUBLIC_KEY})),
+        .post_signing_key(
+            "sign",
+            json!({"alg": "RS256", "public_key_pem": EC_PUBLIC_KEY}),
         )
         .await;
     assert_error(
@@ -260,50 +203,22 @@ async fn signing_keys_lifecycle() {
         "invalid_public_key",
     )
     .await;
-    let none = app
-        .admin(
-            Method::POST,
-            "/admin/tenants/sign/signing-keys",
-            Some(json!({"alg": "none"})),
-        )
-        .await;
+    let none = app.post_signing_key("sign", json!({"alg": "none"})).await;
     assert_error(none, StatusCode::UNPROCESSABLE_ENTITY, "invalid_alg").await;
 
-    let list = app
-        .admin(Method::GET, "/admin/tenants/sign/signing-keys", None)
-        .await
-        .text()
-        .await
-        .unwrap();
-    assert!(!list.contains(&secret), "a secret in a list: {list}");
-    let list: Value = serde_json::from_str(&list).unwrap();
-    assert_eq!(
-        list["signing_keys"].as_array().unwrap().len(),
-        4,
-        "create_tenant made one too"
-    );
+    let keys = app.list_signing_keys("sign").await;
+    let text = Value::from(keys.clone()).to_string();
+    assert!(!text.contains(&secret), "a secret in a list: {text}");
+    assert_eq!(keys.len(), 4, "create_tenant made one too");
 
-    let revoked = app
-        .admin(
-            Method::DELETE,
-            &format!("/admin/tenants/sign/signing-keys/{kid}"),
-            None,
-        )
-        .await;
+    let revoked = app.revoke_key("sign", "signing-keys", &kid).await;
     assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
-    let list: Value = app
-        .admin(Method::GET, "/admin/tenants/sign/signing-keys", None)
+    let entry = app
+        .list_signing_keys("sign")
         .await
-        .json()
-        .await
-        .unwrap();
-    let entry = list["signing_keys"]
-        .as_array()
-        .unwrap()
-        .iter()
+        .into_iter()
         .find(|k| k["kid"] == kid.as_str())
-        .unwrap()
-        .clone();
+        .unwrap();
     assert!(entry["revoked_at"].is_string());
 
     assert!(

@@ -2,10 +2,10 @@
 //! the API documents. Keys under `keys/` were generated for these tests and guard nothing.
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestTenant, assert_error, now_secs, sign_hs256, spawn_app};
+use crate::support::{TestApp, TestTenant, assert_error, now_secs, sign_hs256, spawn_app};
 
 const EC_PRIVATE: &str = include_str!("keys/ec_private.pem");
 const EC_PUBLIC: &str = include_str!("keys/ec_public.pem");
@@ -25,18 +25,10 @@ fn sign(alg: Algorithm, kid: &str, key: &EncodingKey, claims: &Value) -> String 
 }
 
 async fn upload(app: &TestApp, tenant: &TestTenant, alg: &str, pem: &str) -> String {
-    let response = app
-        .admin(
-            Method::POST,
-            &format!("/admin/tenants/{}/signing-keys", tenant.slug),
-            Some(json!({"alg": alg, "public_key_pem": pem})),
-        )
+    let key = app
+        .create_signing_key(&tenant.slug, json!({"alg": alg, "public_key_pem": pem}))
         .await;
-    assert_eq!(response.status(), StatusCode::CREATED);
-    response.json::<Value>().await.unwrap()["kid"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    key["kid"].as_str().unwrap().to_owned()
 }
 
 async fn status_for(app: &TestApp, slug: &str, token: &str, query: &str) -> (StatusCode, Value) {
@@ -263,13 +255,7 @@ async fn the_token_attack_matrix() {
     assert_error(unknown_tenant, StatusCode::NOT_FOUND, "tenant_not_found").await;
 
     // A revoked key stops working at once.
-    let revoked = app
-        .admin(
-            Method::DELETE,
-            &format!("/admin/tenants/victim/signing-keys/{}", t.kid),
-            None,
-        )
-        .await;
+    let revoked = app.revoke_key("victim", "signing-keys", &t.kid).await;
     assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
     let (got, body) = status_for(&app, &t.slug, &good, "").await;
     assert_eq!(got, unauthorized, "revoked key: {body}");

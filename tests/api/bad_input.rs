@@ -1,9 +1,9 @@
-//! Design invariant 6: bad input gets a clear 4xx with a stable code and changes nothing.
+//! Bad input gets a clear 4xx with a stable code and changes nothing.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_error, spawn_app};
+use crate::support::{TestApp, assert_error, spawn_app};
 
 /// Each case: a description, the raw body, the content type, the status and code expected.
 fn publish_cases() -> Vec<(&'static str, String, &'static str, StatusCode, &'static str)> {
@@ -333,9 +333,7 @@ async fn bad_operator_requests_get_specific_errors_and_change_nothing() {
         (json!({"name": "no slug"}), "invalid_body"),
     ];
     for (body, code) in cases {
-        let response = app
-            .admin(Method::POST, "/admin/tenants", Some(body.clone()))
-            .await;
+        let response = app.post_tenant(body.clone()).await;
         assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, code).await;
     }
     let response = app
@@ -343,44 +341,23 @@ async fn bad_operator_requests_get_specific_errors_and_change_nothing() {
         .await;
     assert_error(response, StatusCode::BAD_REQUEST, "invalid_json").await;
     app.create_tenant("ok").await;
-    let patch = app
-        .admin(
-            Method::PATCH,
-            "/admin/tenants/ok",
-            Some(json!({"slug": "renamed"})),
-        )
-        .await;
+    let patch = app.patch_tenant("ok", json!({"slug": "renamed"})).await;
     assert_error(patch, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body").await;
     let key = app
         .admin_raw(Method::POST, "/admin/tenants/ok/api-keys", "{oops")
         .await;
     assert_error(key, StatusCode::BAD_REQUEST, "invalid_json").await;
-    let missing = app
-        .admin(Method::POST, "/admin/tenants/nope/api-keys", None)
-        .await;
+    let missing = app.post_api_key("nope", None).await;
     assert_error(missing, StatusCode::NOT_FOUND, "tenant_not_found").await;
 
-    let list: Value = app
-        .admin(Method::GET, "/admin/tenants", None)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let slugs: Vec<&str> = list["tenants"]
-        .as_array()
-        .unwrap()
+    let tenants = app.list_tenants().await;
+    let slugs: Vec<&str> = tenants
         .iter()
         .map(|t| t["slug"].as_str().unwrap())
         .collect();
     assert_eq!(slugs, ["ok"]);
-    let keys: Value = app
-        .admin(Method::GET, "/admin/tenants/ok/api-keys", None)
-        .await
-        .json()
-        .await
-        .unwrap();
     assert_eq!(
-        keys["api_keys"].as_array().unwrap().len(),
+        app.list_api_keys("ok").await.len(),
         1,
         "only create_tenant's key"
     );

@@ -6,7 +6,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use crate::helpers::{spawn_with_settings, test_settings};
+use crate::support::{spawn_with_settings, test_settings};
 
 /// The `herald` binary, configured as the tests run it: the repository's `config/`, the
 /// `local` environment, and the given database.
@@ -47,7 +47,7 @@ fn herald_json(database_url: &str, args: &[&str]) -> Value {
 #[actix_web::test]
 async fn cli_made_tenant_key_and_token_work_against_the_api() {
     let dir = TempDir::new().unwrap();
-    let url = crate::helpers::fresh_database_url(dir.path()).await;
+    let url = crate::support::fresh_database_url(dir.path()).await;
 
     let migrated = herald_json(&url, &["migrate"]);
     assert_eq!(migrated["migrated"], true);
@@ -134,7 +134,7 @@ async fn cli_made_tenant_key_and_token_work_against_the_api() {
 #[actix_web::test]
 async fn cli_writes_while_the_server_publishes_never_hit_a_locked_database() {
     let dir = TempDir::new().unwrap();
-    let url = crate::helpers::fresh_database_url(dir.path()).await;
+    let url = crate::support::fresh_database_url(dir.path()).await;
     herald_json(&url, &["tenant", "create", "busy"]);
     let api_key = herald_json(&url, &["key", "create", "busy"])["key"]
         .as_str()
@@ -176,7 +176,7 @@ async fn cli_writes_while_the_server_publishes_never_hit_a_locked_database() {
 
 #[actix_web::test]
 async fn healthcheck_exits_zero_only_while_the_server_answers() {
-    let server = crate::process::ServerProcess::start(&[]).await;
+    let server = crate::support::process::ServerProcess::start(&[]).await;
     let port = server.api.address.rsplit(':').next().unwrap().to_owned();
     let probe = || {
         herald_command("sqlite://unused/never-opened.db")

@@ -1,4 +1,4 @@
-use crate::helpers::spawn_app;
+use crate::support::spawn_app;
 
 #[actix_web::test]
 async fn healthz_and_readyz_answer_200() {
@@ -20,7 +20,7 @@ async fn every_answer_names_its_request_id_which_the_logs_carry() {
     assert_eq!(id.len(), 36, "a UUID: {id}");
     // The request's log line is written when its span closes, just after the answer.
     for _ in 0..50 {
-        if crate::helpers::captured_logs().contains(&id) {
+        if crate::support::captured_logs().contains(&id) {
             return;
         }
         actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -30,7 +30,7 @@ async fn every_answer_names_its_request_id_which_the_logs_carry() {
 
 #[actix_web::test]
 async fn the_sqlite_database_is_a_wal_file() {
-    if crate::helpers::postgres_server().is_some() {
+    if crate::support::postgres_server().is_some() {
         eprintln!("skipped: the suite runs on PostgreSQL");
         return;
     }
@@ -49,5 +49,5 @@ async fn the_sqlite_database_is_a_wal_file() {
 async fn unknown_paths_answer_json_404() {
     let app = spawn_app().await;
     let response = app.client.get(app.url("/nope")).send().await.unwrap();
-    crate::helpers::assert_error(response, reqwest::StatusCode::NOT_FOUND, "not_found").await;
+    crate::support::assert_error(response, reqwest::StatusCode::NOT_FOUND, "not_found").await;
 }

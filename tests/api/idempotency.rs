@@ -2,7 +2,7 @@ use futures_util::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{assert_error, spawn_app};
+use crate::support::{assert_error, spawn_app};
 
 #[actix_web::test]
 async fn a_repeated_request_gets_the_first_answer_and_writes_nothing() {

@@ -1,7 +1,7 @@
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{assert_error, spawn_app};
+use crate::support::{assert_error, spawn_app};
 
 #[actix_web::test]
 async fn one_tenants_key_cannot_publish_to_or_read_another() {
@@ -42,7 +42,7 @@ async fn one_tenants_key_cannot_publish_to_or_read_another() {
     );
 
     // Each tenant's sequence is its own.
-    assert_eq!(crate::helpers::seq_of(&seen_by_b[0]["id"]), 1);
+    assert_eq!(crate::support::seq_of(&seen_by_b[0]["id"]), 1);
 
     // An id from tenant A's log means nothing in tenant B's.
     let foreign = app
@@ -54,13 +54,7 @@ async fn one_tenants_key_cannot_publish_to_or_read_another() {
     assert_error(foreign, StatusCode::GONE, "cursor_expired").await;
 
     // Tenant B's admin paths cannot reach tenant A's keys.
-    let cross = app
-        .admin(
-            Method::DELETE,
-            &format!("/admin/tenants/tenant-b/api-keys/{}", a.api_key_id),
-            None,
-        )
-        .await;
+    let cross = app.revoke_key("tenant-b", "api-keys", &a.api_key_id).await;
     assert_error(cross, StatusCode::NOT_FOUND, "api_key_not_found").await;
     app.publish_ok(&a.api_key, &json!({"to": {"user": "alice"}}))
         .await;

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestTenant, spawn_app_with};
-use crate::process::ServerProcess;
-use crate::sse_client::SseStream;
+use crate::support::process::ServerProcess;
+use crate::support::sse_client::SseStream;
+use crate::support::{TestTenant, spawn_app_with};
 
 const WAIT: Duration = Duration::from_secs(10);
 

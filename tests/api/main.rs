@@ -1,5 +1,6 @@
 //! Herald's end-to-end tests: one binary (so one link), one module per area. Each test
-//! spawns Herald on port 0 with its own SQLite database (or PostgreSQL, see helpers.rs) and
+//! spawns Herald on port 0 with its own SQLite database (or PostgreSQL, see
+//! `support/app.rs`) and
 //! talks to it over real HTTP.
 
 mod admin;
@@ -10,16 +11,14 @@ mod cli;
 mod cluster;
 mod config;
 mod health;
-mod helpers;
 mod idempotency;
 mod isolation;
 mod lifecycle;
 mod openapi;
-mod process;
 mod publish;
 mod resume;
 mod sequence;
 mod session;
-mod sse_client;
 mod stream;
+mod support;
 mod tls;

@@ -1,6 +1,6 @@
 use serde_json::{Value, json};
 
-use crate::helpers::{seq_of, spawn_app};
+use crate::support::{seq_of, spawn_app};
 
 #[actix_web::test]
 async fn every_target_form_is_stored_and_answered_in_order() {

@@ -1,4 +1,4 @@
-//! Design invariant 3 under fire: publishers keep publishing while clients keep dropping
+//! Resume is exact, under fire: publishers keep publishing while clients keep dropping
 //! and resuming; every client ends with exactly the events it may see, in order, once.
 
 use std::time::Duration;
@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestTenant, spawn_app};
+use crate::support::{TestApp, TestTenant, spawn_app};
 
 const USERS: usize = 4;
 const CLIENTS_PER_USER: usize = 3;

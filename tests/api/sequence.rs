@@ -1,4 +1,4 @@
-//! Design invariant 2: sequence numbers are gap-free in commit order per tenant.
+//! Sequence numbers are gap-free in commit order per tenant.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
-use crate::helpers::{seq_of, spawn_app};
+use crate::support::{seq_of, spawn_app};
 
 #[actix_web::test]
 async fn concurrent_publishers_give_one_contiguous_sequence_that_readers_never_see_out_of_order() {
@@ -121,12 +121,8 @@ async fn concurrent_publishes_are_grouped_into_fewer_transactions() {
 async fn retention_removes_the_oldest_events_and_old_cursors_expire() {
     let app = spawn_app().await;
     let t = app.create_tenant("retain").await;
-    app.admin(
-        reqwest::Method::PATCH,
-        "/admin/tenants/retain",
-        Some(json!({"retention": {"max_events": 4}})),
-    )
-    .await;
+    app.patch_tenant("retain", json!({"retention": {"max_events": 4}}))
+        .await;
     let events: Vec<Value> = (0..10)
         .map(|i| json!({"to": {"broadcast": true}, "data": i}))
         .collect();
@@ -147,7 +143,7 @@ async fn retention_removes_the_oldest_events_and_old_cursors_expire() {
             &format!("user=u&after={}", receipts[2]["id"].as_str().unwrap()),
         )
         .await;
-    crate::helpers::assert_error(stale, reqwest::StatusCode::GONE, "cursor_expired").await;
+    crate::support::assert_error(stale, reqwest::StatusCode::GONE, "cursor_expired").await;
     // The last removed event is exactly where the kept history starts: still a valid cursor.
     let edge = app
         .history(

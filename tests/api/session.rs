@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{assert_error, now_secs, spawn_app_with};
+use crate::support::{assert_error, now_secs, spawn_app_with};
 
 fn production_cookies(settings: &mut herald::config::Settings) {
     settings.cookie.secure = true;
@@ -207,10 +207,9 @@ async fn cors_echoes_only_the_tenants_own_origins() {
     }
 
     // Another tenant's origin is not this tenant's.
-    app.admin(
-        Method::PATCH,
-        "/admin/tenants/cors",
-        Some(json!({"allowed_origins": ["https://other.example.com"]})),
+    app.patch_tenant(
+        "cors",
+        json!({"allowed_origins": ["https://other.example.com"]}),
     )
     .await;
     let moved = app
@@ -247,7 +246,7 @@ async fn operator_and_publish_routes_send_no_cors_headers() {
         app.client
             .get(app.url("/admin/tenants"))
             .header("Origin", PAGE)
-            .bearer_auth(crate::helpers::ADMIN_TOKEN)
+            .bearer_auth(crate::support::ADMIN_TOKEN)
             .send()
             .await
             .unwrap(),

@@ -5,8 +5,8 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{assert_error, now_secs, seq_of, spawn_app, spawn_app_with};
-use crate::sse_client::SseEvent;
+use crate::support::sse_client::SseEvent;
+use crate::support::{assert_error, now_secs, seq_of, spawn_app, spawn_app_with};
 
 const WAIT: Duration = Duration::from_secs(5);
 const QUIET: Duration = Duration::from_millis(300);
@@ -101,7 +101,7 @@ async fn the_wire_format() {
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     assert_eq!(response.headers()["cache-control"], "no-cache");
     assert_eq!(response.headers()["x-accel-buffering"], "no");
-    let mut stream = crate::sse_client::SseStream::new(response);
+    let mut stream = crate::support::sse_client::SseStream::new(response);
     app.wait_for_open_streams(1).await;
     let text = "first line\nsecond line\r\nthird — ünïcødé 🚀";
     app.publish_ok(
@@ -260,12 +260,8 @@ async fn each_bad_resume_id_gets_its_reset_reason() {
         .await;
     let expired = receipts[1]["id"].as_str().unwrap().to_owned();
     let (epoch, _) = expired.rsplit_once('-').unwrap();
-    app.admin(
-        reqwest::Method::PATCH,
-        "/admin/tenants/reasons",
-        Some(json!({"retention": {"max_events": 2}})),
-    )
-    .await;
+    app.patch_tenant("reasons", json!({"retention": {"max_events": 2}}))
+        .await;
     app.state.store.prune().await.unwrap();
     let future = format!("{epoch}-99");
     for (last_id, reason) in [

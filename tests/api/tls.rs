@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::cli::herald_command;
-use crate::helpers::{Api, spawn_app_with};
-use crate::sse_client::SseStream;
+use crate::support::sse_client::SseStream;
+use crate::support::{Api, spawn_app_with};
 
 fn key_file(name: &str) -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/keys")).join(name)
@@ -90,7 +90,7 @@ async fn with_a_certificate_streams_go_over_https_and_share_one_http2_connection
 async fn a_missing_certificate_stops_start_up_naming_the_setting() {
     let dir = tempfile::TempDir::new().unwrap();
     let mut settings =
-        crate::helpers::test_settings(&format!("sqlite://{}/herald.db", dir.path().display()));
+        crate::support::test_settings(&format!("sqlite://{}/herald.db", dir.path().display()));
     settings.server.tls = Some(herald::config::TlsSettings {
         cert_file: dir.path().join("missing.pem"),
         key_file: key_file("tls_key.pem"),

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tempfile::TempDir;
 
+use super::{ADMIN_TOKEN, Api, fresh_database_url};
 use crate::cli::herald_command;
-use crate::helpers::{ADMIN_TOKEN, Api, fresh_database_url};
 
 pub struct ServerProcess {
     pub api: Api,
