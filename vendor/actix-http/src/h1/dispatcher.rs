@@ -45,8 +45,7 @@ const HW_BUFFER_SIZE: usize = 1024 * 8;
 const INITIAL_READ_BUFFER_SIZE: usize = 1024 * 2;
 
 /// Herald's patch: the capacity a connection's write buffer starts with; it grows as a
-/// response needs. (1 KiB saved another 1 KB a stream but cost CPU per delivery in the
-/// broadcast benchmark.)
+/// response needs.
 const INITIAL_WRITE_BUFFER_SIZE: usize = 1024 * 2;
 
 /// Herald's patch: below this much free space the read buffer grows before a read (upstream:
