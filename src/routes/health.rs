@@ -83,6 +83,9 @@ pub(super) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Prometheus metrics, read from the live counters at scrape time.
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "the Prometheus text format",
+        content_type = "text/plain; version=0.0.4", body = String)))]
 pub(super) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let body = crate::metrics::render(state.log.stats(), state.hub.stats(), state.broker.as_ref());
     HttpResponse::Ok()

@@ -48,6 +48,8 @@ impl Modify for SecuritySchemes {
         super::history::history,
         super::health::healthz,
         super::health::readyz,
+        super::health::metrics,
+        openapi_json,
         super::stream::stream,
         super::session::open,
         super::session::close,
@@ -58,12 +60,14 @@ impl Modify for SecuritySchemes {
         (name = "operator", description = "Tenants and their keys; admin token"),
         (name = "tenant backend", description = "Publishing and history; API key"),
         (name = "browser", description = "A user's stream; user JWT from the session cookie or a bearer header"),
-        (name = "health", description = "Probes"),
+        (name = "health", description = "Probes, metrics and this document"),
     )
 )]
 pub struct ApiDoc;
 
-/// `GET /openapi.json`.
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "health",
+    responses((status = 200, description = "OpenAPI 3.1", content_type = "application/json")))]
 pub async fn openapi_json() -> HttpResponse {
     HttpResponse::Ok().json(ApiDoc::openapi())
 }

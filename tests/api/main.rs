@@ -10,6 +10,7 @@ mod browser;
 mod cli;
 mod cluster;
 mod config;
+mod docs;
 mod health;
 mod idempotency;
 mod isolation;
