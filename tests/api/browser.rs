@@ -278,7 +278,9 @@ async fn an_expired_token_ends_the_stream_with_session_expired() {
         return;
     };
     let t = tenant_for(&app, "expiring", &[&origin]).await;
-    let token = t.token_with(json!({"sub": "alice", "aud": "herald", "exp": now_secs() + 3}));
+    // Long enough to open the stream on a loaded machine (verification allows another
+    // `jwt.leeway_secs`), short enough to watch it run out.
+    let token = t.token_with(json!({"sub": "alice", "aud": "herald", "exp": now_secs() + 8}));
     browser
         .open_streaming("c1", "page", &page_url(&origin, &app, &t, &token, ""))
         .await;
@@ -286,7 +288,7 @@ async fn an_expired_token_ends_the_stream_with_session_expired() {
         .wait(
             "page",
             "window.herald.events.some(e => e.type === 'session-expired')",
-            Duration::from_secs(10),
+            Duration::from_secs(15),
         )
         .await;
     browser.quit().await;
