@@ -2,8 +2,8 @@
 //!
 //! Every HTTP request runs inside a span carrying a request id (tracing-actix-web's root
 //! span), so one request's lines can be told apart; the span's close is logged, which
-//! gives one line per request with its method, route, status and duration. Secrets never reach a log line: keys,
-//! tokens and request bodies are not recorded anywhere.
+//! gives one line per request with its method, route, status and duration. Secrets never
+//! reach a log line: keys, tokens and request bodies are not recorded anywhere.
 
 use tracing::Subscriber;
 use tracing_subscriber::fmt::MakeWriter;

@@ -1,10 +1,10 @@
 //! One SSE connection's life: the opening frames, the replay from the log, then live
 //! events from the hub, with keep-alives, token expiry and shutdown along the way.
 //!
-//! The connection registers with the hub *before* it reads the log (see
-//! `routes::stream`), so an event committed during the replay is both in the log and in
-//! the live queue: the live side drops every seq it has already sent, and the stream gets
-//! each event exactly once, in order. Replay reads one page at a time, only when the
+//! The connection registers with the hub *before* it reads the log (see `hub::open`), so
+//! an event committed during the replay is both in the log and in the live queue: the live
+//! side drops every seq it has already sent, and the stream gets each event exactly once,
+//! in order. Replay reads one page at a time, only when the
 //! client has taken the previous one, so any backlog streams with back-pressure and is
 //! never held in memory whole.
 

@@ -68,6 +68,8 @@ impl Drop for InFlightGuard {
     }
 }
 
+/// Writes a committed request's receipts into the record of the key it claimed: the answer
+/// a retry will get.
 pub(super) async fn record_receipts(
     txn: &DatabaseTransaction,
     tenant_id: i64,
