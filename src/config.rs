@@ -157,6 +157,9 @@ pub struct StreamSettings {
     pub max_connections_per_user: usize,
     pub max_connections_per_tenant: usize,
     pub tcp_user_timeout_secs: u64,
+    /// Fresh plain-HTTP stream connections go to Herald's own handler (`false`: to
+    /// actix-web, like every other request).
+    pub herald_path: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

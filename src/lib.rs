@@ -20,5 +20,6 @@ pub mod sse;
 pub mod startup;
 pub mod state;
 pub mod store;
+pub mod stream;
 pub mod telemetry;
 pub mod tls;

@@ -35,6 +35,10 @@ pub fn render(log: &LogStats, hub: &HubStats, broker: Option<&RedisBroker>) -> S
     metrics::counter!("herald_streams_closed_slow_total")
         .absolute(hub.slow_closed.load(Ordering::Relaxed));
     metrics::counter!("herald_frames_queued_total").absolute(hub.delivered.load(Ordering::Relaxed));
+    metrics::counter!("herald_streams_opened_total", "path" => "herald")
+        .absolute(hub.opened.herald.load(Ordering::Relaxed));
+    metrics::counter!("herald_streams_opened_total", "path" => "actix")
+        .absolute(hub.opened.actix.load(Ordering::Relaxed));
     metrics::counter!("herald_events_committed_total").absolute(log.events.load(Ordering::Relaxed));
     metrics::counter!("herald_publish_requests_total")
         .absolute(log.requests.load(Ordering::Relaxed));

@@ -50,9 +50,14 @@ pub fn bearer_token(request: &HttpRequest) -> Result<&str, AuthError> {
     let header = request
         .headers()
         .get(AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .ok_or(AuthError::MissingCredentials)?;
+        .and_then(|value| value.to_str().ok());
+    bearer_of(header)
+}
+
+/// The token of an `Authorization` header's value, `Bearer <token>`.
+pub fn bearer_of(header: Option<&str>) -> Result<&str, AuthError> {
     let (scheme, token) = header
+        .ok_or(AuthError::MissingCredentials)?
         .split_once(' ')
         .ok_or(AuthError::MissingCredentials)?;
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {

@@ -113,8 +113,9 @@ impl Connection {
         })
     }
 
-    /// The next chunk to write, or `None` when the stream ends.
-    async fn next_chunk(&mut self) -> Option<Bytes> {
+    /// The next chunk to write, or `None` when the stream ends. Cancel-safe: a call dropped
+    /// before it completes loses nothing.
+    pub async fn next_chunk(&mut self) -> Option<Bytes> {
         if let Some(opening) = self.opening.take() {
             return Some(opening);
         }

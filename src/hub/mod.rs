@@ -79,6 +79,17 @@ pub struct HubStats {
     pub slow_closed: AtomicU64,
     /// Frames put into connection queues.
     pub delivered: AtomicU64,
+    /// Streams opened, by the path that served them.
+    pub opened: OpenedByPath,
+}
+
+/// Streams opened on each path (see `crate::stream`).
+#[derive(Debug, Default)]
+pub struct OpenedByPath {
+    /// Herald's own HTTP/1.1 stream handler.
+    pub herald: AtomicU64,
+    /// actix-web's route.
+    pub actix: AtomicU64,
 }
 
 #[derive(Debug, thiserror::Error)]

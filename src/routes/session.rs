@@ -10,7 +10,7 @@ use crate::auth::jwt;
 use crate::config::CookieSettings;
 use crate::domain::now_ms;
 use crate::error::{ApiError, ErrorBody};
-use crate::routes::stream::SESSION_COOKIE;
+use crate::stream::request::SESSION_COOKIE;
 use crate::state::AppState;
 
 /// The `Set-Cookie` value: the cookie is scoped to the tenant's path, so two tenants'
@@ -53,9 +53,12 @@ pub async fn open(
         .map_err(ApiError::from)?;
     let max_age = (identity.expires_at - now_ms() / 1000).max(0);
     let cookie = session_cookie(&tenant.slug, token, max_age, &state.settings.cookie);
+    // `Connection: close`: the page's EventSource, which comes next, then opens a fresh
+    // connection, which Herald's own stream handler takes.
     Ok(HttpResponse::NoContent()
         .insert_header((header::SET_COOKIE, cookie))
         .insert_header((header::CACHE_CONTROL, "no-store"))
+        .force_close()
         .finish())
 }
 

@@ -1,28 +1,14 @@
-//! `GET /t/{slug}/stream`: a user's live event stream, resumable with `Last-Event-ID`.
-//! The route authenticates and answers; the hub decides where the stream starts.
+//! `GET /t/{slug}/stream` on actix-web: streams over TLS or HTTP/2, and over keep-alive
+//! connections that began with another request. (A fresh plain-HTTP connection is served by
+//! Herald's own handler, `crate::stream`.) The rules are `stream::request::open`'s.
 
+use actix_web::http::header::{AUTHORIZATION, HeaderMap};
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
 
 use crate::auth::cors::request_tenant;
-use crate::auth::jwt;
-use crate::auth::{AuthError, bearer_token};
-use crate::domain::names::TopicList;
-use crate::error::{ApiError, ErrorBody, query_error};
+use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
-
-/// The cookie `POST /t/{slug}/session` sets.
-pub const SESSION_COOKIE: &str = "herald_session";
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct StreamQuery {
-    /// Comma-separated topics to stream; each must be allowed by the token's `topics`.
-    topics: Option<String>,
-    /// Where to resume when the `Last-Event-ID` header cannot be sent.
-    #[serde(rename = "lastEventId")]
-    last_event_id: Option<String>,
-}
+use crate::stream::request::{SESSION_COOKIE, StreamPath, StreamQuery, StreamRequest, open};
 
 /// Opens the stream. Identity: `Authorization: Bearer <user JWT>`, else the session
 /// cookie. Resume: `Last-Event-ID`, else `?lastEventId=`.
@@ -47,33 +33,23 @@ pub async fn stream(
     slug: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = request_tenant(&request, &state, &slug).await?;
-    let token = match bearer_token(&request) {
-        Ok(token) => token.to_owned(),
-        Err(_) => request
-            .cookie(SESSION_COOKIE)
-            .map(|cookie| cookie.value().to_owned())
-            .ok_or(AuthError::MissingCredentials)?,
+    let cookie = request.cookie(SESSION_COOKIE);
+    let headers = request.headers();
+    let stream_request = StreamRequest {
+        authorization: text(headers, AUTHORIZATION.as_str()),
+        session_cookie: cookie.as_ref().map(|cookie| cookie.value()),
+        query: request.query_string(),
+        last_event_id: text(headers, "last-event-id"),
     };
-    let identity = jwt::verify(&state.store, &tenant, &token, &state.settings.jwt).await?;
-    let query =
-        web::Query::<StreamQuery>::from_query(request.query_string()).map_err(query_error)?;
-    let topics = TopicList::parse(query.topics.as_deref())?;
-    if let Some(topic) = topics.iter().find(|topic| !identity.allows_topic(topic)) {
-        return Err(AuthError::TopicNotAllowed(topic.to_string()).into());
-    }
-    let resume_from = request
-        .headers()
-        .get("Last-Event-ID")
-        .and_then(|value| value.to_str().ok())
-        .or(query.last_event_id.as_deref())
-        .filter(|id| !id.is_empty());
-    let connection = state
-        .hub
-        .open_stream(tenant.id, &identity, topics, resume_from)
-        .await?;
+    let connection = open(&state, &tenant, stream_request, StreamPath::Actix).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header(("Cache-Control", "no-cache"))
         .insert_header(("X-Accel-Buffering", "no"))
         .streaming(connection.into_body()))
+}
+
+/// A header's value, when it is text.
+fn text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|value| value.to_str().ok())
 }

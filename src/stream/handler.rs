@@ -1,0 +1,116 @@
+//! Herald's own HTTP/1.1 stream handler: answers a stream request whose head the router
+//! has read, then writes the stream to the socket until either side ends it.
+//!
+//! The answer is the same as actix-web's route gives (same rules, `stream::request::open`;
+//! same headers; the same JSON error bodies), with `Connection: close`: the body runs until
+//! the connection closes, so it needs neither chunked encoding nor a dispatcher. A peer
+//! that closes its side ends the stream at once, and bytes it sends after the head
+//! (pipelined requests) are read and dropped.
+
+use std::fmt::Write as _;
+
+use actix_web::ResponseError;
+use actix_web::body::MessageBody;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::head::{StreamHead, cookie};
+use super::request::{SESSION_COOKIE, StreamPath, StreamRequest, open};
+use crate::auth::cors::{CORS_HEADERS, tenant_for_origin};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Serves the stream request `head` on `socket`, whose bytes start with that head.
+pub async fn serve(state: &AppState, mut socket: TcpStream, head: StreamHead) {
+    // The router only peeked at the head: take it off the socket now.
+    let mut taken = vec![0; head.len];
+    if socket.read_exact(&mut taken).await.is_err() {
+        return;
+    }
+    drop(taken);
+    let origin = head.origin.as_deref();
+    let opened = match tenant_for_origin(state, &head.slug, origin).await {
+        Ok(tenant) => {
+            let request = StreamRequest {
+                authorization: head.authorization.as_deref(),
+                session_cookie: cookie(&head.cookies, SESSION_COOKIE),
+                query: &head.query,
+                last_event_id: head.last_event_id.as_deref(),
+            };
+            // An allowed origin is echoed on whatever follows, as the middleware does.
+            (open(state, &tenant, request, StreamPath::Herald).await, origin)
+        }
+        Err(error) => (Err(error), None),
+    };
+    match opened {
+        (Ok(mut connection), cors) => {
+            let answer = answer_head("200 OK", "text/event-stream", None, cors);
+            if socket.write_all(answer.as_bytes()).await.is_err() {
+                return;
+            }
+            let (mut reader, mut writer) = socket.split();
+            let mut dropped = [0; 64];
+            loop {
+                tokio::select! {
+                    chunk = connection.next_chunk() => match chunk {
+                        Some(chunk) => {
+                            if writer.write_all(&chunk).await.is_err() {
+                                break;
+                            }
+                        }
+                        None => break,
+                    },
+                    read = reader.read(&mut dropped) => match read {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    },
+                }
+            }
+            let _ = writer.shutdown().await;
+        }
+        (Err(error), cors) => {
+            let _ = socket.write_all(&error_answer(&error, cors)).await;
+            let _ = socket.shutdown().await;
+        }
+    }
+}
+
+/// The status line and headers of an answer, through the blank line.
+fn answer_head(
+    status: &str,
+    content_type: &str,
+    content_length: Option<usize>,
+    cors: Option<&str>,
+) -> String {
+    let mut head = format!("HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\n");
+    if let Some(length) = content_length {
+        let _ = write!(head, "content-length: {length}\r\n");
+    } else {
+        head.push_str("cache-control: no-cache\r\nx-accel-buffering: no\r\n");
+    }
+    if let Some(origin) = cors {
+        let _ = write!(head, "access-control-allow-origin: {origin}\r\n");
+        for (name, value) in CORS_HEADERS {
+            let _ = write!(head, "{name}: {value}\r\n");
+        }
+    }
+    head.push_str("connection: close\r\n\r\n");
+    head
+}
+
+/// An error as actix-web would answer it: its status and JSON body.
+fn error_answer(error: &ApiError, cors: Option<&str>) -> Vec<u8> {
+    let response = error.error_response();
+    let body = response
+        .into_body()
+        .try_into_bytes()
+        .unwrap_or_default();
+    let status = error.code.status();
+    let status_line = format!(
+        "{} {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
+    let head = answer_head(&status_line, "application/json", Some(body.len()), cors);
+    [head.as_bytes(), &body].concat()
+}

@@ -1,0 +1,89 @@
+//! One set of rules for opening an event stream, whichever path the request came by
+//! (actix-web's route or Herald's own handler): the user token from `Authorization: Bearer`
+//! or else the session cookie, the topics it may stream, where to resume, the caps — and
+//! then the hub's `open_stream`. The tenant and its CORS decision come first, from
+//! `auth::cors::tenant_for_origin`.
+
+use std::sync::atomic::Ordering;
+
+use serde::Deserialize;
+
+use crate::auth::{AuthError, bearer_of, jwt};
+use crate::domain::names::TopicList;
+use crate::domain::tenant::Tenant;
+use crate::error::{ApiError, ErrorCode};
+use crate::hub::connection::Connection;
+use crate::state::AppState;
+
+/// The cookie `POST /t/{slug}/session` sets.
+pub const SESSION_COOKIE: &str = "herald_session";
+
+/// Which path served a stream (counted in `/metrics`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamPath {
+    /// Herald's own HTTP/1.1 stream handler (a fresh plain-HTTP connection).
+    Herald,
+    /// actix-web's route (TLS, HTTP/2, or a keep-alive connection that began with another
+    /// request).
+    Actix,
+}
+
+/// What a stream request carries, read by either path.
+#[derive(Debug, Default)]
+pub struct StreamRequest<'a> {
+    /// The `Authorization` header's value.
+    pub authorization: Option<&'a str>,
+    /// The session cookie's value.
+    pub session_cookie: Option<&'a str>,
+    /// The query string, without `?`.
+    pub query: &'a str,
+    /// The `Last-Event-ID` header's value.
+    pub last_event_id: Option<&'a str>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StreamQuery {
+    /// Comma-separated topics to stream; each must be allowed by the token's `topics`.
+    topics: Option<String>,
+    /// Where to resume when the `Last-Event-ID` header cannot be sent.
+    #[serde(rename = "lastEventId")]
+    last_event_id: Option<String>,
+}
+
+/// Authenticates the request for `tenant` and opens its stream on the hub.
+pub async fn open(
+    state: &AppState,
+    tenant: &Tenant,
+    request: StreamRequest<'_>,
+    path: StreamPath,
+) -> Result<Connection, ApiError> {
+    let token = match bearer_of(request.authorization) {
+        Ok(token) => token,
+        Err(_) => request
+            .session_cookie
+            .ok_or(AuthError::MissingCredentials)?,
+    };
+    let identity = jwt::verify(&state.store, tenant, token, &state.settings.jwt).await?;
+    let query: StreamQuery = serde_urlencoded::from_str(request.query)
+        .map_err(|error| ApiError::new(ErrorCode::InvalidQuery, error.to_string()))?;
+    let topics = TopicList::parse(query.topics.as_deref())?;
+    if let Some(topic) = topics.iter().find(|topic| !identity.allows_topic(topic)) {
+        return Err(AuthError::TopicNotAllowed(topic.to_string()).into());
+    }
+    let resume_from = request
+        .last_event_id
+        .or(query.last_event_id.as_deref())
+        .filter(|id| !id.is_empty());
+    let connection = state
+        .hub
+        .open_stream(tenant.id, &identity, topics, resume_from)
+        .await?;
+    let opened = &state.hub.stats().opened;
+    let counter = match path {
+        StreamPath::Herald => &opened.herald,
+        StreamPath::Actix => &opened.actix,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+    Ok(connection)
+}
