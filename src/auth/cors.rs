@@ -46,12 +46,10 @@ pub async fn tenant_for_origin(
 ) -> Result<Tenant, ApiError> {
     let tenant = state.tenant(slug).await?;
     match origin {
-        Some(origin) if !tenant.allowed_origins.iter().any(|a| a == origin) => {
-            Err(ApiError::new(
-                ErrorCode::OriginNotAllowed,
-                "this origin is not in the tenant's allowed_origins",
-            ))
-        }
+        Some(origin) if !tenant.allowed_origins.iter().any(|a| a == origin) => Err(ApiError::new(
+            ErrorCode::OriginNotAllowed,
+            "this origin is not in the tenant's allowed_origins",
+        )),
         _ => Ok(tenant),
     }
 }

@@ -10,8 +10,8 @@ use crate::auth::jwt;
 use crate::config::CookieSettings;
 use crate::domain::now_ms;
 use crate::error::{ApiError, ErrorBody};
-use crate::stream::request::SESSION_COOKIE;
 use crate::state::AppState;
+use crate::stream::request::SESSION_COOKIE;
 
 /// The `Set-Cookie` value: the cookie is scoped to the tenant's path, so two tenants'
 /// sessions live side by side in one browser. (Written out here because the cookie crate

@@ -38,7 +38,10 @@ pub async fn serve(state: &AppState, mut socket: TcpStream, head: StreamHead) {
                 last_event_id: head.last_event_id.as_deref(),
             };
             // An allowed origin is echoed on whatever follows, as the middleware does.
-            (open(state, &tenant, request, StreamPath::Herald).await, origin)
+            (
+                open(state, &tenant, request, StreamPath::Herald).await,
+                origin,
+            )
         }
         Err(error) => (Err(error), None),
     };
@@ -101,10 +104,7 @@ fn answer_head(
 /// An error as actix-web would answer it: its status and JSON body.
 fn error_answer(error: &ApiError, cors: Option<&str>) -> Vec<u8> {
     let response = error.error_response();
-    let body = response
-        .into_body()
-        .try_into_bytes()
-        .unwrap_or_default();
+    let body = response.into_body().try_into_bytes().unwrap_or_default();
     let status = error.code.status();
     let status_line = format!(
         "{} {}",

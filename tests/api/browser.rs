@@ -3,6 +3,7 @@
 //! playwright-core (`tests/browser/driver.mjs`); `.ci/run` installs both. Without them the
 //! tests say so and skip — except under CI, where that is a failure.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -72,6 +73,18 @@ async fn a_cross_origin_page_streams_custom_types_in_order() {
             ("message".into(), "multi\nline".into()),
         ]
     );
+    // The session answer closed its connection, so the EventSource came on a fresh one:
+    // Herald's own stream path served it (when it is on).
+    let opened = &app.state.hub.stats().opened;
+    let by_path = (
+        opened.herald.load(Ordering::SeqCst),
+        opened.actix.load(Ordering::SeqCst),
+    );
+    let expected = match app.state.settings.stream.herald_path {
+        true => (1, 0),
+        false => (0, 1),
+    };
+    assert_eq!(by_path, expected, "streams opened on (Herald's, actix-web's) path");
     browser.quit().await;
 }
 

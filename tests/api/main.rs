@@ -21,5 +21,6 @@ mod resume;
 mod sequence;
 mod session;
 mod stream;
+mod stream_path;
 mod support;
 mod tls;

@@ -1,0 +1,242 @@
+//! Which path serves a stream, and how Herald's own path meets bad input — over raw
+//! sockets, since an HTTP client would hide what goes over the wire.
+//!
+//! A fresh plain-HTTP connection whose first request opens a stream is served by Herald's
+//! own handler; a keep-alive connection that began with another request by actix-web. Bad
+//! heads get the same answer as with the own path switched off (`stream.herald_path`), and
+//! nothing a peer does leaves a stream registered behind it.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::support::{TestApp, TestTenant, spawn_app_with};
+
+/// Herald with its own stream path on (`true`) or off.
+async fn herald(own_path: bool) -> TestApp {
+    spawn_app_with(|s| s.stream.herald_path = own_path).await
+}
+
+async fn connect(app: &TestApp) -> TcpStream {
+    let address = app.address.trim_start_matches("http://");
+    TcpStream::connect(address).await.unwrap()
+}
+
+/// Whatever arrives within `wait` (or until the peer closes).
+async fn read_for(socket: &mut TcpStream, wait: Duration) -> String {
+    let mut received = Vec::new();
+    let mut buf = [0; 4096];
+    let deadline = tokio::time::Instant::now() + wait;
+    while let Ok(Ok(n)) = tokio::time::timeout_at(deadline, socket.read(&mut buf)).await {
+        if n == 0 {
+            break;
+        }
+        received.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+/// Reads until `needle` has arrived; fails after a few seconds.
+async fn read_until(socket: &mut TcpStream, needle: &str) -> String {
+    let mut received = String::new();
+    let mut buf = [0; 4096];
+    while !received.contains(needle) {
+        let read = tokio::time::timeout(Duration::from_secs(5), socket.read(&mut buf)).await;
+        match read {
+            Ok(Ok(n)) if n > 0 => received.push_str(&String::from_utf8_lossy(&buf[..n])),
+            _ => panic!("`{needle}` never came; got {received:?}"),
+        }
+    }
+    received
+}
+
+fn stream_request(tenant: &TestTenant, token: &str, extra: &str) -> String {
+    format!(
+        "GET /t/{}/stream HTTP/1.1\r\nHost: herald\r\nAuthorization: Bearer {token}\r\n{extra}\r\n",
+        tenant.slug
+    )
+}
+
+fn opened(app: &TestApp) -> (u64, u64) {
+    let opened = &app.state.hub.stats().opened;
+    (
+        opened.herald.load(Ordering::SeqCst),
+        opened.actix.load(Ordering::SeqCst),
+    )
+}
+
+#[actix_web::test]
+async fn a_fresh_connection_streams_on_heralds_path_a_reused_one_on_actix() {
+    let app = herald(true).await;
+    let t = app.create_tenant("paths").await;
+    let token = t.token("alice", &[]);
+
+    let mut fresh = connect(&app).await;
+    fresh
+        .write_all(stream_request(&t, &token, "").as_bytes())
+        .await
+        .unwrap();
+    let head = read_until(&mut fresh, "retry:").await;
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(head.contains("content-type: text/event-stream"), "{head}");
+    assert_eq!(opened(&app), (1, 0));
+
+    let mut reused = connect(&app).await;
+    reused
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: herald\r\n\r\n")
+        .await
+        .unwrap();
+    read_until(&mut reused, "\"ok\"").await;
+    reused
+        .write_all(stream_request(&t, &token, "").as_bytes())
+        .await
+        .unwrap();
+    read_until(&mut reused, "retry:").await;
+    assert_eq!(opened(&app), (1, 1));
+
+    // Both streams get the same event.
+    app.wait_for_open_streams(2).await;
+    app.publish_ok(
+        &t.api_key,
+        &json!({"to": {"user": "alice"}, "data": "both"}),
+    )
+    .await;
+    read_until(&mut fresh, "data: both").await;
+    read_until(&mut reused, "data: both").await;
+}
+
+#[actix_web::test]
+async fn refusals_on_heralds_path_are_actix_webs_answers() {
+    let own = herald(true).await;
+    let actix = herald(false).await;
+    let mut answers = Vec::new();
+    for app in [&own, &actix] {
+        let t = app.create_tenant("refusals").await;
+        app.patch_tenant(
+            "refusals",
+            json!({"allowed_origins": ["https://app.example.com"]}),
+        )
+        .await;
+        let cases = [
+            stream_request(&t, "not-a-jwt", ""),
+            stream_request(
+                &t,
+                &t.token("u", &[]),
+                "Origin: https://evil.example.com\r\n",
+            ),
+            stream_request(&t, &t.token("u", &["a"]), "").replace("/stream", "/stream?topics=b"),
+            stream_request(&t, &t.token("u", &[]), "").replace("/t/refusals/", "/t/nobody/"),
+            format!(
+                "GET /t/refusals/stream HTTP/1.1\r\nX-Big: {}\r\n\r\n",
+                "x".repeat(200_000)
+            ),
+        ];
+        let mut app_answers = Vec::new();
+        for case in cases {
+            let mut socket = connect(app).await;
+            let _ = socket.write_all(case.as_bytes()).await;
+            let answer = read_for(&mut socket, Duration::from_millis(700)).await;
+            let status = answer.lines().next().unwrap_or("").to_owned();
+            let body = answer.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+            app_answers.push((status, body));
+        }
+        answers.push(app_answers);
+    }
+    let statuses: Vec<&str> = answers[0].iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(
+        statuses[..4],
+        [
+            "HTTP/1.1 401 Unauthorized",
+            "HTTP/1.1 403 Forbidden",
+            "HTTP/1.1 403 Forbidden",
+            "HTTP/1.1 404 Not Found"
+        ]
+    );
+    assert_eq!(
+        answers[0], answers[1],
+        "Herald's path answers as actix-web does"
+    );
+    assert_eq!(opened(&own), (0, 0));
+}
+
+#[actix_web::test]
+async fn pipelined_requests_after_the_stream_request_do_not_disturb_it() {
+    let app = herald(true).await;
+    let t = app.create_tenant("pipelined").await;
+    let mut socket = connect(&app).await;
+    let request = stream_request(&t, &t.token("alice", &[]), "")
+        + "GET /healthz HTTP/1.1\r\nHost: herald\r\n\r\nPOST /v1/events HTTP/1.1\r\n\r\n";
+    socket.write_all(request.as_bytes()).await.unwrap();
+    read_until(&mut socket, "retry:").await;
+    app.wait_for_open_streams(1).await;
+    app.publish_ok(
+        &t.api_key,
+        &json!({"to": {"user": "alice"}, "data": "still here"}),
+    )
+    .await;
+    let received = read_until(&mut socket, "data: still here").await;
+    assert!(
+        !received.contains("\"ok\""),
+        "a pipelined request was answered"
+    );
+    assert_eq!(opened(&app), (1, 0));
+}
+
+#[actix_web::test]
+async fn peers_that_leave_leave_nothing_behind() {
+    let app = herald(true).await;
+    let t = app.create_tenant("leavers").await;
+    let token = t.token("alice", &[]);
+    // Half-closed after the head: the stream ends at once.
+    let mut half = connect(&app).await;
+    half.write_all(stream_request(&t, &token, "").as_bytes())
+        .await
+        .unwrap();
+    read_until(&mut half, "retry:").await;
+    app.wait_for_open_streams(1).await;
+    half.shutdown().await.unwrap();
+    app.wait_for_open_streams(0).await;
+    // Many connections that send nothing, and a head that never completes.
+    let mut silent = Vec::new();
+    for _ in 0..200 {
+        silent.push(connect(&app).await);
+    }
+    let mut partial = connect(&app).await;
+    partial
+        .write_all(b"GET /t/leavers/stream HTTP/1.1\r\nHost: her")
+        .await
+        .unwrap();
+    drop(silent);
+    drop(partial);
+    // Herald still serves streams on its own path, and none is left registered.
+    let mut socket = connect(&app).await;
+    socket
+        .write_all(stream_request(&t, &token, "").as_bytes())
+        .await
+        .unwrap();
+    read_until(&mut socket, "retry:").await;
+    app.wait_for_open_streams(1).await;
+    drop(socket);
+    app.wait_for_open_streams(0).await;
+}
+
+#[actix_web::test]
+async fn a_head_that_trickles_in_past_the_wait_is_actix_webs_to_time_out() {
+    let app = herald(true).await;
+    let t = app.create_tenant("slow").await;
+    let mut socket = connect(&app).await;
+    let request = stream_request(&t, &t.token("alice", &[]), "");
+    let (start, rest) = request.split_at(20);
+    socket.write_all(start.as_bytes()).await.unwrap();
+    // Past the router's wait, the connection is actix-web's, whose request timeout ends it.
+    let answer = read_for(&mut socket, Duration::from_secs(9)).await;
+    let _ = socket.write_all(rest.as_bytes()).await;
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer:?}"
+    );
+    assert_eq!(opened(&app), (0, 0));
+}
