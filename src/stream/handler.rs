@@ -13,11 +13,13 @@ use actix_web::ResponseError;
 use actix_web::body::MessageBody;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 use super::head::{StreamHead, cookie};
 use super::request::{SESSION_COOKIE, StreamPath, StreamRequest, open};
 use crate::auth::cors::{CORS_HEADERS, tenant_for_origin};
 use crate::error::ApiError;
+use crate::hub::connection::Connection;
 use crate::state::AppState;
 
 /// Serves the stream request `head` on `socket`, whose bytes start with that head.
@@ -28,26 +30,14 @@ pub async fn serve(state: &AppState, mut socket: TcpStream, head: StreamHead) {
         return;
     }
     drop(taken);
-    let origin = head.origin.as_deref();
-    let opened = match tenant_for_origin(state, &head.slug, origin).await {
-        Ok(tenant) => {
-            let request = StreamRequest {
-                authorization: head.authorization.as_deref(),
-                session_cookie: cookie(&head.cookies, SESSION_COOKIE),
-                query: &head.query,
-                last_event_id: head.last_event_id.as_deref(),
-            };
-            // An allowed origin is echoed on whatever follows, as the middleware does.
-            (
-                open(state, &tenant, request, StreamPath::Herald).await,
-                origin,
-            )
-        }
-        Err(error) => (Err(error), None),
-    };
+    let began = Instant::now();
+    let (opened, cors) = open_for(state, &head).await;
+    // What the stream keeps of its head: the slug, for the log line.
+    let tenant = { head }.slug;
     match opened {
-        (Ok(mut connection), cors) => {
-            let answer = answer_head("200 OK", "text/event-stream", None, cors);
+        Ok(mut connection) => {
+            let answer = answer_head("200 OK", "text/event-stream", None, cors.as_deref());
+            drop(cors);
             if socket.write_all(answer.as_bytes()).await.is_err() {
                 return;
             }
@@ -70,11 +60,40 @@ pub async fn serve(state: &AppState, mut socket: TcpStream, head: StreamHead) {
                 }
             }
             let _ = writer.shutdown().await;
+            let seconds = began.elapsed().as_secs_f64();
+            tracing::info!(%tenant, status = 200, seconds, "stream ended (Herald's path)");
         }
-        (Err(error), cors) => {
-            let _ = socket.write_all(&error_answer(&error, cors)).await;
+        Err(error) => {
+            let status = error.code.status().as_u16();
+            let code = error.code.as_str();
+            tracing::info!(%tenant, status, code, "stream refused (Herald's path)");
+            let _ = socket
+                .write_all(&error_answer(&error, cors.as_deref()))
+                .await;
             let _ = socket.shutdown().await;
         }
+    }
+}
+
+/// Applies the stream rules to `head`: the stream, or why not, and the origin to echo on
+/// the answer (an allowed one, as the CORS middleware does on actix-web's path).
+async fn open_for(
+    state: &AppState,
+    head: &StreamHead,
+) -> (Result<Connection, ApiError>, Option<String>) {
+    let origin = head.origin.as_deref();
+    match tenant_for_origin(state, &head.slug, origin).await {
+        Ok(tenant) => {
+            let request = StreamRequest {
+                authorization: head.authorization.as_deref(),
+                session_cookie: cookie(&head.cookies, SESSION_COOKIE),
+                query: &head.query,
+                last_event_id: head.last_event_id.as_deref(),
+            };
+            let opened = open(state, &tenant, request, StreamPath::Herald).await;
+            (opened, head.origin.clone())
+        }
+        Err(error) => (Err(error), None),
     }
 }
 

@@ -84,7 +84,10 @@ async fn a_cross_origin_page_streams_custom_types_in_order() {
         true => (1, 0),
         false => (0, 1),
     };
-    assert_eq!(by_path, expected, "streams opened on (Herald's, actix-web's) path");
+    assert_eq!(
+        by_path, expected,
+        "streams opened on (Herald's, actix-web's) path"
+    );
     browser.quit().await;
 }
 
