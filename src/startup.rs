@@ -274,60 +274,64 @@ fn http_server(state: web::Data<AppState>, listener: TcpListener) -> anyhow::Res
     // Tells idle keep-alive connections to close when a graceful stop begins, so the stop
     // does not wait for them.
     let stopping = builder.graceful_shutdown_signal();
-    let server = builder
-        .shutdown_timeout(shutdown_timeout)
-        .disable_signals()
-        .listen("herald", listener, move || {
-            let state = state.clone();
-            let stopping = stopping.clone();
-            let http = HttpService::build()
-                .graceful_shutdown_signal(move || {
-                    let stopping = stopping.clone();
-                    async move { stopping.notified().await }
-                })
-                .keep_alive(KeepAlive::default())
-                .client_request_timeout(Duration::from_secs(5))
-                .client_disconnect_timeout(Duration::from_secs(1))
-                // A client that closes its side is gone: end its stream at once instead of
-                // waiting for the next write to fail (an SSE client never half-closes).
-                .h1_allow_half_closed(false)
-                .local_addr(local_addr)
-                .finish(map_config(
-                    app(state.clone())
-                        .into_factory()
-                        .map_err(|error| error.error_response()),
-                    |_| AppConfig::default(),
-                ))
-                .tcp();
-            fn_factory(move || {
-                let http = http.new_service(());
+    let server =
+        builder
+            .shutdown_timeout(shutdown_timeout)
+            .disable_signals()
+            .listen("herald", listener, move || {
                 let state = state.clone();
-                async move {
-                    let http = Rc::new(http.await?);
-                    Ok::<_, ()>(fn_service(move |socket: TcpStream| {
-                        let http = http.clone();
-                        let state = state.clone();
-                        async move {
-                            limit_unacknowledged_time(&socket, tcp_user_timeout);
-                            let route = match state.settings.stream.herald_path {
-                                true => stream::router::route(&socket).await,
-                                false => Route::Actix,
-                            };
-                            match route {
+                let stopping = stopping.clone();
+                let http = HttpService::build()
+                    .graceful_shutdown_signal(move || {
+                        let stopping = stopping.clone();
+                        async move { stopping.notified().await }
+                    })
+                    .keep_alive(KeepAlive::default())
+                    .client_request_timeout(Duration::from_secs(5))
+                    .client_disconnect_timeout(Duration::from_secs(1))
+                    // A client that closes its side is gone: end its stream at once instead of
+                    // waiting for the next write to fail (an SSE client never half-closes).
+                    .h1_allow_half_closed(false)
+                    .local_addr(local_addr)
+                    .finish(map_config(
+                        app(state.clone())
+                            .into_factory()
+                            .map_err(|error| error.error_response()),
+                        |_| AppConfig::default(),
+                    ))
+                    .tcp();
+                fn_factory(move || {
+                    let http = http.new_service(());
+                    let state = state.clone();
+                    async move {
+                        let http = Rc::new(http.await?);
+                        Ok::<_, ()>(fn_service(move |socket: TcpStream| {
+                            let http = http.clone();
+                            let state = state.clone();
+                            async move {
+                                limit_unacknowledged_time(&socket, tcp_user_timeout);
+                                let route = match state.settings.stream.herald_path {
+                                    true => stream::router::route(&socket).await,
+                                    false => Route::Actix,
+                                };
+                                match route {
+                                // Each path's connection future in a box of its own
+                                // size: inline, every connection would be as large as
+                                // the larger of the two.
                                 Route::Stream(head) => {
-                                    stream::handler::serve(&state, socket, head).await;
+                                    Box::pin(stream::handler::serve(&state, socket, head)).await;
                                     Ok(())
                                 }
-                                Route::Actix => http.call(socket).await.map_err(|error| {
+                                Route::Actix => Box::pin(http.call(socket)).await.map_err(|error| {
                                     tracing::debug!(%error, "connection ended with an error");
                                 }),
                             }
-                        }
-                    }))
-                }
-            })
-        })?
-        .run();
+                            }
+                        }))
+                    }
+                })
+            })?
+            .run();
     Ok(server)
 }
 
