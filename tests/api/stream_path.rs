@@ -60,6 +60,15 @@ fn stream_request(tenant: &TestTenant, token: &str, extra: &str) -> String {
     )
 }
 
+/// A fresh connection carrying `alice`'s stream request, read up to its `retry:`.
+async fn open_raw(app: &TestApp, tenant: &TestTenant, extra: &str) -> TcpStream {
+    let mut socket = connect(app).await;
+    let request = stream_request(tenant, &tenant.token("alice", &[]), "") + extra;
+    socket.write_all(request.as_bytes()).await.unwrap();
+    read_until(&mut socket, "retry:").await;
+    socket
+}
+
 fn opened(app: &TestApp) -> (u64, u64) {
     let opened = &app.state.hub.stats().opened;
     (
@@ -82,6 +91,7 @@ async fn a_fresh_connection_streams_on_heralds_path_a_reused_one_on_actix() {
     let head = read_until(&mut fresh, "retry:").await;
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
     assert!(head.contains("content-type: text/event-stream"), "{head}");
+    assert!(head.contains("connection: close"), "{head}");
     assert_eq!(opened(&app), (1, 0));
 
     let mut reused = connect(&app).await;
@@ -166,11 +176,8 @@ async fn refusals_on_heralds_path_are_actix_webs_answers() {
 async fn pipelined_requests_after_the_stream_request_do_not_disturb_it() {
     let app = herald(true).await;
     let t = app.create_tenant("pipelined").await;
-    let mut socket = connect(&app).await;
-    let request = stream_request(&t, &t.token("alice", &[]), "")
-        + "GET /healthz HTTP/1.1\r\nHost: herald\r\n\r\nPOST /v1/events HTTP/1.1\r\n\r\n";
-    socket.write_all(request.as_bytes()).await.unwrap();
-    read_until(&mut socket, "retry:").await;
+    let pipelined = "GET /healthz HTTP/1.1\r\nHost: herald\r\n\r\nPOST /v1/events HTTP/1.1\r\n\r\n";
+    let mut socket = open_raw(&app, &t, pipelined).await;
     app.wait_for_open_streams(1).await;
     app.publish_ok(
         &t.api_key,
@@ -189,13 +196,8 @@ async fn pipelined_requests_after_the_stream_request_do_not_disturb_it() {
 async fn peers_that_leave_leave_nothing_behind() {
     let app = herald(true).await;
     let t = app.create_tenant("leavers").await;
-    let token = t.token("alice", &[]);
     // Half-closed after the head: the stream ends at once.
-    let mut half = connect(&app).await;
-    half.write_all(stream_request(&t, &token, "").as_bytes())
-        .await
-        .unwrap();
-    read_until(&mut half, "retry:").await;
+    let mut half = open_raw(&app, &t, "").await;
     app.wait_for_open_streams(1).await;
     half.shutdown().await.unwrap();
     app.wait_for_open_streams(0).await;
@@ -212,12 +214,7 @@ async fn peers_that_leave_leave_nothing_behind() {
     drop(silent);
     drop(partial);
     // Herald still serves streams on its own path, and none is left registered.
-    let mut socket = connect(&app).await;
-    socket
-        .write_all(stream_request(&t, &token, "").as_bytes())
-        .await
-        .unwrap();
-    read_until(&mut socket, "retry:").await;
+    let socket = open_raw(&app, &t, "").await;
     app.wait_for_open_streams(1).await;
     drop(socket);
     app.wait_for_open_streams(0).await;
