@@ -15,6 +15,7 @@ pub mod error;
 pub mod hub;
 pub mod metrics;
 pub mod routes;
+pub mod server;
 pub mod shutdown;
 pub mod sse;
 pub mod startup;
