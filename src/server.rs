@@ -5,11 +5,13 @@
 //! when it is accepted (`crate::stream::router`): a stream request to Herald's own stream
 //! handler, everything else to actix-http's `HttpService` running the same application.
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::rc::Rc;
 use std::time::Duration;
 
+use actix_http::error::DispatchError;
 use actix_http::{HttpService, KeepAlive};
+use actix_server::GracefulShutdownSignal;
 use actix_service::{IntoServiceFactory, ServiceFactoryExt, fn_factory, fn_service, map_config};
 use actix_web::body::MessageBody;
 use actix_web::dev::{AppConfig, Server, Service, ServiceFactory, ServiceRequest, ServiceResponse};
@@ -50,65 +52,82 @@ pub fn http_server(state: web::Data<AppState>, listener: TcpListener) -> anyhow:
     // Tells idle keep-alive connections to close when a graceful stop begins, so the stop
     // does not wait for them.
     let stopping = builder.graceful_shutdown_signal();
-    let server =
-        builder
-            .shutdown_timeout(shutdown_timeout)
-            .disable_signals()
-            .listen("herald", listener, move || {
+    let server = builder
+        .shutdown_timeout(shutdown_timeout)
+        .disable_signals()
+        .listen("herald", listener, move || {
+            let http = actix_http_service(state.clone(), local_addr, stopping.clone());
+            let state = state.clone();
+            fn_factory(move || {
+                let http = http.new_service(());
                 let state = state.clone();
-                let stopping = stopping.clone();
-                let http = HttpService::build()
-                    .graceful_shutdown_signal(move || {
-                        let stopping = stopping.clone();
-                        async move { stopping.notified().await }
-                    })
-                    .keep_alive(KeepAlive::default())
-                    .client_request_timeout(Duration::from_secs(5))
-                    .client_disconnect_timeout(Duration::from_secs(1))
-                    // A client that closes its side is gone: end its stream at once instead of
-                    // waiting for the next write to fail (an SSE client never half-closes).
-                    .h1_allow_half_closed(false)
-                    .local_addr(local_addr)
-                    .finish(map_config(
-                        app(state.clone())
-                            .into_factory()
-                            .map_err(|error| error.error_response()),
-                        |_| AppConfig::default(),
-                    ))
-                    .tcp();
-                fn_factory(move || {
-                    let http = http.new_service(());
-                    let state = state.clone();
-                    async move {
-                        let http = Rc::new(http.await?);
-                        Ok::<_, ()>(fn_service(move |socket: TcpStream| {
-                            let http = http.clone();
-                            let state = state.clone();
-                            async move {
-                                limit_unacknowledged_time(&socket, tcp_user_timeout);
-                                let route = match state.settings.stream.herald_path {
-                                    true => stream::router::route(&socket).await,
-                                    false => Route::Actix,
-                                };
-                                match route {
-                                // Each path's connection future in a box of its own
-                                // size: inline, every connection would be as large as
-                                // the larger of the two.
-                                Route::Stream(head) => {
-                                    Box::pin(stream::handler::serve(&state, socket, head)).await;
-                                    Ok(())
-                                }
-                                Route::Actix => Box::pin(http.call(socket)).await.map_err(|error| {
-                                    tracing::debug!(%error, "connection ended with an error");
-                                }),
-                            }
-                            }
-                        }))
-                    }
-                })
-            })?
-            .run();
+                async move {
+                    let http = Rc::new(http.await?);
+                    Ok::<_, ()>(fn_service(move |socket: TcpStream| {
+                        serve_connection(state.clone(), http.clone(), socket)
+                    }))
+                }
+            })
+        })?
+        .run();
     Ok(server)
+}
+
+/// actix-http serving Herald's application on plain-HTTP connections, configured as
+/// actix-web's `HttpServer` would be.
+fn actix_http_service(
+    state: web::Data<AppState>,
+    local_addr: SocketAddr,
+    stopping: GracefulShutdownSignal,
+) -> impl ServiceFactory<TcpStream, Config = (), Response = (), Error = DispatchError, InitError = ()>
+{
+    HttpService::build()
+        .graceful_shutdown_signal(move || {
+            let stopping = stopping.clone();
+            async move { stopping.notified().await }
+        })
+        .keep_alive(KeepAlive::default())
+        .client_request_timeout(Duration::from_secs(5))
+        .client_disconnect_timeout(Duration::from_secs(1))
+        // A client that closes its side is gone: end its stream at once instead of waiting
+        // for the next write to fail (an SSE client never half-closes).
+        .h1_allow_half_closed(false)
+        .local_addr(local_addr)
+        .finish(map_config(
+            app(state)
+                .into_factory()
+                .map_err(|error| error.error_response()),
+            |_| AppConfig::default(),
+        ))
+        .tcp()
+}
+
+/// One accepted plain-HTTP connection: routed at once to Herald's stream handler or to
+/// actix-http. Each path's future is boxed at its own size: inline, every connection would
+/// be as large as the larger of the two.
+async fn serve_connection<S>(
+    state: web::Data<AppState>,
+    http: Rc<S>,
+    socket: TcpStream,
+) -> Result<(), ()>
+where
+    S: Service<TcpStream, Response = (), Error = DispatchError>,
+{
+    let tcp_user_timeout = Duration::from_secs(state.settings.stream.tcp_user_timeout_secs);
+    limit_unacknowledged_time(&socket, tcp_user_timeout);
+    let route = match state.settings.stream.herald_path {
+        true => stream::router::route(&socket).await,
+        false => Route::Actix,
+    };
+    match route {
+        Route::Stream(head) => {
+            Box::pin(stream::handler::serve(&state, socket, head)).await;
+            Ok(())
+        }
+        Route::Actix => Box::pin(http.call(socket)).await.map_err(|error| {
+            tracing::debug!(%error, "connection ended with an error");
+        }),
+    }
 }
 
 /// Herald's actix-web application: every route, the request id, the request log, and the

@@ -88,8 +88,7 @@ impl Api {
             .await
     }
 
-    /// `PATCH /admin/tenants/{slug}`, asserting a 200 unless told otherwise by the caller
-    /// looking at the answer.
+    /// `PATCH /admin/tenants/{slug}`.
     pub async fn patch_tenant(&self, slug: &str, patch: Value) -> Response {
         self.admin(
             Method::PATCH,
