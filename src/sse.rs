@@ -34,6 +34,15 @@ pub fn keep_alive() -> Bytes {
     Bytes::from_static(b": keep-alive\n\n")
 }
 
+/// The last frame of a stream whose token has run out.
+pub fn session_expired() -> Bytes {
+    control(
+        SESSION_EXPIRED,
+        &serde_json::json!({ "reason": "the session's token has expired" }),
+        None,
+    )
+}
+
 /// A stored event as SSE: `id:`, `event:`, `data:` lines and the blank line.
 pub fn encode(event: &LoggedEvent) -> Bytes {
     let mut frame = String::with_capacity(event.data.len() + 64);

@@ -214,7 +214,7 @@ async fn start_delivery(
     store: &Store,
     shutdown: shutdown::Shutdown,
 ) -> anyhow::Result<(Hub, Option<RedisBroker>, EventLog)> {
-    let hub = Hub::start(&settings.stream, store.clone(), shutdown);
+    let hub = Hub::start(&settings.stream, store.clone(), shutdown)?;
     // An empty url (HERALD__REDIS__URL=) means unset, as an absent one does.
     let broker = match settings.redis.url.as_deref().filter(|url| !url.is_empty()) {
         Some(url) => {

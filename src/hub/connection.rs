@@ -46,6 +46,8 @@ pub struct Connection {
     last_seq: i64,
     subscription: Subscription,
     keepalive_every: Duration,
+    /// When the user's token runs out (Unix seconds).
+    expires_at: i64,
     /// When the stream last sent something: a keep-alive goes out `keepalive_every` after it.
     last_sent: Instant,
     /// Fires at (or after) the keep-alive's deadline. It is moved only when it fires, not
@@ -94,6 +96,7 @@ impl Connection {
             last_seq: start.after_seq,
             subscription: parts.subscription,
             keepalive_every: parts.keepalive_every,
+            expires_at: parts.expires_at,
             last_sent: Instant::now(),
             keepalive: Box::pin(tokio::time::sleep(parts.keepalive_every)),
             expiry: Box::pin(tokio::time::sleep(Duration::from_secs(remaining))),
@@ -130,6 +133,28 @@ impl Connection {
             }
         }
         self.live_step().await
+    }
+
+    /// The opening and the replay, chunk by chunk; `None` once the stream has caught up
+    /// with the log (or has ended: see `hand_over`). Cancel-safe.
+    pub async fn catch_up_chunk(&mut self) -> Option<Bytes> {
+        if let Some(opening) = self.opening.take() {
+            return Some(opening);
+        }
+        if self.done || !self.replaying {
+            return None;
+        }
+        self.replay_step().await
+    }
+
+    /// A stream that has caught up gives its socket to its hub shard, which writes the
+    /// live part (see `hub::shard`); one that has ended drops it.
+    pub fn hand_over(self, socket: std::net::TcpStream) {
+        if self.done || self.replaying || self.opening.is_some() {
+            return;
+        }
+        self.subscription
+            .hand_over(socket, self.last_seq, self.expires_at);
     }
 
     /// One page of the log after `last_seq`; `None` once the replay has caught up.
@@ -198,11 +223,7 @@ impl Connection {
                 }
                 Wake::Expired => {
                     self.done = true;
-                    return Some(sse::control(
-                        sse::SESSION_EXPIRED,
-                        &serde_json::json!({ "reason": "the session's token has expired" }),
-                        None,
-                    ));
+                    return Some(sse::session_expired());
                 }
                 Wake::Idle => {
                     let due = self.last_sent + self.keepalive_every;

@@ -11,13 +11,16 @@
 //! the browser reconnects and resumes from the log) and counts it.
 
 pub mod connection;
+mod deadlines;
 mod open;
+mod reactor;
 mod shard;
+mod slots;
+mod socket;
 
-use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 
 use actix::{Actor, Addr, Arbiter};
 use bytes::Bytes;
@@ -31,7 +34,8 @@ use crate::shutdown::Shutdown;
 use crate::sse;
 use crate::store::log::CommitListener;
 use crate::store::{Store, StoreError};
-use shard::{Deliver, Register, Shard, Unregister};
+use shard::{Attach, Deliver, Register, Shard, Unregister};
+use slots::TenantSlots;
 
 /// One event ready for the wire, shared by every connection it goes to.
 #[derive(Debug, Clone)]
@@ -116,7 +120,7 @@ struct HubInner {
     shards: Vec<Addr<Shard>>,
     arbiters: Vec<Arbiter>,
     stats: Arc<HubStats>,
-    per_tenant: Mutex<HashMap<i64, usize>>,
+    slots: Arc<TenantSlots>,
     next_connection: AtomicU64,
     settings: StreamSettings,
     /// Where streams replay from.
@@ -135,32 +139,34 @@ impl Drop for HubInner {
 
 impl Hub {
     /// Starts one shard per core, each on a thread of its own.
-    pub fn start(settings: &StreamSettings, store: Store, shutdown: Shutdown) -> Hub {
+    pub fn start(
+        settings: &StreamSettings,
+        store: Store,
+        shutdown: Shutdown,
+    ) -> std::io::Result<Hub> {
         let count = std::thread::available_parallelism().map_or(2, |n| n.get());
         let stats = Arc::new(HubStats::default());
+        let slots = Arc::new(TenantSlots::default());
         let mut shards = Vec::with_capacity(count);
         let mut arbiters = Vec::with_capacity(count);
         for _ in 0..count {
             let arbiter = Arbiter::new();
-            let shard_stats = stats.clone();
-            let per_user = settings.max_connections_per_user;
-            shards.push(Shard::start_in_arbiter(&arbiter.handle(), move |_| {
-                Shard::new(shard_stats, per_user)
-            }));
+            let shard = Shard::new(stats.clone(), slots.clone(), settings, shutdown.clone())?;
+            shards.push(Shard::start_in_arbiter(&arbiter.handle(), move |_| shard));
             arbiters.push(arbiter);
         }
-        Hub {
+        Ok(Hub {
             inner: Arc::new(HubInner {
                 shards,
                 arbiters,
                 stats,
-                per_tenant: Mutex::default(),
+                slots,
                 next_connection: AtomicU64::new(1),
                 settings: settings.clone(),
                 store,
                 shutdown,
             }),
-        }
+        })
     }
 
     pub fn stats(&self) -> &HubStats {
@@ -183,27 +189,20 @@ impl Hub {
         user: &UserId,
         topics: &TopicList,
     ) -> Result<Subscription, HubError> {
-        {
-            let mut per_tenant = self
-                .inner
-                .per_tenant
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let count = per_tenant.entry(tenant_id).or_insert(0);
-            if *count >= self.inner.settings.max_connections_per_tenant {
-                return Err(HubError::TooManyForTenant);
-            }
-            *count += 1;
+        let max = self.inner.settings.max_connections_per_tenant;
+        if !self.inner.slots.take(tenant_id, max) {
+            return Err(HubError::TooManyForTenant);
         }
         // From here on the guard gives the tenant's slot back, whatever happens.
         let id = self.inner.next_connection.fetch_add(1, Ordering::Relaxed);
         let shard = self.shard_for(tenant_id, user.as_str()).clone();
         let guard = SubscriptionGuard {
-            hub: self.clone(),
+            slots: self.inner.slots.clone(),
             shard: shard.clone(),
             tenant_id,
             id,
             registered: false,
+            handed_over: false,
         };
         let (sender, frames) = mpsc::channel(self.inner.settings.queue_capacity);
         let registered = shard
@@ -219,10 +218,7 @@ impl Hub {
         registered?;
         let mut guard = guard;
         guard.registered = true;
-        Ok(Subscription {
-            frames,
-            _guard: guard,
-        })
+        Ok(Subscription { frames, guard })
     }
 }
 
@@ -254,33 +250,43 @@ impl CommitListener for Hub {
 /// A registered connection's queue of live frames. Dropping it unregisters the connection.
 pub struct Subscription {
     pub frames: mpsc::Receiver<Frames>,
-    _guard: SubscriptionGuard,
+    guard: SubscriptionGuard,
+}
+
+impl Subscription {
+    /// Gives the stream's socket to its shard, which writes the stream from now on (see
+    /// `shard`): what is in the queue and after `last_seq` goes out first.
+    pub fn hand_over(mut self, socket: std::net::TcpStream, last_seq: i64, expires_at: i64) {
+        self.guard.handed_over = true;
+        self.guard.shard.do_send(Attach {
+            id: self.guard.id,
+            tenant_id: self.guard.tenant_id,
+            socket,
+            queued: self.frames,
+            last_seq,
+            expires_at,
+        });
+    }
 }
 
 struct SubscriptionGuard {
-    hub: Hub,
+    slots: Arc<TenantSlots>,
     shard: Addr<Shard>,
     tenant_id: i64,
     id: u64,
     registered: bool,
+    /// The shard owns the stream now, and unregisters it and gives its slot back itself.
+    handed_over: bool,
 }
 
 impl Drop for SubscriptionGuard {
     fn drop(&mut self) {
+        if self.handed_over {
+            return;
+        }
         if self.registered {
             self.shard.do_send(Unregister { id: self.id });
         }
-        let mut per_tenant = self
-            .hub
-            .inner
-            .per_tenant
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(count) = per_tenant.get_mut(&self.tenant_id) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                per_tenant.remove(&self.tenant_id);
-            }
-        }
+        self.slots.release(self.tenant_id);
     }
 }

@@ -1,30 +1,92 @@
 //! One hub shard: an actor owning the connections that hash to it, indexed by tenant, then
-//! by user, topic and broadcast.
+//! by user, topic and broadcast, and delivering each commit group to them.
+//!
+//! A connection is one of two kinds. A stream served by a task of its own (actix-web's
+//! path, and Herald's path while a new stream replays) has a queue: the shard puts each
+//! group's frames in it. A stream whose socket has been handed over (`Attach`) is the
+//! shard's alone: the shard writes frames straight to the socket, sends its keep-alives
+//! and its `session-expired` from the shard's clock, and notices its peer leaving from
+//! the shard's poller — an idle stream costs its entry here and nothing else.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
-use actix::{Actor, Context, Handler, Message};
+use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, StreamHandler};
 use tokio::sync::mpsc::{self, error::TrySendError};
 
+use super::deadlines::{Clock, Deadlines};
+use super::reactor::{Reactor, Readiness};
+use super::slots::TenantSlots;
+use super::socket::{Stop, StreamSocket};
 use super::{Delivery, Frames, HubError, HubStats};
+use crate::config::StreamSettings;
 use crate::domain::event::Target;
+use crate::shutdown::Shutdown;
+use crate::sse;
 
 pub(super) struct Shard {
     connections: HashMap<u64, Connection>,
     tenants: HashMap<i64, TenantIndex>,
     stats: Arc<HubStats>,
+    slots: Arc<TenantSlots>,
     max_per_user: usize,
+    /// How many commit groups a stream may have waiting before it counts as slow.
+    backlog_limit: usize,
     /// Per connection, the frames of the group being delivered (kept to reuse its memory).
     pending: HashMap<u64, Frames>,
+    reactor: Reactor,
+    clock: Clock,
+    keepalive_ticks: u64,
+    keepalives: Deadlines,
+    expiries: Deadlines,
+    shutdown: Option<Shutdown>,
+    stopping: bool,
+    /// Where bytes a peer sends are read to and dropped.
+    scratch: Box<[u8]>,
 }
 
 struct Connection {
     tenant_id: i64,
     user: String,
     topics: Vec<String>,
-    sender: mpsc::Sender<Frames>,
+    sink: Sink,
+}
+
+enum Sink {
+    /// A stream served by its own task: frames go to its queue.
+    Queue(mpsc::Sender<Frames>),
+    /// A stream whose socket this shard owns.
+    Socket(OwnedStream),
+}
+
+struct OwnedStream {
+    socket: StreamSocket,
+    /// The highest seq written.
+    last_seq: i64,
+    /// The tick of the last write: the keep-alive is due a keep-alive interval after it.
+    last_sent: u64,
+}
+
+/// Why the shard ends a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// It could not keep up.
+    Slow,
+    /// Its peer left, or its task did.
+    Gone,
+    /// Its token expired, or Herald is stopping.
+    Over,
+}
+
+impl From<Stop> for Ending {
+    fn from(stop: Stop) -> Ending {
+        match stop {
+            Stop::Gone => Ending::Gone,
+            Stop::Slow => Ending::Slow,
+        }
+    }
 }
 
 /// Who listens to what, within one tenant, on this shard.
@@ -57,20 +119,36 @@ fn remove_from_map(map: &mut HashMap<String, Vec<u64>>, key: &str, id: u64) {
 }
 
 impl Shard {
-    pub(super) fn new(stats: Arc<HubStats>, max_per_user: usize) -> Self {
-        Shard {
+    pub(super) fn new(
+        stats: Arc<HubStats>,
+        slots: Arc<TenantSlots>,
+        settings: &StreamSettings,
+        shutdown: Shutdown,
+    ) -> std::io::Result<Self> {
+        let keepalive_every = Duration::from_secs_f64(settings.keepalive_secs);
+        let clock = Clock::for_keepalive(keepalive_every);
+        Ok(Shard {
             connections: HashMap::new(),
             tenants: HashMap::new(),
             stats,
-            max_per_user,
+            slots,
+            max_per_user: settings.max_connections_per_user,
+            backlog_limit: settings.queue_capacity,
             pending: HashMap::new(),
-        }
+            reactor: Reactor::new()?,
+            keepalive_ticks: clock.ticks(keepalive_every).max(1),
+            clock,
+            keepalives: Deadlines::default(),
+            expiries: Deadlines::default(),
+            shutdown: Some(shutdown),
+            stopping: false,
+            scratch: vec![0; 4096].into_boxed_slice(),
+        })
     }
 
-    fn remove(&mut self, id: u64) -> bool {
-        let Some(connection) = self.connections.remove(&id) else {
-            return false;
-        };
+    /// Takes a connection out of the indexes.
+    fn remove(&mut self, id: u64) -> Option<Connection> {
+        let connection = self.connections.remove(&id)?;
         self.stats.connections.fetch_sub(1, Ordering::Relaxed);
         if let Some(index) = self.tenants.get_mut(&connection.tenant_id) {
             remove_from_map(&mut index.users, &connection.user, id);
@@ -82,33 +160,193 @@ impl Shard {
                 self.tenants.remove(&connection.tenant_id);
             }
         }
-        true
+        Some(connection)
     }
 
-    /// Queues each connection's frames of this group; notes those that could not keep up.
-    fn flush(&mut self, slow: &mut Vec<(u64, bool)>) {
+    /// Ends a stream. A queue's task sees its queue close (and gives the tenant's slot back
+    /// itself); an owned socket is closed here.
+    fn end(&mut self, id: u64, ending: Ending) {
+        let Some(connection) = self.remove(id) else {
+            return;
+        };
+        if let Sink::Socket(mut owned) = connection.sink {
+            self.reactor.deregister(owned.socket.socket_mut());
+            owned.socket.close();
+            self.slots.release(connection.tenant_id);
+        }
+        if ending == Ending::Slow {
+            self.stats.slow_closed.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(connection = id, "closed a stream that could not keep up");
+        }
+    }
+
+    /// Hands each connection its frames of this group; notes those that could not take them.
+    fn flush(&mut self, ended: &mut Vec<(u64, Ending)>) {
+        let now = self.clock.now();
         for (id, frames) in self.pending.drain() {
-            let Some(connection) = self.connections.get(&id) else {
+            let Some(connection) = self.connections.get_mut(&id) else {
                 continue;
             };
-            let count = match &frames {
-                Frames::One(_) => 1,
-                Frames::Many(frames) => frames.len() as u64,
-            };
-            match connection.sender.try_send(frames) {
-                Ok(()) => {
-                    self.stats.delivered.fetch_add(count, Ordering::Relaxed);
+            match &mut connection.sink {
+                Sink::Queue(sender) => {
+                    let count = frames.as_slice().len() as u64;
+                    match sender.try_send(frames) {
+                        Ok(()) => {
+                            self.stats.delivered.fetch_add(count, Ordering::Relaxed);
+                        }
+                        Err(TrySendError::Full(_)) => ended.push((id, Ending::Slow)),
+                        // The stream has ended already; its unregistration is on its way.
+                        Err(TrySendError::Closed(_)) => ended.push((id, Ending::Gone)),
+                    }
                 }
-                Err(TrySendError::Full(_)) => slow.push((id, true)),
-                // The stream has ended already; its unregistration is on its way.
-                Err(TrySendError::Closed(_)) => slow.push((id, false)),
+                Sink::Socket(owned) => {
+                    let frames = frames.as_slice();
+                    let fresh = &frames[frames.partition_point(|f| f.seq <= owned.last_seq)..];
+                    let Some(last) = fresh.last() else {
+                        continue;
+                    };
+                    owned.last_seq = last.seq;
+                    owned.last_sent = now;
+                    self.stats
+                        .delivered
+                        .fetch_add(fresh.len() as u64, Ordering::Relaxed);
+                    if let Err(stop) = owned
+                        .socket
+                        .send(fresh.iter().map(|f| &f.bytes), self.backlog_limit)
+                    {
+                        ended.push((id, stop.into()));
+                    }
+                }
             }
         }
+    }
+
+    /// Keep-alives and expiries that have come due.
+    fn tick(&mut self) {
+        let now = self.clock.now();
+        let mut due = Vec::new();
+        self.expiries.take_due(now, &mut due);
+        for id in due.drain(..) {
+            if let Some(owned) = self.owned(id) {
+                // Best effort: a stream too backlogged to take it is closed all the same,
+                // and its page learns of the expiry when it reconnects.
+                let _ = owned.socket.send([&sse::session_expired()], usize::MAX);
+                self.end(id, Ending::Over);
+            }
+        }
+        self.keepalives.take_due(now, &mut due);
+        let keepalive = sse::keep_alive();
+        let every = self.keepalive_ticks;
+        for id in due.drain(..) {
+            let Some(owned) = self.owned(id) else {
+                continue;
+            };
+            let next = if owned.last_sent + every > now {
+                owned.last_sent + every
+            } else if owned.socket.is_backlogged() {
+                // Bytes are on their way already.
+                now + every
+            } else {
+                owned.last_sent = now;
+                if let Err(stop) = owned.socket.send([&keepalive], usize::MAX) {
+                    self.end(id, stop.into());
+                    continue;
+                }
+                now + every
+            };
+            self.keepalives.file(next, id);
+        }
+    }
+
+    fn owned(&mut self, id: u64) -> Option<&mut OwnedStream> {
+        match &mut self.connections.get_mut(&id)?.sink {
+            Sink::Socket(owned) => Some(owned),
+            Sink::Queue(_) => None,
+        }
+    }
+
+    /// Sockets that have become readable, writable or closed.
+    fn poll_sockets(&mut self) {
+        let mut ready = Vec::new();
+        loop {
+            let taken = self.reactor.ready(&mut ready);
+            for Readiness {
+                id,
+                readable,
+                writable,
+                closed,
+            } in ready.drain(..)
+            {
+                let Some(Connection {
+                    sink: Sink::Socket(owned),
+                    ..
+                }) = self.connections.get_mut(&id)
+                else {
+                    continue;
+                };
+                let mut outcome = Ok(());
+                if readable || closed {
+                    outcome = owned.socket.discard_input(&mut self.scratch);
+                }
+                if outcome.is_ok() && writable {
+                    outcome = owned.socket.writable();
+                }
+                if let Err(stop) = outcome {
+                    self.end(id, stop.into());
+                }
+            }
+            if !Reactor::full(taken) {
+                return;
+            }
+        }
+    }
+
+    /// Herald is stopping: every owned stream ends now (queues end with their tasks).
+    fn stop_streams(&mut self) {
+        self.stopping = true;
+        let owned: Vec<u64> = self
+            .connections
+            .iter()
+            .filter(|(_, connection)| matches!(connection.sink, Sink::Socket(_)))
+            .map(|(&id, _)| id)
+            .collect();
+        for id in owned {
+            self.end(id, Ending::Over);
+        }
+        self.keepalives.clear();
+        self.expiries.clear();
     }
 }
 
 impl Actor for Shard {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        match self.reactor.wake_ups() {
+            Ok(wake_ups) => {
+                ctx.add_stream(wake_ups);
+            }
+            Err(error) => tracing::error!(%error, "cannot watch stream sockets"),
+        }
+        ctx.run_interval(self.clock.tick(), |shard, _| shard.tick());
+        if let Some(shutdown) = self.shutdown.take() {
+            ctx.spawn(
+                actix::fut::wrap_future(shutdown.wait())
+                    .map(|(), shard: &mut Shard, _| shard.stop_streams()),
+            );
+        }
+    }
+}
+
+/// The poller has something ready.
+impl StreamHandler<()> for Shard {
+    fn handle(&mut self, (): (), _: &mut Context<Self>) {
+        self.poll_sockets();
+    }
+
+    fn finished(&mut self, _: &mut Context<Self>) {
+        tracing::error!("stopped watching stream sockets");
+    }
 }
 
 #[derive(Message)]
@@ -153,7 +391,7 @@ impl Handler<Register> for Shard {
                 tenant_id: register.tenant_id,
                 user: register.user,
                 topics: register.topics,
-                sender: register.sender,
+                sink: Sink::Queue(register.sender),
             },
         );
         Ok(())
@@ -171,6 +409,75 @@ impl Handler<Unregister> for Shard {
 
     fn handle(&mut self, unregister: Unregister, _: &mut Context<Self>) {
         self.remove(unregister.id);
+    }
+}
+
+/// A stream that has caught up hands its socket to the shard, with the queue that holds
+/// what was delivered meanwhile. From here on the shard gives the tenant's slot back.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(super) struct Attach {
+    pub id: u64,
+    pub tenant_id: i64,
+    pub socket: std::net::TcpStream,
+    pub queued: mpsc::Receiver<Frames>,
+    /// The highest seq the stream has sent.
+    pub last_seq: i64,
+    /// When the stream's token runs out (Unix seconds).
+    pub expires_at: i64,
+}
+
+impl Handler<Attach> for Shard {
+    type Result = ();
+
+    fn handle(&mut self, attach: Attach, _: &mut Context<Self>) {
+        let Attach {
+            id,
+            tenant_id,
+            socket,
+            mut queued,
+            last_seq,
+            expires_at,
+        } = attach;
+        let mut socket = mio::net::TcpStream::from_std(socket);
+        let registered = self.reactor.register(&mut socket, id);
+        let Some(connection) = self.connections.get_mut(&id) else {
+            // Ended while it caught up (too slow, or Herald is stopping): the client
+            // reconnects and resumes.
+            self.reactor.deregister(&mut socket);
+            StreamSocket::new(socket).close();
+            self.slots.release(tenant_id);
+            return;
+        };
+        let now = self.clock.now();
+        connection.sink = Sink::Socket(OwnedStream {
+            socket: StreamSocket::new(socket),
+            last_seq,
+            last_sent: now,
+        });
+        if let Err(error) = registered {
+            tracing::error!(%error, "cannot watch a stream socket");
+            self.end(id, Ending::Gone);
+            return;
+        }
+        if self.stopping {
+            self.end(id, Ending::Over);
+            return;
+        }
+        // What was delivered while the stream caught up, less what its replay sent.
+        let mut ended = Vec::new();
+        while let Ok(frames) = queued.try_recv() {
+            self.pending.insert(id, frames);
+            self.flush(&mut ended);
+        }
+        for (id, ending) in ended {
+            self.end(id, ending);
+        }
+        let now_secs = crate::domain::now_ms() / 1000;
+        let remaining = u64::try_from(expires_at - now_secs).unwrap_or(0);
+        self.expiries
+            .file(now + self.clock.ticks(Duration::from_secs(remaining)), id);
+        self.keepalives.file(now + self.keepalive_ticks, id);
     }
 }
 
@@ -201,15 +508,22 @@ impl Handler<Deliver> for Shard {
                 }
             }
         }
-        let mut slow = Vec::new();
-        self.flush(&mut slow);
-        for (id, full) in slow {
-            // Dropping the sender ends the connection's stream; the browser then reconnects
-            // and resumes from the log.
-            if self.remove(id) && full {
-                self.stats.slow_closed.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(connection = id, "closed a stream that could not keep up");
-            }
+        let mut ended = Vec::new();
+        self.flush(&mut ended);
+        for (id, ending) in ended {
+            // A queue's task sees its queue close and ends the stream; the browser then
+            // reconnects and resumes from the log.
+            self.end(id, ending);
+        }
+    }
+}
+
+/// The shared frames for one write.
+impl Frames {
+    fn as_slice(&self) -> &[super::LiveFrame] {
+        match self {
+            Frames::One(frame) => std::slice::from_ref(frame),
+            Frames::Many(frames) => frames,
         }
     }
 }

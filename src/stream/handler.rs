@@ -1,5 +1,6 @@
 //! Herald's own HTTP/1.1 stream handler: answers a stream request whose head the router
-//! has read, then writes the stream to the socket until either side ends it.
+//! has read, writes the stream's opening and replay, then hands the socket to the stream's
+//! hub shard, which writes the live part until either side ends it (`hub::shard`).
 //!
 //! The answer is the same as actix-web's route gives (same rules, `stream::request::open`;
 //! same headers; the same JSON error bodies), with `Connection: close`: the body runs until
@@ -41,27 +42,15 @@ pub async fn serve(state: &AppState, mut socket: TcpStream, head: StreamHead) {
             if socket.write_all(answer.as_bytes()).await.is_err() {
                 return;
             }
-            let (mut reader, mut writer) = socket.split();
-            let mut dropped = [0; 64];
-            loop {
-                tokio::select! {
-                    chunk = connection.next_chunk() => match chunk {
-                        Some(chunk) => {
-                            if writer.write_all(&chunk).await.is_err() {
-                                break;
-                            }
-                        }
-                        None => break,
-                    },
-                    read = reader.read(&mut dropped) => match read {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => {}
-                    },
-                }
+            if !catch_up(&mut connection, &mut socket).await {
+                return;
             }
-            let _ = writer.shutdown().await;
+            match socket.into_std() {
+                Ok(socket) => connection.hand_over(socket),
+                Err(error) => tracing::error!(%error, "cannot hand a stream socket over"),
+            }
             let seconds = began.elapsed().as_secs_f64();
-            tracing::info!(%tenant, status = 200, seconds, "stream ended (Herald's path)");
+            tracing::info!(%tenant, status = 200, seconds, "stream opened (Herald's path)");
         }
         Err(error) => {
             let status = error.code.status().as_u16();
@@ -71,6 +60,28 @@ pub async fn serve(state: &AppState, mut socket: TcpStream, head: StreamHead) {
                 .write_all(&error_answer(&error, cors.as_deref()))
                 .await;
             let _ = socket.shutdown().await;
+        }
+    }
+}
+
+/// Writes the stream's opening and replay; `false` if either side ended it meanwhile.
+async fn catch_up(connection: &mut Connection, socket: &mut TcpStream) -> bool {
+    let (mut reader, mut writer) = socket.split();
+    let mut dropped = [0; 64];
+    loop {
+        tokio::select! {
+            chunk = connection.catch_up_chunk() => match chunk {
+                Some(chunk) => {
+                    if writer.write_all(&chunk).await.is_err() {
+                        return false;
+                    }
+                }
+                None => return true,
+            },
+            read = reader.read(&mut dropped) => match read {
+                Ok(0) | Err(_) => return false,
+                Ok(_) => {}
+            },
         }
     }
 }
