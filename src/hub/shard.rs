@@ -69,6 +69,48 @@ struct OwnedStream {
     last_sent: u64,
 }
 
+impl Connection {
+    /// Queues or writes one group's frames for this connection.
+    fn take(
+        &mut self,
+        frames: Frames,
+        now: u64,
+        stats: &HubStats,
+        backlog_limit: usize,
+    ) -> Result<(), Ending> {
+        match &mut self.sink {
+            Sink::Queue(sender) => {
+                let count = frames.as_slice().len() as u64;
+                match sender.try_send(frames) {
+                    Ok(()) => {
+                        stats.delivered.fetch_add(count, Ordering::Relaxed);
+                        Ok(())
+                    }
+                    Err(TrySendError::Full(_)) => Err(Ending::Slow),
+                    // The stream has ended already; its unregistration is on its way.
+                    Err(TrySendError::Closed(_)) => Err(Ending::Gone),
+                }
+            }
+            Sink::Socket(owned) => {
+                let frames = frames.as_slice();
+                let fresh = &frames[frames.partition_point(|f| f.seq <= owned.last_seq)..];
+                let Some(last) = fresh.last() else {
+                    return Ok(());
+                };
+                owned.last_seq = last.seq;
+                owned.last_sent = now;
+                stats
+                    .delivered
+                    .fetch_add(fresh.len() as u64, Ordering::Relaxed);
+                owned
+                    .socket
+                    .send(fresh.iter().map(|f| &f.bytes), backlog_limit)
+                    .map_err(Ending::from)
+            }
+        }
+    }
+}
+
 /// Why the shard ends a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ending {
@@ -184,41 +226,25 @@ impl Shard {
     fn flush(&mut self, ended: &mut Vec<(u64, Ending)>) {
         let now = self.clock.now();
         for (id, frames) in self.pending.drain() {
-            let Some(connection) = self.connections.get_mut(&id) else {
-                continue;
-            };
-            match &mut connection.sink {
-                Sink::Queue(sender) => {
-                    let count = frames.as_slice().len() as u64;
-                    match sender.try_send(frames) {
-                        Ok(()) => {
-                            self.stats.delivered.fetch_add(count, Ordering::Relaxed);
-                        }
-                        Err(TrySendError::Full(_)) => ended.push((id, Ending::Slow)),
-                        // The stream has ended already; its unregistration is on its way.
-                        Err(TrySendError::Closed(_)) => ended.push((id, Ending::Gone)),
-                    }
-                }
-                Sink::Socket(owned) => {
-                    let frames = frames.as_slice();
-                    let fresh = &frames[frames.partition_point(|f| f.seq <= owned.last_seq)..];
-                    let Some(last) = fresh.last() else {
-                        continue;
-                    };
-                    owned.last_seq = last.seq;
-                    owned.last_sent = now;
-                    self.stats
-                        .delivered
-                        .fetch_add(fresh.len() as u64, Ordering::Relaxed);
-                    if let Err(stop) = owned
-                        .socket
-                        .send(fresh.iter().map(|f| &f.bytes), self.backlog_limit)
-                    {
-                        ended.push((id, stop.into()));
-                    }
-                }
+            if let Some(connection) = self.connections.get_mut(&id)
+                && let Err(ending) = connection.take(frames, now, &self.stats, self.backlog_limit)
+            {
+                ended.push((id, ending));
             }
         }
+    }
+
+    /// The connections on this shard that `delivery` goes to.
+    fn listeners<'a>(tenants: &'a HashMap<i64, TenantIndex>, delivery: &Delivery) -> &'a [u64] {
+        let Some(index) = tenants.get(&delivery.tenant_id) else {
+            return &[];
+        };
+        let listeners = match &delivery.target {
+            Target::User(user) => index.users.get(user.as_str()),
+            Target::Topic(topic) => index.topics.get(topic.as_str()),
+            Target::Broadcast => Some(&index.broadcast),
+        };
+        listeners.map_or(&[], Vec::as_slice)
     }
 
     /// Keep-alives and expiries that have come due.
@@ -440,6 +466,8 @@ impl Handler<Attach> for Shard {
             expires_at,
         } = attach;
         let mut socket = mio::net::TcpStream::from_std(socket);
+        // Each event goes out as it comes, not held back for the peer's acknowledgement.
+        let _ = socket.set_nodelay(true);
         let registered = self.reactor.register(&mut socket, id);
         let Some(connection) = self.connections.get_mut(&id) else {
             // Ended while it caught up (too slow, or Herald is stopping): the client
@@ -490,26 +518,36 @@ impl Handler<Deliver> for Shard {
     type Result = ();
 
     fn handle(&mut self, Deliver(batch): Deliver, _: &mut Context<Self>) {
-        for delivery in batch.iter() {
-            let Some(index) = self.tenants.get(&delivery.tenant_id) else {
-                continue;
-            };
-            let listeners = match &delivery.target {
-                Target::User(user) => index.users.get(user.as_str()),
-                Target::Topic(topic) => index.topics.get(topic.as_str()),
-                Target::Broadcast => Some(&index.broadcast),
-            };
-            for &id in listeners.into_iter().flatten() {
-                match self.pending.get_mut(&id) {
-                    Some(frames) => frames.push(delivery.frame.clone()),
-                    None => {
-                        self.pending.insert(id, Frames::One(delivery.frame.clone()));
+        let mut ended = Vec::new();
+        if let [delivery] = batch.as_slice() {
+            // One event: straight to each listener, without gathering per connection.
+            let now = self.clock.now();
+            for &id in Shard::listeners(&self.tenants, delivery) {
+                if let Some(connection) = self.connections.get_mut(&id)
+                    && let Err(ending) = connection.take(
+                        Frames::One(delivery.frame.clone()),
+                        now,
+                        &self.stats,
+                        self.backlog_limit,
+                    )
+                {
+                    ended.push((id, ending));
+                }
+            }
+        } else {
+            for delivery in batch.iter() {
+                let listeners = Shard::listeners(&self.tenants, delivery);
+                for &id in listeners {
+                    match self.pending.get_mut(&id) {
+                        Some(frames) => frames.push(delivery.frame.clone()),
+                        None => {
+                            self.pending.insert(id, Frames::One(delivery.frame.clone()));
+                        }
                     }
                 }
             }
+            self.flush(&mut ended);
         }
-        let mut ended = Vec::new();
-        self.flush(&mut ended);
         for (id, ending) in ended {
             // A queue's task sees its queue close and ends the stream; the browser then
             // reconnects and resumes from the log.

@@ -32,12 +32,20 @@ pub async fn serve(state: &AppState, mut socket: TcpStream, head: StreamHead) {
     }
     drop(taken);
     let began = Instant::now();
+    // Answered in `x-request-id` and logged, as actix-web's path does.
+    let request_id = uuid::Uuid::now_v7();
     let (opened, cors) = open_for(state, &head).await;
     // What the stream keeps of its head: the slug, for the log line.
     let tenant = { head }.slug;
     match opened {
         Ok(mut connection) => {
-            let answer = answer_head("200 OK", "text/event-stream", None, cors.as_deref());
+            let answer = answer_head(
+                "200 OK",
+                "text/event-stream",
+                None,
+                cors.as_deref(),
+                request_id,
+            );
             drop(cors);
             if socket.write_all(answer.as_bytes()).await.is_err() {
                 return;
@@ -50,14 +58,17 @@ pub async fn serve(state: &AppState, mut socket: TcpStream, head: StreamHead) {
                 Err(error) => tracing::error!(%error, "cannot hand a stream socket over"),
             }
             let seconds = began.elapsed().as_secs_f64();
-            tracing::info!(%tenant, status = 200, seconds, "stream opened (Herald's path)");
+            tracing::info!(
+                %tenant, %request_id, status = 200, seconds,
+                "stream opened (Herald's path)"
+            );
         }
         Err(error) => {
             let status = error.code.status().as_u16();
             let code = error.code.as_str();
-            tracing::info!(%tenant, status, code, "stream refused (Herald's path)");
+            tracing::info!(%tenant, %request_id, status, code, "stream refused (Herald's path)");
             let _ = socket
-                .write_all(&error_answer(&error, cors.as_deref()))
+                .write_all(&error_answer(&error, cors.as_deref(), request_id))
                 .await;
             let _ = socket.shutdown().await;
         }
@@ -114,8 +125,11 @@ fn answer_head(
     content_type: &str,
     content_length: Option<usize>,
     cors: Option<&str>,
+    request_id: uuid::Uuid,
 ) -> String {
-    let mut head = format!("HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\n");
+    let mut head = format!(
+        "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\nx-request-id: {request_id}\r\n"
+    );
     if let Some(length) = content_length {
         let _ = write!(head, "content-length: {length}\r\n");
     } else {
@@ -132,7 +146,7 @@ fn answer_head(
 }
 
 /// An error as actix-web would answer it: its status and JSON body.
-fn error_answer(error: &ApiError, cors: Option<&str>) -> Vec<u8> {
+fn error_answer(error: &ApiError, cors: Option<&str>, request_id: uuid::Uuid) -> Vec<u8> {
     let response = error.error_response();
     let body = response.into_body().try_into_bytes().unwrap_or_default();
     let status = error.code.status();
@@ -141,6 +155,12 @@ fn error_answer(error: &ApiError, cors: Option<&str>) -> Vec<u8> {
         status.as_u16(),
         status.canonical_reason().unwrap_or("")
     );
-    let head = answer_head(&status_line, "application/json", Some(body.len()), cors);
+    let head = answer_head(
+        &status_line,
+        "application/json",
+        Some(body.len()),
+        cors,
+        request_id,
+    );
     [head.as_bytes(), &body].concat()
 }

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::process::ServerProcess;
 use crate::support::sse_client::SseStream;
@@ -144,6 +145,64 @@ async fn a_thousand_connections_come_and_go_without_a_trace() {
         )
         .await;
     assert_eq!(stream.next_event(WAIT).await.unwrap().data, "still here");
+}
+
+/// 20,000 streams through Herald's own path, 500 at a time, each opened and hung up: the
+/// server is left with the open files and (allocator noise aside) the memory it had.
+#[actix_web::test]
+async fn twenty_thousand_streams_on_heralds_path_leave_no_trace() {
+    let server = ServerProcess::start(&[("HERALD__STREAM__HERALD_PATH", "true")]).await;
+    let t = server.create_tenant("leak").await;
+    let tokens: Vec<String> = (0..100).map(|u| t.token(&format!("u{u}"), &[])).collect();
+    let address = server.address.trim_start_matches("http://").to_owned();
+    let round = |round: usize| {
+        let (address, tokens) = (&address, &tokens);
+        async move {
+            join_all((0..500).map(|i| async move {
+                let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
+                let request = format!(
+                    "GET /t/leak/stream HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer {}\r\n\r\n",
+                    tokens[(round * 500 + i) % tokens.len()]
+                );
+                socket.write_all(request.as_bytes()).await.unwrap();
+                // Up to the position frame: the stream is open and live.
+                let mut received = Vec::new();
+                let mut buf = [0; 1024];
+                while !received.ends_with(b"\n\n") || !received.windows(4).any(|w| w == b"id: ") {
+                    let n = tokio::time::timeout(WAIT, socket.read(&mut buf))
+                        .await
+                        .expect("the stream opens")
+                        .unwrap();
+                    assert!(n > 0, "{}", String::from_utf8_lossy(&received));
+                    received.extend_from_slice(&buf[..n]);
+                }
+            }))
+            .await;
+        }
+    };
+    // One round first, so the allocator's and the pools' first growth is not counted.
+    round(0).await;
+    wait_for_metric(&server, "herald_streams_open", 0.0).await;
+    let (files, resident) = (server.open_files(), server.resident_kib());
+    for r in 1..=40 {
+        round(r).await;
+    }
+    wait_for_metric(&server, "herald_streams_open", 0.0).await;
+    assert_eq!(
+        server
+            .metric("herald_streams_opened_total{path=\"herald\"}")
+            .await,
+        20_500.0
+    );
+    assert_eq!(server.open_files(), files, "open files");
+    let grown = server.resident_kib().saturating_sub(resident);
+    eprintln!(
+        "20,000 streams: {files} open files before and after; RSS {resident} KiB, +{grown} KiB"
+    );
+    assert!(
+        grown < 4 * 1024,
+        "RSS grew by {grown} KiB over 20,000 streams"
+    );
 }
 
 async fn wait_for_metric(server: &ServerProcess, name: &str, value: f64) {

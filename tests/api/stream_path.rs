@@ -237,3 +237,112 @@ async fn a_head_that_trickles_in_past_the_wait_is_actix_webs_to_time_out() {
     );
     assert_eq!(opened(&app), (0, 0));
 }
+
+/// Heads Herald's path does not take — HTTP/1.0, a malformed request line, credentials that
+/// are not text — get exactly the answer they get with the path switched off; a header
+/// that is not text elsewhere in the head does not stop a stream.
+#[actix_web::test]
+async fn heads_that_are_not_a_clean_http_1_1_stream_request_get_the_same_answer_either_way() {
+    let own = herald(true).await;
+    let actix = herald(false).await;
+    let mut answers = Vec::new();
+    for app in [&own, &actix] {
+        let t = app.create_tenant("odd").await;
+        let token = t.token("u", &[]);
+        let with_bytes = |extra: &[u8]| {
+            let mut request = format!(
+                "GET /t/odd/stream HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer {token}\r\n"
+            )
+            .into_bytes();
+            request.extend_from_slice(extra);
+            request.extend_from_slice(b"\r\n");
+            request
+        };
+        let cases: Vec<Vec<u8>> = vec![
+            format!("GET /t/odd/stream HTTP/1.0\r\nAuthorization: Bearer {token}\r\n\r\n")
+                .into_bytes(),
+            format!("GET /t/odd/stream HTTP/1.1 now\r\nAuthorization: Bearer {token}\r\n\r\n")
+                .into_bytes(),
+            b"GET /t/odd/stream HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer \xff\xfe\r\n\r\n"
+                .to_vec(),
+            with_bytes(b"X-Junk: caf\xe9\r\n"),
+        ];
+        let mut app_answers = Vec::new();
+        for case in cases {
+            let mut socket = connect(app).await;
+            socket.write_all(&case).await.unwrap();
+            let answer = read_for(&mut socket, Duration::from_millis(500)).await;
+            let status = answer.lines().next().unwrap_or("").to_owned();
+            // A refusal's body; for a stream (chunked on actix-web's path only), that it
+            // opened.
+            let body = match status.contains(" 200 ") {
+                true => answer.contains("\nretry: ").to_string(),
+                false => answer.split("\r\n\r\n").nth(1).unwrap_or("").to_owned(),
+            };
+            app_answers.push((status, body));
+        }
+        answers.push(app_answers);
+    }
+    let statuses: Vec<&str> = answers[0].iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(
+        statuses,
+        [
+            "HTTP/1.0 200 OK",
+            "HTTP/1.1 400 Bad Request",
+            "HTTP/1.1 401 Unauthorized",
+            "HTTP/1.1 200 OK"
+        ]
+    );
+    assert_eq!(answers[0], answers[1], "either path, the same answer");
+    // HTTP/1.0 is actix-web's to serve; the last head is a clean stream request.
+    assert_eq!(opened(&own), (1, 1));
+}
+
+/// A peer on Herald's path that never reads: its backlog passes the limit, the shard closes
+/// it as slow, and a healthy stream on the same shard misses nothing meanwhile.
+#[actix_web::test]
+async fn a_peer_that_never_reads_is_closed_as_slow_and_holds_up_no_one() {
+    let app = spawn_app_with(|s| {
+        s.stream.herald_path = true;
+        s.stream.queue_capacity = 8;
+    })
+    .await;
+    let t = app.create_tenant("stuck").await;
+    let _stuck = open_raw(&app, &t, "").await;
+    let mut healthy = app.open_stream(&t, &t.token("alice", &[]), "", None).await;
+    app.wait_for_open_streams(2).await;
+    let payload = "x".repeat(32 * 1024);
+    let mut published = 0;
+    while app.state.hub.stats().slow_closed.load(Ordering::SeqCst) == 0 {
+        assert!(published < 2_000, "the stuck peer was never closed");
+        let events: Vec<_> = (0..10)
+            .map(|i| json!({"to": {"user": "alice"}, "data": format!("{}:{payload}", published + i)}))
+            .collect();
+        app.publish_ok(&t.api_key, &json!({ "events": events }))
+            .await;
+        published += 10;
+        // The healthy stream keeps up as it goes.
+        for expected in published - 10..published {
+            let event = healthy.next_event(Duration::from_secs(5)).await.unwrap();
+            assert_eq!(event.data.split_once(':').unwrap().0, expected.to_string());
+        }
+    }
+    app.wait_for_open_streams(1).await;
+    assert_eq!(opened(&app).0, 1, "the stuck peer was on Herald's path");
+}
+
+/// The answer head of a stream on Herald's path names its request id, as actix-web's does.
+#[actix_web::test]
+async fn a_stream_answer_names_its_request_id() {
+    let app = herald(true).await;
+    let t = app.create_tenant("ids").await;
+    let mut socket = connect(&app).await;
+    let request = stream_request(&t, &t.token("alice", &[]), "");
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let head = read_until(&mut socket, "\r\n\r\n").await;
+    let id = head
+        .lines()
+        .find_map(|line| line.strip_prefix("x-request-id: "))
+        .expect("an x-request-id header");
+    assert!(uuid::Uuid::parse_str(id.trim()).is_ok(), "{id}");
+}

@@ -95,6 +95,13 @@ impl ServerProcess {
             .unwrap_or(0)
     }
 
+    /// How many file descriptors the server holds.
+    pub fn open_files(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .map(|entries| entries.count())
+            .unwrap_or(0)
+    }
+
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
             .arg(format!("-{name}"))
