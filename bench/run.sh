@@ -24,7 +24,7 @@
 #              the time until it holds all 10,000, in order, once
 # SCENARIOS="broadcast users churn replay" (the default) picks which run, TARGETS="herald
 # nchan" which servers, HERALD_BIN another Herald binary (to compare two builds); PROFILE=1
-# samples the servers' CPU during the broadcasts with perf (see profile_start below; nginx's
+# samples the servers' CPU during the broadcasts and the churn with perf (see profile_start below; nginx's
 # workers are other processes, so only Herald's profile is whole).
 # Writes bench/results/<date>.md (the table) and the raw JSON next to it.
 set -euo pipefail
@@ -257,6 +257,7 @@ scenario_churn() {
   CONNECTIONS=$saved
   files_before=$(open_files "$SERVER_PID"); pss_before=$(pss_kib "$SERVER_PID")
   # Eight source addresses of its own: a minute of churn leaves 60,000 ports in TIME_WAIT.
+  profile_start
   "$LOAD" churn --target "$target" --server "$SERVER" --source "127.1.$((NEXT_SOURCE % 250)).2" --sources 8 \
     --rate 1000 --seconds "$CHURN_SECONDS" --hold-ms 1000 --tenant bench --kid="${KID:-}" \
     --secret="${SECRET:-}" >"$WORK/churn" 2>&1 &
@@ -266,6 +267,7 @@ scenario_churn() {
     --api-key="${API_KEY:-}" >"$WORK/publish.churn" 2>&1 &
   publisher=$!
   wait "$churner"
+  profile_stop churn
   sleep 3
   files_after=$(open_files "$SERVER_PID"); pss_after=$(pss_kib "$SERVER_PID")
   wait "$publisher"
