@@ -144,6 +144,9 @@ pub struct LimitSettings {
 pub struct JwtSettings {
     pub audience: String,
     pub leeway_secs: u64,
+    /// The longest a session lasts, whatever `exp` a token carries: the session cookie's
+    /// `Max-Age` and a stream's expiry are capped at this many seconds from now.
+    pub max_session_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

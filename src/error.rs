@@ -61,6 +61,7 @@ error_codes! {
     TenantNotFound = "tenant_not_found", NOT_FOUND;
     ApiKeyNotFound = "api_key_not_found", NOT_FOUND;
     SigningKeyNotFound = "signing_key_not_found", NOT_FOUND;
+    MethodNotAllowed = "method_not_allowed", METHOD_NOT_ALLOWED;
     SlugTaken = "slug_taken", CONFLICT;
     IdempotencyKeyInFlight = "idempotency_key_in_flight", CONFLICT;
     CursorExpired = "cursor_expired", GONE;

@@ -13,9 +13,7 @@ use serde_json::Value;
 
 use crate::domain::log::LoggedEvent;
 
-/// Event types Herald itself sends.
-pub const RESET: &str = "reset";
-pub const SESSION_EXPIRED: &str = "session-expired";
+pub use crate::domain::event::{RESET, SESSION_EXPIRED};
 
 /// `retry:` tells the browser how long to wait before reconnecting.
 pub fn retry(milliseconds: u64) -> Bytes {
@@ -34,11 +32,16 @@ pub fn keep_alive() -> Bytes {
     Bytes::from_static(b": keep-alive\n\n")
 }
 
-/// The last frame of a stream whose token has run out.
-pub fn session_expired() -> Bytes {
+/// Why a session ends, in its `session-expired` event.
+pub const TOKEN_EXPIRED: &str = "the session's token has expired";
+pub const KEY_REVOKED: &str = "the signing key of the session's token was revoked";
+pub const TENANT_REMOVED: &str = "the tenant was removed";
+
+/// The last frame of a stream whose session is over.
+pub fn session_expired(reason: &str) -> Bytes {
     control(
         SESSION_EXPIRED,
-        &serde_json::json!({ "reason": "the session's token has expired" }),
+        &serde_json::json!({ "reason": reason }),
         None,
     )
 }

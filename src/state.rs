@@ -27,6 +27,15 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Ends the tenant's open streams — those the signing key `key_id` vouched for, or all
+    /// of them — on this node and, through the broker, on every other.
+    pub fn end_streams(&self, tenant_id: i64, key_id: Option<&str>, reason: &str) {
+        self.hub.end_streams(tenant_id, key_id, reason);
+        if let Some(broker) = &self.broker {
+            broker.end_streams(tenant_id, key_id, reason);
+        }
+    }
+
     /// The tenant with this slug, or the API's 404.
     pub async fn tenant(&self, slug: &str) -> Result<Tenant, ApiError> {
         self.store

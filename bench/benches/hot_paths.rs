@@ -83,12 +83,12 @@ fn hub(c: &mut Criterion) {
     let (_stopping, shutdown) = herald::shutdown::channel();
     let (hub, mut subscriptions) = system.block_on(async {
         let store = Store::open(&settings.database).await.expect("the store");
-        let hub = Hub::start(&settings.stream, store, shutdown);
+        let hub = Hub::start(&settings.stream, store, shutdown).expect("the hub starts");
         let mut subscriptions = Vec::with_capacity(CONNECTIONS);
         let no_topics = TopicList::default();
         for user in 0..CONNECTIONS {
             let subscription = hub
-                .subscribe(1, &user_id(&format!("u{user}")), &no_topics)
+                .subscribe(1, &user_id(&format!("u{user}")), &no_topics, "k")
                 .await
                 .expect("a subscription");
             subscriptions.push(subscription);
@@ -185,7 +185,7 @@ fn jwt_verify(c: &mut Criterion) {
     let claims = UserClaims {
         sub: "u42".into(),
         exp: chrono_now() + 3600,
-        aud: settings.jwt.audience.clone(),
+        aud: herald::auth::jwt::Audience::One(settings.jwt.audience.clone()),
         nbf: None,
         iat: None,
         topics: vec!["scores:*".into()],

@@ -25,7 +25,7 @@ pub struct UserClaims {
     /// The user id: the stream's owner.
     pub sub: String,
     pub exp: i64,
-    pub aud: String,
+    pub aud: Audience,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -33,6 +33,14 @@ pub struct UserClaims {
     /// Topic names or `prefix:*` patterns the user may stream.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub topics: Vec<String>,
+}
+
+/// `aud`: one audience or several (RFC 7519, 4.1.3); the token must name Herald's.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,10 +103,13 @@ pub async fn verify(
         })?
         .claims;
     let user = UserId::parse(claims.sub).map_err(|_| invalid("bad `sub`"))?;
+    let longest = crate::domain::now_ms() / 1000
+        + i64::try_from(settings.max_session_secs).unwrap_or(i64::MAX / 2);
     Ok(UserIdentity {
         user,
-        expires_at: claims.exp,
+        expires_at: claims.exp.min(longest),
         topic_patterns: claims.topics,
+        key_id: kid.to_owned(),
     })
 }
 
@@ -170,7 +181,7 @@ pub async fn mint_user_token(
     let claims = UserClaims {
         sub: user.to_string(),
         exp: now + ttl_secs,
-        aud: audience.to_owned(),
+        aud: Audience::One(audience.to_owned()),
         nbf: None,
         iat: Some(now),
         topics,

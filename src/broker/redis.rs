@@ -7,6 +7,11 @@
 //! the database stays the truth, and the sequencer reads whatever no notice brought. After
 //! every (re)subscription, and every `catch_up_secs` in any case, it is asked to catch up,
 //! since notices sent while this node was not subscribed are gone.
+//!
+//! The same channel carries the end of sessions: a revoked signing key or a removed tenant
+//! ends the streams it concerns on every node (`RedisBroker::end_streams`). A node that
+//! misses such a notice keeps those streams until their tokens expire; new ones are refused
+//! everywhere at once, since every node verifies against the database.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -50,11 +55,23 @@ pub struct BrokerStats {
     pub events_read_from_log: AtomicU64,
 }
 
-/// One notice on the Redis channel: a commit group of one node.
+/// One notice on the Redis channel: a commit group of one node, or sessions it ended.
 #[derive(Serialize, Deserialize)]
 struct Notice {
     node: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     events: Vec<WireEvent>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ended: Option<EndedSessions>,
+}
+
+/// Streams whose sessions are over: the tenant's, or only those of one signing key.
+#[derive(Serialize, Deserialize)]
+struct EndedSessions {
+    tenant: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key_id: Option<String>,
+    reason: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -130,6 +147,7 @@ impl RedisBroker {
         let (outbox, notices) = mpsc::unbounded_channel();
         let subscribed = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(BrokerStats::default());
+        let hub_for_notices = hub.clone();
         let sequencer = Sequencer {
             store,
             hub,
@@ -147,7 +165,7 @@ impl RedisBroker {
             client,
             settings.channel,
             node.clone(),
-            work.clone(),
+            (work.clone(), hub_for_notices),
             (subscribed.clone(), stats.clone()),
         ));
         let catch_up = work.clone();
@@ -174,6 +192,29 @@ impl RedisBroker {
         &self.stats
     }
 
+    /// Tells the other nodes to end these streams, as this node's hub has (`Hub::end_streams`).
+    pub fn end_streams(&self, tenant_id: i64, key_id: Option<&str>, reason: &str) {
+        let notice = Notice {
+            node: self.node.to_string(),
+            events: Vec::new(),
+            ended: Some(EndedSessions {
+                tenant: tenant_id,
+                key_id: key_id.map(str::to_owned),
+                reason: reason.to_owned(),
+            }),
+        };
+        self.send(&notice);
+    }
+
+    fn send(&self, notice: &Notice) {
+        match serde_json::to_string(notice) {
+            Ok(json) => {
+                let _ = self.outbox.send(json);
+            }
+            Err(error) => tracing::error!(%error, "cannot encode a broker notice"),
+        }
+    }
+
     /// Whether this node is subscribed to Redis right now.
     pub fn is_connected(&self) -> bool {
         self.subscribed.load(Ordering::Relaxed)
@@ -188,13 +229,9 @@ impl CommitListener for RedisBroker {
         let notice = Notice {
             node: self.node.to_string(),
             events: events.iter().map(|e| WireEvent::from_event(e)).collect(),
+            ended: None,
         };
-        match serde_json::to_string(&notice) {
-            Ok(json) => {
-                let _ = self.outbox.send(json);
-            }
-            Err(error) => tracing::error!(%error, "cannot encode a commit notice"),
-        }
+        self.send(&notice);
         let _ = self.work.send(Work::Committed(
             events.iter().map(|e| (*e).clone()).collect(),
         ));
@@ -245,7 +282,7 @@ async fn subscribe(
     client: redis::Client,
     channel: String,
     node: String,
-    work: mpsc::UnboundedSender<Work>,
+    (work, hub): (mpsc::UnboundedSender<Work>, Hub),
     (subscribed, stats): (Arc<AtomicBool>, Arc<BrokerStats>),
 ) {
     let mut backoff = Duration::from_millis(100);
@@ -261,10 +298,25 @@ async fn subscribe(
                     }
                     let mut messages = pubsub.on_message();
                     while let Some(message) = messages.next().await {
-                        let Some(events) = remote_events(message.get_payload_bytes(), &node) else {
+                        let Some(notice) = remote_notice(message.get_payload_bytes(), &node) else {
                             continue;
                         };
                         stats.notices_received.fetch_add(1, Ordering::Relaxed);
+                        if let Some(ended) = notice.ended {
+                            hub.end_streams(ended.tenant, ended.key_id.as_deref(), &ended.reason);
+                        }
+                        if notice.events.is_empty() {
+                            continue;
+                        }
+                        let Some(events) = notice
+                            .events
+                            .into_iter()
+                            .map(WireEvent::into_event)
+                            .collect::<Option<Vec<_>>>()
+                        else {
+                            tracing::warn!("broker: a notice with an unreadable event");
+                            continue;
+                        };
                         if work.send(Work::Committed(events)).is_err() {
                             return;
                         }
@@ -284,9 +336,8 @@ async fn subscribe(
     }
 }
 
-/// Another node's events from a notice; `None` for this node's own and for anything
-/// unreadable.
-fn remote_events(payload: &[u8], node: &str) -> Option<Vec<LoggedEvent>> {
+/// Another node's notice; `None` for this node's own and for anything unreadable.
+fn remote_notice(payload: &[u8], node: &str) -> Option<Notice> {
     let notice: Notice = match serde_json::from_slice(payload) {
         Ok(notice) => notice,
         Err(error) => {
@@ -294,12 +345,5 @@ fn remote_events(payload: &[u8], node: &str) -> Option<Vec<LoggedEvent>> {
             return None;
         }
     };
-    if notice.node == node {
-        return None;
-    }
-    notice
-        .events
-        .into_iter()
-        .map(WireEvent::into_event)
-        .collect()
+    (notice.node != node).then_some(notice)
 }

@@ -126,9 +126,21 @@ pub struct Receipt {
 #[schema(value_type = String, pattern = "^[A-Za-z0-9_.:-]{1,64}$", example = "mail")]
 pub struct EventType(String);
 
+/// Event types Herald sends on a stream itself; tenants may not publish them.
+pub const RESET: &str = "reset";
+pub const SESSION_EXPIRED: &str = "session-expired";
+pub const INBOX: &str = "inbox";
+const HERALD_TYPES: [&str; 3] = [RESET, SESSION_EXPIRED, INBOX];
+
 impl EventType {
     pub fn parse(name: impl Into<String>) -> Result<EventType, ValidationError> {
         let name = name.into();
+        if HERALD_TYPES.contains(&name.as_str()) {
+            return Err(ValidationError::new(
+                Invalid::EventType,
+                format!("`{name}` is an event type Herald sends itself"),
+            ));
+        }
         let valid = (1..=64).contains(&name.len())
             && name
                 .bytes()
@@ -208,6 +220,9 @@ mod tests {
     #[test]
     fn event_types_cannot_break_the_wire_format() {
         assert!(EventType::parse("stock.tick:v2_a-b").is_ok());
+        for reserved in HERALD_TYPES {
+            assert!(EventType::parse(reserved).is_err(), "{reserved}");
+        }
         for bad in ["", "a b", "mail\ndata: x", &"t".repeat(65)] {
             assert!(EventType::parse(bad).is_err(), "{bad:?}");
         }

@@ -10,6 +10,9 @@ pub struct UserIdentity {
     pub expires_at: i64,
     /// Topic names or `prefix:*` patterns, from the token's `topics` claim.
     pub topic_patterns: Vec<String>,
+    /// The signing key that vouched for the token (its `kid`): revoking it ends the
+    /// streams it opened.
+    pub key_id: String,
 }
 
 impl UserIdentity {
@@ -35,6 +38,7 @@ mod tests {
             user: UserId::parse("u").unwrap(),
             expires_at: 0,
             topic_patterns: vec!["stock:*".into(), "news".into(), "*".into()],
+            key_id: "k".into(),
         };
         let allows = |t: &str| identity.allows_topic(&Topic::parse(t).unwrap());
         assert!(allows("stock:AAPL"));

@@ -11,9 +11,17 @@ use super::{Invalid, ValidationError};
 /// The most characters of a user id or a topic.
 const MAX_NAME_CHARS: usize = 256;
 
+/// The most topics one stream or history read may name.
+pub const MAX_TOPICS: usize = 64;
+
 /// User ids and topic names: 1–256 characters, no control characters (so they can never
-/// break a line of the wire format or a log line).
-fn check_name(name: &str, kind: Invalid, what: &str) -> Result<(), ValidationError> {
+/// break a line of the wire format or a log line), none of `forbidden`.
+fn check_name(
+    name: &str,
+    kind: Invalid,
+    what: &str,
+    forbidden: &[char],
+) -> Result<(), ValidationError> {
     let length = name.chars().count();
     if length == 0 || length > MAX_NAME_CHARS {
         return Err(ValidationError::new(
@@ -27,11 +35,17 @@ fn check_name(name: &str, kind: Invalid, what: &str) -> Result<(), ValidationErr
             format!("a {what} may not contain control characters"),
         ));
     }
+    if let Some(found) = name.chars().find(|c| forbidden.contains(c)) {
+        return Err(ValidationError::new(
+            kind,
+            format!("a {what} may not contain `{found}`"),
+        ));
+    }
     Ok(())
 }
 
 macro_rules! name_type {
-    ($(#[$doc:meta])* $name:ident, $kind:expr, $what:literal) => {
+    ($(#[$doc:meta])* $name:ident, $kind:expr, $what:literal, $forbidden:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
         #[serde(try_from = "String", into = "String")]
@@ -41,7 +55,7 @@ macro_rules! name_type {
         impl $name {
             pub fn parse(text: impl Into<String>) -> Result<Self, ValidationError> {
                 let text = text.into();
-                check_name(&text, $kind, $what)?;
+                check_name(&text, $kind, $what, $forbidden)?;
                 Ok($name(text))
             }
 
@@ -76,17 +90,20 @@ name_type!(
     /// Whose stream: the tenant's own id for one of its users.
     UserId,
     Invalid::User,
-    "user id"
+    "user id",
+    &[]
 );
 name_type!(
-    /// A topic many users may stream (`stock:AAPL`).
+    /// A topic many users may stream (`stock:AAPL`). No `,`: streams and history name their
+    /// topics as a comma-separated list.
     Topic,
     Invalid::Topic,
-    "topic"
+    "topic",
+    &[',']
 );
 
 /// The topics a stream or a history read asks for: comma-separated in a query, each one
-/// valid, each once, in the order given.
+/// valid, each once, in the order given, at most `MAX_TOPICS`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TopicList(Vec<Topic>);
 
@@ -97,6 +114,12 @@ impl TopicList {
         for part in list.unwrap_or("").split(',').filter(|t| !t.is_empty()) {
             let topic = Topic::parse(part)?;
             if !topics.contains(&topic) {
+                if topics.len() == MAX_TOPICS {
+                    return Err(ValidationError::new(
+                        Invalid::Topic,
+                        format!("at most {MAX_TOPICS} topics at once"),
+                    ));
+                }
                 topics.push(topic);
             }
         }
@@ -173,6 +196,24 @@ mod tests {
         assert_eq!(list.names(), ["a", "b"]);
         assert_eq!(TopicList::parse(None).unwrap(), TopicList::default());
         assert!(TopicList::parse(Some("a,b\u{1}")).is_err());
+    }
+
+    #[test]
+    fn a_topic_has_no_comma_and_a_list_names_at_most_max_topics() {
+        assert_eq!(Topic::parse("a,b").unwrap_err().kind, Invalid::Topic);
+        assert!(UserId::parse("a,b").is_ok(), "user ids may hold commas");
+        let most: Vec<String> = (0..MAX_TOPICS).map(|i| format!("t{i}")).collect();
+        assert!(TopicList::parse(Some(&most.join(","))).is_ok());
+        let repeated = format!("{},t0", most.join(","));
+        assert!(
+            TopicList::parse(Some(&repeated)).is_ok(),
+            "repeats count once"
+        );
+        let too_many = format!("{},one-more", most.join(","));
+        assert_eq!(
+            TopicList::parse(Some(&too_many)).unwrap_err().kind,
+            Invalid::Topic
+        );
     }
 
     #[test]

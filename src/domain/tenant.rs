@@ -117,6 +117,12 @@ pub fn validate_origins(origins: &[String]) -> Result<(), ValidationError> {
         ));
     }
     for origin in origins {
+        if origin.contains('*') {
+            return Err(ValidationError::new(
+                Invalid::Origin,
+                format!("`{origin}`: wildcards never match; list each origin as browsers send it"),
+            ));
+        }
         let serialized = url::Url::parse(origin)
             .ok()
             .filter(|url| matches!(url.scheme(), "http" | "https"))
@@ -167,6 +173,7 @@ mod tests {
         );
         for bad in [
             "*",
+            "https://*.example.com",
             "https://app.example.com/",
             "app.example.com",
             "ftp://x",

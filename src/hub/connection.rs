@@ -209,7 +209,7 @@ impl Connection {
                 Wake::Frames(Some(frames)) => {
                     let mut chunk = Vec::new();
                     self.take_new(frames, &mut chunk);
-                    while chunk.len() < LIVE_BATCH {
+                    while chunk.len() < LIVE_BATCH && !self.done {
                         let Ok(more) = self.subscription.frames.try_recv() else {
                             break;
                         };
@@ -223,7 +223,7 @@ impl Connection {
                 }
                 Wake::Expired => {
                     self.done = true;
-                    return Some(sse::session_expired());
+                    return Some(sse::session_expired(sse::TOKEN_EXPIRED));
                 }
                 Wake::Idle => {
                     let due = self.last_sent + self.keepalive_every;
@@ -253,6 +253,10 @@ impl Connection {
         match frames {
             super::Frames::One(frame) => keep(frame),
             super::Frames::Many(frames) => frames.into_iter().for_each(keep),
+            super::Frames::End(last) => {
+                chunk.push(last);
+                self.done = true;
+            }
         }
     }
 }

@@ -34,7 +34,7 @@ use crate::shutdown::Shutdown;
 use crate::sse;
 use crate::store::log::CommitListener;
 use crate::store::{Store, StoreError};
-use shard::{Attach, Deliver, Register, Shard, Unregister};
+use shard::{Attach, Deliver, EndStreams, Register, Shard, Unregister};
 use slots::TenantSlots;
 
 /// One event ready for the wire, shared by every connection it goes to.
@@ -51,6 +51,8 @@ pub struct LiveFrame {
 pub enum Frames {
     One(LiveFrame),
     Many(Vec<LiveFrame>),
+    /// The stream's last frame (its session is over): write it and end.
+    End(Bytes),
 }
 
 impl Frames {
@@ -61,6 +63,7 @@ impl Frames {
                 *self = Frames::Many(vec![first, frame]);
             }
             Frames::Many(frames) => frames.push(frame),
+            Frames::End(_) => {}
         }
     }
 }
@@ -180,14 +183,28 @@ impl Hub {
         &self.inner.shards[index]
     }
 
+    /// Ends the tenant's open streams on this node — those whose token `key_id` vouched
+    /// for, or all of them — each with a last `session-expired` saying `reason`.
+    pub fn end_streams(&self, tenant_id: i64, key_id: Option<&str>, reason: &str) {
+        let last = sse::session_expired(reason);
+        for shard in &self.inner.shards {
+            shard.do_send(EndStreams {
+                tenant_id,
+                key_id: key_id.map(str::to_owned),
+                last: last.clone(),
+            });
+        }
+    }
+
     /// Registers a connection for a user's own events, the tenant's broadcasts and
-    /// `topics`. Events committed from the moment this returns are in the subscription's
-    /// queue.
+    /// `topics`, opened with a token that the signing key `key_id` vouched for. Events
+    /// committed from the moment this returns are in the subscription's queue.
     pub async fn subscribe(
         &self,
         tenant_id: i64,
         user: &UserId,
         topics: &TopicList,
+        key_id: &str,
     ) -> Result<Subscription, HubError> {
         let max = self.inner.settings.max_connections_per_tenant;
         if !self.inner.slots.take(tenant_id, max) {
@@ -211,6 +228,7 @@ impl Hub {
                 tenant_id,
                 user: user.as_str().to_owned(),
                 topics: topics.names(),
+                key_id: key_id.into(),
                 sender,
             })
             .await

@@ -31,7 +31,9 @@ impl Hub {
         topics: TopicList,
         resume_from: Option<&str>,
     ) -> Result<Connection, HubError> {
-        let subscription = self.subscribe(tenant_id, &identity.user, &topics).await?;
+        let subscription = self
+            .subscribe(tenant_id, &identity.user, &topics, &identity.key_id)
+            .await?;
         let position = self
             .inner
             .store

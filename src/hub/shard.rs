@@ -14,6 +14,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, StreamHandler};
+use bytes::Bytes;
 use tokio::sync::mpsc::{self, error::TrySendError};
 
 use super::deadlines::{Clock, Deadlines};
@@ -51,6 +52,8 @@ struct Connection {
     tenant_id: i64,
     user: String,
     topics: Vec<String>,
+    /// The signing key that vouched for the stream's token.
+    key_id: Box<str>,
     sink: Sink,
 }
 
@@ -256,7 +259,8 @@ impl Shard {
             if let Some(owned) = self.owned(id) {
                 // Best effort: a stream too backlogged to take it is closed all the same,
                 // and its page learns of the expiry when it reconnects.
-                let _ = owned.socket.send([&sse::session_expired()], usize::MAX);
+                let expired = sse::session_expired(sse::TOKEN_EXPIRED);
+                let _ = owned.socket.send([&expired], usize::MAX);
                 self.end(id, Ending::Over);
             }
         }
@@ -382,6 +386,7 @@ pub(super) struct Register {
     pub tenant_id: i64,
     pub user: String,
     pub topics: Vec<String>,
+    pub key_id: Box<str>,
     pub sender: mpsc::Sender<Frames>,
 }
 
@@ -417,6 +422,7 @@ impl Handler<Register> for Shard {
                 tenant_id: register.tenant_id,
                 user: register.user,
                 topics: register.topics,
+                key_id: register.key_id,
                 sink: Sink::Queue(register.sender),
             },
         );
@@ -435,6 +441,48 @@ impl Handler<Unregister> for Shard {
 
     fn handle(&mut self, unregister: Unregister, _: &mut Context<Self>) {
         self.remove(unregister.id);
+    }
+}
+
+/// A session is over for some of a tenant's streams (see `Hub::end_streams`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(super) struct EndStreams {
+    pub tenant_id: i64,
+    /// Only the streams this signing key vouched for; all of the tenant's without one.
+    pub key_id: Option<String>,
+    /// Their last frame.
+    pub last: Bytes,
+}
+
+impl Handler<EndStreams> for Shard {
+    type Result = ();
+
+    fn handle(&mut self, end: EndStreams, _: &mut Context<Self>) {
+        let ending: Vec<u64> = self
+            .connections
+            .iter()
+            .filter(|(_, c)| {
+                c.tenant_id == end.tenant_id
+                    && end.key_id.as_deref().is_none_or(|key| *c.key_id == *key)
+            })
+            .map(|(&id, _)| id)
+            .collect();
+        for id in ending {
+            if let Some(connection) = self.connections.get_mut(&id) {
+                // Best effort, as for an expired token: a stream too far behind to take its
+                // last frame is ended all the same.
+                match &mut connection.sink {
+                    Sink::Queue(sender) => {
+                        let _ = sender.try_send(Frames::End(end.last.clone()));
+                    }
+                    Sink::Socket(owned) => {
+                        let _ = owned.socket.send([&end.last], usize::MAX);
+                    }
+                }
+            }
+            self.end(id, Ending::Over);
+        }
     }
 }
 
@@ -470,10 +518,16 @@ impl Handler<Attach> for Shard {
         let _ = socket.set_nodelay(true);
         let registered = self.reactor.register(&mut socket, id);
         let Some(connection) = self.connections.get_mut(&id) else {
-            // Ended while it caught up (too slow, or Herald is stopping): the client
-            // reconnects and resumes.
+            // Ended while it caught up (too slow, its session over, or Herald is stopping):
+            // the client reconnects and resumes. A session that is over says so first.
             self.reactor.deregister(&mut socket);
-            StreamSocket::new(socket).close();
+            let mut socket = StreamSocket::new(socket);
+            while let Ok(frames) = queued.try_recv() {
+                if let Frames::End(last) = frames {
+                    let _ = socket.send([&last], usize::MAX);
+                }
+            }
+            socket.close();
             self.slots.release(tenant_id);
             return;
         };
@@ -562,6 +616,7 @@ impl Frames {
         match self {
             Frames::One(frame) => std::slice::from_ref(frame),
             Frames::Many(frames) => frames,
+            Frames::End(_) => &[],
         }
     }
 }

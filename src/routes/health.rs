@@ -4,6 +4,7 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::resource;
 use crate::state::AppState;
 
 /// How long `/readyz` waits for the database before calling it unreachable.
@@ -11,8 +12,8 @@ const READINESS_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub fn configure(config: &mut web::ServiceConfig) {
     config
-        .route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz));
+        .service(resource("/healthz", "GET").route(web::get().to(healthz)))
+        .service(resource("/readyz", "GET").route(web::get().to(readyz)));
 }
 
 /// `/healthz`: the process serves requests.

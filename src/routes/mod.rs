@@ -18,7 +18,7 @@ use crate::error::{ApiError, ErrorCode};
 pub fn configure(config: &mut web::ServiceConfig) {
     config
         .configure(health::configure)
-        .route("/openapi.json", web::get().to(openapi::openapi_json))
+        .service(resource("/openapi.json", "GET").route(web::get().to(openapi::openapi_json)))
         .configure(admin::configure)
         .service(
             // The browser's routes: the only ones with CORS, decided per tenant.
@@ -26,19 +26,41 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .wrap(actix_web::middleware::from_fn(
                     crate::auth::cors::tenant_cors,
                 ))
-                .route("/session", web::post().to(session::open))
-                .route("/session", web::delete().to(session::close))
-                .route("/stream", web::get().to(stream::stream)),
+                .service(
+                    resource("/session", "POST, DELETE")
+                        .route(web::post().to(session::open))
+                        .route(web::delete().to(session::close)),
+                )
+                .service(resource("/stream", "GET").route(web::get().to(stream::stream))),
         )
-        .route("/metrics", web::get().to(health::metrics))
+        .service(resource("/metrics", "GET").route(web::get().to(health::metrics)))
         .service(
-            web::resource("/v1/events")
+            resource("/v1/events", "GET, POST")
                 .route(web::post().to(publish::publish))
                 .route(web::get().to(history::history)),
         );
 }
 
-/// Unknown paths and methods answer in the same JSON shape as every other error.
+/// A path and the methods it answers (`allow`, as the `Allow` header lists them); any other
+/// method gets `405 method_not_allowed`.
+pub(crate) fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move || async move { method_not_allowed(allow) }))
+}
+
+fn method_not_allowed(allow: &'static str) -> HttpResponse {
+    let error = ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        format!("this path answers {allow}"),
+    );
+    let mut response = actix_web::ResponseError::error_response(&error);
+    response.headers_mut().insert(
+        actix_web::http::header::ALLOW,
+        actix_web::http::header::HeaderValue::from_static(allow),
+    );
+    response
+}
+
+/// Unknown paths answer in the same JSON shape as every other error.
 pub async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::new(ErrorCode::NotFound, "no such endpoint"))
 }

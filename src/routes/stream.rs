@@ -39,7 +39,10 @@ pub async fn stream(
         authorization: text(headers, AUTHORIZATION.as_str()),
         session_cookie: cookie.as_ref().map(|cookie| cookie.value()),
         query: request.query_string(),
-        last_event_id: text(headers, "last-event-id"),
+        // One that is not text is malformed, and gets `reset` like any other unusable id.
+        last_event_id: headers
+            .get("last-event-id")
+            .map(|value| value.to_str().unwrap_or(NOT_TEXT)),
     };
     let connection = open(&state, &tenant, stream_request, StreamPath::Actix).await?;
     Ok(HttpResponse::Ok()
@@ -48,6 +51,9 @@ pub async fn stream(
         .insert_header(("X-Accel-Buffering", "no"))
         .streaming(connection.into_body()))
 }
+
+/// What a header that is not text reads as (as `String::from_utf8_lossy` reads it).
+const NOT_TEXT: &str = "\u{fffd}";
 
 /// A header's value, when it is text.
 fn text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

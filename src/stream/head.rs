@@ -5,7 +5,8 @@
 //! other head (another route or method, HTTP/1.0, a head still arriving, one too large or
 //! malformed) is left to actix-web, which answers it as it answers any request — so a bad
 //! head gets the same 4xx on either path. Header values that are not text are ignored, as
-//! the actix path ignores them.
+//! the actix path ignores them, except `Origin` and `Last-Event-ID`, read as lossy text
+//! on both paths (so they match nothing and resume from nowhere).
 
 /// The largest head the router waits for; a larger one goes to actix-web (which refuses it).
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
@@ -76,10 +77,15 @@ pub fn classify(bytes: &[u8]) -> Peeked {
         ..StreamHead::default()
     };
     for header in request.headers.iter() {
+        // Text or not, an Origin is checked (one that is not text matches no allowed one)
+        // and a Last-Event-ID is resumed from (one that is not text is malformed: `reset`).
+        let lossy = || String::from_utf8_lossy(header.value).into_owned();
         if header.name.eq_ignore_ascii_case("origin") {
-            // Text or not, an Origin is checked: one that is not text matches no allowed one.
-            let origin = String::from_utf8_lossy(header.value);
-            head.origin.get_or_insert_with(|| origin.into_owned());
+            head.origin.get_or_insert_with(lossy);
+            continue;
+        }
+        if header.name.eq_ignore_ascii_case("last-event-id") {
+            head.last_event_id.get_or_insert_with(lossy);
             continue;
         }
         let Ok(value) = std::str::from_utf8(header.value) else {
@@ -90,7 +96,6 @@ pub fn classify(bytes: &[u8]) -> Peeked {
         };
         match header.name.to_ascii_lowercase().as_str() {
             "authorization" => first(&mut head.authorization),
-            "last-event-id" => first(&mut head.last_event_id),
             "cookie" => head.cookies.push(value.to_owned()),
             _ => {}
         }
@@ -166,12 +171,17 @@ mod tests {
     }
 
     #[test]
-    fn header_values_that_are_not_text_are_ignored() {
-        let mut bytes = b"GET /t/acme/stream HTTP/1.1\r\nLast-Event-ID: ".to_vec();
+    fn header_values_that_are_not_text_are_ignored_but_a_resume_id_is_kept_as_malformed() {
+        let mut bytes = b"GET /t/acme/stream HTTP/1.1\r\nAuthorization: ".to_vec();
+        bytes.extend_from_slice(&[0xff, 0xfe]);
+        bytes.extend_from_slice(b"\r\nLast-Event-ID: ");
         bytes.extend_from_slice(&[0xff, 0xfe]);
         bytes.extend_from_slice(b"\r\n\r\n");
         match classify(&bytes) {
-            Peeked::Stream(head) => assert_eq!(head.last_event_id, None),
+            Peeked::Stream(head) => {
+                assert_eq!(head.authorization, None);
+                assert_eq!(head.last_event_id.as_deref(), Some("\u{fffd}\u{fffd}"));
+            }
             other => panic!("{other:?}"),
         }
     }

@@ -64,6 +64,28 @@ async fn events_published_on_any_node_reach_streams_on_every_node() {
     assert_eq!(history.len(), 3);
 }
 
+/// Revoking a signing key on one node ends the streams it opened on every node.
+#[actix_web::test]
+async fn a_signing_key_revoked_on_one_node_ends_its_streams_on_every_node() {
+    let Some(cluster) = cluster(2).await else {
+        return;
+    };
+    let mut streams = vec![cluster.stream(0, None).await, cluster.stream(1, None).await];
+    let tenant = &cluster.tenant;
+    let response = cluster.nodes[0]
+        .revoke_key(&tenant.slug, "signing-keys", &tenant.kid)
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    for stream in &mut streams {
+        let last = stream
+            .next_event(Duration::from_secs(10))
+            .await
+            .expect("a session-expired event");
+        assert_eq!(last.event, "session-expired");
+        assert!(stream.wait_for_end(Duration::from_secs(10)).await);
+    }
+}
+
 #[actix_web::test]
 async fn a_stream_cut_on_one_node_resumes_on_another_without_gap_or_repeat() {
     let Some(cluster) = cluster(2).await else {

@@ -346,3 +346,20 @@ async fn a_stream_answer_names_its_request_id() {
         .expect("an x-request-id header");
     assert!(uuid::Uuid::parse_str(id.trim()).is_ok(), "{id}");
 }
+
+/// A `Last-Event-ID` that is not visible ASCII cannot be resumed from: like any unusable id,
+/// it gets `reset` (`malformed_id`), on either path.
+#[actix_web::test]
+async fn a_last_event_id_that_is_not_text_gets_a_reset() {
+    for own_path in [true, false] {
+        let app = herald(own_path).await;
+        let t = app.create_tenant("bytes").await;
+        let mut request = stream_request(&t, &t.token("alice", &[]), "").into_bytes();
+        request.truncate(request.len() - 2);
+        request.extend_from_slice(b"Last-Event-ID: caf\xe9-1\r\n\r\n");
+        let mut socket = connect(&app).await;
+        socket.write_all(&request).await.unwrap();
+        let received = read_until(&mut socket, "malformed_id").await;
+        assert!(received.contains("event: reset"), "{received}");
+    }
+}

@@ -13,6 +13,7 @@ use crate::domain::keys::{ApiKey, SigningKey, SigningKeySpec};
 use crate::domain::names::check_display_name;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::routes::optional_json;
+use crate::sse;
 use crate::state::AppState;
 use crate::store::keys::KeyKind;
 
@@ -251,6 +252,9 @@ async fn revoke(
 ) -> Result<HttpResponse, ApiError> {
     let tenant = state.tenant(&slug).await?;
     if state.store.revoke_key(kind, tenant.id, &id).await? {
+        if kind == KeyKind::Signing {
+            state.end_streams(tenant.id, Some(&id), sse::KEY_REVOKED);
+        }
         return Ok(HttpResponse::NoContent().finish());
     }
     let (code, what) = match kind {

@@ -8,6 +8,7 @@ pub(crate) mod tenants;
 use actix_web::web;
 use utoipa::IntoResponses;
 
+use super::resource;
 use crate::error::ErrorBody;
 use keys::{
     create_api_key, create_signing_key, list_api_keys, list_signing_keys, revoke_api_key,
@@ -24,19 +25,33 @@ pub use tenants::{TenantList, TenantView};
 pub fn configure(config: &mut web::ServiceConfig) {
     config.service(
         web::scope("/admin/tenants")
-            .route("", web::post().to(create_tenant))
-            .route("", web::get().to(list_tenants))
-            .route("/{slug}", web::get().to(get_tenant))
-            .route("/{slug}", web::patch().to(update_tenant))
-            .route("/{slug}", web::delete().to(delete_tenant))
-            .route("/{slug}/api-keys", web::post().to(create_api_key))
-            .route("/{slug}/api-keys", web::get().to(list_api_keys))
-            .route("/{slug}/api-keys/{id}", web::delete().to(revoke_api_key))
-            .route("/{slug}/signing-keys", web::post().to(create_signing_key))
-            .route("/{slug}/signing-keys", web::get().to(list_signing_keys))
-            .route(
-                "/{slug}/signing-keys/{kid}",
-                web::delete().to(revoke_signing_key),
+            .service(
+                resource("", "GET, POST")
+                    .route(web::post().to(create_tenant))
+                    .route(web::get().to(list_tenants)),
+            )
+            .service(
+                resource("/{slug}", "GET, PATCH, DELETE")
+                    .route(web::get().to(get_tenant))
+                    .route(web::patch().to(update_tenant))
+                    .route(web::delete().to(delete_tenant)),
+            )
+            .service(
+                resource("/{slug}/api-keys", "GET, POST")
+                    .route(web::post().to(create_api_key))
+                    .route(web::get().to(list_api_keys)),
+            )
+            .service(
+                resource("/{slug}/api-keys/{id}", "DELETE").route(web::delete().to(revoke_api_key)),
+            )
+            .service(
+                resource("/{slug}/signing-keys", "GET, POST")
+                    .route(web::post().to(create_signing_key))
+                    .route(web::get().to(list_signing_keys)),
+            )
+            .service(
+                resource("/{slug}/signing-keys/{kid}", "DELETE")
+                    .route(web::delete().to(revoke_signing_key)),
             ),
     );
 }

@@ -9,6 +9,7 @@ use crate::auth::Operator;
 use crate::domain::format_ms;
 use crate::domain::tenant::{NewTenant, Retention, Tenant, TenantPatch};
 use crate::error::{ApiError, ErrorBody, ErrorCode};
+use crate::sse;
 use crate::state::AppState;
 
 /// A tenant as the operator API shows it.
@@ -129,7 +130,9 @@ pub async fn delete_tenant(
     state: web::Data<AppState>,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    let tenant = state.tenant(&slug).await?;
     if state.store.delete_tenant(&slug).await? {
+        state.end_streams(tenant.id, None, sse::TENANT_REMOVED);
         Ok(HttpResponse::NoContent().finish())
     } else {
         Err(ApiError::tenant_not_found(&slug))

@@ -159,7 +159,13 @@ impl EventIn {
                         ),
                     ));
                 }
-                users.into_iter().map(Target::User).collect()
+                // Each user once: a repeated id would store and deliver the event twice.
+                let mut seen = std::collections::HashSet::new();
+                users
+                    .into_iter()
+                    .filter(|user| seen.insert(user.clone()))
+                    .map(Target::User)
+                    .collect()
             }
             Some(To::Topic(topic)) => vec![Target::Topic(topic)],
             Some(To::Broadcast(BroadcastFlag)) => vec![Target::Broadcast],
@@ -237,8 +243,8 @@ mod tests {
     }
 
     #[test]
-    fn users_fan_out_in_order() {
-        let body = json!({"to": {"users": ["a", "b"]}, "type": "mail", "data": "hi"});
+    fn users_fan_out_in_order_each_once() {
+        let body = json!({"to": {"users": ["a", "b", "a"]}, "type": "mail", "data": "hi"});
         let events = PublishBody::parse(&body, &limits()).unwrap();
         let users: Vec<&str> = events.iter().map(|e| e.target.name()).collect();
         assert_eq!(users, ["a", "b"]);
