@@ -19,10 +19,12 @@
 #              not 19,000: the churning streams need ~1,000 of the server's 20,000 sockets);
 #              churn connects failed, broadcasts lost, and the server's open files and PSS
 #              before the churn and 3 s after it (a leak shows as growth)
+#   opens      on a fresh server, 15,000 streams opened at 1,000/s and held 1 s, nothing else:
+#              the server's CPU time per stream opened, and open latency
 #   replay     on a fresh server, 10,000 events to one user who is away; then one client
 #              resumes (Herald: Last-Event-ID; nchan: from its oldest buffered message) and
 #              the time until it holds all 10,000, in order, once
-# SCENARIOS="broadcast users churn replay" (the default) picks which run, TARGETS="herald
+# SCENARIOS="broadcast users churn opens replay scaleout" (the default) picks which run, TARGETS="herald
 # nchan" which servers, HERALD_BIN another Herald binary (to compare two builds); PROFILE=1
 # samples the servers' CPU during the broadcasts and the churn with perf (see profile_start below; nginx's
 # workers are other processes, so only Herald's profile is whole).
@@ -38,7 +40,7 @@ PACED=25000
 HERALD_PORT=18080
 NCHAN_PORT=18090
 ADMIN=bench-admin-token-0123456789
-SCENARIOS=${SCENARIOS:-broadcast users churn replay scaleout}
+SCENARIOS=${SCENARIOS:-broadcast users churn opens replay scaleout}
 TARGETS=${TARGETS:-herald nchan}
 CHURN_STABLE=17000
 CHURN_SECONDS=60
@@ -274,6 +276,19 @@ scenario_churn() {
   collect "$target" churn "{\"repeat\": $repeat, \"files_before\": $files_before, \"files_after\": $files_after, \"pss_before_kib\": $pss_before, \"pss_after_kib\": $pss_after, \"churn\": $(tail -1 "$WORK/churn"), \"publish\": $(tail -1 "$WORK/publish.churn")}"
 }
 
+scenario_opens() {
+  # What opening a stream costs the server, without any other load: 15,000 streams opened
+  # at 1,000 a second, each held 1 s; the server's CPU time over them, per stream.
+  local cpu
+  cpu=$(cpu_ms "$SERVER_PID")
+  "$LOAD" churn --target "$target" --server "$SERVER" --source "127.1.$((NEXT_SOURCE % 250)).2" --sources 8 \
+    --rate 1000 --seconds 15 --hold-ms 1000 --tenant bench --kid="${KID:-}" --secret="${SECRET:-}" \
+    >"$WORK/opens" 2>&1
+  NEXT_SOURCE=$((NEXT_SOURCE + 1))
+  cpu=$(($(cpu_ms "$SERVER_PID") - cpu))
+  echo "{\"target\": \"$target\", \"scenario\": \"opens\", \"repeat\": $repeat, \"server_cpu_ms\": $cpu, \"churn\": $(tail -1 "$WORK/opens")}" >>"$RAW"
+}
+
 scenario_replay() {
   local saved=$CONNECTIONS first resume=()
   # One request at a time, so the events' numbers are their order in the log too.
@@ -363,7 +378,7 @@ for repeat in $(seq 1 "$REPEATS"); do
       if wants users; then scenario_users; fi
       stop_server
     fi
-    for scenario in churn replay scaleout; do
+    for scenario in churn opens replay scaleout; do
       [ "$scenario" = scaleout ] && [ "$target" != herald ] && continue  # Herald's own
       if wants "$scenario" && [ "$scenario" = scaleout ]; then
         scenario_scaleout
@@ -424,6 +439,8 @@ lines = [
     ("scaleout", lambda r: r["p50_ms"] if r["node"] != 1 else None, "scale-out: broadcast p50 on the three other nodes (ms)"),
     ("scaleout", lambda r: r["p99_ms"] if r["node"] != 1 else None, "scale-out: broadcast p99 on the three other nodes (ms)"),
     ("scaleout", lambda r: r["lost"] + r["duplicates"] + r["out_of_order"], "scale-out: events lost + duplicated + out of order (per node)"),
+    ("opens", lambda r: round(r["server_cpu_ms"] * 1000 / r["churn"]["opened"]), "opens alone: server CPU per stream opened (µs)"),
+    ("opens", lambda r: r["churn"]["open_latency"]["p99_ms"], "opens alone: stream open p99 (ms)"),
     ("replay", lambda r: r["seconds_to_complete"], "replay of 10,000 missed events: seconds until all held"),
     ("replay", lambda r: r["lost"] + r["duplicates"] + r["out_of_order"], "replay events lost + duplicated + out of order"),
 ]
