@@ -12,6 +12,7 @@ use std::time::Duration;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::web;
 
+use crate::auth::credentials::Credentials;
 use crate::broker::{BrokerSettings, RedisBroker};
 use crate::config::{DatabaseSettings, Environment, Settings};
 use crate::demo::{self, DemoCredentials};
@@ -58,7 +59,9 @@ impl Application {
         }
         store.spawn_pruner(PRUNE_EVERY);
         let (stopping, shutdown) = shutdown::channel();
-        let (hub, broker, log) = start_delivery(&settings, &store, shutdown.clone()).await?;
+        let credentials = Credentials::new(store.clone());
+        let (hub, broker, log) =
+            start_delivery(&settings, &store, &credentials, shutdown.clone()).await?;
         let demo = match listeners.demo {
             Some(listener) => {
                 report.demo_page = Some(listeners.demo_port);
@@ -73,6 +76,7 @@ impl Application {
             log,
             hub,
             broker,
+            credentials,
             admin_token,
             shutdown,
         });
@@ -212,6 +216,7 @@ async fn open_store(settings: &DatabaseSettings) -> anyhow::Result<Store> {
 async fn start_delivery(
     settings: &Settings,
     store: &Store,
+    credentials: &Credentials,
     shutdown: shutdown::Shutdown,
 ) -> anyhow::Result<(Hub, Option<RedisBroker>, EventLog)> {
     let hub = Hub::start(&settings.stream, store.clone(), shutdown)?;
@@ -223,7 +228,13 @@ async fn start_delivery(
                 channel: settings.redis.channel.clone(),
                 catch_up_every: Duration::from_secs_f64(settings.redis.catch_up_secs),
             };
-            Some(RedisBroker::start(broker_settings, store.clone(), hub.clone()).await?)
+            let broker = RedisBroker::start(
+                broker_settings,
+                store.clone(),
+                hub.clone(),
+                credentials.clone(),
+            );
+            Some(broker.await?)
         }
         None => None,
     };

@@ -4,6 +4,7 @@
 //! It sits below the routes and the credential extractors that read it, and above the
 //! parts it holds; `startup` builds it once and hands it to actix-web.
 
+use crate::auth::credentials::Credentials;
 use crate::broker::RedisBroker;
 use crate::config::Settings;
 use crate::domain::keys::AdminToken;
@@ -21,6 +22,8 @@ pub struct AppState {
     pub hub: Hub,
     /// Present when this node runs with others (`redis.url`).
     pub broker: Option<RedisBroker>,
+    /// Tenants and signing keys as streams and sessions read them (kept briefly).
+    pub credentials: Credentials,
     pub admin_token: AdminToken,
     /// Turns true when Herald starts shutting down: open streams end at once.
     pub shutdown: Shutdown,
@@ -29,11 +32,29 @@ pub struct AppState {
 impl AppState {
     /// Ends the tenant's open streams — those the signing key `key_id` vouched for, or all
     /// of them — on this node and, through the broker, on every other.
+    /// What was kept about the tenant is dropped with them.
     pub fn end_streams(&self, tenant_id: i64, key_id: Option<&str>, reason: &str) {
+        self.credentials.forget_tenant(tenant_id);
         self.hub.end_streams(tenant_id, key_id, reason);
         if let Some(broker) = &self.broker {
             broker.end_streams(tenant_id, key_id, reason);
         }
+    }
+
+    /// The tenant's settings changed: every node drops what it kept about it.
+    pub fn tenant_changed(&self, tenant_id: i64) {
+        self.credentials.forget_tenant(tenant_id);
+        if let Some(broker) = &self.broker {
+            broker.tenant_changed(tenant_id);
+        }
+    }
+
+    /// The tenant a stream or a session is for, or the API's 404 (see `Credentials`).
+    pub async fn stream_tenant(&self, slug: &str) -> Result<Tenant, ApiError> {
+        self.credentials
+            .tenant(slug)
+            .await?
+            .ok_or_else(|| ApiError::tenant_not_found(slug))
     }
 
     /// The tenant with this slug, or the API's 404.

@@ -44,7 +44,7 @@ pub async fn tenant_for_origin(
     slug: &str,
     origin: Option<&str>,
 ) -> Result<Tenant, ApiError> {
-    let tenant = state.tenant(slug).await?;
+    let tenant = state.stream_tenant(slug).await?;
     match origin {
         Some(origin) if !tenant.allowed_origins.iter().any(|a| a == origin) => Err(ApiError::new(
             ErrorCode::OriginNotAllowed,
@@ -108,5 +108,5 @@ pub async fn request_tenant(
     if let Some(tenant) = request.extensions().get::<Tenant>() {
         return Ok(tenant.clone());
     }
-    state.tenant(slug).await
+    state.stream_tenant(slug).await
 }

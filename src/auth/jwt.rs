@@ -10,6 +10,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use super::AuthError;
+use super::credentials::Credentials;
 use crate::config::JwtSettings;
 use crate::domain::identity::UserIdentity;
 use crate::domain::keys::SigningAlgorithm;
@@ -62,7 +63,7 @@ impl From<VerifyError> for ApiError {
 
 /// Verifies `token` for `tenant`.
 pub async fn verify(
-    store: &Store,
+    credentials: &Credentials,
     tenant: &Tenant,
     token: &str,
     settings: &JwtSettings,
@@ -73,7 +74,7 @@ pub async fn verify(
         .kid
         .as_deref()
         .ok_or_else(|| invalid("no `kid` in the header"))?;
-    let key = store
+    let key = credentials
         .signing_key(tenant.id, kid)
         .await?
         .ok_or_else(|| invalid("unknown or revoked signing key"))?;

@@ -8,10 +8,11 @@
 //! every (re)subscription, and every `catch_up_secs` in any case, it is asked to catch up,
 //! since notices sent while this node was not subscribed are gone.
 //!
-//! The same channel carries the end of sessions: a revoked signing key or a removed tenant
-//! ends the streams it concerns on every node (`RedisBroker::end_streams`). A node that
-//! misses such a notice keeps those streams until their tokens expire; new ones are refused
-//! everywhere at once, since every node verifies against the database.
+//! The same channel carries changes to tenants: a revoked signing key or a removed tenant
+//! ends the streams it concerns on every node (`RedisBroker::end_streams`), and any change
+//! drops what nodes keep in memory about the tenant (`RedisBroker::tenant_changed`, see
+//! `auth::credentials`). A node that misses such a notice keeps those streams until their
+//! tokens expire, and its memory of the tenant for at most the credentials' TTL.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use tokio::sync::mpsc;
 
 use super::sequencer::{Sequencer, Work};
 
+use crate::auth::credentials::Credentials;
 use crate::domain::event::{EventId, Target};
 use crate::domain::log::LoggedEvent;
 use crate::hub::Hub;
@@ -63,6 +65,9 @@ struct Notice {
     events: Vec<WireEvent>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ended: Option<EndedSessions>,
+    /// A tenant whose settings or keys changed: what nodes kept about it is stale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    changed_tenant: Option<i64>,
 }
 
 /// Streams whose sessions are over: the tenant's, or only those of one signing key.
@@ -132,6 +137,7 @@ impl RedisBroker {
         settings: BrokerSettings,
         store: Store,
         hub: Hub,
+        credentials: Credentials,
     ) -> Result<RedisBroker, BrokerError> {
         let client = redis::Client::open(settings.url.as_str())?;
         // Where each tenant stands now: streams opened on this node read the log up to at
@@ -165,7 +171,7 @@ impl RedisBroker {
             client,
             settings.channel,
             node.clone(),
-            (work.clone(), hub_for_notices),
+            (work.clone(), hub_for_notices, credentials),
             (subscribed.clone(), stats.clone()),
         ));
         let catch_up = work.clone();
@@ -202,6 +208,18 @@ impl RedisBroker {
                 key_id: key_id.map(str::to_owned),
                 reason: reason.to_owned(),
             }),
+            changed_tenant: Some(tenant_id),
+        };
+        self.send(&notice);
+    }
+
+    /// Tells the other nodes to drop what they kept about the tenant (`Credentials`).
+    pub fn tenant_changed(&self, tenant_id: i64) {
+        let notice = Notice {
+            node: self.node.to_string(),
+            events: Vec::new(),
+            ended: None,
+            changed_tenant: Some(tenant_id),
         };
         self.send(&notice);
     }
@@ -230,6 +248,7 @@ impl CommitListener for RedisBroker {
             node: self.node.to_string(),
             events: events.iter().map(|e| WireEvent::from_event(e)).collect(),
             ended: None,
+            changed_tenant: None,
         };
         self.send(&notice);
         let _ = self.work.send(Work::Committed(
@@ -282,7 +301,7 @@ async fn subscribe(
     client: redis::Client,
     channel: String,
     node: String,
-    (work, hub): (mpsc::UnboundedSender<Work>, Hub),
+    (work, hub, credentials): (mpsc::UnboundedSender<Work>, Hub, Credentials),
     (subscribed, stats): (Arc<AtomicBool>, Arc<BrokerStats>),
 ) {
     let mut backoff = Duration::from_millis(100);
@@ -302,6 +321,9 @@ async fn subscribe(
                             continue;
                         };
                         stats.notices_received.fetch_add(1, Ordering::Relaxed);
+                        if let Some(tenant) = notice.changed_tenant {
+                            credentials.forget_tenant(tenant);
+                        }
                         if let Some(ended) = notice.ended {
                             hub.end_streams(ended.tenant, ended.key_id.as_deref(), &ended.reason);
                         }

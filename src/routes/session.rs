@@ -48,7 +48,7 @@ pub async fn open(
 ) -> Result<HttpResponse, ApiError> {
     let tenant = request_tenant(&request, &state, &slug).await?;
     let token = bearer_token(&request)?;
-    let identity = jwt::verify(&state.store, &tenant, token, &state.settings.jwt)
+    let identity = jwt::verify(&state.credentials, &tenant, token, &state.settings.jwt)
         .await
         .map_err(ApiError::from)?;
     let max_age = (identity.expires_at - now_ms() / 1000).max(0);

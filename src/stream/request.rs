@@ -65,7 +65,7 @@ pub async fn open(
             .session_cookie
             .ok_or(AuthError::MissingCredentials)?,
     };
-    let identity = jwt::verify(&state.store, tenant, token, &state.settings.jwt).await?;
+    let identity = jwt::verify(&state.credentials, tenant, token, &state.settings.jwt).await?;
     let query: StreamQuery = serde_urlencoded::from_str(request.query)
         .map_err(|error| query_error(QueryPayloadError::Deserialize(error)))?;
     let topics = TopicList::parse(query.topics.as_deref())?;

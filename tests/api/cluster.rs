@@ -84,6 +84,11 @@ async fn a_signing_key_revoked_on_one_node_ends_its_streams_on_every_node() {
         assert_eq!(last.event, "session-expired");
         assert!(stream.wait_for_end(Duration::from_secs(10)).await);
     }
+    // Node 2 had the key in memory from its stream's opening; the notice dropped it.
+    let response = cluster.nodes[1]
+        .stream_request(&tenant.slug, &cluster.token, "", None)
+        .await;
+    assert_error(response, StatusCode::UNAUTHORIZED, "invalid_token").await;
 }
 
 #[actix_web::test]

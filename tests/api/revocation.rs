@@ -88,3 +88,35 @@ async fn removing_a_tenant_ends_all_its_streams() {
     .await;
     assert_eq!(other.next_event(WAIT).await.unwrap().data, "unaffected");
 }
+
+/// Streams read the tenant from memory, yet an operator's change applies to the very next
+/// stream: the change drops what was kept.
+#[actix_web::test]
+async fn a_changed_origin_list_applies_to_the_next_stream_at_once() {
+    let app = spawn_app().await;
+    let t = app.create_tenant("origins").await;
+    let token = t.token("u", &[]);
+    let from_app = || {
+        app.client
+            .get(app.url("/t/origins/stream"))
+            .header("Origin", "https://app.example.com")
+            .bearer_auth(&token)
+            .send()
+    };
+    let first = from_app().await.unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    drop(first);
+    let response = app
+        .patch_tenant(
+            "origins",
+            json!({"allowed_origins": ["https://other.example.com"]}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_error(
+        from_app().await.unwrap(),
+        StatusCode::FORBIDDEN,
+        "origin_not_allowed",
+    )
+    .await;
+}

@@ -113,7 +113,10 @@ pub async fn update_tenant(
 ) -> Result<HttpResponse, ApiError> {
     patch.validate()?;
     match state.store.update_tenant(&slug, &patch).await? {
-        Some(tenant) => Ok(HttpResponse::Ok().json(TenantView::from(tenant))),
+        Some(tenant) => {
+            state.tenant_changed(tenant.id);
+            Ok(HttpResponse::Ok().json(TenantView::from(tenant)))
+        }
         None => Err(ApiError::tenant_not_found(&slug)),
     }
 }
