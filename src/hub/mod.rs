@@ -12,9 +12,11 @@
 
 pub mod connection;
 mod deadlines;
+mod index;
 mod open;
 mod reactor;
 mod shard;
+mod sink;
 mod slots;
 mod socket;
 
@@ -56,6 +58,15 @@ pub enum Frames {
 }
 
 impl Frames {
+    /// The live frames, in order (none in a stream's last frame).
+    fn as_slice(&self) -> &[LiveFrame] {
+        match self {
+            Frames::One(frame) => std::slice::from_ref(frame),
+            Frames::Many(frames) => frames,
+            Frames::End(_) => &[],
+        }
+    }
+
     fn push(&mut self, frame: LiveFrame) {
         match self {
             Frames::One(first) => {
