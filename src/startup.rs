@@ -12,7 +12,6 @@ use std::time::Duration;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::web;
 
-use crate::auth::credentials::Credentials;
 use crate::broker::{BrokerSettings, RedisBroker};
 use crate::config::{DatabaseSettings, Environment, Settings};
 use crate::demo::{self, DemoCredentials};
@@ -22,6 +21,7 @@ use crate::server::http_server;
 use crate::shutdown::{self, ShutdownTrigger};
 use crate::state::AppState;
 use crate::store::Store;
+use crate::store::credentials::Credentials;
 use crate::store::log::{CommitListener, EventLog};
 
 /// How often retention runs.

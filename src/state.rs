@@ -4,7 +4,6 @@
 //! It sits below the routes and the credential extractors that read it, and above the
 //! parts it holds; `startup` builds it once and hands it to actix-web.
 
-use crate::auth::credentials::Credentials;
 use crate::broker::RedisBroker;
 use crate::config::Settings;
 use crate::domain::keys::AdminToken;
@@ -13,6 +12,7 @@ use crate::error::ApiError;
 use crate::hub::Hub;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
+use crate::store::credentials::Credentials;
 use crate::store::log::EventLog;
 
 pub struct AppState {

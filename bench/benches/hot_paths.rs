@@ -200,8 +200,8 @@ fn jwt_verify(c: &mut Criterion) {
             .expect("the EC private key"),
     )
     .expect("an ES256 token");
-    // As streams open: the signing key is read once, then kept (`auth::credentials`).
-    let credentials = herald::auth::credentials::Credentials::new(store.clone());
+    // As streams open: the signing key is read once, then kept (`store::credentials`).
+    let credentials = herald::store::credentials::Credentials::new(store.clone());
     let mut group = c.benchmark_group("jwt_verify");
     for (name, token) in [("HS256", &hs256_token), ("ES256", &es256_token)] {
         group.bench_function(name, |b| {

@@ -10,7 +10,6 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use super::AuthError;
-use super::credentials::Credentials;
 use crate::config::JwtSettings;
 use crate::domain::identity::UserIdentity;
 use crate::domain::keys::SigningAlgorithm;
@@ -18,6 +17,7 @@ use crate::domain::keys::SigningKey;
 use crate::domain::names::UserId;
 use crate::domain::tenant::Tenant;
 use crate::error::ApiError;
+use crate::store::credentials::Credentials;
 use crate::store::{Store, StoreError};
 
 /// The claims Herald reads from a user token.

@@ -7,7 +7,6 @@
 mod admin;
 mod api_key;
 pub mod cors;
-pub mod credentials;
 pub mod jwt;
 
 pub use admin::Operator;

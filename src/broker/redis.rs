@@ -11,7 +11,7 @@
 //! The same channel carries changes to tenants: a revoked signing key or a removed tenant
 //! ends the streams it concerns on every node (`RedisBroker::end_streams`), and any change
 //! drops what nodes keep in memory about the tenant (`RedisBroker::tenant_changed`, see
-//! `auth::credentials`). A node that misses such a notice keeps those streams until their
+//! `store::credentials`). A node that misses such a notice keeps those streams until their
 //! tokens expire, and its memory of the tenant for at most the credentials' TTL.
 
 use std::collections::HashMap;
@@ -25,10 +25,10 @@ use tokio::sync::mpsc;
 
 use super::sequencer::{Sequencer, Work};
 
-use crate::auth::credentials::Credentials;
 use crate::domain::event::{EventId, Target};
 use crate::domain::log::LoggedEvent;
 use crate::hub::Hub;
+use crate::store::credentials::Credentials;
 use crate::store::log::CommitListener;
 use crate::store::{Store, StoreError};
 

@@ -8,8 +8,10 @@
 //! PostgreSQL both pools are the same.
 //!
 //! The submodules split the state by concept: `tenants`, `keys`, and `log` (the event log:
-//! group-committed appends and replay reads).
+//! group-committed appends and replay reads); `credentials` keeps the tenants and signing
+//! keys that streams read, for a short while.
 
+pub mod credentials;
 pub mod entities;
 pub mod keys;
 pub mod log;

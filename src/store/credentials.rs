@@ -16,9 +16,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use super::{Store, StoreError};
 use crate::domain::keys::SigningKey;
 use crate::domain::tenant::Tenant;
-use crate::store::{Store, StoreError};
 
 /// The longest an entry is trusted without a change notice.
 const TTL: Duration = Duration::from_secs(10);
