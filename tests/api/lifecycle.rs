@@ -148,7 +148,9 @@ async fn a_thousand_connections_come_and_go_without_a_trace() {
 }
 
 /// 20,000 streams through Herald's own path, 500 at a time, each opened and hung up: the
-/// server is left with the open files and (allocator noise aside) the memory it had.
+/// server is left with the open files and (allocator noise aside) the memory it had. A
+/// leak of as little as a stream's shard entry (~380 B, 7.6 MB over 20,000) would break
+/// the 6 MiB bound.
 #[actix_web::test]
 async fn twenty_thousand_streams_on_heralds_path_leave_no_trace() {
     let server = ServerProcess::start(&[("HERALD__STREAM__HERALD_PATH", "true")]).await;
@@ -180,11 +182,14 @@ async fn twenty_thousand_streams_on_heralds_path_leave_no_trace() {
             .await;
         }
     };
-    // One round first, so the allocator's and the pools' first growth is not counted.
-    round(0).await;
+    // Rounds first, back to back as below, so the allocator's and the pools' first growth
+    // (up to the most streams ever in flight at once) is not counted.
+    for r in 0..4 {
+        round(r).await;
+    }
     wait_for_metric(&server, "herald_streams_open", 0.0).await;
     let (files, resident) = (server.open_files(), server.resident_kib());
-    for r in 1..=40 {
+    for r in 4..44 {
         round(r).await;
     }
     wait_for_metric(&server, "herald_streams_open", 0.0).await;
@@ -192,7 +197,7 @@ async fn twenty_thousand_streams_on_heralds_path_leave_no_trace() {
         server
             .metric("herald_streams_opened_total{path=\"herald\"}")
             .await,
-        20_500.0
+        22_000.0
     );
     assert_eq!(server.open_files(), files, "open files");
     let grown = server.resident_kib().saturating_sub(resident);
@@ -200,7 +205,7 @@ async fn twenty_thousand_streams_on_heralds_path_leave_no_trace() {
         "20,000 streams: {files} open files before and after; RSS {resident} KiB, +{grown} KiB"
     );
     assert!(
-        grown < 4 * 1024,
+        grown < 6 * 1024,
         "RSS grew by {grown} KiB over 20,000 streams"
     );
 }
