@@ -287,10 +287,6 @@ impl Settings {
                 "stream.max_connections_per_user",
                 self.stream.max_connections_per_user,
             ),
-            (
-                "stream.max_connections_per_tenant",
-                self.stream.max_connections_per_tenant,
-            ),
         ] {
             if value == 0 {
                 return Err(ConfigError::Invalid(format!("{key} must be above 0")));

@@ -47,8 +47,9 @@ pub struct Application {
 }
 
 impl Application {
-    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+    pub async fn build(mut settings: Settings) -> anyhow::Result<Application> {
         let mut report = StartupReport::default();
+        cap_streams_per_tenant(&mut settings);
         let admin_token = admin_token(&settings, &mut report)?;
         // Listen first: the demo tenant's allowed origin is the demo page's actual port.
         let listeners = Listeners::bind(&settings)?;
@@ -210,6 +211,51 @@ async fn open_store(settings: &DatabaseSettings) -> anyhow::Result<Store> {
     }
 }
 
+/// `stream.max_connections_per_tenant = 0` (the default): what this process may open, less
+/// room for the API's connections and the database's files, so one tenant cannot take every
+/// socket of the node.
+fn cap_streams_per_tenant(settings: &mut Settings) {
+    if settings.stream.max_connections_per_tenant != 0 {
+        return;
+    }
+    let (cap, limit) = match open_file_limit() {
+        Some(limit) => (streams_within(limit), limit.to_string()),
+        None => (UNKNOWN_LIMIT_CAP, "unknown".to_owned()),
+    };
+    settings.stream.max_connections_per_tenant = cap;
+    tracing::info!(
+        cap,
+        open_file_limit = %limit,
+        "open streams per tenant capped (set stream.max_connections_per_tenant to change)"
+    );
+}
+
+/// The cap where the open-file limit cannot be read.
+const UNKNOWN_LIMIT_CAP: usize = 10_000;
+
+/// Streams one tenant may hold in a process that may open `limit` files: a tenth (at least
+/// 100) stays for everything else.
+fn streams_within(limit: usize) -> usize {
+    limit.saturating_sub((limit / 10).max(100)).max(1)
+}
+
+/// This process's soft limit on open files (Linux: `/proc/self/limits`).
+fn open_file_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    soft_open_file_limit(&limits)
+}
+
+fn soft_open_file_limit(limits: &str) -> Option<usize> {
+    let line = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// The hub, the broker (with several nodes) and the event-log writer that feeds them: one
 /// node hands commits straight to its hub; several go through Redis, which also brings the
 /// other nodes' commits.
@@ -244,4 +290,28 @@ async fn start_delivery(
     };
     let log = EventLog::start(store.clone(), committed_to);
     Ok((hub, broker, log))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_soft_open_file_limit_is_read_from_proc_self_limits() {
+        let limits = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                      Max processes             95452                95452                processes \n\
+                      Max open files            20000                20000                files     \n";
+        assert_eq!(soft_open_file_limit(limits), Some(20_000));
+        let unlimited =
+            "Max open files            unlimited            unlimited            files\n";
+        assert_eq!(soft_open_file_limit(unlimited), None);
+        assert_eq!(soft_open_file_limit(""), None);
+    }
+
+    #[test]
+    fn a_tenth_of_the_files_stays_for_everything_else() {
+        assert_eq!(streams_within(20_000), 18_000);
+        assert_eq!(streams_within(1_024), 922);
+        assert_eq!(streams_within(50), 1);
+    }
 }

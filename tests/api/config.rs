@@ -106,3 +106,21 @@ fn the_binary_reads_environment_overrides_and_names_bad_ones() {
     );
     assert!(dir.path().join("herald.db").is_file());
 }
+
+/// Unset, the per-tenant stream cap is what this process may open less a tenth, so one
+/// tenant cannot take every socket.
+#[actix_web::test]
+async fn the_per_tenant_stream_cap_follows_the_open_file_limit() {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
+    let limit: usize = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .and_then(|line| line["Max open files".len()..].split_whitespace().next())
+        .and_then(|soft| soft.parse().ok())
+        .expect("a finite open-file limit on this machine");
+    let app = crate::support::spawn_app().await;
+    assert_eq!(
+        app.state.settings.stream.max_connections_per_tenant,
+        limit - (limit / 10).max(100)
+    );
+}
