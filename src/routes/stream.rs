@@ -22,7 +22,7 @@ use crate::stream::request::{SESSION_COOKIE, StreamPath, StreamQuery, StreamRequ
         (status = 200, content_type = "text/event-stream",
             description = "`retry:`, then events (`id:`, `event:`, `data:`); Herald's own types are `reset` and `session-expired`"),
         (status = 401, description = "missing or invalid user token", body = ErrorBody),
-        (status = 403, description = "a topic the token does not allow", body = ErrorBody),
+        (status = 403, description = "a topic the token does not allow, an origin the tenant does not allow, or the session cookie on a request that is not an EventSource's (`Sec-Fetch-Mode` other than `cors`)", body = ErrorBody),
         (status = 404, description = "no such tenant", body = ErrorBody),
         (status = 429, description = "too many open streams for this user or tenant", body = ErrorBody),
     ),
@@ -43,6 +43,7 @@ pub async fn stream(
         last_event_id: headers
             .get("last-event-id")
             .map(|value| value.to_str().unwrap_or(NOT_TEXT)),
+        fetch_mode: text(headers, "sec-fetch-mode"),
     };
     let connection = open(&state, &tenant, stream_request, StreamPath::Actix).await?;
     Ok(HttpResponse::Ok()

@@ -111,6 +111,7 @@ async fn open_for(
                 session_cookie: cookie(&head.cookies, SESSION_COOKIE),
                 query: &head.query,
                 last_event_id: head.last_event_id.as_deref(),
+                fetch_mode: head.fetch_mode.as_deref(),
             };
             let opened = open(state, &tenant, request, StreamPath::Herald).await;
             (opened, head.origin.clone())

@@ -38,6 +38,7 @@ pub struct StreamHead {
     pub last_event_id: Option<String>,
     /// Every `Cookie` header, in order.
     pub cookies: Vec<String>,
+    pub fetch_mode: Option<String>,
 }
 
 /// Classifies the start of a connection's bytes.
@@ -97,6 +98,7 @@ pub fn classify(bytes: &[u8]) -> Peeked {
         match header.name.to_ascii_lowercase().as_str() {
             "authorization" => first(&mut head.authorization),
             "cookie" => head.cookies.push(value.to_owned()),
+            "sec-fetch-mode" => first(&mut head.fetch_mode),
             _ => {}
         }
     }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use crate::auth::{AuthError, bearer_of, jwt};
 use crate::domain::names::TopicList;
 use crate::domain::tenant::Tenant;
-use crate::error::{ApiError, query_error};
+use crate::error::{ApiError, ErrorCode, query_error};
 use crate::hub::connection::Connection;
 use crate::state::AppState;
 
@@ -40,6 +40,8 @@ pub struct StreamRequest<'a> {
     pub query: &'a str,
     /// The `Last-Event-ID` header's value.
     pub last_event_id: Option<&'a str>,
+    /// The `Sec-Fetch-Mode` header's value: how a browser says it made the request.
+    pub fetch_mode: Option<&'a str>,
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -61,9 +63,22 @@ pub async fn open(
 ) -> Result<Connection, ApiError> {
     let token = match bearer_of(request.authorization) {
         Ok(token) => token,
-        Err(_) => request
-            .session_cookie
-            .ok_or(AuthError::MissingCredentials)?,
+        Err(_) => {
+            let cookie = request
+                .session_cookie
+                .ok_or(AuthError::MissingCredentials)?;
+            // A browser sends the cookie with any request to Herald, an `<img>` or a link
+            // of another site's page included; only its EventSource (mode `cors`) may use
+            // it to hold one of the user's streams. Clients that send no Sec-Fetch-Mode are
+            // not browsers that do, and non-browser clients use Bearer.
+            if request.fetch_mode.is_some_and(|mode| mode != "cors") {
+                return Err(ApiError::new(
+                    ErrorCode::OriginNotAllowed,
+                    "a stream with the session cookie must be opened by EventSource",
+                ));
+            }
+            cookie
+        }
     };
     let identity = jwt::verify(&state.credentials, tenant, token, &state.settings.jwt).await?;
     let query: StreamQuery = serde_urlencoded::from_str(request.query)

@@ -363,3 +363,50 @@ async fn a_last_event_id_that_is_not_text_gets_a_reset() {
         assert!(received.contains("event: reset"), "{received}");
     }
 }
+
+/// The session cookie rides along with any request a page of another site makes to Herald
+/// (an `<img>`, a link): only an EventSource (`Sec-Fetch-Mode: cors`) may open a stream with
+/// it; a client that sends no Sec-Fetch-Mode is not a browser that does. Either path.
+#[actix_web::test]
+async fn only_an_event_source_may_open_a_stream_with_the_session_cookie() {
+    for own_path in [true, false] {
+        let app = herald(own_path).await;
+        let t = app.create_tenant("sites").await;
+        let token = t.token("alice", &[]);
+        let with_cookie = |extra: &str| {
+            format!(
+                "GET /t/sites/stream HTTP/1.1\r\nHost: herald\r\nCookie: herald_session={token}\r\n{extra}\r\n"
+            )
+        };
+        let mut answers = Vec::new();
+        for extra in [
+            "Sec-Fetch-Mode: no-cors\r\nSec-Fetch-Dest: image\r\n",
+            "Sec-Fetch-Mode: navigate\r\n",
+            "Sec-Fetch-Mode: cors\r\nSec-Fetch-Dest: empty\r\n",
+            "",
+        ] {
+            let mut socket = connect(&app).await;
+            socket
+                .write_all(with_cookie(extra).as_bytes())
+                .await
+                .unwrap();
+            let answer = read_for(&mut socket, Duration::from_millis(500)).await;
+            answers.push(answer.lines().next().unwrap_or("").to_owned());
+        }
+        assert_eq!(
+            answers,
+            [
+                "HTTP/1.1 403 Forbidden",
+                "HTTP/1.1 403 Forbidden",
+                "HTTP/1.1 200 OK",
+                "HTTP/1.1 200 OK"
+            ],
+            "own path: {own_path}"
+        );
+        // Bearer is not a cookie: no browser attaches it on its own.
+        let mut socket = connect(&app).await;
+        let request = stream_request(&t, &token, "Sec-Fetch-Mode: no-cors\r\n");
+        socket.write_all(request.as_bytes()).await.unwrap();
+        read_until(&mut socket, "retry:").await;
+    }
+}
