@@ -19,6 +19,12 @@ pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// How long until the Unix second `unix_secs` (a token's `exp`); zero once it has passed.
+pub fn time_until(unix_secs: i64) -> std::time::Duration {
+    let remaining = unix_secs.saturating_sub(now_ms() / 1000);
+    std::time::Duration::from_secs(u64::try_from(remaining).unwrap_or(0))
+}
+
 /// RFC 3339 text for a stored timestamp, as the API shows it.
 pub fn format_ms(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)

@@ -82,8 +82,6 @@ pub struct ConnectionParts {
 
 impl Connection {
     pub fn new(parts: ConnectionParts, start: Start) -> Connection {
-        let now_secs = crate::domain::now_ms() / 1000;
-        let remaining = u64::try_from(parts.expires_at - now_secs).unwrap_or(0);
         Connection {
             opening: Some(start.opening),
             replaying: start.replay,
@@ -99,7 +97,9 @@ impl Connection {
             expires_at: parts.expires_at,
             last_sent: Instant::now(),
             keepalive: Box::pin(tokio::time::sleep(parts.keepalive_every)),
-            expiry: Box::pin(tokio::time::sleep(Duration::from_secs(remaining))),
+            expiry: Box::pin(tokio::time::sleep(crate::domain::time_until(
+                parts.expires_at,
+            ))),
             shutdown: Box::pin(parts.shutdown.wait()),
         }
     }
@@ -119,18 +119,11 @@ impl Connection {
     /// The next chunk to write, or `None` when the stream ends. Cancel-safe: a call dropped
     /// before it completes loses nothing.
     pub async fn next_chunk(&mut self) -> Option<Bytes> {
-        if let Some(opening) = self.opening.take() {
-            return Some(opening);
+        if let Some(chunk) = self.catch_up_chunk().await {
+            return Some(chunk);
         }
         if self.done {
             return None;
-        }
-        if self.replaying {
-            match self.replay_step().await {
-                Some(chunk) => return Some(chunk),
-                None if self.done => return None,
-                None => {}
-            }
         }
         self.live_step().await
     }

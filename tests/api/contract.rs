@@ -92,13 +92,7 @@ async fn an_audience_may_be_an_array_and_a_session_never_outlives_the_maximum() 
     let t = app.create_tenant("aud").await;
     let years_ahead = now_secs() + 5 * 365 * 24 * 3600;
     let token = t.token_with(json!({"sub": "u", "aud": ["other", "herald"], "exp": years_ahead}));
-    let response = app
-        .client
-        .post(app.url("/t/aud/session"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let response = app.post_session("aud", &token).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     let cookie = response.headers()["set-cookie"]
         .to_str()

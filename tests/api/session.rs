@@ -17,13 +17,7 @@ async fn the_session_cookie_carries_the_token_until_it_expires() {
     let app = spawn_app_with(production_cookies).await;
     let t = app.create_tenant("sess").await;
     let token = t.token_with(json!({"sub": "u", "aud": "herald", "exp": now_secs() + 1800}));
-    let response = app
-        .client
-        .post(app.url("/t/sess/session"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let response = app.post_session("sess", &token).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     let cookie = response.headers()["set-cookie"]
         .to_str()
@@ -81,13 +75,7 @@ async fn a_bad_token_gets_no_cookie() {
     let t = app.create_tenant("nocookie").await;
     let expired = t.token_with(json!({"sub": "u", "aud": "herald", "exp": now_secs() - 60}));
     for token in [expired.as_str(), "garbage"] {
-        let response = app
-            .client
-            .post(app.url("/t/nocookie/session"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
+        let response = app.post_session("nocookie", token).await;
         assert!(response.headers().get("set-cookie").is_none());
         assert_error(response, StatusCode::UNAUTHORIZED, "invalid_token").await;
     }
@@ -109,13 +97,7 @@ async fn local_cookie_settings_relax_the_attributes() {
     })
     .await;
     let t = app.create_tenant("local").await;
-    let response = app
-        .client
-        .post(app.url("/t/local/session"))
-        .bearer_auth(t.token("u", &[]))
-        .send()
-        .await
-        .unwrap();
+    let response = app.post_session("local", &t.token("u", &[])).await;
     let cookie = response.headers()["set-cookie"].to_str().unwrap();
     assert!(
         cookie.contains("SameSite=Lax") && cookie.contains("HttpOnly"),

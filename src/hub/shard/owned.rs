@@ -3,8 +3,6 @@
 //! `session-expired` from the shard's clock (`tick`), learns of its peer leaving from the
 //! shard's poller (`poll_sockets`), and closes it when Herald stops.
 
-use std::time::Duration;
-
 use actix::{Context, Handler, Message, StreamHandler};
 use tokio::sync::mpsc;
 
@@ -22,11 +20,10 @@ impl Shard {
         let mut due = Vec::new();
         self.expiries.take_due(now, &mut due);
         for id in due.drain(..) {
-            if let Some(owned) = self.owned(id) {
-                // Best effort: a stream too backlogged to take it is closed all the same,
-                // and its page learns of the expiry when it reconnects.
-                let expired = sse::session_expired(sse::TOKEN_EXPIRED);
-                let _ = owned.socket.send([&expired], usize::MAX);
+            if let Some(connection) = self.connections.get_mut(&id) {
+                connection
+                    .sink
+                    .last(&sse::session_expired(sse::TOKEN_EXPIRED));
                 self.end(id, Ending::Over);
             }
         }
@@ -186,18 +183,20 @@ impl Handler<Attach> for Shard {
             return;
         }
         // What was delivered while the stream caught up, less what its replay sent.
-        let mut ended = Vec::new();
         while let Ok(frames) = queued.try_recv() {
-            self.pending.insert(id, frames);
-            self.flush(&mut ended);
+            let Some(connection) = self.connections.get_mut(&id) else {
+                return;
+            };
+            if let Err(ending) = connection
+                .sink
+                .take(frames, now, &self.stats, self.backlog_limit)
+            {
+                self.end(id, ending);
+                return;
+            }
         }
-        for (id, ending) in ended {
-            self.end(id, ending);
-        }
-        let now_secs = crate::domain::now_ms() / 1000;
-        let remaining = u64::try_from(expires_at - now_secs).unwrap_or(0);
-        self.expiries
-            .file(now + self.clock.ticks(Duration::from_secs(remaining)), id);
+        let expiry = self.clock.ticks(crate::domain::time_until(expires_at));
+        self.expiries.file(now + expiry, id);
         self.keepalives.file(now + self.keepalive_ticks, id);
     }
 }

@@ -219,6 +219,16 @@ impl Api {
         SseStream::new(response)
     }
 
+    /// `POST /t/{slug}/session` with the user token as Bearer, as a page does.
+    pub async fn post_session(&self, slug: &str, token: &str) -> Response {
+        self.client
+            .post(self.url(&format!("/t/{slug}/session")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn publish(&self, api_key: &str, body: &Value) -> Response {
         self.client
             .post(self.url("/v1/events"))
