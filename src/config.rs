@@ -81,6 +81,8 @@ pub struct ServerSettings {
     pub host: String,
     pub port: u16,
     pub max_body_bytes: usize,
+    /// The longest a request body may take to arrive, whole.
+    pub body_timeout_secs: u64,
     pub shutdown_timeout_secs: u64,
     /// Set: serve HTTPS (and HTTP/2) with this certificate.
     #[serde(default)]
@@ -281,6 +283,10 @@ impl Settings {
             ),
             ("limits.max_users_per_event", limits.max_users_per_event),
             ("server.max_body_bytes", self.server.max_body_bytes),
+            (
+                "server.body_timeout_secs",
+                self.server.body_timeout_secs as usize,
+            ),
             ("stream.queue_capacity", self.stream.queue_capacity),
             ("stream.replay_page", self.stream.replay_page as usize),
             (

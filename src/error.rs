@@ -6,7 +6,10 @@
 //! above them, converted where it is defined — and `ApiError` is what handlers return.
 //! Every error body has the same shape: `{"error": {"code": "…", "message": "…"}}` (plus
 //! `"index"` for a bad event in a batch). Herald's own faults are logged here and answered
-//! with a 5xx that reveals nothing.
+//! with a 5xx that reveals nothing; a client's mistakes are only counted (`answered`, in
+//! `/metrics`), never logged one by one.
+
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
@@ -41,8 +44,38 @@ macro_rules! error_codes {
                     $(ErrorCode::$variant => StatusCode::$status,)*
                 }
             }
+
+            /// Its place in `ALL`.
+            fn index(self) -> usize {
+                self as usize
+            }
         }
     };
+}
+
+/// How often each code has been answered since start: client mistakes are counted for
+/// `/metrics` instead of logged one by one, so a flood of bad requests cannot flood the log.
+static ANSWERED: [AtomicU64; ErrorCode::ALL.len()] =
+    [const { AtomicU64::new(0) }; ErrorCode::ALL.len()];
+
+/// Connections actix-http refused before any route saw a request (a malformed head, one
+/// that never finished): also counted, not logged.
+static MALFORMED: AtomicU64 = AtomicU64::new(0);
+
+pub fn count_malformed_request() {
+    MALFORMED.fetch_add(1, Ordering::Relaxed);
+}
+
+pub fn malformed_requests() -> u64 {
+    MALFORMED.load(Ordering::Relaxed)
+}
+
+/// Every code answered at least once, with its count.
+pub fn answered() -> impl Iterator<Item = (ErrorCode, u64)> {
+    ErrorCode::ALL
+        .iter()
+        .map(|code| (*code, ANSWERED[code.index()].load(Ordering::Relaxed)))
+        .filter(|(_, count)| *count > 0)
 }
 
 error_codes! {
@@ -64,6 +97,7 @@ error_codes! {
     MethodNotAllowed = "method_not_allowed", METHOD_NOT_ALLOWED;
     SlugTaken = "slug_taken", CONFLICT;
     IdempotencyKeyInFlight = "idempotency_key_in_flight", CONFLICT;
+    BodyTimeout = "body_timeout", REQUEST_TIMEOUT;
     CursorExpired = "cursor_expired", GONE;
     BodyTooLarge = "body_too_large", PAYLOAD_TOO_LARGE;
     DataTooLarge = "data_too_large", PAYLOAD_TOO_LARGE;
@@ -142,7 +176,13 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.code.status()).json(ErrorBody {
+        ANSWERED[self.code.index()].fetch_add(1, Ordering::Relaxed);
+        let mut response = HttpResponse::build(self.code.status());
+        if self.code == ErrorCode::BodyTimeout {
+            // What is left of the body may still trickle in: the connection cannot be reused.
+            response.force_close();
+        }
+        response.json(ErrorBody {
             error: ErrorDetail {
                 code: self.code.as_str(),
                 message: self.message.clone(),
@@ -233,33 +273,6 @@ impl From<StoreError> for ApiError {
             _ => ApiError::internal(&error),
         }
     }
-}
-
-/// Body errors from actix's extractors, in Herald's shape.
-pub fn json_error(error: actix_web::error::JsonPayloadError) -> ApiError {
-    use actix_web::error::JsonPayloadError as E;
-    match &error {
-        E::ContentType => ApiError::new(
-            ErrorCode::UnsupportedMediaType,
-            "send the body as Content-Type: application/json",
-        ),
-        E::Overflow { limit } | E::OverflowKnownLength { limit, .. } => ApiError::new(
-            ErrorCode::BodyTooLarge,
-            format!("the body is larger than {limit} bytes"),
-        ),
-        E::Deserialize(inner) if inner.is_data() => {
-            ApiError::new(ErrorCode::InvalidBody, inner.to_string())
-        }
-        E::Deserialize(inner) => ApiError::new(
-            ErrorCode::InvalidJson,
-            format!("the body is not valid JSON: {inner}"),
-        ),
-        _ => ApiError::new(ErrorCode::InvalidJson, error.to_string()),
-    }
-}
-
-pub fn query_error(error: actix_web::error::QueryPayloadError) -> ApiError {
-    ApiError::new(ErrorCode::InvalidQuery, error.to_string())
 }
 
 pub fn path_error(error: actix_web::error::PathError) -> ApiError {

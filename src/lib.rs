@@ -14,6 +14,7 @@ pub mod domain;
 pub mod error;
 pub mod hub;
 pub mod metrics;
+pub mod query;
 pub mod routes;
 pub mod server;
 pub mod shutdown;

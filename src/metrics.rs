@@ -43,6 +43,11 @@ pub fn render(log: &LogStats, hub: &HubStats, broker: Option<&RedisBroker>) -> S
     metrics::counter!("herald_publish_requests_total")
         .absolute(log.requests.load(Ordering::Relaxed));
     metrics::counter!("herald_commit_groups_total").absolute(log.groups.load(Ordering::Relaxed));
+    for (code, count) in crate::error::answered() {
+        metrics::counter!("herald_error_answers_total", "code" => code.as_str()).absolute(count);
+    }
+    metrics::counter!("herald_malformed_requests_total")
+        .absolute(crate::error::malformed_requests());
     if let Some(broker) = broker {
         metrics::gauge!("herald_redis_connected").set(f64::from(u8::from(broker.is_connected())));
         let stats = broker.stats();

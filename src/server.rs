@@ -20,7 +20,7 @@ use actix_web::rt::net::TcpStream;
 use actix_web::{App, HttpMessage, HttpServer, web};
 use tracing_actix_web::{RequestId, TracingLogger};
 
-use crate::error::{json_error, path_error, query_error};
+use crate::error::path_error;
 use crate::routes;
 use crate::state::AppState;
 use crate::stream::{self, router::Route};
@@ -125,13 +125,16 @@ where
             Ok(())
         }
         Route::Actix => Box::pin(http.call(socket)).await.map_err(|error| {
+            if matches!(error, DispatchError::Parse(_) | DispatchError::SlowRequestTimeout) {
+                crate::error::count_malformed_request();
+            }
             tracing::debug!(%error, "connection ended with an error");
         }),
     }
 }
 
 /// Herald's actix-web application: every route, the request id, the request log, and the
-/// JSON error answers of actix's own extractors.
+/// JSON error answers of actix's own extractors (bodies are read by `routes::json`).
 fn app(
     state: web::Data<AppState>,
 ) -> App<
@@ -143,18 +146,10 @@ fn app(
         InitError = (),
     >,
 > {
-    let max_body = state.settings.server.max_body_bytes;
     App::new()
         .wrap_fn(echo_request_id)
         .wrap(TracingLogger::default())
         .app_data(state)
-        .app_data(
-            web::JsonConfig::default()
-                .limit(max_body)
-                .error_handler(|e, _| json_error(e).into()),
-        )
-        .app_data(web::PayloadConfig::new(max_body))
-        .app_data(web::QueryConfig::default().error_handler(|e, _| query_error(e).into()))
         .app_data(web::PathConfig::default().error_handler(|e, _| path_error(e).into()))
         .configure(routes::configure)
         .default_service(web::to(routes::not_found))

@@ -14,6 +14,7 @@ use crate::auth::jwt::{MintError, mint_user_token};
 use crate::config::Settings;
 use crate::domain::names::UserId;
 use crate::error::{ApiError, ErrorCode};
+use crate::routes::resource;
 use crate::store::Store;
 
 const PAGE: &str = include_str!("index.html");
@@ -43,9 +44,12 @@ pub fn page_server(
     Ok(HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
-            .route("/", web::get().to(index))
-            .route("/token", web::post().to(token))
-            .route("/favicon.ico", web::get().to(HttpResponse::NoContent))
+            .service(resource("/", "GET").route(web::get().to(index)))
+            .service(resource("/token", "POST").route(web::post().to(token)))
+            .service(
+                resource("/favicon.ico", "GET").route(web::get().to(HttpResponse::NoContent)),
+            )
+            .default_service(web::to(crate::routes::not_found))
     })
     .workers(1)
     .disable_signals()

@@ -10,7 +10,7 @@ use crate::domain::event::EventId;
 use crate::domain::log::Unresumable;
 use crate::domain::names::{TopicList, UserId};
 use crate::domain::{Invalid, ValidationError, format_ms};
-use crate::error::{ApiError, ErrorBody, ErrorCode, query_error};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::state::AppState;
 use crate::store::log::StreamSelector;
 
@@ -64,8 +64,7 @@ pub async fn history(
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     // Parsed only once the API key checks out, like the publish body.
-    let query =
-        web::Query::<HistoryQuery>::from_query(request.query_string()).map_err(query_error)?;
+    let query: HistoryQuery = crate::query::parse(request.query_string())?;
     let tenant = &publisher.tenant;
     let user = UserId::parse(query.user.as_str())?;
     let topics = TopicList::parse(query.topics.as_deref())?;

@@ -5,13 +5,13 @@
 pub mod admin;
 mod health;
 pub(crate) mod history;
+mod json;
 pub mod openapi;
 pub mod publish;
 mod session;
 pub(crate) mod stream;
 
-use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
-use serde::de::DeserializeOwned;
+use actix_web::{HttpResponse, web};
 
 use crate::error::{ApiError, ErrorCode};
 
@@ -43,7 +43,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
 
 /// A path and the methods it answers (`allow`, as the `Allow` header lists them); any other
 /// method gets `405 method_not_allowed`.
-pub(crate) fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+pub fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(move || async move { method_not_allowed(allow) }))
 }
 
@@ -63,24 +63,4 @@ fn method_not_allowed(allow: &'static str) -> HttpResponse {
 /// Unknown paths answer in the same JSON shape as every other error.
 pub async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::new(ErrorCode::NotFound, "no such endpoint"))
-}
-
-/// A JSON body that may be left out entirely (an empty body means `None`). Anything sent
-/// must be well-formed JSON of the right shape: a broken body is an error, never ignored.
-pub fn optional_json<T: DeserializeOwned>(
-    request: &HttpRequest,
-    body: &[u8],
-) -> Result<Option<T>, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
-    }
-    if request.content_type() != "application/json" {
-        return Err(ApiError::new(
-            ErrorCode::UnsupportedMediaType,
-            "send the body as Content-Type: application/json",
-        ));
-    }
-    serde_json::from_slice(body)
-        .map(Some)
-        .map_err(|e| crate::error::json_error(actix_web::error::JsonPayloadError::Deserialize(e)))
 }

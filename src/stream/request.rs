@@ -6,13 +6,12 @@
 
 use std::sync::atomic::Ordering;
 
-use actix_web::error::QueryPayloadError;
 use serde::Deserialize;
 
 use crate::auth::{AuthError, bearer_of, jwt};
 use crate::domain::names::TopicList;
 use crate::domain::tenant::Tenant;
-use crate::error::{ApiError, ErrorCode, query_error};
+use crate::error::{ApiError, ErrorCode};
 use crate::hub::connection::Connection;
 use crate::state::AppState;
 
@@ -81,8 +80,7 @@ pub async fn open(
         }
     };
     let identity = jwt::verify(&state.credentials, tenant, token, &state.settings.jwt).await?;
-    let query: StreamQuery = serde_urlencoded::from_str(request.query)
-        .map_err(|error| query_error(QueryPayloadError::Deserialize(error)))?;
+    let query: StreamQuery = crate::query::parse(request.query)?;
     let topics = TopicList::parse(query.topics.as_deref())?;
     if let Some(topic) = topics.iter().find(|topic| !identity.allows_topic(topic)) {
         return Err(AuthError::TopicNotAllowed(topic.to_string()).into());

@@ -12,7 +12,7 @@ use crate::domain::format_ms;
 use crate::domain::keys::{ApiKey, SigningKey, SigningKeySpec};
 use crate::domain::names::check_display_name;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
-use crate::routes::optional_json;
+use crate::routes::json;
 use crate::sse;
 use crate::state::AppState;
 use crate::store::keys::KeyKind;
@@ -152,9 +152,9 @@ pub async fn create_api_key(
     state: web::Data<AppState>,
     slug: web::Path<String>,
     request: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body: Option<NewApiKey> = optional_json(&request, &body)?;
+    let body: Option<NewApiKey> = json::optional_json(&request, payload, &state.settings.server).await?;
     let tenant = state.tenant(&slug).await?;
     let name = body
         .and_then(|b| b.name)
@@ -205,9 +205,9 @@ pub async fn create_signing_key(
     state: web::Data<AppState>,
     slug: web::Path<String>,
     request: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body: Option<NewSigningKey> = optional_json(&request, &body)?;
+    let body: Option<NewSigningKey> = json::optional_json(&request, payload, &state.settings.server).await?;
     let tenant = state.tenant(&slug).await?;
     let spec = match body {
         None => SigningKeySpec::hs256(),

@@ -1,6 +1,6 @@
 //! `/admin/tenants`: create, list, read, change and remove tenants.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -9,6 +9,7 @@ use crate::auth::Operator;
 use crate::domain::format_ms;
 use crate::domain::tenant::{NewTenant, Retention, Tenant, TenantPatch};
 use crate::error::{ApiError, ErrorBody, ErrorCode};
+use crate::routes::json;
 use crate::sse;
 use crate::state::AppState;
 
@@ -60,8 +61,10 @@ impl TenantList {
 pub async fn create_tenant(
     _: Operator,
     state: web::Data<AppState>,
-    body: web::Json<NewTenant>,
+    request: HttpRequest,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let body: NewTenant = json::json(&request, payload, &state.settings.server).await?;
     body.validate()?;
     match state.store.create_tenant(&body).await? {
         Some(tenant) => Ok(HttpResponse::Created().json(TenantView::from(tenant))),
@@ -109,8 +112,10 @@ pub async fn update_tenant(
     _: Operator,
     state: web::Data<AppState>,
     slug: web::Path<String>,
-    patch: web::Json<TenantPatch>,
+    request: HttpRequest,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let patch: TenantPatch = json::json(&request, payload, &state.settings.server).await?;
     patch.validate()?;
     match state.store.update_tenant(&slug, &patch).await? {
         Some(tenant) => {

@@ -2,7 +2,7 @@
 
 mod body;
 
-use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -14,6 +14,7 @@ use crate::domain::event::Receipt;
 use crate::domain::log::LoggedEvent;
 use crate::domain::names::IdempotencyKey;
 use crate::error::{ApiError, ErrorBody};
+use crate::routes::json;
 use crate::state::AppState;
 use crate::store::log::{AppendOutcome, IdempotencyClaim};
 
@@ -48,11 +49,9 @@ pub async fn publish(
     state: web::Data<AppState>,
     request: HttpRequest,
     payload: web::Payload,
-) -> actix_web::Result<HttpResponse> {
-    // The body is read only once the API key checks out: a stranger learns nothing from
-    // how a body is judged.
-    let body = web::Json::<Value>::from_request(&request, &mut payload.into_inner()).await?;
-    Ok(append(&publisher, &state, &request, &body).await?)
+) -> Result<HttpResponse, ApiError> {
+    let body = json::json_object(&request, payload, &state.settings.server).await?;
+    append(&publisher, &state, &request, &body).await
 }
 
 async fn append(

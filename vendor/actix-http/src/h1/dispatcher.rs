@@ -19,7 +19,7 @@ use tokio::{
     time::sleep_until,
 };
 use tokio_util::codec::{Decoder as _, Encoder as _};
-use tracing::{error, trace};
+use tracing::{debug, error, trace};
 
 use super::{
     codec::Codec,
@@ -1478,7 +1478,10 @@ where
                     // keep-alive and stream errors
                     if state_is_none && inner_p.write_buf.is_empty() {
                         if let Some(err) = inner_p.error.take() {
-                            error!("stream error: {}", &err);
+                            // Herald's patch: logged at debug, not error. The error is
+                            // returned to the caller, which judges it: most are a client's
+                            // (a malformed head, a peer gone), not the server's fault.
+                            debug!("stream error: {}", &err);
                             return Poll::Ready(Err(err));
                         }
 
