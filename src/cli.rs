@@ -119,7 +119,7 @@ pub async fn run_command(
             name,
             origins,
         }) => {
-            let new = NewTenant {
+            let mut new = NewTenant {
                 slug,
                 name,
                 allowed_origins: origins,

@@ -125,7 +125,10 @@ where
             Ok(())
         }
         Route::Actix => Box::pin(http.call(socket)).await.map_err(|error| {
-            if matches!(error, DispatchError::Parse(_) | DispatchError::SlowRequestTimeout) {
+            if matches!(
+                error,
+                DispatchError::Parse(_) | DispatchError::SlowRequestTimeout
+            ) {
                 crate::error::count_malformed_request();
             }
             tracing::debug!(%error, "connection ended with an error");

@@ -46,9 +46,7 @@ pub fn page_server(
             .app_data(state.clone())
             .service(resource("/", "GET").route(web::get().to(index)))
             .service(resource("/token", "POST").route(web::post().to(token)))
-            .service(
-                resource("/favicon.ico", "GET").route(web::get().to(HttpResponse::NoContent)),
-            )
+            .service(resource("/favicon.ico", "GET").route(web::get().to(HttpResponse::NoContent)))
             .default_service(web::to(crate::routes::not_found))
     })
     .workers(1)

@@ -64,6 +64,20 @@ impl Serialize for Target {
     }
 }
 
+/// The most digits of an id's seq: any count of them is an `i64`, and a log reaches
+/// 10^18 events never.
+const MAX_SEQ_DIGITS: usize = 18;
+
+/// An event id as its schema says.
+pub const EVENT_ID_PATTERN: &str = "^[A-Za-z0-9]{1,32}-[0-9]{1,18}$";
+
+super::pattern_schema!(
+    /// An event id in the OpenAPI document.
+    EventIdText,
+    EVENT_ID_PATTERN,
+    "01jd5x2k7q3m9v8n4b6c1a0z2y-42"
+);
+
 /// An event's position: the tenant log's epoch and its sequence number, written
 /// `<epoch>-<seq>`. Callers treat it as opaque.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,8 +100,9 @@ impl FromStr for EventId {
         let valid_epoch = !epoch.is_empty()
             && epoch.len() <= 32
             && epoch.bytes().all(|b| b.is_ascii_alphanumeric());
-        let valid_seq =
-            !seq.is_empty() && seq.len() <= 19 && seq.bytes().all(|b| b.is_ascii_digit());
+        let valid_seq = !seq.is_empty()
+            && seq.len() <= MAX_SEQ_DIGITS
+            && seq.bytes().all(|b| b.is_ascii_digit());
         if !valid_epoch || !valid_seq {
             return Err(());
         }
@@ -113,7 +128,8 @@ pub struct NewEvent {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Receipt {
     pub id: String,
-    /// The one stream this event went to: `{"user"}`, `{"topic"}` or `{"broadcast": true}`.
+    /// The one stream this event went to: `{"user"}`, `{"topic"}` or `{"broadcast": true}`
+    /// (the document refers to the publish body's `To` here).
     #[schema(value_type = Object)]
     pub to: Value,
     #[serde(rename = "type")]
@@ -123,7 +139,11 @@ pub struct Receipt {
 /// An event's type, which becomes the SSE `event:` field: `[A-Za-z0-9_.:-]{1,64}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "String", into = "String")]
-#[schema(value_type = String, pattern = "^[A-Za-z0-9_.:-]{1,64}$", example = "mail")]
+#[schema(
+    value_type = String,
+    pattern = "^(?!(reset|session-expired|inbox)$)[A-Za-z0-9_.:-]{1,64}$",
+    example = "mail"
+)]
 pub struct EventType(String);
 
 /// Event types Herald sends on a stream itself; tenants may not publish them.

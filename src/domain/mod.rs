@@ -14,6 +14,29 @@ mod validation;
 
 pub use validation::{Invalid, ValidationError};
 
+/// A string type of the OpenAPI document whose pattern is the very constant the server
+/// checks, so the two cannot drift apart.
+macro_rules! pattern_schema {
+    ($(#[$doc:meta])* $name:ident, $pattern:expr, $example:literal) => {
+        $(#[$doc])*
+        pub struct $name;
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                use utoipa::openapi::schema::{ObjectBuilder, Type};
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some($pattern))
+                    .examples([$example])
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
+    };
+}
+pub(crate) use pattern_schema;
+
 /// Milliseconds since the Unix epoch: how Herald stores every timestamp.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()

@@ -45,11 +45,11 @@ fn check_name(
 }
 
 macro_rules! name_type {
-    ($(#[$doc:meta])* $name:ident, $kind:expr, $what:literal, $forbidden:expr) => {
+    ($(#[$doc:meta])* $name:ident, $kind:expr, $what:literal, $forbidden:expr, $pattern:literal) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
         #[serde(try_from = "String", into = "String")]
-        #[schema(value_type = String, min_length = 1, max_length = 256)]
+        #[schema(value_type = String, min_length = 1, max_length = 256, pattern = $pattern)]
         pub struct $name(String);
 
         impl $name {
@@ -91,7 +91,8 @@ name_type!(
     UserId,
     Invalid::User,
     "user id",
-    &[]
+    &[],
+    "^[^\\x00-\\x1F\\x7F-\\x9F]+$"
 );
 name_type!(
     /// A topic many users may stream (`stock:AAPL`). No `,`: streams and history name their
@@ -99,27 +100,45 @@ name_type!(
     Topic,
     Invalid::Topic,
     "topic",
-    &[',']
+    &[','],
+    "^[^\\x00-\\x1F\\x7F-\\x9F,]+$"
 );
 
-/// The topics a stream or a history read asks for: comma-separated in a query, each one
-/// valid, each once, in the order given, at most `MAX_TOPICS`.
+super::pattern_schema!(
+    /// A `topics` query in the OpenAPI document: empty, or 1 to `MAX_TOPICS` topics
+    /// separated by `,`.
+    TopicListQuery,
+    TOPIC_LIST_PATTERN,
+    "news,stock:AAPL"
+);
+
+/// A `topics` query as its schema says.
+pub const TOPIC_LIST_PATTERN: &str =
+    "^([^\\x00-\\x1F\\x7F-\\x9F,]{1,256}(,[^\\x00-\\x1F\\x7F-\\x9F,]{1,256}){0,63})?$";
+
+/// The topics a stream or a history read asks for: comma-separated in a query, at most
+/// `MAX_TOPICS` names (repeats counted), each one valid; each topic kept once, in the order
+/// given. An empty list is no topics; an empty name between commas is refused.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TopicList(Vec<Topic>);
 
 impl TopicList {
-    /// `a,b,c`; empty parts are skipped, repeats kept once.
+    /// `a,b,c`.
     pub fn parse(list: Option<&str>) -> Result<TopicList, ValidationError> {
+        let list = list.unwrap_or("");
+        if list.is_empty() {
+            return Ok(TopicList::default());
+        }
+        if list.split(',').count() > MAX_TOPICS {
+            return Err(ValidationError::new(
+                Invalid::Topic,
+                format!("at most {MAX_TOPICS} topics at once"),
+            ));
+        }
         let mut topics: Vec<Topic> = Vec::new();
-        for part in list.unwrap_or("").split(',').filter(|t| !t.is_empty()) {
+        for part in list.split(',') {
             let topic = Topic::parse(part)?;
             if !topics.contains(&topic) {
-                if topics.len() == MAX_TOPICS {
-                    return Err(ValidationError::new(
-                        Invalid::Topic,
-                        format!("at most {MAX_TOPICS} topics at once"),
-                    ));
-                }
                 topics.push(topic);
             }
         }
@@ -134,6 +153,13 @@ impl TopicList {
         self.0.iter().map(|t| t.as_str().to_owned()).collect()
     }
 }
+
+super::pattern_schema!(
+    /// An `Idempotency-Key` in the OpenAPI document.
+    IdempotencyKeyText,
+    "^[!-~]{1,255}$",
+    "order-42-shipped"
+);
 
 /// A publish request's `Idempotency-Key`: 1–255 visible ASCII characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,11 +217,14 @@ mod tests {
     }
 
     #[test]
-    fn topic_lists_skip_empty_parts_and_repeats() {
-        let list = TopicList::parse(Some("a,,b,a")).unwrap();
+    fn topic_lists_keep_each_topic_once_and_refuse_empty_names() {
+        let list = TopicList::parse(Some("a,b,a")).unwrap();
         assert_eq!(list.names(), ["a", "b"]);
         assert_eq!(TopicList::parse(None).unwrap(), TopicList::default());
-        assert!(TopicList::parse(Some("a,b\u{1}")).is_err());
+        assert_eq!(TopicList::parse(Some("")).unwrap(), TopicList::default());
+        for bad in ["a,b\u{1}", "a,,b", ",a", "a,"] {
+            assert!(TopicList::parse(Some(bad)).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
@@ -204,16 +233,57 @@ mod tests {
         assert!(UserId::parse("a,b").is_ok(), "user ids may hold commas");
         let most: Vec<String> = (0..MAX_TOPICS).map(|i| format!("t{i}")).collect();
         assert!(TopicList::parse(Some(&most.join(","))).is_ok());
-        let repeated = format!("{},t0", most.join(","));
-        assert!(
-            TopicList::parse(Some(&repeated)).is_ok(),
-            "repeats count once"
-        );
-        let too_many = format!("{},one-more", most.join(","));
-        assert_eq!(
-            TopicList::parse(Some(&too_many)).unwrap_err().kind,
-            Invalid::Topic
-        );
+        for too_many in [
+            format!("{},t0", most.join(",")),
+            format!("{},one-more", most.join(",")),
+        ] {
+            assert_eq!(
+                TopicList::parse(Some(&too_many)).unwrap_err().kind,
+                Invalid::Topic,
+                "repeats count towards the limit"
+            );
+        }
+    }
+
+    /// The patterns the OpenAPI document publishes say what the parsers accept.
+    #[test]
+    fn the_published_patterns_are_the_rules() {
+        let schema = serde_json::to_value(<UserId as utoipa::PartialSchema>::schema()).unwrap();
+        let user = regex_lite::Regex::new(schema["pattern"].as_str().unwrap()).unwrap();
+        let list = regex_lite::Regex::new(TOPIC_LIST_PATTERN).unwrap();
+        let long = "t".repeat(256);
+        let too_long = "t".repeat(257);
+        let most: Vec<String> = (0..MAX_TOPICS).map(|i| format!("t{i}")).collect();
+        let too_many = format!("{},x", most.join(","));
+        for sample in [
+            "",
+            "a",
+            "a,b",
+            "a,,b",
+            ",",
+            "a,",
+            "é,ü",
+            "a\u{85}",
+            "a\u{7f}",
+            "a b",
+            &long,
+            &too_long,
+            &most.join(","),
+            &too_many,
+        ] {
+            assert_eq!(
+                list.is_match(sample),
+                TopicList::parse(Some(sample)).is_ok(),
+                "topics {sample:?}"
+            );
+            if sample.chars().count() <= 256 && !sample.is_empty() {
+                assert_eq!(
+                    user.is_match(sample),
+                    UserId::parse(sample).is_ok(),
+                    "user {sample:?}"
+                );
+            }
+        }
     }
 
     #[test]

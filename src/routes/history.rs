@@ -7,8 +7,9 @@ use serde_json::value::RawValue;
 use crate::auth::AuthError;
 use crate::auth::Publisher;
 use crate::domain::event::EventId;
+use crate::domain::event::EventIdText;
 use crate::domain::log::Unresumable;
-use crate::domain::names::{TopicList, UserId};
+use crate::domain::names::{TopicList, TopicListQuery, UserId};
 use crate::domain::{Invalid, ValidationError, format_ms};
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::state::AppState;
@@ -21,23 +22,32 @@ const MAX_LIMIT: u64 = 1000;
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
+    /// Whose stream.
+    #[param(value_type = UserId)]
     user: String,
+    /// An event id: the page starts after it.
+    #[param(value_type = Option<EventIdText>)]
     after: Option<String>,
+    /// Events per page; default 100.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u64>,
-    /// Comma-separated topic names.
+    /// Topics whose events the stream would carry besides the user's and broadcasts:
+    /// at most 64 names separated by `,`.
+    #[param(value_type = Option<TopicListQuery>)]
     topics: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct HistoryEvent {
     id: String,
-    #[schema(value_type = Object)]
+    #[schema(value_type = crate::routes::publish::To)]
     to: serde_json::Value,
     #[serde(rename = "type")]
     event_type: String,
-    /// The published value, exactly as stored.
-    #[schema(value_type = Object)]
+    /// The published value, exactly as stored: any JSON value.
+    #[schema(value_type = Value)]
     data: Box<RawValue>,
+    #[schema(format = DateTime)]
     created_at: String,
 }
 
@@ -54,7 +64,7 @@ pub struct HistoryPage {
         (status = 200, body = HistoryPage),
         (status = 400, body = ErrorBody),
         (status = 401, description = "missing, unknown or revoked API key", body = ErrorBody),
-        (status = 410, description = "cursor from another epoch or older than retained", body = ErrorBody),
+        (status = 410, description = "`after` names a position the log no longer holds (another epoch, pruned, or beyond its end): read again without it", body = ErrorBody),
         (status = 422, description = "an invalid user id or topic", body = ErrorBody),
     ),
     security(("api_key" = [])))]
@@ -85,9 +95,7 @@ pub async fn history(
             let id: EventId = after.parse().map_err(|()| {
                 ValidationError::new(Invalid::Cursor, format!("`{after}` is not an event id"))
             })?;
-            position
-                .resume_after(&id)
-                .map_err(|unresumable| cursor_refusal(unresumable, after))?
+            position.resume_after(&id).map_err(cursor_refusal)?
         }
     };
     let selector = StreamSelector {
@@ -121,19 +129,18 @@ pub async fn history(
     Ok(HttpResponse::Ok().json(HistoryPage { events, next }))
 }
 
-/// Why `after` cannot be read from: a cursor into what the log no longer holds is gone
-/// (410), one beyond its end is wrong (400).
-fn cursor_refusal(unresumable: Unresumable, after: &str) -> ApiError {
-    match unresumable {
-        Unresumable::UnknownEpoch | Unresumable::Expired => ApiError::new(
-            ErrorCode::CursorExpired,
-            "events after this id are no longer all kept (the log was reset or pruned); \
-             read again without `after`",
-        ),
-        Unresumable::InTheFuture => ValidationError::new(
-            Invalid::Cursor,
-            format!("`{after}` is beyond the end of the log"),
-        )
-        .into(),
-    }
+/// Why `after` cannot be read from: the log no longer holds what follows it, or never held
+/// it (a cursor beyond the end: the log was restored from an older copy, say). Either way
+/// the reader must start again without `after`, as a stream gets `reset`.
+fn cursor_refusal(unresumable: Unresumable) -> ApiError {
+    let why = match unresumable {
+        Unresumable::UnknownEpoch | Unresumable::Expired => {
+            "events after this id are no longer all kept (the log was reset or pruned)"
+        }
+        Unresumable::InTheFuture => "this id is beyond the end of the log",
+    };
+    ApiError::new(
+        ErrorCode::CursorExpired,
+        format!("{why}; read again without `after`"),
+    )
 }

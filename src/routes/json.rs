@@ -128,7 +128,8 @@ fn parse_object(bytes: &[u8]) -> Result<Value, ApiError> {
 
 /// An object read into the route's shape; what does not fit is the body's fault.
 fn typed<T: DeserializeOwned>(object: Value) -> Result<T, ApiError> {
-    serde_json::from_value(object).map_err(|error| ApiError::new(ErrorCode::InvalidBody, error.to_string()))
+    serde_json::from_value(object)
+        .map_err(|error| ApiError::new(ErrorCode::InvalidBody, error.to_string()))
 }
 
 /// Any JSON value, refused where an object names a key twice (serde_json would keep the

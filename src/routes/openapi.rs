@@ -1,14 +1,23 @@
 //! The OpenAPI description of Herald's HTTP API, served at `GET /openapi.json`.
 //!
 //! Handlers carry their own `#[utoipa::path]` annotations and declare the shapes they read
-//! and answer next to them; this module only gathers them and names the security schemes.
+//! and answer next to them; this module gathers them, names the security schemes, and
+//! completes the document with what every operation may answer (405, 500, 503, the body and
+//! query errors) and with the configured limits — so that the document says exactly what the
+//! server does, which the contract tests and schemathesis in CI hold it to.
 
-use actix_web::HttpResponse;
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use serde_json::{Value, json};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::domain::event::Receipt;
-use crate::domain::tenant::{NewTenant, Retention, TenantPatch};
+use crate::config::LimitSettings;
+use crate::domain::event::{EventIdText, Receipt};
+use crate::domain::names::{IdempotencyKeyText, TopicListQuery};
+use crate::domain::tenant::{NewTenant, Retention, Slug, TenantPatch};
+use crate::error::ErrorCode;
+use crate::state::AppState;
 
 struct SecuritySchemes;
 
@@ -54,7 +63,7 @@ impl Modify for SecuritySchemes {
         super::session::open,
         super::session::close,
     ),
-    components(schemas(NewTenant, TenantPatch, Retention, Receipt)),
+    components(schemas(NewTenant, TenantPatch, Retention, Receipt, Slug, TopicListQuery, EventIdText, IdempotencyKeyText)),
     modifiers(&SecuritySchemes),
     tags(
         (name = "operator", description = "Tenants and their keys; admin token"),
@@ -68,6 +77,167 @@ pub struct ApiDoc;
 /// This document.
 #[utoipa::path(get, path = "/openapi.json", tag = "health",
     responses((status = 200, description = "OpenAPI 3.1", content_type = "application/json")))]
-pub async fn openapi_json() -> HttpResponse {
-    HttpResponse::Ok().json(ApiDoc::openapi())
+pub async fn openapi_json(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(document(&state.settings.limits))
+}
+
+/// The document as served: what the handlers declare, completed with what every operation
+/// may answer and with this server's configured limits.
+pub fn document(limits: &LimitSettings) -> Value {
+    let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or(Value::Null);
+    complete_operations(&mut document);
+    let schemas = &mut document["components"]["schemas"];
+    apply_limits(schemas, limits);
+    refine_schemas(schemas);
+    document
+}
+
+/// The paths whose answers never wait for the database.
+const WITHOUT_DATABASE: [&str; 4] = ["/healthz", "/readyz", "/metrics", "/openapi.json"];
+
+/// Adds to each operation the answers every operation of its kind may give, where it does
+/// not declare them itself: 405 and 500 everywhere, 503 wherever the database is asked, the
+/// body errors wherever a body is read, 400 wherever a query is read; gives every answer a
+/// description and every `slug` the slug's schema.
+fn complete_operations(document: &mut Value) {
+    let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (path, operations) in paths.iter_mut() {
+        let Some(operations) = operations.as_object_mut() else {
+            continue;
+        };
+        for operation in operations.values_mut() {
+            let reads_body = operation.get("requestBody").is_some();
+            let reads_query = operation["parameters"]
+                .as_array()
+                .is_some_and(|ps| ps.iter().any(|p| p["in"] == "query"));
+            if let Some(parameters) = operation
+                .get_mut("parameters")
+                .and_then(Value::as_array_mut)
+            {
+                for parameter in parameters.iter_mut().filter(|p| p["name"] == "slug") {
+                    parameter["schema"] = json!({"$ref": "#/components/schemas/Slug"});
+                }
+            }
+            let body_content = operation
+                .get_mut("requestBody")
+                .and_then(|body| body.get_mut("content"))
+                .and_then(Value::as_object_mut);
+            if let Some(content) = body_content {
+                for media in content.values_mut() {
+                    not_nullable(&mut media["schema"]);
+                }
+            }
+            let mut answers: Vec<(u16, &str)> = vec![
+                (
+                    405,
+                    "a method this path does not answer; `Allow` lists those it does",
+                ),
+                (
+                    500,
+                    "Herald failed to handle the request; it has been logged",
+                ),
+            ];
+            if !WITHOUT_DATABASE.contains(&path.as_str()) {
+                answers.push((
+                    503,
+                    "Herald is shutting down, or the database does not answer: retry shortly",
+                ));
+            }
+            if reads_body {
+                answers.extend([
+                    (400, "the body is not JSON, or an object in it repeats a key"),
+                    (408, "the body did not arrive within `server.body_timeout_secs`; the connection is closed"),
+                    (413, "the body is larger than `server.max_body_bytes`"),
+                    (415, "a body not sent as `application/json`"),
+                    (422, "the body is not an object of the documented shape, or breaks a rule"),
+                ]);
+            }
+            if reads_query {
+                answers.push((
+                    400,
+                    "a query that is not UTF-8 text or not of the documented shape",
+                ));
+            }
+            let Some(responses) = operation
+                .get_mut("responses")
+                .and_then(Value::as_object_mut)
+            else {
+                continue;
+            };
+            for (status, description) in answers {
+                let key = status.to_string();
+                if !responses.contains_key(&key) {
+                    responses.insert(key, error_answer(status, description));
+                }
+            }
+            for (status, response) in responses.iter_mut() {
+                if response.get("description").is_none() {
+                    let reason = status
+                        .parse::<u16>()
+                        .ok()
+                        .and_then(|code| StatusCode::from_u16(code).ok())
+                        .and_then(|code| code.canonical_reason())
+                        .unwrap_or("an answer");
+                    response["description"] = json!(reason);
+                }
+            }
+        }
+    }
+}
+
+/// An error answer in the shared shape; a 405 also says which methods the path answers.
+fn error_answer(status: u16, description: &str) -> Value {
+    let mut answer = json!({
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+    });
+    if status == 405 {
+        answer["headers"] = json!({
+            "Allow": {"required": true, "schema": {"type": "string"},
+                      "description": "the methods this path answers"},
+        });
+    }
+    answer
+}
+
+/// An optional body is left out, never `null`: `oneOf [T, null]` becomes `T`.
+fn not_nullable(schema: &mut Value) {
+    let Some(choices) = schema["oneOf"].as_array() else {
+        return;
+    };
+    let kept: Vec<&Value> = choices.iter().filter(|c| c["type"] != "null").collect();
+    if let [only] = kept.as_slice() {
+        *schema = (*only).clone();
+    }
+}
+
+/// The configured limits, where a schema can say them.
+fn apply_limits(schemas: &mut Value, limits: &LimitSettings) {
+    let events = &mut schemas["Batch"]["properties"]["events"];
+    events["minItems"] = json!(1);
+    events["maxItems"] = json!(limits.max_batch_events);
+    if let Some(forms) = schemas["To"]["oneOf"].as_array_mut() {
+        for form in forms.iter_mut() {
+            // Exactly one key: `{"user": …, "topic": …}` is no target.
+            form["additionalProperties"] = json!(false);
+            if let Some(users) = form["properties"].get_mut("users") {
+                users["minItems"] = json!(1);
+                users["maxItems"] = json!(limits.max_users_per_event);
+            }
+        }
+    }
+    schemas["EventIn"]["properties"]["data"]["description"] = json!(format!(
+        "Any JSON value (absent: null), at most {} bytes as compact JSON; a string goes on \
+         the wire as its text.",
+        limits.max_event_data_bytes
+    ));
+}
+
+/// What the derived schemas cannot say of themselves.
+fn refine_schemas(schemas: &mut Value) {
+    schemas["Receipt"]["properties"]["to"] = json!({"$ref": "#/components/schemas/To"});
+    let codes: Vec<&str> = ErrorCode::ALL.iter().map(|code| code.as_str()).collect();
+    schemas["ErrorDetail"]["properties"]["code"]["enum"] = json!(codes);
 }

@@ -24,6 +24,7 @@ use crate::stream::request::{SESSION_COOKIE, StreamPath, StreamQuery, StreamRequ
         (status = 401, description = "missing or invalid user token", body = ErrorBody),
         (status = 403, description = "a topic the token does not allow, an origin the tenant does not allow, or the session cookie on a request that is not an EventSource's (`Sec-Fetch-Mode` other than `cors`)", body = ErrorBody),
         (status = 404, description = "no such tenant", body = ErrorBody),
+        (status = 422, description = "a topic that is not a valid name, or more than 64", body = ErrorBody),
         (status = 429, description = "too many open streams for this user or tenant", body = ErrorBody),
     ),
     security(("user_token" = [])))]

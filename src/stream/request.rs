@@ -46,7 +46,9 @@ pub struct StreamRequest<'a> {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct StreamQuery {
-    /// Comma-separated topics to stream; each must be allowed by the token's `topics`.
+    /// Topics to stream besides the user's events and broadcasts, at most 64 separated by
+    /// `,`; each must be allowed by the token's `topics`.
+    #[param(value_type = Option<crate::domain::names::TopicListQuery>)]
     topics: Option<String>,
     /// Where to resume when the `Last-Event-ID` header cannot be sent.
     #[serde(rename = "lastEventId")]

@@ -24,6 +24,7 @@ const MAX_KEY_NAME_CHARS: usize = 100;
 #[serde(deny_unknown_fields)]
 pub struct NewApiKey {
     /// Default `default`.
+    #[schema(pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]{1,100}$")]
     pub name: Option<String>,
 }
 
@@ -84,9 +85,20 @@ pub struct ApiKeyList {
 #[serde(deny_unknown_fields)]
 pub struct NewSigningKey {
     /// HS256 (default), ES256, EdDSA or RS256.
+    #[schema(value_type = Option<Algorithm>)]
     pub alg: Option<String>,
     /// Required for ES256, EdDSA and RS256; absent for HS256.
     pub public_key_pem: Option<String>,
+}
+
+/// The algorithms a signing key may have, as the document names them.
+#[derive(ToSchema)]
+#[allow(dead_code, clippy::upper_case_acronyms)] // a schema only
+enum Algorithm {
+    HS256,
+    ES256,
+    EdDSA,
+    RS256,
 }
 
 /// A signing key as lists show it: never an HS256 secret.
@@ -154,7 +166,8 @@ pub async fn create_api_key(
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body: Option<NewApiKey> = json::optional_json(&request, payload, &state.settings.server).await?;
+    let body: Option<NewApiKey> =
+        json::optional_json(&request, payload, &state.settings.server).await?;
     let tenant = state.tenant(&slug).await?;
     let name = body
         .and_then(|b| b.name)
@@ -207,7 +220,8 @@ pub async fn create_signing_key(
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body: Option<NewSigningKey> = json::optional_json(&request, payload, &state.settings.server).await?;
+    let body: Option<NewSigningKey> =
+        json::optional_json(&request, payload, &state.settings.server).await?;
     let tenant = state.tenant(&slug).await?;
     let spec = match body {
         None => SigningKeySpec::hs256(),

@@ -64,7 +64,7 @@ pub async fn create_tenant(
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body: NewTenant = json::json(&request, payload, &state.settings.server).await?;
+    let mut body: NewTenant = json::json(&request, payload, &state.settings.server).await?;
     body.validate()?;
     match state.store.create_tenant(&body).await? {
         Some(tenant) => Ok(HttpResponse::Created().json(TenantView::from(tenant))),
@@ -115,7 +115,7 @@ pub async fn update_tenant(
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let patch: TenantPatch = json::json(&request, payload, &state.settings.server).await?;
+    let mut patch: TenantPatch = json::json(&request, payload, &state.settings.server).await?;
     patch.validate()?;
     match state.store.update_tenant(&slug, &patch).await? {
         Some(tenant) => {

@@ -62,14 +62,15 @@ impl<'de> Deserialize<'de> for BroadcastFlag {
 pub struct EventIn {
     /// Required; optional here only so that its absence is reported as a bad `to`.
     #[serde(default)]
-    #[schema(required = true)]
+    #[schema(value_type = To, required = true)]
     pub to: Option<To>,
     /// The SSE event name; default `message`.
     #[serde(rename = "type", default)]
     pub event_type: Option<EventType>,
-    /// Any JSON value; a string goes on the wire as its text.
+    /// Any JSON value (absent: null), at most `limits.max_event_data_bytes` as compact
+    /// JSON; a string goes on the wire as its text.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub data: Option<Value>,
 }
 
@@ -99,7 +100,18 @@ impl PublishBody {
             ));
         };
         let items = match object.contains_key("events") {
-            true => read::<Batch>(body)?.events,
+            true => {
+                // serde would read an event from an array of its fields too.
+                let mut events = object["events"].as_array().into_iter().flatten();
+                if let Some(index) = events.position(|event| !event.is_object()) {
+                    return Err(ValidationError::new(
+                        Invalid::Body,
+                        "each event of `events` is a JSON object",
+                    )
+                    .at(index));
+                }
+                read::<Batch>(body)?.events
+            }
             false => vec![read::<EventIn>(body)?],
         };
         if items.is_empty() {

@@ -12,7 +12,7 @@ use crate::auth::Publisher;
 use crate::domain::ValidationError;
 use crate::domain::event::Receipt;
 use crate::domain::log::LoggedEvent;
-use crate::domain::names::IdempotencyKey;
+use crate::domain::names::{IdempotencyKey, IdempotencyKeyText};
 use crate::error::{ApiError, ErrorBody};
 use crate::routes::json;
 use crate::state::AppState;
@@ -31,7 +31,7 @@ pub struct PublishAnswer {
 /// Answers 201 only after the events are committed: an acknowledged event is durable.
 #[utoipa::path(post, path = "/v1/events", tag = "tenant backend",
     request_body = PublishBody,
-    params(("Idempotency-Key" = Option<String>, Header, description = "retry safely for 24 h")),
+    params(("Idempotency-Key" = Option<IdempotencyKeyText>, Header, description = "retry safely for 24 h")),
     responses(
         (status = 201, body = PublishAnswer, headers(
             ("Idempotent-Replayed" = String, description = "true when this is the first answer again"),

@@ -98,9 +98,7 @@ impl Store {
         for (index, target) in targets.iter().enumerate().skip(1) {
             union.union(UnionType::All, stream(index, target));
         }
-        union
-            .order_by(Alias::new("seq"), Order::Asc)
-            .limit(limit);
+        union.order_by(Alias::new("seq"), Order::Asc).limit(limit);
         let statement = self.backend().build(&union);
         event::Entity::find()
             .from_raw_sql(statement)
