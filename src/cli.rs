@@ -14,8 +14,9 @@ use serde_json::json;
 use crate::auth::jwt::mint_user_token;
 use crate::config::Settings;
 use crate::domain::keys::SigningKeySpec;
+use crate::domain::limits::{LimitsPatch, TenantLimits};
 use crate::domain::names::UserId;
-use crate::domain::tenant::{NewTenant, Retention, Tenant};
+use crate::domain::tenant::{NewTenant, Retention, Tenant, TenantPatch};
 use crate::routes::admin::{CreatedApiKey, CreatedSigningKey, TenantList, TenantView};
 use crate::startup::{Application, StartupReport};
 use crate::store::Store;
@@ -79,6 +80,41 @@ pub enum TenantCommand {
     },
     /// List tenants.
     List,
+    /// Change a tenant's limits: each option a whole number, or `default` for the
+    /// server's default; options left out stay as they are. Prints the tenant.
+    Limits {
+        slug: String,
+        #[arg(long, value_name = "N|default")]
+        publish_per_sec: Option<LimitArg>,
+        #[arg(long, value_name = "N|default")]
+        publish_burst: Option<LimitArg>,
+        #[arg(long, value_name = "N|default")]
+        max_streams: Option<LimitArg>,
+        #[arg(long, value_name = "N|default")]
+        max_streams_per_user: Option<LimitArg>,
+        #[arg(long, value_name = "N|default")]
+        max_event_data_bytes: Option<LimitArg>,
+        #[arg(long, value_name = "N|default")]
+        max_stored_events: Option<LimitArg>,
+    },
+}
+
+/// A limit on the command line: a whole number, or `default`.
+#[derive(Debug, Clone)]
+pub struct LimitArg(serde_json::Value);
+
+impl std::str::FromStr for LimitArg {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "default" => Ok(LimitArg(serde_json::Value::Null)),
+            number => number
+                .parse::<u64>()
+                .map(|n| LimitArg(n.into()))
+                .map_err(|_| format!("`{number}` is neither a whole number nor `default`")),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -111,6 +147,7 @@ pub async fn run_command(
 ) -> anyhow::Result<serde_json::Value> {
     let store = Store::open(&settings.database).await?;
     store.migrate().await?;
+    let defaults = &settings.tenant_defaults;
     match command {
         Command::Serve | Command::Healthcheck => bail!("not a database command"),
         Command::Migrate => Ok(json!({ "migrated": true })),
@@ -124,17 +161,47 @@ pub async fn run_command(
                 name,
                 allowed_origins: origins,
                 retention: Retention::default(),
+                limits: None,
             };
             new.validate()?;
             let tenant = store
-                .create_tenant(&new)
+                .create_tenant(&new, &TenantLimits::default())
                 .await?
                 .with_context(|| format!("a tenant `{}` exists already", new.slug))?;
-            Ok(serde_json::to_value(TenantView::from(tenant))?)
+            Ok(serde_json::to_value(TenantView::new(tenant, defaults))?)
         }
         Command::Tenant(TenantCommand::List) => Ok(serde_json::to_value(TenantList::new(
             store.list_tenants().await?,
+            defaults,
         ))?),
+        Command::Tenant(TenantCommand::Limits {
+            slug,
+            publish_per_sec,
+            publish_burst,
+            max_streams,
+            max_streams_per_user,
+            max_event_data_bytes,
+            max_stored_events,
+        }) => {
+            let value = |arg: Option<LimitArg>| arg.map(|LimitArg(value)| value);
+            let change = LimitsPatch {
+                publish_per_sec: value(publish_per_sec),
+                publish_burst: value(publish_burst),
+                max_streams: value(max_streams),
+                max_streams_per_user: value(max_streams_per_user),
+                max_event_data_bytes: value(max_event_data_bytes),
+                max_stored_events: value(max_stored_events),
+            };
+            let current = tenant(&store, &slug).await?;
+            let server_max = settings.limits.max_event_data_bytes as u64;
+            let limits = current.limits.patched(&change, server_max)?;
+            let patch = TenantPatch::default();
+            let tenant = store
+                .update_tenant(&slug, &patch, Some(&limits))
+                .await?
+                .with_context(|| format!("no tenant `{slug}`"))?;
+            Ok(serde_json::to_value(TenantView::new(tenant, defaults))?)
+        }
         Command::Key(KeyCommand::Create { slug, name }) => {
             let tenant = tenant(&store, &slug).await?;
             let (record, key) = store.create_api_key(tenant.id, &name).await?;

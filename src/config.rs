@@ -60,11 +60,14 @@ pub struct Settings {
     #[serde(default)]
     pub redis: RedisSettings,
     pub limits: LimitSettings,
+    /// The limits of a tenant that sets none of its own.
+    pub tenant_defaults: crate::domain::limits::EffectiveLimits,
     pub jwt: JwtSettings,
     pub stream: StreamSettings,
     pub cookie: CookieSettings,
     pub demo: DemoSettings,
     pub log: LogSettings,
+    pub metrics: MetricsSettings,
     pub seed: SeedSettings,
     /// Not a file setting: filled in from `HERALD_ENV` after loading.
     #[serde(skip, default = "local")]
@@ -143,6 +146,13 @@ pub struct LimitSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Tenants with their own `tenant` label in `/metrics`; the rest are summed as `other`.
+    pub max_tenant_labels: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct JwtSettings {
     pub audience: String,
     pub leeway_secs: u64,
@@ -159,7 +169,8 @@ pub struct StreamSettings {
     pub keepalive_secs: f64,
     pub queue_capacity: usize,
     pub replay_page: u64,
-    pub max_connections_per_user: usize,
+    /// This node's cap on one tenant's open streams, whatever the tenant's limits: what the
+    /// process may open, less a tenth (`0`: derived at start-up).
     pub max_connections_per_tenant: usize,
     pub tcp_user_timeout_secs: u64,
     /// Fresh plain-HTTP stream connections go to Herald's own handler (`false`: to
@@ -289,14 +300,28 @@ impl Settings {
             ),
             ("stream.queue_capacity", self.stream.queue_capacity),
             ("stream.replay_page", self.stream.replay_page as usize),
-            (
-                "stream.max_connections_per_user",
-                self.stream.max_connections_per_user,
-            ),
         ] {
             if value == 0 {
                 return Err(ConfigError::Invalid(format!("{key} must be above 0")));
             }
+        }
+        let defaults = &self.tenant_defaults;
+        let within = |value: u64, max: u64| (1..=max).contains(&value);
+        if !within(defaults.publish_per_sec, u64::from(u32::MAX))
+            || !within(defaults.publish_burst, u64::from(u32::MAX))
+            || !within(defaults.max_streams, u64::MAX)
+            || !within(defaults.max_streams_per_user, u64::MAX)
+            || !within(
+                defaults.max_event_data_bytes,
+                limits.max_event_data_bytes as u64,
+            )
+            || defaults.max_stored_events == Some(0)
+        {
+            return Err(ConfigError::Invalid(
+                "tenant_defaults: every limit is above 0, and max_event_data_bytes at most \
+                 limits.max_event_data_bytes"
+                    .into(),
+            ));
         }
         if self.cookie.same_site == SameSite::None && !self.cookie.secure {
             return Err(ConfigError::Invalid(

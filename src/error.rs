@@ -113,10 +113,12 @@ error_codes! {
     InvalidSlug = "invalid_slug", UNPROCESSABLE_ENTITY;
     InvalidOrigin = "invalid_origin", UNPROCESSABLE_ENTITY;
     InvalidRetention = "invalid_retention", UNPROCESSABLE_ENTITY;
+    InvalidLimits = "invalid_limits", UNPROCESSABLE_ENTITY;
     InvalidName = "invalid_name", UNPROCESSABLE_ENTITY;
     InvalidAlg = "invalid_alg", UNPROCESSABLE_ENTITY;
     InvalidPublicKey = "invalid_public_key", UNPROCESSABLE_ENTITY;
     IdempotencyKeyReused = "idempotency_key_reused", UNPROCESSABLE_ENTITY;
+    RateLimited = "rate_limited", TOO_MANY_REQUESTS;
     TooManyStreams = "too_many_streams", TOO_MANY_REQUESTS;
     InternalError = "internal_error", INTERNAL_SERVER_ERROR;
     ShuttingDown = "shutting_down", SERVICE_UNAVAILABLE;
@@ -213,6 +215,7 @@ impl From<ValidationError> for ApiError {
             Invalid::Cursor => ErrorCode::InvalidCursor,
             Invalid::Limit => ErrorCode::InvalidLimit,
             Invalid::IdempotencyKey => ErrorCode::InvalidIdempotencyKey,
+            Invalid::Limits => ErrorCode::InvalidLimits,
         };
         ApiError {
             code,

@@ -13,6 +13,7 @@ pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod hub;
+pub mod limits;
 pub mod metrics;
 pub mod query;
 pub mod routes;

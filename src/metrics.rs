@@ -1,17 +1,15 @@
 //! `/metrics`: Herald's counters in the Prometheus text format.
 //!
 //! The counters themselves live where the work happens (`LogStats` in the event log,
-//! `HubStats` in the hub) as plain atomics; a scrape copies them into the `metrics`
-//! recorder and renders it with metrics-exporter-prometheus.
+//! `HubStats` in the hub, `UsageMeter` per tenant) as plain atomics and maps; a scrape
+//! copies them into the `metrics` recorder and renders it with metrics-exporter-prometheus.
 
 use std::sync::OnceLock;
 use std::sync::atomic::Ordering;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use crate::broker::RedisBroker;
-use crate::hub::HubStats;
-use crate::store::log::LogStats;
+use crate::state::AppState;
 
 fn handle() -> Option<&'static PrometheusHandle> {
     static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -26,11 +24,12 @@ fn handle() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
-/// The Prometheus text for these counters (`broker`: with several nodes).
-pub fn render(log: &LogStats, hub: &HubStats, broker: Option<&RedisBroker>) -> String {
+/// The Prometheus text for this node's counters.
+pub fn render(state: &AppState) -> String {
     let Some(handle) = handle() else {
         return String::new();
     };
+    let (log, hub) = (state.log.stats(), state.hub.stats());
     metrics::gauge!("herald_streams_open").set(hub.connections.load(Ordering::Relaxed) as f64);
     metrics::counter!("herald_streams_closed_slow_total")
         .absolute(hub.slow_closed.load(Ordering::Relaxed));
@@ -48,8 +47,23 @@ pub fn render(log: &LogStats, hub: &HubStats, broker: Option<&RedisBroker>) -> S
     }
     metrics::counter!("herald_malformed_requests_total")
         .absolute(crate::error::malformed_requests());
-    if let Some(broker) = broker {
+    state.usage.delivered(hub.delivered_to.take());
+    for line in state.usage.lines(&state.hub.open_streams()) {
+        let tenant = line.label;
+        let count = |value: i64| u64::try_from(value).unwrap_or(0);
+        metrics::counter!("herald_tenant_published_total", "tenant" => tenant.clone())
+            .absolute(count(line.counts.published));
+        metrics::counter!("herald_tenant_rate_limited_total", "tenant" => tenant.clone())
+            .absolute(count(line.counts.rate_limited));
+        metrics::counter!("herald_tenant_delivered_total", "tenant" => tenant.clone())
+            .absolute(count(line.counts.delivered));
+        metrics::gauge!("herald_tenant_streams_open", "tenant" => tenant)
+            .set(line.streams_open as f64);
+    }
+    if let Some(broker) = &state.broker {
         metrics::gauge!("herald_redis_connected").set(f64::from(u8::from(broker.is_connected())));
+        metrics::gauge!("herald_rate_limits_shared")
+            .set(f64::from(u8::from(!state.budget.degraded())));
         let stats = broker.stats();
         metrics::counter!("herald_broker_notices_received_total")
             .absolute(stats.notices_received.load(Ordering::Relaxed));

@@ -16,13 +16,19 @@ use crate::broker::{BrokerSettings, RedisBroker};
 use crate::config::{DatabaseSettings, Environment, Settings};
 use crate::demo::{self, DemoCredentials};
 use crate::domain::keys::{AdminToken, random_token};
+use crate::domain::now_ms;
 use crate::hub::Hub;
+use crate::limits::PublishBudget;
+use crate::limits::local::LocalBuckets;
+use crate::limits::redis::SharedBuckets;
+use crate::limits::usage::UsageMeter;
 use crate::server::http_server;
-use crate::shutdown::{self, ShutdownTrigger};
+use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 use crate::state::AppState;
 use crate::store::Store;
 use crate::store::credentials::Credentials;
 use crate::store::log::{CommitListener, EventLog};
+use crate::store::usage::day_of;
 
 /// How often retention runs.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
@@ -58,7 +64,7 @@ impl Application {
         if settings.seed.demo_tenant {
             report.demo = demo::seed_tenant(&store, listeners.demo_port).await?;
         }
-        store.spawn_pruner(PRUNE_EVERY);
+        store.spawn_pruner(PRUNE_EVERY, settings.tenant_defaults.max_stored_events);
         let (stopping, shutdown) = shutdown::channel();
         let credentials = Credentials::new(store.clone());
         let (hub, broker, log) =
@@ -71,6 +77,9 @@ impl Application {
             }
             None => None,
         };
+        let budget = publish_budget(&settings)?;
+        let usage = Arc::new(UsageMeter::new(settings.metrics.max_tenant_labels));
+        spawn_usage_flusher(usage.clone(), hub.clone(), store.clone(), shutdown.clone());
         let state = web::Data::new(AppState {
             settings,
             store,
@@ -78,6 +87,8 @@ impl Application {
             hub,
             broker,
             credentials,
+            budget,
+            usage,
             admin_token,
             shutdown,
         });
@@ -256,6 +267,56 @@ fn soft_open_file_limit(limits: &str) -> Option<usize> {
         .ok()
 }
 
+/// Each tenant's publish budget: this node's own buckets, or with several nodes the
+/// deployment's in Redis.
+fn publish_budget(settings: &Settings) -> anyhow::Result<PublishBudget> {
+    Ok(match redis_url(settings) {
+        Some(url) => {
+            let node = uuid::Uuid::now_v7().simple().to_string();
+            PublishBudget::Shared(SharedBuckets::start(url, RATE_KEYS, node)?)
+        }
+        None => PublishBudget::Local(LocalBuckets::default()),
+    })
+}
+
+/// The prefix of the rate limits' keys in Redis.
+const RATE_KEYS: &str = "herald";
+
+/// An empty url (HERALD__REDIS__URL=) means unset, as an absent one does.
+fn redis_url(settings: &Settings) -> Option<&str> {
+    settings.redis.url.as_deref().filter(|url| !url.is_empty())
+}
+
+/// Adds each second's deliveries and refused publishes to the tenants' usage rows, and
+/// what is left when Herald shuts down.
+fn spawn_usage_flusher(usage: Arc<UsageMeter>, hub: Hub, store: Store, shutdown: Shutdown) {
+    let flush = move || {
+        let (usage, hub, store) = (usage.clone(), hub.clone(), store.clone());
+        async move {
+            usage.delivered(hub.stats().delivered_to.take());
+            if let Err(error) = usage.flush(&store, day_of(now_ms())).await {
+                tracing::warn!(%error, "usage: cannot write this second's counts; kept for the next");
+            }
+        }
+    };
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(USAGE_FLUSH_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let stopping = shutdown.wait();
+        tokio::pin!(stopping);
+        loop {
+            tokio::select! {
+                _ = every.tick() => flush().await,
+                () = &mut stopping => break,
+            }
+        }
+        flush().await;
+    });
+}
+
+/// How often usage counts reach the database.
+const USAGE_FLUSH_EVERY: Duration = Duration::from_secs(1);
+
 /// The hub, the broker (with several nodes) and the event-log writer that feeds them: one
 /// node hands commits straight to its hub; several go through Redis, which also brings the
 /// other nodes' commits.
@@ -266,8 +327,7 @@ async fn start_delivery(
     shutdown: shutdown::Shutdown,
 ) -> anyhow::Result<(Hub, Option<RedisBroker>, EventLog)> {
     let hub = Hub::start(&settings.stream, store.clone(), shutdown)?;
-    // An empty url (HERALD__REDIS__URL=) means unset, as an absent one does.
-    let broker = match settings.redis.url.as_deref().filter(|url| !url.is_empty()) {
+    let broker = match redis_url(settings) {
         Some(url) => {
             let broker_settings = BrokerSettings {
                 url: url.to_owned(),

@@ -4,12 +4,16 @@
 //! It sits below the routes and the credential extractors that read it, and above the
 //! parts it holds; `startup` builds it once and hands it to actix-web.
 
+use std::sync::Arc;
+
 use crate::broker::RedisBroker;
 use crate::config::Settings;
 use crate::domain::keys::AdminToken;
 use crate::domain::tenant::Tenant;
 use crate::error::ApiError;
 use crate::hub::Hub;
+use crate::limits::PublishBudget;
+use crate::limits::usage::UsageMeter;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
 use crate::store::credentials::Credentials;
@@ -24,6 +28,10 @@ pub struct AppState {
     pub broker: Option<RedisBroker>,
     /// Tenants and signing keys as streams and sessions read them (kept briefly).
     pub credentials: Credentials,
+    /// Each tenant's publish budget: this node's, or the deployment's.
+    pub budget: PublishBudget,
+    /// What each tenant does on this node.
+    pub usage: Arc<UsageMeter>,
     pub admin_token: AdminToken,
     /// Turns true when Herald starts shutting down: open streams end at once.
     pub shutdown: Shutdown,

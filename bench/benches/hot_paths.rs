@@ -23,7 +23,7 @@ use herald::domain::keys::SigningKeySpec;
 use herald::domain::log::LoggedEvent;
 use herald::domain::names::{TopicList, UserId};
 use herald::domain::tenant::NewTenant;
-use herald::hub::Hub;
+use herald::hub::{Hub, StreamCaps};
 use herald::store::Store;
 use herald::store::log::{CommitListener, EventLog};
 
@@ -86,9 +86,10 @@ fn hub(c: &mut Criterion) {
         let hub = Hub::start(&settings.stream, store, shutdown).expect("the hub starts");
         let mut subscriptions = Vec::with_capacity(CONNECTIONS);
         let no_topics = TopicList::default();
+        let caps = StreamCaps::of(&settings.tenant_defaults);
         for user in 0..CONNECTIONS {
             let subscription = hub
-                .subscribe(1, &user_id(&format!("u{user}")), &no_topics, "k")
+                .subscribe(1, &user_id(&format!("u{user}")), &no_topics, "k", caps)
                 .await
                 .expect("a subscription");
             subscriptions.push(subscription);
@@ -146,12 +147,16 @@ fn store_with_tenant(runtime: &tokio::runtime::Runtime, settings: &Settings) -> 
         let store = Store::open(&settings.database).await.expect("the store");
         store.migrate().await.expect("migrations");
         let tenant = store
-            .create_tenant(&NewTenant {
-                slug: "bench".into(),
-                name: None,
-                allowed_origins: Vec::new(),
-                retention: Default::default(),
-            })
+            .create_tenant(
+                &NewTenant {
+                    slug: "bench".into(),
+                    name: None,
+                    allowed_origins: Vec::new(),
+                    retention: Default::default(),
+                    limits: None,
+                },
+                &Default::default(),
+            )
             .await
             .expect("the tenant")
             .expect("a new slug");

@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use crate::domain::keys::SigningKeySpec;
+use crate::domain::limits::TenantLimits;
 use crate::domain::tenant::{NewTenant, Retention};
 use crate::store::{Store, StoreError};
 
@@ -37,8 +38,9 @@ pub async fn seed_tenant(
         name: Some("Demo".into()),
         allowed_origins: vec![demo_origin(page_port)],
         retention: Retention::default(),
+        limits: None,
     };
-    let Some(tenant) = store.create_tenant(&new).await? else {
+    let Some(tenant) = store.create_tenant(&new, &TenantLimits::default()).await? else {
         return Ok(None);
     };
     let (_, api_key) = store.create_api_key(tenant.id, "demo").await?;

@@ -7,6 +7,7 @@
 pub mod event;
 pub mod identity;
 pub mod keys;
+pub mod limits;
 pub mod log;
 pub mod names;
 pub mod tenant;

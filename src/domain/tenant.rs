@@ -3,6 +3,7 @@
 use serde::de::{self, DeserializeOwned, Deserializer};
 use serde::{Deserialize, Serialize};
 
+use super::limits::{LimitsPatch, TenantLimits};
 use super::names::check_display_name;
 use super::{Invalid, ValidationError};
 
@@ -17,6 +18,8 @@ pub struct Tenant {
     pub name: String,
     pub allowed_origins: Vec<String>,
     pub retention: Retention,
+    /// The tenant's own limits (the server's defaults fill in the rest).
+    pub limits: TenantLimits,
     /// The log's epoch: the first part of every event id.
     pub epoch: String,
     /// Milliseconds since the Unix epoch.
@@ -62,6 +65,9 @@ pub struct NewTenant {
     pub allowed_origins: Vec<String>,
     #[serde(default, deserialize_with = "object")]
     pub retention: Retention,
+    /// Absent fields: the server's defaults.
+    #[serde(default, deserialize_with = "optional_object")]
+    pub limits: Option<LimitsPatch>,
 }
 
 impl NewTenant {
@@ -86,6 +92,9 @@ pub struct TenantPatch {
     pub allowed_origins: Option<Vec<String>>,
     #[serde(default, deserialize_with = "optional_object")]
     pub retention: Option<Retention>,
+    /// A field given replaces the tenant's, `null` returns it to the server's default.
+    #[serde(default, deserialize_with = "optional_object")]
+    pub limits: Option<LimitsPatch>,
 }
 
 /// A struct read from a JSON object only: serde's derive would also read it from an array

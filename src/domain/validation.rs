@@ -23,6 +23,8 @@ pub enum Invalid {
     Cursor,
     Limit,
     IdempotencyKey,
+    /// A tenant's `limits`.
+    Limits,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]

@@ -20,6 +20,7 @@ mod sink;
 mod slots;
 mod socket;
 
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -97,8 +98,52 @@ pub struct HubStats {
     pub slow_closed: AtomicU64,
     /// Frames put into connection queues.
     pub delivered: AtomicU64,
+    /// Events handed to streams per tenant, since the usage meter last took them.
+    pub delivered_to: TenantCounts,
     /// Streams opened, by the path that served them.
     pub opened: OpenedByPath,
+}
+
+/// Counts per tenant, added to by the shards and taken by the usage meter.
+#[derive(Debug, Default)]
+pub struct TenantCounts(std::sync::Mutex<HashMap<i64, u64>>);
+
+impl TenantCounts {
+    fn add(&self, counts: impl IntoIterator<Item = (i64, u64)>) {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (tenant_id, count) in counts {
+            *map.entry(tenant_id).or_insert(0) += count;
+        }
+    }
+
+    /// Everything counted since the last call.
+    pub fn take(&self) -> HashMap<i64, u64> {
+        std::mem::take(
+            &mut *self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+}
+
+/// How many streams a tenant, and one of its users, may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamCaps {
+    pub per_tenant: usize,
+    pub per_user: usize,
+}
+
+impl StreamCaps {
+    pub fn of(limits: &crate::domain::limits::EffectiveLimits) -> StreamCaps {
+        StreamCaps {
+            per_tenant: usize::try_from(limits.max_streams).unwrap_or(usize::MAX),
+            per_user: usize::try_from(limits.max_streams_per_user).unwrap_or(usize::MAX),
+        }
+    }
 }
 
 /// Streams opened on each path (see `crate::stream`).
@@ -183,6 +228,11 @@ impl Hub {
         })
     }
 
+    /// Each tenant's open streams on this node.
+    pub fn open_streams(&self) -> HashMap<i64, usize> {
+        self.inner.slots.snapshot()
+    }
+
     pub fn stats(&self) -> &HubStats {
         &self.inner.stats
     }
@@ -208,16 +258,21 @@ impl Hub {
     }
 
     /// Registers a connection for a user's own events, the tenant's broadcasts and
-    /// `topics`, opened with a token that the signing key `key_id` vouched for. Events
-    /// committed from the moment this returns are in the subscription's queue.
+    /// `topics`, opened with a token that the signing key `key_id` vouched for, unless the
+    /// tenant or the user holds as many streams as `caps` allow. Events committed from the
+    /// moment this returns are in the subscription's queue.
     pub async fn subscribe(
         &self,
         tenant_id: i64,
         user: &UserId,
         topics: &TopicList,
         key_id: &str,
+        caps: StreamCaps,
     ) -> Result<Subscription, HubError> {
-        let max = self.inner.settings.max_connections_per_tenant;
+        // This node's own cap holds whatever the tenant is allowed.
+        let max = caps
+            .per_tenant
+            .min(self.inner.settings.max_connections_per_tenant);
         if !self.inner.slots.take(tenant_id, max) {
             return Err(HubError::TooManyForTenant);
         }
@@ -241,6 +296,7 @@ impl Hub {
                 topics: topics.names(),
                 key_id: key_id.into(),
                 sender,
+                max_per_user: caps.per_user,
             })
             .await
             .map_err(|_| HubError::Stopped)?;

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use serde_json::json;
 
 use super::connection::{Connection, ConnectionParts, Start};
-use super::{Hub, HubError};
+use super::{Hub, HubError, StreamCaps};
 use crate::domain::event::EventId;
 use crate::domain::identity::UserIdentity;
 use crate::domain::log::{LogPosition, Unresumable};
@@ -30,9 +30,10 @@ impl Hub {
         identity: &UserIdentity,
         topics: TopicList,
         resume_from: Option<&str>,
+        caps: StreamCaps,
     ) -> Result<Connection, HubError> {
         let subscription = self
-            .subscribe(tenant_id, &identity.user, &topics, &identity.key_id)
+            .subscribe(tenant_id, &identity.user, &topics, &identity.key_id, caps)
             .await?;
         let position = self
             .inner

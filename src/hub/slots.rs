@@ -22,6 +22,13 @@ impl TenantSlots {
         true
     }
 
+    pub(super) fn snapshot(&self) -> HashMap<i64, usize> {
+        self.open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     pub(super) fn release(&self, tenant_id: i64) {
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(count) = open.get_mut(&tenant_id) {

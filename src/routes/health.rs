@@ -26,13 +26,18 @@ pub struct Liveness {
 /// `/readyz`: what this node depends on, and whether it answers.
 #[derive(Serialize, ToSchema)]
 pub struct Readiness {
-    /// `ready` or `unavailable`.
+    /// `ready`, `degraded` (serving without Redis: events from other nodes arrive through
+    /// the periodic catch-up, and rate limits are this node's share) or `unavailable`.
     pub status: &'static str,
     /// `ok` or `unreachable`.
     pub database: &'static str,
     /// With several nodes only: `ok` or `unreachable`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis: Option<&'static str>,
+    /// With several nodes only: `shared` (the deployment's buckets in Redis) or
+    /// `node share` (this node's share of each limit, while Redis does not answer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limits: Option<&'static str>,
 }
 
 /// 200 while the process serves requests.
@@ -42,12 +47,13 @@ pub(super) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(Liveness { status: "ok" })
 }
 
-/// 200 when the database answers (and, with several nodes, this node is subscribed to
-/// Redis), 503 naming what is down otherwise.
+/// 200 when the database answers — `degraded` if, with several nodes, Redis does not (the
+/// node still serves, so publishing never stops because Redis blinked) — and 503 when the
+/// database does not.
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses(
-        (status = 200, description = "the database answers, and Redis when configured", body = Readiness),
-        (status = 503, description = "the database or Redis does not answer; the body says which", body = Readiness),
+        (status = 200, description = "the database answers; `status` says whether Redis does too", body = Readiness),
+        (status = 503, description = "the database does not answer", body = Readiness),
     ))]
 pub(super) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     // A probe must answer quickly even when the pool waits for a database that is gone.
@@ -70,13 +76,25 @@ pub(super) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             true => "ok",
             false => "unreachable",
         });
-    let ready = database == "ok" && redis.is_none_or(|redis| redis == "ok");
+    let rate_limits = state
+        .broker
+        .as_ref()
+        .map(|_| match state.budget.degraded() {
+            false => "shared",
+            true => "node share",
+        });
+    let whole = redis.is_none_or(|redis| redis == "ok") && rate_limits != Some("node share");
     let answer = Readiness {
-        status: if ready { "ready" } else { "unavailable" },
+        status: match (database, whole) {
+            ("ok", true) => "ready",
+            ("ok", false) => "degraded",
+            _ => "unavailable",
+        },
         database,
         redis,
+        rate_limits,
     };
-    if ready {
+    if database == "ok" {
         HttpResponse::Ok().json(answer)
     } else {
         HttpResponse::ServiceUnavailable().json(answer)
@@ -88,7 +106,7 @@ pub(super) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     responses((status = 200, description = "the Prometheus text format",
         content_type = "text/plain; version=0.0.4", body = String)))]
 pub(super) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let body = crate::metrics::render(state.log.stats(), state.hub.stats(), state.broker.as_ref());
+    let body = crate::metrics::render(&state);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(body)

@@ -47,6 +47,7 @@ impl Modify for SecuritySchemes {
         super::admin::tenants::get_tenant,
         super::admin::tenants::update_tenant,
         super::admin::tenants::delete_tenant,
+        super::admin::tenants::tenant_usage,
         super::admin::keys::create_api_key,
         super::admin::keys::list_api_keys,
         super::admin::keys::revoke_api_key,
@@ -228,6 +229,8 @@ fn apply_limits(schemas: &mut Value, limits: &LimitSettings) {
             }
         }
     }
+    schemas["LimitsPatch"]["properties"]["max_event_data_bytes"]["maximum"] =
+        json!(limits.max_event_data_bytes);
     schemas["EventIn"]["properties"]["data"]["description"] = json!(format!(
         "Any JSON value (absent: null), at most {} bytes as compact JSON; a string goes on \
          the wire as its text.",

@@ -16,6 +16,7 @@ pub mod entities;
 pub mod keys;
 pub mod log;
 pub mod tenants;
+pub mod usage;
 
 use std::str::FromStr;
 use std::time::Duration;

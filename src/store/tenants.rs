@@ -8,6 +8,7 @@ use sea_orm::{
 use super::entities::tenant;
 use super::{Store, StoreError};
 use crate::domain::keys::random_token;
+use crate::domain::limits::TenantLimits;
 use crate::domain::now_ms;
 use crate::domain::tenant::{NewTenant, Retention, Tenant, TenantPatch};
 
@@ -18,6 +19,8 @@ impl TryFrom<tenant::Model> for Tenant {
         let allowed_origins = serde_json::from_str(&model.allowed_origins).map_err(|e| {
             StoreError::Corrupt(format!("tenant {} allowed_origins: {e}", model.slug))
         })?;
+        let limits = serde_json::from_str(&model.limits)
+            .map_err(|e| StoreError::Corrupt(format!("tenant {} limits: {e}", model.slug)))?;
         Ok(Tenant {
             id: model.id,
             slug: model.slug,
@@ -27,10 +30,15 @@ impl TryFrom<tenant::Model> for Tenant {
                 max_age_secs: model.retention_max_age_secs,
                 max_events: model.retention_max_events,
             },
+            limits,
             epoch: model.epoch,
             created_at: model.created_at,
         })
     }
+}
+
+fn limits_json(limits: &TenantLimits) -> String {
+    serde_json::to_string(limits).unwrap_or_else(|_| "{}".into())
 }
 
 fn origins_json(origins: &[String]) -> String {
@@ -49,8 +57,13 @@ fn new_epoch() -> String {
 }
 
 impl Store {
-    /// Creates a tenant; `Ok(None)` when the slug is taken.
-    pub async fn create_tenant(&self, new: &NewTenant) -> Result<Option<Tenant>, StoreError> {
+    /// Creates a tenant with `limits` (its own, as read from `new.limits`); `Ok(None)` when
+    /// the slug is taken.
+    pub async fn create_tenant(
+        &self,
+        new: &NewTenant,
+        limits: &TenantLimits,
+    ) -> Result<Option<Tenant>, StoreError> {
         let model = tenant::ActiveModel {
             slug: Set(new.slug.clone()),
             name: Set(new.name.clone().unwrap_or_else(|| new.slug.clone())),
@@ -61,6 +74,7 @@ impl Store {
             next_seq: Set(1),
             pruned_seq: Set(0),
             created_at: Set(now_ms()),
+            limits: Set(limits_json(limits)),
             ..Default::default()
         };
         let txn = self.begin_write().await?;
@@ -105,11 +119,13 @@ impl Store {
             .transpose()
     }
 
-    /// Applies `patch`; `Ok(None)` when there is no such tenant.
+    /// Applies `patch`, with `limits` (the tenant's own, the patch's `limits` applied)
+    /// when it changes them; `Ok(None)` when there is no such tenant.
     pub async fn update_tenant(
         &self,
         slug: &str,
         patch: &TenantPatch,
+        limits: Option<&TenantLimits>,
     ) -> Result<Option<Tenant>, StoreError> {
         let txn = self.begin_write().await?;
         let Some(existing) = tenant::Entity::find()
@@ -129,6 +145,9 @@ impl Store {
         if let Some(retention) = &patch.retention {
             model.retention_max_age_secs = Set(retention.max_age_secs);
             model.retention_max_events = Set(retention.max_events);
+        }
+        if let Some(limits) = limits {
+            model.limits = Set(limits_json(limits));
         }
         let updated = model.update(&txn).await?;
         txn.commit().await?;

@@ -12,6 +12,7 @@ use crate::auth::{AuthError, bearer_of, jwt};
 use crate::domain::names::TopicList;
 use crate::domain::tenant::Tenant;
 use crate::error::{ApiError, ErrorCode};
+use crate::hub::StreamCaps;
 use crate::hub::connection::Connection;
 use crate::state::AppState;
 
@@ -91,9 +92,10 @@ pub async fn open(
         .last_event_id
         .or(query.last_event_id.as_deref())
         .filter(|id| !id.is_empty());
+    let caps = StreamCaps::of(&tenant.limits.effective(&state.settings.tenant_defaults));
     let connection = state
         .hub
-        .open_stream(tenant.id, &identity, topics, resume_from)
+        .open_stream(tenant.id, &identity, topics, resume_from, caps)
         .await?;
     let opened = &state.hub.stats().opened;
     let counter = match path {

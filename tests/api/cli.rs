@@ -196,3 +196,47 @@ async fn healthcheck_exits_zero_only_while_the_server_answers() {
     assert!(!down.status.success());
     assert!(String::from_utf8_lossy(&down.stderr).contains("nothing answers"));
 }
+
+#[actix_web::test]
+async fn cli_sets_and_resets_a_tenant_s_limits_and_a_running_server_applies_them() {
+    let dir = TempDir::new().unwrap();
+    let url = crate::support::fresh_database_url(dir.path()).await;
+    herald_json(&url, &["tenant", "create", "acme"]);
+    let key = herald_json(&url, &["key", "create", "acme"]);
+    let api_key = key["key"].as_str().unwrap().to_owned();
+    let app = spawn_with_settings(test_settings(&url), dir.path().to_path_buf(), None).await;
+
+    let tenant = herald_json(
+        &url,
+        &[
+            "tenant",
+            "limits",
+            "acme",
+            "--publish-per-sec",
+            "1",
+            "--publish-burst",
+            "1",
+        ],
+    );
+    assert_eq!(tenant["limits"]["publish_per_sec"], 1);
+    assert_eq!(tenant["limits"]["publish_burst"], 1);
+    let one = json!({"to": {"user": "alice"}});
+    app.publish_ok(&api_key, &one).await;
+    let refused = app.publish(&api_key, &one).await;
+    assert_eq!(refused.status(), reqwest::StatusCode::TOO_MANY_REQUESTS);
+
+    let tenant = herald_json(
+        &url,
+        &["tenant", "limits", "acme", "--publish-burst", "default"],
+    );
+    assert_eq!(tenant["limits"]["publish_burst"], 2000);
+    assert_eq!(
+        tenant["limits"]["publish_per_sec"], 1,
+        "left out: unchanged"
+    );
+    let bad = herald(&url, &["tenant", "limits", "acme", "--max-streams", "0"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("max_streams"));
+    let bad = herald(&url, &["tenant", "limits", "acme", "--max-streams", "lots"]);
+    assert!(!bad.status.success());
+}

@@ -158,7 +158,8 @@ async fn a_redis_restart_while_publishing_costs_no_stream_an_event() {
         if n == 20 {
             cluster.redis.kill();
             for node in &cluster.nodes {
-                let body = wait_until_ready(node, false).await;
+                // Degraded, not out of service: publishing goes on (below).
+                let body = wait_until_ready(node, "degraded").await;
                 assert_eq!(body["redis"], "unreachable");
                 assert_eq!(body["database"], "ok");
             }
@@ -166,7 +167,7 @@ async fn a_redis_restart_while_publishing_costs_no_stream_an_event() {
         if n == 40 {
             cluster.redis.restart();
             for node in &cluster.nodes {
-                wait_until_ready(node, true).await;
+                wait_until_ready(node, "ready").await;
             }
         }
         cluster.publish(n % 2, &broadcast(&format!("e{n}"))).await;
@@ -278,7 +279,7 @@ async fn a_node_rides_out_a_postgresql_restart() {
     node.publish_ok(&tenant.api_key, &broadcast("before")).await;
 
     postgres.down();
-    let body = wait_until_ready(&node, false).await;
+    let body = wait_until_ready(&node, "unavailable").await;
     assert_eq!(body["database"], "unreachable");
     // Publishing while it is down is refused as unavailable, not as Herald's bug.
     let refused = node.publish(&tenant.api_key, &broadcast("never")).await;
@@ -289,10 +290,89 @@ async fn a_node_rides_out_a_postgresql_restart() {
     )
     .await;
     postgres.up();
-    wait_until_ready(&node, true).await;
+    wait_until_ready(&node, "ready").await;
 
     node.publish_ok(&tenant.api_key, &broadcast("after")).await;
     let events = stream.take(2, Duration::from_secs(10)).await;
     assert_eq!(data_of(&events), ["before", "after"]);
     assert_in_order(&events);
+}
+
+/// Publishes to `node` as fast as it answers until `until`; counts the 201s and 429s.
+async fn hammer(node: &ServerProcess, api_key: &str, until: Instant) -> (u64, u64) {
+    let (mut admitted, mut refused) = (0, 0);
+    let one = json!({"to": {"user": "u"}});
+    while Instant::now() < until {
+        match node.publish(api_key, &one).await.status() {
+            StatusCode::CREATED => admitted += 1,
+            StatusCode::TOO_MANY_REQUESTS => refused += 1,
+            other => panic!("publish answered {other}"),
+        }
+    }
+    (admitted, refused)
+}
+
+/// What a bucket of `per_sec` and `burst` lets through in `elapsed`.
+fn allowance(per_sec: f64, burst: f64, elapsed: Duration) -> f64 {
+    burst + per_sec * elapsed.as_secs_f64()
+}
+
+#[actix_web::test]
+async fn a_tenant_s_rate_limit_is_the_deployment_s_and_survives_redis_going_away() {
+    let Some(mut cluster) = cluster(2).await else {
+        return;
+    };
+    let key = cluster.tenant.api_key.clone();
+    let response = cluster.nodes[0]
+        .patch_tenant(
+            "acme",
+            json!({"limits": {"publish_per_sec": 40, "publish_burst": 40}}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+
+    // Both nodes publishing as fast as they are answered: together within the one limit.
+    let began = Instant::now();
+    let until = began + Duration::from_secs(3);
+    let both = join_all(cluster.nodes.iter().map(|node| hammer(node, &key, until))).await;
+    let admitted: u64 = both.iter().map(|(a, _)| a).sum();
+    let expected = allowance(40.0, 40.0, began.elapsed());
+    assert!(
+        (admitted as f64 - expected).abs() <= expected * 0.1,
+        "{admitted} admitted across both nodes, {expected:.0} allowed ({both:?})"
+    );
+    assert!(both.iter().all(|(_, refused)| *refused > 0));
+
+    // Redis gone: each node goes on with its share (half), so the deployment still keeps
+    // to about the limit, and says so.
+    cluster.redis.kill();
+    for node in &cluster.nodes {
+        let body = wait_until_ready(node, "degraded").await;
+        assert_eq!(body["rate_limits"], "node share");
+    }
+    let began = Instant::now();
+    let until = began + Duration::from_secs(3);
+    let both = join_all(cluster.nodes.iter().map(|node| hammer(node, &key, until))).await;
+    let admitted: u64 = both.iter().map(|(a, _)| a).sum();
+    let expected = allowance(40.0, 40.0, began.elapsed());
+    assert!(admitted > 0, "publishing goes on without Redis");
+    assert!(
+        (admitted as f64) <= expected * 1.1,
+        "{admitted} admitted without Redis, {expected:.0} allowed ({both:?})"
+    );
+
+    cluster.redis.restart();
+    for node in &cluster.nodes {
+        let body = wait_until_ready(node, "ready").await;
+        assert_eq!(body["rate_limits"], "shared");
+    }
+    let began = Instant::now();
+    let until = began + Duration::from_secs(2);
+    let both = join_all(cluster.nodes.iter().map(|node| hammer(node, &key, until))).await;
+    let admitted: u64 = both.iter().map(|(a, _)| a).sum();
+    let expected = allowance(40.0, 40.0, began.elapsed());
+    assert!(
+        (admitted as f64 - expected).abs() <= expected * 0.1,
+        "{admitted} admitted once Redis is back, {expected:.0} allowed ({both:?})"
+    );
 }

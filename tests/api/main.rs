@@ -16,6 +16,7 @@ mod health;
 mod idempotency;
 mod isolation;
 mod lifecycle;
+mod limits;
 mod openapi;
 mod publish;
 mod resume;

@@ -262,7 +262,7 @@ async fn each_bad_resume_id_gets_its_reset_reason() {
     let (epoch, _) = expired.rsplit_once('-').unwrap();
     app.patch_tenant("reasons", json!({"retention": {"max_events": 2}}))
         .await;
-    app.state.store.prune().await.unwrap();
+    app.state.store.prune(None).await.unwrap();
     let future = format!("{epoch}-99");
     for (last_id, reason) in [
         ("garbage", "malformed_id"),
@@ -313,7 +313,7 @@ async fn an_expiring_token_ends_the_stream_with_session_expired() {
 #[actix_web::test]
 async fn connection_caps_answer_429() {
     let app = spawn_app_with(|s| {
-        s.stream.max_connections_per_user = 2;
+        s.tenant_defaults.max_streams_per_user = 2;
         s.stream.max_connections_per_tenant = 3;
     })
     .await;

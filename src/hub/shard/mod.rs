@@ -36,7 +36,6 @@ pub(super) struct Shard {
     listeners: Listeners,
     stats: Arc<HubStats>,
     slots: Arc<TenantSlots>,
-    max_per_user: usize,
     /// How many commit groups a stream may have waiting before it counts as slow.
     backlog_limit: usize,
     /// Per connection, the frames of the group being delivered (kept to reuse its memory).
@@ -75,7 +74,6 @@ impl Shard {
             listeners: Listeners::default(),
             stats,
             slots,
-            max_per_user: settings.max_connections_per_user,
             backlog_limit: settings.queue_capacity,
             pending: HashMap::new(),
             reactor: Reactor::new()?,
@@ -164,6 +162,8 @@ pub(super) struct Register {
     pub topics: Vec<String>,
     pub key_id: Box<str>,
     pub sender: mpsc::Sender<Frames>,
+    /// The most streams the user may hold.
+    pub max_per_user: usize,
 }
 
 impl Handler<Register> for Shard {
@@ -175,7 +175,7 @@ impl Handler<Register> for Shard {
             register.tenant_id,
             &register.user,
             &register.topics,
-            self.max_per_user,
+            register.max_per_user,
         )?;
         self.stats.connections.fetch_add(1, Ordering::Relaxed);
         self.connections.insert(
@@ -249,10 +249,13 @@ impl Handler<Deliver> for Shard {
 
     fn handle(&mut self, Deliver(batch): Deliver, _: &mut Context<Self>) {
         let mut ended = Vec::new();
+        let mut reached = TenantTally::default();
         if let [delivery] = batch.as_slice() {
             // One event: straight to each listener, without gathering per connection.
             let now = self.clock.now();
-            for &id in self.listeners.of(delivery) {
+            let listeners = self.listeners.of(delivery);
+            reached.add(delivery.tenant_id, listeners.len());
+            for &id in listeners {
                 if let Some(connection) = self.connections.get_mut(&id)
                     && let Err(ending) = connection.sink.take(
                         Frames::One(delivery.frame.clone()),
@@ -267,6 +270,7 @@ impl Handler<Deliver> for Shard {
         } else {
             for delivery in batch.iter() {
                 let listeners = self.listeners.of(delivery);
+                reached.add(delivery.tenant_id, listeners.len());
                 for &id in listeners {
                     match self.pending.get_mut(&id) {
                         Some(frames) => frames.push(delivery.frame.clone()),
@@ -278,10 +282,41 @@ impl Handler<Deliver> for Shard {
             }
             self.flush(&mut ended);
         }
+        reached.record(&self.stats);
         for (id, ending) in ended {
             // A queue's task sees its queue close and ends the stream; the browser then
             // reconnects and resumes from the log.
             self.end(id, ending);
+        }
+    }
+}
+
+/// Events handed to streams in one delivery, per tenant: a batch is nearly always one
+/// tenant's, so runs are summed here and the shared counts are touched once per run.
+#[derive(Default)]
+struct TenantTally {
+    run: Option<(i64, u64)>,
+    runs: Vec<(i64, u64)>,
+}
+
+impl TenantTally {
+    fn add(&mut self, tenant_id: i64, streams: usize) {
+        match &mut self.run {
+            Some((tenant, count)) if *tenant == tenant_id => *count += streams as u64,
+            run => {
+                if let Some(done) = run.take() {
+                    self.runs.push(done);
+                }
+                *run = Some((tenant_id, streams as u64));
+            }
+        }
+    }
+
+    fn record(mut self, stats: &HubStats) {
+        self.runs.extend(self.run.take());
+        self.runs.retain(|(_, count)| *count > 0);
+        if !self.runs.is_empty() {
+            stats.delivered_to.add(self.runs);
         }
     }
 }

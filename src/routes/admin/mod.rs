@@ -14,7 +14,9 @@ use keys::{
     create_api_key, create_signing_key, list_api_keys, list_signing_keys, revoke_api_key,
     revoke_signing_key,
 };
-use tenants::{create_tenant, delete_tenant, get_tenant, list_tenants, update_tenant};
+use tenants::{
+    create_tenant, delete_tenant, get_tenant, list_tenants, tenant_usage, update_tenant,
+};
 
 pub use keys::{
     ApiKeyList, ApiKeyView, CreatedApiKey, CreatedSigningKey, NewApiKey, NewSigningKey,
@@ -36,6 +38,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
                     .route(web::patch().to(update_tenant))
                     .route(web::delete().to(delete_tenant)),
             )
+            .service(resource("/{slug}/usage", "GET").route(web::get().to(tenant_usage)))
             .service(
                 resource("/{slug}/api-keys", "GET, POST")
                     .route(web::post().to(create_api_key))

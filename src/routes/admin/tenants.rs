@@ -6,12 +6,19 @@ use utoipa::ToSchema;
 
 use super::{OperatorErrors, TenantRouteErrors};
 use crate::auth::Operator;
-use crate::domain::format_ms;
+use crate::domain::limits::{EffectiveLimits, TenantLimits};
 use crate::domain::tenant::{NewTenant, Retention, Tenant, TenantPatch};
+use crate::domain::{format_ms, now_ms};
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::routes::json;
 use crate::sse;
 use crate::state::AppState;
+use crate::store::usage::day_of;
+
+/// The largest event `data` this server takes: no tenant's limit may exceed it.
+fn server_max_data(state: &AppState) -> u64 {
+    state.settings.limits.max_event_data_bytes as u64
+}
 
 /// A tenant as the operator API shows it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -21,16 +28,21 @@ pub struct TenantView {
     pub name: String,
     pub allowed_origins: Vec<String>,
     pub retention: Retention,
+    /// The limits that apply: the tenant's own over the server's defaults.
+    pub limits: EffectiveLimits,
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 
-impl From<Tenant> for TenantView {
-    fn from(tenant: Tenant) -> Self {
+impl TenantView {
+    /// `tenant` as answers show it, its limits over `defaults`.
+    pub fn new(tenant: Tenant, defaults: &EffectiveLimits) -> Self {
         TenantView {
             slug: tenant.slug,
             name: tenant.name,
             allowed_origins: tenant.allowed_origins,
             retention: tenant.retention,
+            limits: tenant.limits.effective(defaults),
             created_at: format_ms(tenant.created_at),
         }
     }
@@ -42,9 +54,12 @@ pub struct TenantList {
 }
 
 impl TenantList {
-    pub fn new(tenants: Vec<Tenant>) -> TenantList {
+    pub fn new(tenants: Vec<Tenant>, defaults: &EffectiveLimits) -> TenantList {
         TenantList {
-            tenants: tenants.into_iter().map(TenantView::from).collect(),
+            tenants: tenants
+                .into_iter()
+                .map(|t| TenantView::new(t, defaults))
+                .collect(),
         }
     }
 }
@@ -66,8 +81,15 @@ pub async fn create_tenant(
 ) -> Result<HttpResponse, ApiError> {
     let mut body: NewTenant = json::json(&request, payload, &state.settings.server).await?;
     body.validate()?;
-    match state.store.create_tenant(&body).await? {
-        Some(tenant) => Ok(HttpResponse::Created().json(TenantView::from(tenant))),
+    let limits = TenantLimits::default().patched(
+        &body.limits.clone().unwrap_or_default(),
+        server_max_data(&state),
+    )?;
+    match state.store.create_tenant(&body, &limits).await? {
+        Some(tenant) => {
+            Ok(HttpResponse::Created()
+                .json(TenantView::new(tenant, &state.settings.tenant_defaults)))
+        }
         None => Err(ApiError::new(
             ErrorCode::SlugTaken,
             format!("a tenant `{}` exists already", body.slug),
@@ -83,7 +105,7 @@ pub async fn list_tenants(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let tenants = state.store.list_tenants().await?;
-    Ok(HttpResponse::Ok().json(TenantList::new(tenants)))
+    Ok(HttpResponse::Ok().json(TenantList::new(tenants, &state.settings.tenant_defaults)))
 }
 
 #[utoipa::path(get, path = "/admin/tenants/{slug}", tag = "operator",
@@ -96,7 +118,7 @@ pub async fn get_tenant(
     slug: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = state.tenant(&slug).await?;
-    Ok(HttpResponse::Ok().json(TenantView::from(tenant)))
+    Ok(HttpResponse::Ok().json(TenantView::new(tenant, &state.settings.tenant_defaults)))
 }
 
 #[utoipa::path(patch, path = "/admin/tenants/{slug}", tag = "operator",
@@ -117,10 +139,21 @@ pub async fn update_tenant(
 ) -> Result<HttpResponse, ApiError> {
     let mut patch: TenantPatch = json::json(&request, payload, &state.settings.server).await?;
     patch.validate()?;
-    match state.store.update_tenant(&slug, &patch).await? {
+    let limits = match &patch.limits {
+        None => None,
+        Some(change) => {
+            let current = state.tenant(&slug).await?.limits;
+            Some(current.patched(change, server_max_data(&state))?)
+        }
+    };
+    match state
+        .store
+        .update_tenant(&slug, &patch, limits.as_ref())
+        .await?
+    {
         Some(tenant) => {
             state.tenant_changed(tenant.id);
-            Ok(HttpResponse::Ok().json(TenantView::from(tenant)))
+            Ok(HttpResponse::Ok().json(TenantView::new(tenant, &state.settings.tenant_defaults)))
         }
         None => Err(ApiError::tenant_not_found(&slug)),
     }
@@ -145,4 +178,72 @@ pub async fn delete_tenant(
     } else {
         Err(ApiError::tenant_not_found(&slug))
     }
+}
+
+/// `GET /admin/tenants/{slug}/usage`: what the tenant holds and did, days and months in UTC.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Usage {
+    /// Streams open now.
+    pub streams_open: u64,
+    /// Events its log holds now.
+    pub events_stored: u64,
+    pub published: PublishedUsage,
+    /// Publishes refused by its rate limit.
+    pub rate_limited: DayUsage,
+    /// Events handed to its streams.
+    pub delivered: DayUsage,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PublishedUsage {
+    pub today: u64,
+    pub month: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DayUsage {
+    pub today: u64,
+}
+
+#[utoipa::path(get, path = "/admin/tenants/{slug}/usage", tag = "operator",
+    params(("slug" = String, Path, description = "the tenant's slug")),
+    responses((status = 200, body = Usage), TenantRouteErrors),
+    security(("admin_token" = [])))]
+pub async fn tenant_usage(
+    _: Operator,
+    state: web::Data<AppState>,
+    slug: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = state.tenant(&slug).await?;
+    let today = day_of(now_ms());
+    // This node's last second first: its own figures are then exact.
+    state.usage.delivered(state.hub.stats().delivered_to.take());
+    state.usage.flush(&state.store, today).await?;
+    let report = state.store.usage(tenant.id, today).await?;
+    let position = state
+        .store
+        .log_position(tenant.id)
+        .await?
+        .ok_or_else(|| ApiError::tenant_not_found(&slug))?;
+    let count = |value: i64| u64::try_from(value).unwrap_or(0);
+    let streams_open = state
+        .hub
+        .open_streams()
+        .get(&tenant.id)
+        .copied()
+        .unwrap_or(0);
+    Ok(HttpResponse::Ok().json(Usage {
+        streams_open: streams_open as u64,
+        events_stored: count(position.next_seq - 1 - position.pruned_seq),
+        published: PublishedUsage {
+            today: count(report.today.published),
+            month: count(report.published_this_month),
+        },
+        rate_limited: DayUsage {
+            today: count(report.today.rate_limited),
+        },
+        delivered: DayUsage {
+            today: count(report.today.delivered),
+        },
+    }))
 }

@@ -1,6 +1,7 @@
 //! `POST /v1/events`: a tenant backend publishes one event or a batch.
 
 mod body;
+mod limit;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
@@ -9,11 +10,14 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use crate::auth::Publisher;
+use crate::config::LimitSettings;
 use crate::domain::ValidationError;
 use crate::domain::event::Receipt;
+use crate::domain::limits::EffectiveLimits;
 use crate::domain::log::LoggedEvent;
 use crate::domain::names::{IdempotencyKey, IdempotencyKeyText};
 use crate::error::{ApiError, ErrorBody};
+use crate::limits::{Admission, Rate};
 use crate::routes::json;
 use crate::state::AppState;
 use crate::store::log::{AppendOutcome, IdempotencyClaim};
@@ -35,6 +39,8 @@ pub struct PublishAnswer {
     responses(
         (status = 201, body = PublishAnswer, headers(
             ("Idempotent-Replayed" = String, description = "true when this is the first answer again"),
+            ("RateLimit-Policy" = String, description = "the tenant's bucket: `\"publish\";q=<burst>;w=<seconds to fill>`"),
+            ("RateLimit" = String, description = "`\"publish\";r=<events that fit now>;t=<seconds until full>`"),
         )),
         (status = 400, body = ErrorBody),
         (status = 401, description = "missing, unknown or revoked API key", body = ErrorBody),
@@ -42,6 +48,11 @@ pub struct PublishAnswer {
         (status = 413, body = ErrorBody),
         (status = 415, body = ErrorBody),
         (status = 422, body = ErrorBody),
+        (status = 429, description = "the tenant's rate limit: nothing was stored; retry after `Retry-After` seconds", body = ErrorBody, headers(
+            ("Retry-After" = String, description = "whole seconds"),
+            ("RateLimit-Policy" = String),
+            ("RateLimit" = String),
+        )),
     ),
     security(("api_key" = [])))]
 pub async fn publish(
@@ -60,18 +71,46 @@ async fn append(
     request: &HttpRequest,
     body: &Value,
 ) -> Result<HttpResponse, ApiError> {
-    let events = PublishBody::parse(body, &state.settings.limits)?;
+    let tenant = &publisher.tenant;
+    let limits = tenant.limits.effective(&state.settings.tenant_defaults);
+    let events = PublishBody::parse(body, &tenant_limits(&state.settings.limits, &limits))?;
     let claim = idempotency_claim(request, body)?;
-    let outcome = state.log.append(publisher.tenant.id, events, claim).await?;
-    match outcome {
-        AppendOutcome::Committed(events) => {
-            let events = events.iter().map(LoggedEvent::receipt).collect();
-            Ok(HttpResponse::Created().json(PublishAnswer { events }))
+    // The bucket is asked last, once the publish is known to be valid: a refused or
+    // invalid publish takes nothing from it, and a 429 leaves the Idempotency-Key unused.
+    let rate = Rate::of(&limits);
+    let n = events.len() as u64;
+    state.usage.name(tenant.id, &tenant.slug);
+    let (remaining, full_in) = match state.budget.admit(tenant.id, rate, n).await.0 {
+        Admission::Admitted { remaining, full_in } => (remaining, full_in),
+        Admission::Refused { retry_after } => {
+            state.usage.rate_limited(tenant.id);
+            return Ok(limit::refused(rate, n, retry_after));
         }
-        AppendOutcome::Replayed(receipts) => Ok(HttpResponse::Created()
+        Admission::TooLarge => return Err(limit::never_fits(rate, n)),
+    };
+    let mut answer = HttpResponse::Created();
+    for header in limit::rate_headers(rate, remaining, full_in) {
+        answer.insert_header(header);
+    }
+    match state.log.append(tenant.id, events, claim).await? {
+        AppendOutcome::Committed(events) => {
+            state.usage.published(tenant.id, events.len() as u64);
+            let events = events.iter().map(LoggedEvent::receipt).collect();
+            Ok(answer.json(PublishAnswer { events }))
+        }
+        AppendOutcome::Replayed(receipts) => Ok(answer
             .insert_header(("Idempotent-Replayed", "true"))
             .json(PublishAnswer { events: receipts })),
         AppendOutcome::Rejected(rejection) => Err(rejection.into()),
+    }
+}
+
+/// The server's publish limits with the tenant's own event size.
+fn tenant_limits(server: &LimitSettings, tenant: &EffectiveLimits) -> LimitSettings {
+    let data = usize::try_from(tenant.max_event_data_bytes).unwrap_or(usize::MAX);
+    LimitSettings {
+        max_event_data_bytes: data.min(server.max_event_data_bytes),
+        ..server.clone()
     }
 }
 

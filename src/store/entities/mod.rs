@@ -6,3 +6,4 @@ pub mod event;
 pub mod idempotency_key;
 pub mod signing_key;
 pub mod tenant;
+pub mod tenant_usage;

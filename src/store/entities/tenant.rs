@@ -15,6 +15,8 @@ pub struct Model {
     pub next_seq: i64,
     pub pruned_seq: i64,
     pub created_at: i64,
+    /// `TenantLimits` as JSON.
+    pub limits: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

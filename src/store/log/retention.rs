@@ -1,4 +1,5 @@
-//! Retention: each tenant keeps events by age and by count; older ones go, and readers are
+//! Retention: each tenant keeps events by age and by count (its retention, and its
+//! `max_stored_events` limit); older ones go, and readers are
 //! told first (`pruned_seq`), so a cursor into what was removed is refused, never silently
 //! short. Expired idempotency keys go too.
 
@@ -8,27 +9,37 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 
 use super::IDEMPOTENCY_TTL_MS;
+use crate::domain::limits::TenantLimits;
 use crate::domain::now_ms;
 use crate::store::entities::{event, idempotency_key, tenant};
 use crate::store::{Store, StoreError};
 
 impl Store {
-    /// Applies every tenant's retention and forgets expired idempotency keys. Returns how
-    /// many events were removed.
-    pub async fn prune(&self) -> Result<u64, StoreError> {
+    /// Applies every tenant's retention and `max_stored_events` limit (`default_max_stored`
+    /// for a tenant without its own) and forgets expired idempotency keys. Returns how many
+    /// events were removed.
+    pub async fn prune(&self, default_max_stored: Option<u64>) -> Result<u64, StoreError> {
         let now = now_ms();
+        let mut any = sea_orm::Condition::any()
+            .add(tenant::Column::RetentionMaxAgeSecs.is_not_null())
+            .add(tenant::Column::RetentionMaxEvents.is_not_null())
+            .add(tenant::Column::Limits.like("%max_stored_events%"));
+        if default_max_stored.is_some() {
+            any = sea_orm::Condition::all();
+        }
         let tenants = tenant::Entity::find()
-            .filter(
-                sea_orm::Condition::any()
-                    .add(tenant::Column::RetentionMaxAgeSecs.is_not_null())
-                    .add(tenant::Column::RetentionMaxEvents.is_not_null()),
-            )
+            .filter(any)
             .all(self.reader())
             .await?;
         let mut removed = 0;
         for t in tenants {
             let mut cutoff = t.pruned_seq;
-            if let Some(max_events) = t.retention_max_events {
+            let limits: TenantLimits = serde_json::from_str(&t.limits).unwrap_or_default();
+            let stored_cap = limits
+                .max_stored_events
+                .or(default_max_stored)
+                .and_then(|cap| i64::try_from(cap).ok());
+            for max_events in [t.retention_max_events, stored_cap].into_iter().flatten() {
                 cutoff = cutoff.max(t.next_seq - 1 - max_events);
             }
             if let Some(max_age) = t.retention_max_age_secs {
@@ -76,13 +87,13 @@ impl Store {
     }
 
     /// Runs `prune` every `every` until the runtime stops.
-    pub fn spawn_pruner(&self, every: Duration) {
+    pub fn spawn_pruner(&self, every: Duration, default_max_stored: Option<u64>) {
         let store = self.clone();
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(every);
             loop {
                 ticks.tick().await;
-                match store.prune().await {
+                match store.prune(default_max_stored).await {
                     Ok(0) => {}
                     Ok(removed) => tracing::info!(removed, "retention pruned events"),
                     Err(error) => tracing::error!(%error, "retention pruning failed"),

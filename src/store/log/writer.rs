@@ -22,6 +22,7 @@ use crate::domain::event::{EventId, NewEvent};
 use crate::domain::log::LoggedEvent;
 use crate::domain::now_ms;
 use crate::store::entities::{event, tenant};
+use crate::store::usage::{UsageCounts, add_usage, day_of};
 use crate::store::{Store, StoreError};
 
 /// The most events one group commit takes; more wait for the next one.
@@ -247,6 +248,12 @@ async fn commit_group(
                 .filter(tenant::Column::Id.eq(tenant_id))
                 .exec(&txn)
                 .await?;
+            // Counted with the commit: the figures are exact across restarts and nodes.
+            let published = UsageCounts {
+                published: next_seq - counter.next_seq,
+                ..UsageCounts::default()
+            };
+            add_usage(&txn, tenant_id, day_of(now), published).await?;
         }
     }
 

@@ -77,8 +77,15 @@ pub fn test_settings(database_url: &str) -> Settings {
     settings.admin.token = Some(ADMIN_TOKEN.into());
     settings.seed.demo_tenant = false;
     settings.demo.enabled = false;
+    // The suite's tenants publish as fast as its tests need; the rate-limit tests set limits
+    // of their own.
+    settings.tenant_defaults.publish_per_sec = UNLIMITED_RATE;
+    settings.tenant_defaults.publish_burst = UNLIMITED_RATE;
     settings
 }
+
+/// A publish rate no test reaches.
+pub const UNLIMITED_RATE: u64 = 1_000_000;
 
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await

@@ -215,7 +215,7 @@ pub async fn cluster(count: usize) -> Option<Cluster> {
     )
     .await;
     for node in &nodes {
-        wait_until_ready(node, true).await;
+        wait_until_ready(node, "ready").await;
     }
     let tenant = nodes[0].create_tenant("acme").await;
     let token = tenant.token("u1", &[]);
@@ -227,19 +227,22 @@ pub async fn cluster(count: usize) -> Option<Cluster> {
     })
 }
 
-/// Waits until `/readyz` answers 200 (`ready`) or 503 (`!ready`).
-pub async fn wait_until_ready(node: &ServerProcess, ready: bool) -> Value {
+/// Waits until `/readyz` says `status` (`ready`, `degraded` or `unavailable`); returns
+/// its body.
+pub async fn wait_until_ready(node: &ServerProcess, status: &str) -> Value {
     let began = Instant::now();
     loop {
         let response = node.client.get(node.url("/readyz")).send().await.unwrap();
-        let status = response.status().as_u16();
+        let code = response.status().as_u16();
         let body: Value = response.json().await.unwrap();
-        if (status == 200) == ready {
+        if body["status"] == status {
+            // Only a node whose database is gone leaves the load balancer.
+            assert_eq!(code == 503, status == "unavailable", "{code} {body}");
             return body;
         }
         assert!(
             began.elapsed() < Duration::from_secs(15),
-            "readyz still {status}: {body}"
+            "readyz still {code}: {body}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

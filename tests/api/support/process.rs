@@ -49,6 +49,9 @@ impl ServerProcess {
             .env("HERALD__ADMIN__TOKEN", ADMIN_TOKEN)
             .env("HERALD__SEED__DEMO_TENANT", "false")
             .env("HERALD__DEMO__ENABLED", "false")
+            // As `test_settings`: no test is held back by the default rate limit.
+            .env("HERALD__TENANT_DEFAULTS__PUBLISH_PER_SEC", "1000000")
+            .env("HERALD__TENANT_DEFAULTS__PUBLISH_BURST", "1000000")
             .env("HERALD__LOG__FORMAT", "json")
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())

@@ -1,0 +1,142 @@
+//! What each tenant did per UTC day: events published, publishes refused by its rate
+//! limit, events delivered to its streams. Counts are added, never set, so every node adds
+//! its own and the rows hold the whole deployment's figures.
+
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect,
+};
+
+use super::entities::tenant_usage;
+use super::{Store, StoreError};
+
+/// Counts to add to one tenant's day.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UsageCounts {
+    pub published: i64,
+    pub rate_limited: i64,
+    pub delivered: i64,
+}
+
+impl UsageCounts {
+    pub fn is_empty(&self) -> bool {
+        *self == UsageCounts::default()
+    }
+}
+
+/// A tenant's figures for a day and the month it is in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UsageReport {
+    pub today: UsageCounts,
+    pub published_this_month: i64,
+}
+
+/// The UTC day of a timestamp, as days since 1970-01-01.
+pub fn day_of(ms: i64) -> i64 {
+    ms.div_euclid(86_400_000)
+}
+
+/// The first day of the UTC month `day` is in.
+fn month_start(day: i64) -> i64 {
+    use chrono::Datelike;
+    let date = chrono::DateTime::from_timestamp(day * 86_400, 0).unwrap_or_default();
+    day - i64::from(date.day0())
+}
+
+/// Adds `counts` to `tenant_id`'s `day`, inside the caller's transaction (the writer's, for
+/// published events: they are counted with their commit) or on its own.
+pub async fn add_usage(
+    db: &impl ConnectionTrait,
+    tenant_id: i64,
+    day: i64,
+    counts: UsageCounts,
+) -> Result<(), StoreError> {
+    if counts.is_empty() {
+        return Ok(());
+    }
+    let existing = |column: tenant_usage::Column, added: i64| {
+        Expr::col((tenant_usage::Entity, column)).add(added)
+    };
+    tenant_usage::Entity::insert(tenant_usage::ActiveModel {
+        tenant_id: Set(tenant_id),
+        day: Set(day),
+        published: Set(counts.published),
+        rate_limited: Set(counts.rate_limited),
+        delivered: Set(counts.delivered),
+    })
+    .on_conflict(
+        OnConflict::columns([tenant_usage::Column::TenantId, tenant_usage::Column::Day])
+            .value(
+                tenant_usage::Column::Published,
+                existing(tenant_usage::Column::Published, counts.published),
+            )
+            .value(
+                tenant_usage::Column::RateLimited,
+                existing(tenant_usage::Column::RateLimited, counts.rate_limited),
+            )
+            .value(
+                tenant_usage::Column::Delivered,
+                existing(tenant_usage::Column::Delivered, counts.delivered),
+            )
+            .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Adds counts for several tenants, each to `day`, in one transaction.
+    pub async fn add_usage(
+        &self,
+        day: i64,
+        counts: &[(i64, UsageCounts)],
+    ) -> Result<(), StoreError> {
+        if counts.iter().all(|(_, c)| c.is_empty()) {
+            return Ok(());
+        }
+        let txn = self.begin_write().await?;
+        for (tenant_id, counts) in counts {
+            add_usage(&txn, *tenant_id, day, *counts).await?;
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// `tenant_id`'s figures for `day` and its month.
+    pub async fn usage(&self, tenant_id: i64, day: i64) -> Result<UsageReport, StoreError> {
+        let rows = tenant_usage::Entity::find()
+            .filter(tenant_usage::Column::TenantId.eq(tenant_id))
+            .filter(tenant_usage::Column::Day.gte(month_start(day)))
+            .filter(tenant_usage::Column::Day.lte(day))
+            .limit(31)
+            .all(self.reader())
+            .await?;
+        let mut report = UsageReport::default();
+        for row in rows {
+            report.published_this_month += row.published;
+            if row.day == day {
+                report.today = UsageCounts {
+                    published: row.published,
+                    rate_limited: row.rate_limited,
+                    delivered: row.delivered,
+                };
+            }
+        }
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_and_months_are_utc() {
+        // 2026-11-30T23:59:59.999Z and the next millisecond.
+        let last_ms = 1_796_083_199_999;
+        assert_eq!(day_of(last_ms) + 1, day_of(last_ms + 1));
+        assert_eq!(month_start(day_of(last_ms)), day_of(last_ms) - 29);
+        assert_eq!(month_start(day_of(last_ms + 1)), day_of(last_ms + 1));
+    }
+}
