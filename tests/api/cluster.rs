@@ -17,7 +17,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use crate::support::cluster::{PG_BIN, Postgres, cluster, wait_until_ready};
+use crate::support::cluster::{PG_BIN, Postgres, cluster, wait_for_readiness, wait_until_ready};
 use crate::support::process::ServerProcess;
 use crate::support::sse_client::SseEvent;
 use crate::support::{assert_error, seq_of, skip_unless_ci};
@@ -347,8 +347,8 @@ async fn a_tenant_s_rate_limit_is_the_deployment_s_and_survives_redis_going_away
     // to about the limit, and says so.
     cluster.redis.kill();
     for node in &cluster.nodes {
-        let body = wait_until_ready(node, "degraded").await;
-        assert_eq!(body["rate_limits"], "node share");
+        let body = wait_for_readiness(node, |body| body["rate_limits"] == "node share").await;
+        assert_eq!(body["status"], "degraded");
     }
     let began = Instant::now();
     let until = began + Duration::from_secs(3);
@@ -363,8 +363,10 @@ async fn a_tenant_s_rate_limit_is_the_deployment_s_and_survives_redis_going_away
 
     cluster.redis.restart();
     for node in &cluster.nodes {
-        let body = wait_until_ready(node, "ready").await;
-        assert_eq!(body["rate_limits"], "shared");
+        wait_for_readiness(node, |body| {
+            body["rate_limits"] == "shared" && body["status"] == "ready"
+        })
+        .await;
     }
     let began = Instant::now();
     let until = began + Duration::from_secs(2);

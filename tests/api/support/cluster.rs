@@ -230,14 +230,23 @@ pub async fn cluster(count: usize) -> Option<Cluster> {
 /// Waits until `/readyz` says `status` (`ready`, `degraded` or `unavailable`); returns
 /// its body.
 pub async fn wait_until_ready(node: &ServerProcess, status: &str) -> Value {
+    wait_for_readiness(node, |body| body["status"] == status).await
+}
+
+/// Waits until `/readyz`'s body satisfies `done`; returns it.
+pub async fn wait_for_readiness(node: &ServerProcess, done: impl Fn(&Value) -> bool) -> Value {
     let began = Instant::now();
     loop {
         let response = node.client.get(node.url("/readyz")).send().await.unwrap();
         let code = response.status().as_u16();
         let body: Value = response.json().await.unwrap();
-        if body["status"] == status {
-            // Only a node whose database is gone leaves the load balancer.
-            assert_eq!(code == 503, status == "unavailable", "{code} {body}");
+        // Only a node whose database is gone leaves the load balancer.
+        assert_eq!(
+            code == 503,
+            body["status"] == "unavailable",
+            "{code} {body}"
+        );
+        if done(&body) {
             return body;
         }
         assert!(
