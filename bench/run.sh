@@ -107,11 +107,15 @@ wait_http() {
   echo "no answer from $1" >&2; exit 1
 }
 
-# herald_node PORT DATABASE-URL [REDIS-URL]: one Herald process; sets SERVER_PID.
+# herald_node PORT DATABASE-URL [REDIS-URL]: one Herald process; sets SERVER_PID. The bench
+# tenant's limits are raised above what any scenario asks (nchan has none); its rate limit
+# is still checked on every publish.
 herald_node() {
   env HERALD_CONFIG_DIR="$PWD/config" HERALD__DATABASE__URL="$2" ${3:+HERALD__REDIS__URL=$3} \
     HERALD__SERVER__PORT="$1" HERALD__ADMIN__TOKEN=$ADMIN HERALD__SEED__DEMO_TENANT=false \
     HERALD__DEMO__ENABLED=false HERALD__LOG__LEVEL=warn HERALD__STREAM__MAX_CONNECTIONS_PER_TENANT=1000000 \
+    HERALD__TENANT_DEFAULTS__PUBLISH_PER_SEC=1000000 HERALD__TENANT_DEFAULTS__PUBLISH_BURST=1000000 \
+    HERALD__TENANT_DEFAULTS__MAX_STREAMS=1000000 HERALD__TENANT_DEFAULTS__MAX_STREAMS_PER_USER=1000 \
     "$HERALD" serve >"$WORK/herald/log.$1" 2>&1 &
   SERVER_PID=$!; PIDS+=("$SERVER_PID")
   wait_http "http://127.0.0.1:$1/healthz"

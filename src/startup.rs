@@ -18,9 +18,12 @@ use crate::demo::{self, DemoCredentials};
 use crate::domain::keys::{AdminToken, random_token};
 use crate::domain::now_ms;
 use crate::hub::Hub;
+use crate::hub::ledger::StreamLedger;
 use crate::limits::PublishBudget;
 use crate::limits::local::LocalBuckets;
-use crate::limits::redis::SharedBuckets;
+use crate::limits::rates::SharedBuckets;
+use crate::limits::redis::RedisLink;
+use crate::limits::streams::{SharedStreams, StreamMirror};
 use crate::limits::usage::UsageMeter;
 use crate::server::http_server;
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
@@ -67,8 +70,9 @@ impl Application {
         store.spawn_pruner(PRUNE_EVERY, settings.tenant_defaults.max_stored_events);
         let (stopping, shutdown) = shutdown::channel();
         let credentials = Credentials::new(store.clone());
+        let (budget, ledger) = limits(&settings)?;
         let (hub, broker, log) =
-            start_delivery(&settings, &store, &credentials, shutdown.clone()).await?;
+            start_delivery(&settings, &store, &credentials, shutdown.clone(), ledger).await?;
         let demo = match listeners.demo {
             Some(listener) => {
                 report.demo_page = Some(listeners.demo_port);
@@ -77,7 +81,6 @@ impl Application {
             }
             None => None,
         };
-        let budget = publish_budget(&settings)?;
         let usage = Arc::new(UsageMeter::new(settings.metrics.max_tenant_labels));
         spawn_usage_flusher(usage.clone(), hub.clone(), store.clone(), shutdown.clone());
         let state = web::Data::new(AppState {
@@ -267,20 +270,26 @@ fn soft_open_file_limit(limits: &str) -> Option<usize> {
         .ok()
 }
 
-/// Each tenant's publish budget: this node's own buckets, or with several nodes the
-/// deployment's in Redis.
-fn publish_budget(settings: &Settings) -> anyhow::Result<PublishBudget> {
+/// Each tenant's publish budget and, with several nodes, the count of its streams across
+/// them: this node's own, or the deployment's in Redis.
+fn limits(settings: &Settings) -> anyhow::Result<(PublishBudget, Option<Arc<dyn StreamLedger>>)> {
     Ok(match redis_url(settings) {
         Some(url) => {
             let node = uuid::Uuid::now_v7().simple().to_string();
-            PublishBudget::Shared(SharedBuckets::start(url, RATE_KEYS, node)?)
+            let mirror = Arc::new(StreamMirror::default());
+            let link = RedisLink::start(url, LIMIT_KEYS, node, mirror.clone())?;
+            let streams: Arc<dyn StreamLedger> = Arc::new(SharedStreams::new(link.clone(), mirror));
+            (
+                PublishBudget::Shared(SharedBuckets::new(link)),
+                Some(streams),
+            )
         }
-        None => PublishBudget::Local(LocalBuckets::default()),
+        None => (PublishBudget::Local(LocalBuckets::default()), None),
     })
 }
 
-/// The prefix of the rate limits' keys in Redis.
-const RATE_KEYS: &str = "herald";
+/// The prefix of the limits' keys in Redis.
+const LIMIT_KEYS: &str = "herald";
 
 /// An empty url (HERALD__REDIS__URL=) means unset, as an absent one does.
 fn redis_url(settings: &Settings) -> Option<&str> {
@@ -325,8 +334,9 @@ async fn start_delivery(
     store: &Store,
     credentials: &Credentials,
     shutdown: shutdown::Shutdown,
+    ledger: Option<Arc<dyn StreamLedger>>,
 ) -> anyhow::Result<(Hub, Option<RedisBroker>, EventLog)> {
-    let hub = Hub::start(&settings.stream, store.clone(), shutdown)?;
+    let hub = Hub::start(&settings.stream, store.clone(), shutdown, ledger)?;
     let broker = match redis_url(settings) {
         Some(url) => {
             let broker_settings = BrokerSettings {

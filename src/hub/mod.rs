@@ -13,6 +13,7 @@
 pub mod connection;
 mod deadlines;
 mod index;
+pub mod ledger;
 mod open;
 mod reactor;
 mod shard;
@@ -197,15 +198,17 @@ impl Drop for HubInner {
 }
 
 impl Hub {
-    /// Starts one shard per core, each on a thread of its own.
+    /// Starts one shard per core, each on a thread of its own; `ledger`, with several
+    /// nodes, counts streams across them.
     pub fn start(
         settings: &StreamSettings,
         store: Store,
         shutdown: Shutdown,
+        ledger: Option<Arc<dyn ledger::StreamLedger>>,
     ) -> std::io::Result<Hub> {
         let count = std::thread::available_parallelism().map_or(2, |n| n.get());
         let stats = Arc::new(HubStats::default());
-        let slots = Arc::new(TenantSlots::default());
+        let slots = Arc::new(TenantSlots::new(ledger));
         let mut shards = Vec::with_capacity(count);
         let mut arbiters = Vec::with_capacity(count);
         for _ in 0..count {
@@ -231,6 +234,11 @@ impl Hub {
     /// Each tenant's open streams on this node.
     pub fn open_streams(&self) -> HashMap<i64, usize> {
         self.inner.slots.snapshot()
+    }
+
+    /// A tenant's open streams across the deployment.
+    pub async fn tenant_streams(&self, tenant_id: i64) -> u64 {
+        self.inner.slots.open_streams(tenant_id).await
     }
 
     pub fn stats(&self) -> &HubStats {
@@ -269,15 +277,14 @@ impl Hub {
         key_id: &str,
         caps: StreamCaps,
     ) -> Result<Subscription, HubError> {
-        // This node's own cap holds whatever the tenant is allowed.
-        let max = caps
-            .per_tenant
-            .min(self.inner.settings.max_connections_per_tenant);
-        if !self.inner.slots.take(tenant_id, max) {
-            return Err(HubError::TooManyForTenant);
-        }
-        // From here on the guard gives the tenant's slot back, whatever happens.
         let id = self.inner.next_connection.fetch_add(1, Ordering::Relaxed);
+        // This node's own cap holds whatever the tenant is allowed.
+        let node_max = self.inner.settings.max_connections_per_tenant;
+        self.inner
+            .slots
+            .reserve(id, tenant_id, user.as_str(), caps, node_max)
+            .await?;
+        // From here on the guard gives the tenant's slot back, whatever happens.
         let shard = self.shard_for(tenant_id, user.as_str()).clone();
         let guard = SubscriptionGuard {
             slots: self.inner.slots.clone(),
@@ -372,6 +379,6 @@ impl Drop for SubscriptionGuard {
         if self.registered {
             self.shard.do_send(Unregister { id: self.id });
         }
-        self.slots.release(self.tenant_id);
+        self.slots.release(self.tenant_id, self.id);
     }
 }

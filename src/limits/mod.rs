@@ -2,12 +2,16 @@
 //!
 //! `PublishBudget` is the contract the publish route asks. A single node answers from its
 //! own token buckets (`local`, GCRA by the `governor` crate); several nodes share one
-//! bucket per tenant in Redis (`redis`, GCRA in one script call), so the limit is the
+//! bucket per tenant in Redis (`rates`, GCRA in one script call), so the limit is the
 //! deployment's — and a node that cannot reach Redis answers from its own share of the
-//! limit until it can, rather than stop publishing. Usage counts live in `usage`.
+//! limit until it can, rather than stop publishing. Stream caps are the deployment's the
+//! same way (`streams`, the hub's `StreamLedger`); both reach Redis through one `redis`
+//! link per node. Usage counts live in `usage`.
 
 pub mod local;
+pub mod rates;
 pub mod redis;
+pub mod streams;
 pub mod usage;
 
 use std::time::Duration;
@@ -71,7 +75,7 @@ pub enum Authority {
 /// The publish route's budget: one node's, or the deployment's.
 pub enum PublishBudget {
     Local(local::LocalBuckets),
-    Shared(redis::SharedBuckets),
+    Shared(rates::SharedBuckets),
 }
 
 impl PublishBudget {

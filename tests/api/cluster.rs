@@ -378,3 +378,58 @@ async fn a_tenant_s_rate_limit_is_the_deployment_s_and_survives_redis_going_away
         "{admitted} admitted once Redis is back, {expected:.0} allowed ({both:?})"
     );
 }
+
+#[actix_web::test]
+async fn stream_caps_and_usage_are_the_deployment_s() {
+    let Some(cluster) = cluster(2).await else {
+        return;
+    };
+    let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let t = &cluster.tenant;
+    let response = a
+        .patch_tenant(
+            "acme",
+            json!({"limits": {"max_streams": 3, "max_streams_per_user": 2}}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let (u1, u2, u3) = (t.token("u1", &[]), t.token("u2", &[]), t.token("u3", &[]));
+
+    let first = a.open_stream(t, &u1, "", None).await;
+    let _second = b.open_stream(t, &u1, "", None).await;
+    for node in [a, b] {
+        let third = node.stream_request(&t.slug, &u1, "", None).await;
+        assert_error(third, StatusCode::TOO_MANY_REQUESTS, "too_many_streams").await;
+    }
+    let _other = b.open_stream(t, &u2, "", None).await;
+    let over = a.stream_request(&t.slug, &u3, "", None).await;
+    assert_error(over, StatusCode::TOO_MANY_REQUESTS, "too_many_streams").await;
+
+    // Usage, asked of either node, is the deployment's.
+    a.publish_ok(&t.api_key, &broadcast("one")).await;
+    b.publish_ok(&t.api_key, &broadcast("two")).await;
+    for node in [a, b] {
+        let response = node
+            .admin(reqwest::Method::GET, "/admin/tenants/acme/usage", None)
+            .await;
+        let usage: Value = response.json().await.unwrap();
+        assert_eq!(usage["streams_open"], 3, "{usage}");
+        assert_eq!(usage["published"]["today"], 2, "{usage}");
+        assert_eq!(usage["events_stored"], 2, "{usage}");
+    }
+
+    // A stream that ends gives its place back, across the deployment.
+    drop(first);
+    let began = Instant::now();
+    loop {
+        let response = b.stream_request(&t.slug, &u3, "", None).await;
+        if response.status() == StatusCode::OK {
+            break;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(10),
+            "the place never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -109,7 +109,7 @@ impl Shard {
         if let Sink::Socket(mut owned) = connection.sink {
             self.reactor.deregister(owned.socket.socket_mut());
             owned.socket.close();
-            self.slots.release(connection.tenant_id);
+            self.slots.release(connection.tenant_id, id);
         }
         if ending == Ending::Slow {
             self.stats.slow_closed.fetch_add(1, Ordering::Relaxed);

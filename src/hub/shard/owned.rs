@@ -164,7 +164,7 @@ impl Handler<Attach> for Shard {
                 }
             }
             socket.close();
-            self.slots.release(tenant_id);
+            self.slots.release(tenant_id, id);
             return;
         };
         let now = self.clock.now();

@@ -226,14 +226,8 @@ pub async fn tenant_usage(
         .await?
         .ok_or_else(|| ApiError::tenant_not_found(&slug))?;
     let count = |value: i64| u64::try_from(value).unwrap_or(0);
-    let streams_open = state
-        .hub
-        .open_streams()
-        .get(&tenant.id)
-        .copied()
-        .unwrap_or(0);
     Ok(HttpResponse::Ok().json(Usage {
-        streams_open: streams_open as u64,
+        streams_open: state.hub.tenant_streams(tenant.id).await,
         events_stored: count(position.next_seq - 1 - position.pruned_seq),
         published: PublishedUsage {
             today: count(report.today.published),

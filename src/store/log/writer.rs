@@ -8,7 +8,7 @@
 //! even with several Herald nodes on one PostgreSQL: a reader that has seen seq N can never
 //! later find a new event below N.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -113,18 +113,24 @@ async fn run_writer(
     stats: Arc<LogStats>,
     listener: Arc<dyn CommitListener>,
 ) {
-    while let Some(first) = queue.recv().await {
-        let mut group_events = first.events.len();
-        let mut group = vec![first];
-        while group_events < MAX_GROUP_EVENTS {
+    let mut waiting = RoundRobin::default();
+    loop {
+        if waiting.is_empty() {
+            match queue.recv().await {
+                Some(job) => waiting.push(job),
+                None => return,
+            }
+        }
+        // Everything that is waiting, up to the queue's depth (beyond it publishers wait
+        // on the channel, as before).
+        while waiting.len() < QUEUE_DEPTH {
             match queue.try_recv() {
-                Ok(job) => {
-                    group_events += job.events.len();
-                    group.push(job);
-                }
+                Ok(job) => waiting.push(job),
                 Err(_) => break,
             }
         }
+        let group = waiting.take_group(MAX_GROUP_EVENTS);
+        let group_events: usize = group.iter().map(|job| job.events.len()).sum();
         match commit_group(&store, &group).await {
             Ok(outcomes) => {
                 let committed: Vec<&LoggedEvent> = outcomes
@@ -269,4 +275,117 @@ async fn commit_group(
         .into_iter()
         .map(|outcome| outcome.unwrap_or(AppendOutcome::Rejected(AppendRejection::TenantGone)))
         .collect())
+}
+
+/// The append requests waiting for the writer, per tenant, taken in turns: each group takes
+/// one request of each tenant in rotation until it is full, so a tenant publishing large
+/// batches as fast as it may fills its share of each group, not the whole of it, and one
+/// event of another tenant waits for at most one group. A tenant's own requests keep their
+/// order.
+#[derive(Default)]
+struct RoundRobin {
+    queues: HashMap<i64, VecDeque<AppendJob>>,
+    /// Tenants with requests waiting, in the order of their next turn.
+    turns: VecDeque<i64>,
+    jobs: usize,
+}
+
+impl RoundRobin {
+    fn push(&mut self, job: AppendJob) {
+        let queue = self.queues.entry(job.tenant_id).or_default();
+        if queue.is_empty() {
+            self.turns.push_back(job.tenant_id);
+        }
+        queue.push_back(job);
+        self.jobs += 1;
+    }
+
+    fn len(&self) -> usize {
+        self.jobs
+    }
+
+    fn is_empty(&self) -> bool {
+        self.jobs == 0
+    }
+
+    /// The next group: at least one request, and requests in turn while the group has
+    /// fewer than `max_events` events.
+    fn take_group(&mut self, max_events: usize) -> Vec<AppendJob> {
+        let mut group = Vec::new();
+        let mut events = 0;
+        while let Some(tenant_id) = self.turns.pop_front() {
+            let Some(queue) = self.queues.get_mut(&tenant_id) else {
+                continue;
+            };
+            let Some(job) = queue.pop_front() else {
+                continue;
+            };
+            let fits = group.is_empty() || events + job.events.len() <= max_events;
+            if !fits {
+                queue.push_front(job);
+                self.turns.push_front(tenant_id);
+                break;
+            }
+            events += job.events.len();
+            self.jobs -= 1;
+            group.push(job);
+            if queue.is_empty() {
+                self.queues.remove(&tenant_id);
+            } else {
+                self.turns.push_back(tenant_id);
+            }
+        }
+        group
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::event::{EventType, Target};
+    use crate::domain::names::UserId;
+
+    fn job(tenant_id: i64, events: usize) -> AppendJob {
+        let event = NewEvent {
+            target: Target::User(UserId::parse("u").unwrap()),
+            event_type: EventType::default(),
+            data: "null".into(),
+        };
+        AppendJob {
+            tenant_id,
+            events: vec![event; events],
+            claim: None,
+            reply: oneshot::channel().0,
+        }
+    }
+
+    fn tenants(group: &[AppendJob]) -> Vec<(i64, usize)> {
+        group
+            .iter()
+            .map(|j| (j.tenant_id, j.events.len()))
+            .collect()
+    }
+
+    #[test]
+    fn a_tenant_s_large_batches_take_turns_with_others_small_ones() {
+        let mut waiting = RoundRobin::default();
+        for _ in 0..5 {
+            waiting.push(job(1, 1000));
+        }
+        waiting.push(job(2, 1));
+        waiting.push(job(2, 1));
+        waiting.push(job(3, 1));
+        // Tenant 1 was first, but tenants 2 and 3 get their turn in its first group.
+        assert_eq!(
+            tenants(&waiting.take_group(2000)),
+            [(1, 1000), (2, 1), (3, 1)]
+        );
+        assert_eq!(tenants(&waiting.take_group(2000)), [(1, 1000), (2, 1)]);
+        assert_eq!(tenants(&waiting.take_group(2000)), [(1, 1000), (1, 1000)]);
+        assert_eq!(tenants(&waiting.take_group(2000)), [(1, 1000)]);
+        assert!(waiting.is_empty());
+        // A request larger than a group still makes one of its own.
+        waiting.push(job(1, 5000));
+        assert_eq!(tenants(&waiting.take_group(2000)), [(1, 5000)]);
+    }
 }
