@@ -12,6 +12,7 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod error;
+pub mod fair;
 pub mod hub;
 pub mod limits;
 pub mod metrics;

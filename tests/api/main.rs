@@ -12,6 +12,7 @@ mod cluster;
 mod config;
 mod contract;
 mod docs;
+mod fairness;
 mod health;
 mod idempotency;
 mod isolation;

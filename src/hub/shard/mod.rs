@@ -8,6 +8,12 @@
 //! and its `session-expired` from the shard's clock, and notices its peer leaving from
 //! the shard's poller (`owned`) — an idle stream costs its entry here and nothing else.
 //! Who listens to what is `hub::index`; where frames go, `hub::sink`.
+//!
+//! A few events are handed out as they come. A large group, or any group while others
+//! wait, goes into per-tenant turns (`fair::Turns`): each turn hands out a slice of one
+//! tenant's deliveries, then the mailbox is let in, so one tenant's 1,000-event broadcast
+//! to thousands of streams cannot hold up another tenant's single event for long. A
+//! tenant's own events keep their order.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,6 +31,7 @@ use super::sink::{Ending, Sink};
 use super::slots::TenantSlots;
 use super::{Delivery, Frames, HubError, HubStats};
 use crate::config::StreamSettings;
+use crate::fair::Turns;
 use crate::shutdown::Shutdown;
 
 mod owned;
@@ -40,6 +47,10 @@ pub(super) struct Shard {
     backlog_limit: usize,
     /// Per connection, the frames of the group being delivered (kept to reuse its memory).
     pending: HashMap<u64, Frames>,
+    /// Committed groups waiting for their tenant's turn (see `Deliver`).
+    waiting: Turns<Run>,
+    /// A `Work` message is on its way.
+    working: bool,
     reactor: Reactor,
     clock: Clock,
     keepalive_ticks: u64,
@@ -76,6 +87,8 @@ impl Shard {
             slots,
             backlog_limit: settings.queue_capacity,
             pending: HashMap::new(),
+            waiting: Turns::default(),
+            working: false,
             reactor: Reactor::new()?,
             keepalive_ticks: clock.ticks(keepalive_every).max(1),
             clock,
@@ -247,10 +260,93 @@ pub(super) struct Deliver(pub Arc<Vec<Delivery>>);
 impl Handler<Deliver> for Shard {
     type Result = ();
 
-    fn handle(&mut self, Deliver(batch): Deliver, _: &mut Context<Self>) {
+    fn handle(&mut self, Deliver(batch): Deliver, ctx: &mut Context<Self>) {
+        // The common case, a few events while nothing waits: at once.
+        if self.waiting.is_empty() && batch.len() <= DELIVERIES_AT_ONCE {
+            self.deliver(&batch);
+            return;
+        }
+        // Otherwise each tenant's part waits for its turns, so a tenant's large fan-out
+        // goes out a slice at a time with the others' in between.
+        let mut start = 0;
+        while start < batch.len() {
+            let tenant_id = batch[start].tenant_id;
+            let end = start
+                + batch[start..]
+                    .iter()
+                    .take_while(|d| d.tenant_id == tenant_id)
+                    .count();
+            self.waiting.push(
+                tenant_id,
+                Run {
+                    batch: batch.clone(),
+                    next: start,
+                    end,
+                },
+            );
+            start = end;
+        }
+        if !self.working {
+            self.working = true;
+            ctx.notify(Work);
+        }
+    }
+}
+
+/// The most deliveries of one group handed out at once when nothing waits.
+const DELIVERIES_AT_ONCE: usize = 64;
+/// The most hand-offs (a delivery to one stream) in a tenant's turn.
+const HANDOFFS_PER_TURN: usize = 32_768;
+
+/// Part of a committed group, one tenant's deliveries `next..end`, not yet handed out.
+struct Run {
+    batch: Arc<Vec<Delivery>>,
+    next: usize,
+    end: usize,
+}
+
+/// Hands out the next tenant's turn of what waits, then lets the mailbox in (new streams,
+/// other tenants' groups) before the next turn.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Work;
+
+impl Handler<Work> for Shard {
+    type Result = ();
+
+    fn handle(&mut self, _: Work, ctx: &mut Context<Self>) {
+        let listeners = &self.listeners;
+        let turn = self.waiting.turn(|runs| {
+            let run = runs.front_mut()?;
+            let start = run.next;
+            let mut handoffs = 0;
+            while run.next < run.end && (run.next == start || handoffs < HANDOFFS_PER_TURN) {
+                handoffs += listeners.of(&run.batch[run.next]).len().max(1);
+                run.next += 1;
+            }
+            let slice = (run.batch.clone(), start..run.next);
+            if run.next == run.end {
+                runs.pop_front();
+            }
+            Some(slice)
+        });
+        if let Some(Some((batch, range))) = turn {
+            self.deliver(&batch[range]);
+        }
+        if self.waiting.is_empty() {
+            self.working = false;
+        } else {
+            ctx.notify(Work);
+        }
+    }
+}
+
+impl Shard {
+    /// Hands `deliveries` (one commit group, or a slice of one) to their listeners.
+    fn deliver(&mut self, deliveries: &[Delivery]) {
         let mut ended = Vec::new();
         let mut reached = TenantTally::default();
-        if let [delivery] = batch.as_slice() {
+        if let [delivery] = deliveries {
             // One event: straight to each listener, without gathering per connection.
             let now = self.clock.now();
             let listeners = self.listeners.of(delivery);
@@ -268,7 +364,7 @@ impl Handler<Deliver> for Shard {
                 }
             }
         } else {
-            for delivery in batch.iter() {
+            for delivery in deliveries {
                 let listeners = self.listeners.of(delivery);
                 reached.add(delivery.tenant_id, listeners.len());
                 for &id in listeners {

@@ -8,7 +8,7 @@
 //! even with several Herald nodes on one PostgreSQL: a reader that has seen seq N can never
 //! later find a new event below N.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -21,6 +21,7 @@ use super::{AppendOutcome, AppendRejection, CommitListener};
 use crate::domain::event::{EventId, NewEvent};
 use crate::domain::log::LoggedEvent;
 use crate::domain::now_ms;
+use crate::fair::Turns;
 use crate::store::entities::{event, tenant};
 use crate::store::usage::{UsageCounts, add_usage, day_of};
 use crate::store::{Store, StoreError};
@@ -277,65 +278,52 @@ async fn commit_group(
         .collect())
 }
 
-/// The append requests waiting for the writer, per tenant, taken in turns: each group takes
-/// one request of each tenant in rotation until it is full, so a tenant publishing large
-/// batches as fast as it may fills its share of each group, not the whole of it, and one
-/// event of another tenant waits for at most one group. A tenant's own requests keep their
-/// order.
+/// The append requests waiting for the writer, per tenant, taken in turns (`fair::Turns`):
+/// each group takes one request of each tenant in rotation until it is full, so a tenant
+/// publishing large batches as fast as it may fills its share of each group, not the whole
+/// of it, and one event of another tenant waits for at most one group. A tenant's own
+/// requests keep their order.
 #[derive(Default)]
-struct RoundRobin {
-    queues: HashMap<i64, VecDeque<AppendJob>>,
-    /// Tenants with requests waiting, in the order of their next turn.
-    turns: VecDeque<i64>,
-    jobs: usize,
-}
+struct RoundRobin(Turns<AppendJob>);
 
 impl RoundRobin {
     fn push(&mut self, job: AppendJob) {
-        let queue = self.queues.entry(job.tenant_id).or_default();
-        if queue.is_empty() {
-            self.turns.push_back(job.tenant_id);
-        }
-        queue.push_back(job);
-        self.jobs += 1;
+        self.0.push(job.tenant_id, job);
     }
 
     fn len(&self) -> usize {
-        self.jobs
+        self.0.len()
     }
 
     fn is_empty(&self) -> bool {
-        self.jobs == 0
+        self.0.is_empty()
     }
 
     /// The next group: at least one request, and requests in turn while the group has
     /// fewer than `max_events` events.
     fn take_group(&mut self, max_events: usize) -> Vec<AppendJob> {
-        let mut group = Vec::new();
+        let mut group: Vec<AppendJob> = Vec::new();
         let mut events = 0;
-        while let Some(tenant_id) = self.turns.pop_front() {
-            let Some(queue) = self.queues.get_mut(&tenant_id) else {
-                continue;
-            };
-            let Some(job) = queue.pop_front() else {
-                continue;
-            };
-            let fits = group.is_empty() || events + job.events.len() <= max_events;
-            if !fits {
-                queue.push_front(job);
-                self.turns.push_front(tenant_id);
-                break;
-            }
-            events += job.events.len();
-            self.jobs -= 1;
-            group.push(job);
-            if queue.is_empty() {
-                self.queues.remove(&tenant_id);
-            } else {
-                self.turns.push_back(tenant_id);
+        loop {
+            let took = self.0.turn(|queue| {
+                let fits = queue
+                    .front()
+                    .is_some_and(|job| group.is_empty() || events + job.events.len() <= max_events);
+                // One that does not fit waits for the next group, at the back of the line.
+                if !fits {
+                    return false;
+                }
+                let Some(job) = queue.pop_front() else {
+                    return false;
+                };
+                events += job.events.len();
+                group.push(job);
+                true
+            });
+            if took != Some(true) {
+                return group;
             }
         }
-        group
     }
 }
 
@@ -380,7 +368,7 @@ mod tests {
             tenants(&waiting.take_group(2000)),
             [(1, 1000), (2, 1), (3, 1)]
         );
-        assert_eq!(tenants(&waiting.take_group(2000)), [(1, 1000), (2, 1)]);
+        assert_eq!(tenants(&waiting.take_group(2000)), [(2, 1), (1, 1000)]);
         assert_eq!(tenants(&waiting.take_group(2000)), [(1, 1000), (1, 1000)]);
         assert_eq!(tenants(&waiting.take_group(2000)), [(1, 1000)]);
         assert!(waiting.is_empty());

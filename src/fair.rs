@@ -1,0 +1,89 @@
+//! Work taken in turns per tenant, so one tenant's storm cannot queue the others: the
+//! group-commit writer takes append requests this way, and each hub shard its fan-outs.
+//!
+//! Each tenant has a queue of its own, kept in order; the tenants with work wait in a
+//! line, and the one whose turn it is goes to the back of it after its turn if it has
+//! work left.
+
+use std::collections::{HashMap, VecDeque};
+
+pub struct Turns<T> {
+    queues: HashMap<i64, VecDeque<T>>,
+    line: VecDeque<i64>,
+    len: usize,
+}
+
+impl<T> Default for Turns<T> {
+    fn default() -> Self {
+        Turns {
+            queues: HashMap::new(),
+            line: VecDeque::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T> Turns<T> {
+    /// Adds work for `tenant_id`, after its earlier work.
+    pub fn push(&mut self, tenant_id: i64, item: T) {
+        let queue = self.queues.entry(tenant_id).or_default();
+        if queue.is_empty() {
+            self.line.push_back(tenant_id);
+        }
+        queue.push_back(item);
+        self.len += 1;
+    }
+
+    /// Items waiting, all tenants together.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Gives the queue of the tenant whose turn it is to `take`, which takes what it does
+    /// from its front; `None` when there is no work.
+    pub fn turn<R>(&mut self, take: impl FnOnce(&mut VecDeque<T>) -> R) -> Option<R> {
+        let tenant_id = self.line.pop_front()?;
+        let queue = self.queues.get_mut(&tenant_id)?;
+        let before = queue.len();
+        let taken = take(queue);
+        self.len -= before - queue.len();
+        if queue.is_empty() {
+            self.queues.remove(&tenant_id);
+        } else {
+            self.line.push_back(tenant_id);
+        }
+        Some(taken)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenants_take_turns_and_keep_their_own_order() {
+        let mut turns = Turns::default();
+        for item in ["a1", "a2", "a3"] {
+            turns.push(1, item);
+        }
+        turns.push(2, "b1");
+        turns.push(3, "c1");
+        turns.push(2, "b2");
+        let mut order = Vec::new();
+        while let Some(item) = turns.turn(VecDeque::pop_front) {
+            order.extend(item);
+        }
+        assert_eq!(order, ["a1", "b1", "c1", "a2", "b2", "a3"]);
+        assert!(turns.is_empty());
+        // A turn may take nothing: the tenant keeps its work and goes to the back.
+        turns.push(1, "a");
+        turns.push(2, "b");
+        assert_eq!(turns.turn(|_| ()), Some(()));
+        assert_eq!(turns.turn(VecDeque::pop_front), Some(Some("b")));
+        assert_eq!(turns.len(), 1);
+    }
+}
