@@ -85,7 +85,7 @@ impl TenantLimits {
             let value = match change {
                 None => return Ok(current),
                 Some(Value::Null) => return Ok(None),
-                Some(value) => value.as_u64(),
+                Some(value) => super::whole_number(value).and_then(|n| u64::try_from(n).ok()),
             };
             match value {
                 Some(value) if (1..=max).contains(&value) => Ok(Some(value)),
@@ -210,6 +210,7 @@ mod tests {
             (r#"{"publish_per_sec": 0}"#, "publish_per_sec"),
             (r#"{"max_streams": -1}"#, "max_streams"),
             (r#"{"max_streams": 1.5}"#, "max_streams"),
+            (r#"{"max_streams": 0.0}"#, "max_streams"),
             (r#"{"max_streams_per_user": "9"}"#, "max_streams_per_user"),
             (r#"{"publish_burst": 10000001}"#, "publish_burst"),
             (r#"{"max_event_data_bytes": 65537}"#, "max_event_data_bytes"),
@@ -220,5 +221,9 @@ mod tests {
             assert!(error.message.contains(field), "{}", error.message);
         }
         assert!(serde_json::from_str::<LimitsPatch>(r#"{"speed": 1}"#).is_err());
+        // JSON Schema's integers include 3.0.
+        let patch: LimitsPatch = serde_json::from_str(r#"{"max_streams": 3.0}"#).unwrap();
+        let limits = TenantLimits::default().patched(&patch, 65536).unwrap();
+        assert_eq!(limits.max_streams, Some(3));
     }
 }

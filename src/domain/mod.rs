@@ -38,6 +38,31 @@ macro_rules! pattern_schema {
 }
 pub(crate) use pattern_schema;
 
+/// A JSON number that is a whole number, `388` or `388.0` alike (JSON Schema's `integer`
+/// is both), within what a double holds exactly.
+pub fn whole_number(value: &serde_json::Value) -> Option<i64> {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    value.as_i64().or_else(|| {
+        value
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && f.abs() <= EXACT)
+            .map(|f| f as i64)
+    })
+}
+
+/// Reads an optional whole number as `whole_number` does.
+pub fn optional_whole_number<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<i64>, D::Error> {
+    use serde::Deserialize;
+    match Option::<serde_json::Value>::deserialize(deserializer)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(value) => whole_number(&value)
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom(format!("`{value}` is not a whole number"))),
+    }
+}
+
 /// Milliseconds since the Unix epoch: how Herald stores every timestamp.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()

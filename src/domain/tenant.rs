@@ -31,9 +31,11 @@ pub struct Tenant {
 #[serde(deny_unknown_fields)]
 pub struct Retention {
     /// Events older than this many seconds are pruned; null: no age limit.
+    #[serde(default, deserialize_with = "super::optional_whole_number")]
     #[schema(minimum = 1, maximum = 9223372036854775807_i64)]
     pub max_age_secs: Option<i64>,
     /// Only this many of the newest events are kept; null: no count limit.
+    #[serde(default, deserialize_with = "super::optional_whole_number")]
     #[schema(minimum = 1, maximum = 9223372036854775807_i64)]
     pub max_events: Option<i64>,
 }
