@@ -345,26 +345,9 @@ async fn client_mistakes_are_counted_in_metrics_not_logged_as_warnings() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     let app = spawn_app().await;
-    let counter = |metrics: &str, name: &str| -> u64 {
-        metrics
-            .lines()
-            .find(|line| line.starts_with(name))
-            .and_then(|line| line.rsplit(' ').next()?.parse().ok())
-            .unwrap_or(0)
-    };
-    let metrics = || async {
-        app.client
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    };
     let refused = r#"herald_error_answers_total{code="invalid_admin_token"}"#;
     let malformed = "herald_malformed_requests_total";
-    let before = metrics().await;
+    let before = (app.metric(refused).await, app.metric(malformed).await);
 
     let response = app
         .client
@@ -392,15 +375,8 @@ async fn client_mistakes_are_counted_in_metrics_not_logged_as_warnings() {
     .await;
     assert!(answer.starts_with(b"HTTP/1.1 400"));
 
-    let after = metrics().await;
-    assert!(
-        counter(&after, refused) > counter(&before, refused),
-        "{after}"
-    );
-    assert!(
-        counter(&after, malformed) > counter(&before, malformed),
-        "{after}"
-    );
+    assert!(app.metric(refused).await > before.0);
+    assert!(app.metric(malformed).await > before.1);
     let logs = crate::support::captured_logs();
     let loud =
         |line: &&str| line.contains("\"level\":\"WARN\"") || line.contains("\"level\":\"ERROR\"");

@@ -53,6 +53,26 @@ impl Api {
         format!("{}{}", self.address, path)
     }
 
+    /// Reads a counter or gauge from `/metrics` (`name` with its labels, as the line
+    /// starts); 0 when there is none.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|line| {
+                line.strip_prefix(name)
+                    .and_then(|rest| rest.trim().parse().ok())
+            })
+            .unwrap_or(0.0)
+    }
+
     /// A request with the admin token: the building block of the operator helpers below.
     pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> Response {
         let mut request = self

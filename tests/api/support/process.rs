@@ -125,23 +125,4 @@ impl ServerProcess {
         }
         None
     }
-
-    /// Reads a counter or gauge from `/metrics`.
-    pub async fn metric(&self, name: &str) -> f64 {
-        let text = self
-            .client
-            .get(self.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
-            .find_map(|line| {
-                line.strip_prefix(name)
-                    .and_then(|rest| rest.trim().parse().ok())
-            })
-            .unwrap_or(0.0)
-    }
 }
