@@ -24,7 +24,11 @@
 #   replay     on a fresh server, 10,000 events to one user who is away; then one client
 #              resumes (Herald: Last-Event-ID; nchan: from its oldest buffered message) and
 #              the time until it holds all 10,000, in order, once
-# SCENARIOS="broadcast users churn opens replay scaleout" (the default) picks which run, TARGETS="herald
+#   noisy      Herald's own (tenants): tenant A holds N − 1,000 streams, tenant B 1,000, one
+#              per user; B publishes 100 single events/s for NOISY_SECONDS (20), first with A
+#              idle, then while A's 4 publishers send 10-event broadcast batches as fast as
+#              they are answered; B's delivery and publish latency in each phase
+# SCENARIOS="broadcast users churn opens replay scaleout noisy" (the default) picks which run, TARGETS="herald"
 # nchan" which servers, HERALD_BIN another Herald binary (to compare two builds); PROFILE=1
 # samples the servers' CPU during the broadcasts and the churn with perf (see profile_start below; nginx's
 # workers are other processes, so only Herald's profile is whole).
@@ -40,7 +44,8 @@ PACED=25000
 HERALD_PORT=18080
 NCHAN_PORT=18090
 ADMIN=bench-admin-token-0123456789
-SCENARIOS=${SCENARIOS:-broadcast users churn opens replay scaleout}
+SCENARIOS=${SCENARIOS:-broadcast users churn opens replay scaleout noisy}
+NOISY_SECONDS=${NOISY_SECONDS:-20}
 TARGETS=${TARGETS:-herald nchan}
 CHURN_STABLE=17000
 CHURN_SECONDS=60
@@ -128,12 +133,13 @@ start_herald() {
   SERVER=127.0.0.1:$HERALD_PORT
 }
 
-# bench_tenant PORT: the `bench` tenant with an API key and an HS256 key (API_KEY, KID, SECRET).
+# bench_tenant PORT [SLUG]: the `bench` tenant (or SLUG) with an API key and an HS256 key
+# (API_KEY, KID, SECRET).
 bench_tenant() {
-  local api="http://127.0.0.1:$1/admin/tenants" auth="Authorization: Bearer $ADMIN"
-  curl -sf -X POST "$api" -H "$auth" -H 'Content-Type: application/json' -d '{"slug":"bench"}' >/dev/null
-  API_KEY=$(curl -sf -X POST "$api/bench/api-keys" -H "$auth" | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
-  read -r KID SECRET < <(curl -sf -X POST "$api/bench/signing-keys" -H "$auth" -H 'Content-Type: application/json' -d '{"alg":"HS256"}' \
+  local api="http://127.0.0.1:$1/admin/tenants" auth="Authorization: Bearer $ADMIN" slug=${2:-bench}
+  curl -sf -X POST "$api" -H "$auth" -H 'Content-Type: application/json' -d "{\"slug\":\"$slug\"}" >/dev/null
+  API_KEY=$(curl -sf -X POST "$api/$slug/api-keys" -H "$auth" | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+  read -r KID SECRET < <(curl -sf -X POST "$api/$slug/signing-keys" -H "$auth" -H 'Content-Type: application/json' -d '{"alg":"HS256"}' \
     | python3 -c 'import json,sys; k=json.load(sys.stdin); print(k["kid"], k["secret"])')
 }
 
@@ -163,7 +169,7 @@ listeners() {
     local n=$((left < PER_PROCESS ? left : PER_PROCESS))
     "$LOAD" listen --target "$target" --server "$SERVER" --source "127.0.$((NEXT_SOURCE / 250)).$((NEXT_SOURCE % 250 + 2))" \
       --connections "$n" --first-user $((p * PER_PROCESS)) --mode "$mode" --events "$events" \
-      --users "$users" --tenant bench --kid="${KID:-}" --secret="${SECRET:-}" --duration "${DURATION:-60}" \
+      --users "$users" --tenant "${TENANT:-bench}" --kid="${KID:-}" --secret="${SECRET:-}" --duration "${DURATION:-60}" \
       --samples "$WORK/${PREFIX:-}samples.$p" "${EXTRA[@]}" >"$WORK/${PREFIX:-}listen.$p" 2>"$WORK/${PREFIX:-}listen.$p.err" &
     LISTENERS+=($!)
     left=$((left - n)); p=$((p + 1)); NEXT_SOURCE=$((NEXT_SOURCE + 1))
@@ -371,6 +377,35 @@ PY
 }
 ALL_LISTENERS=()
 
+scenario_noisy() {
+  local saved=$CONNECTIONS a_key=$API_KEY a_kid=$KID a_secret=$SECRET a_events=1000000
+  local b_events=$((NOISY_SECONDS * 100)) storm phase
+  bench_tenant "$HERALD_PORT" neighbour
+  local b_key=$API_KEY b_kid=$KID b_secret=$SECRET
+  CONNECTIONS=$((saved - 1000))
+  KID=$a_kid SECRET=$a_secret PREFIX=a. DURATION=$((NOISY_SECONDS * 2 + 120)) \
+    listeners herald broadcast "$a_events" 1
+  local a_listeners=("${LISTENERS[@]}")
+  CONNECTIONS=1000
+  for phase in idle storm; do
+    TENANT=neighbour KID=$b_kid SECRET=$b_secret DURATION=$((NOISY_SECONDS + 30)) \
+      listeners herald users "$b_events" 1000
+    storm=
+    if [ "$phase" = storm ]; then
+      "$LOAD" publish --target herald --server "$SERVER" --mode broadcast --events "$a_events" \
+        --rate 100000 --batch 10 --concurrency 4 --api-key="$a_key" >"$WORK/publish.storm" 2>&1 &
+      storm=$!
+      sleep 2
+    fi
+    "$LOAD" publish --target herald --server "$SERVER" --mode users --users 1000 \
+      --events "$b_events" --rate 100 --api-key="$b_key" >"$WORK/publish.neighbour" 2>&1
+    [ -n "$storm" ] && { kill "$storm"; wait "$storm" 2>/dev/null || true; }
+    collect herald noisy "{\"repeat\": $repeat, \"phase\": \"$phase\", \"publish\": $(tail -1 "$WORK/publish.neighbour")}"
+  done
+  for pid in "${a_listeners[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  CONNECTIONS=$saved API_KEY=$a_key KID=$a_kid SECRET=$a_secret
+}
+
 for repeat in $(seq 1 "$REPEATS"); do
   for target in $TARGETS; do
     # broadcast and users share a server (memory is measured on its first connections);
@@ -382,8 +417,8 @@ for repeat in $(seq 1 "$REPEATS"); do
       if wants users; then scenario_users; fi
       stop_server
     fi
-    for scenario in churn opens replay scaleout; do
-      [ "$scenario" = scaleout ] && [ "$target" != herald ] && continue  # Herald's own
+    for scenario in churn opens replay scaleout noisy; do
+      [ "$scenario" = scaleout ] || [ "$scenario" = noisy ] && [ "$target" != herald ] && continue  # Herald's own
       if wants "$scenario" && [ "$scenario" = scaleout ]; then
         scenario_scaleout
       elif wants "$scenario"; then
@@ -447,6 +482,15 @@ lines = [
     ("opens", lambda r: r["churn"]["open_latency"]["p99_ms"], "opens alone: stream open p99 (ms)"),
     ("replay", lambda r: r["seconds_to_complete"], "replay of 10,000 missed events: seconds until all held"),
     ("replay", lambda r: r["lost"] + r["duplicates"] + r["out_of_order"], "replay events lost + duplicated + out of order"),
+    ("noisy", lambda r: r["p50_ms"] if r["phase"] == "idle" else None, "noisy: B's delivery p50, A idle (ms)"),
+    ("noisy", lambda r: r["p99_ms"] if r["phase"] == "idle" else None, "noisy: B's delivery p99, A idle (ms)"),
+    ("noisy", lambda r: r["p50_ms"] if r["phase"] == "storm" else None, "noisy: B's delivery p50, A storming (ms)"),
+    ("noisy", lambda r: r["p99_ms"] if r["phase"] == "storm" else None, "noisy: B's delivery p99, A storming (ms)"),
+    ("noisy", lambda r: r["publish"]["request_latency"]["p50_ms"] if r["phase"] == "idle" else None, "noisy: B's publish p50, A idle (ms)"),
+    ("noisy", lambda r: r["publish"]["request_latency"]["p99_ms"] if r["phase"] == "idle" else None, "noisy: B's publish p99, A idle (ms)"),
+    ("noisy", lambda r: r["publish"]["request_latency"]["p50_ms"] if r["phase"] == "storm" else None, "noisy: B's publish p50, A storming (ms)"),
+    ("noisy", lambda r: r["publish"]["request_latency"]["p99_ms"] if r["phase"] == "storm" else None, "noisy: B's publish p99, A storming (ms)"),
+    ("noisy", lambda r: r["lost"] + r["duplicates"], "noisy: B's events lost + duplicated"),
 ]
 for scenario, get, label in lines:
     h, n = med("herald", scenario, get), med("nchan", scenario, get)

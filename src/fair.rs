@@ -24,14 +24,23 @@ impl<T> Default for Turns<T> {
 }
 
 impl<T> Turns<T> {
-    /// Adds work for `tenant_id`, after its earlier work.
-    pub fn push(&mut self, tenant_id: i64, item: T) {
+    /// Adds work for `tenant_id`, after its earlier work; returns how much it has waiting.
+    pub fn push(&mut self, tenant_id: i64, item: T) -> usize {
         let queue = self.queues.entry(tenant_id).or_default();
         if queue.is_empty() {
             self.line.push_back(tenant_id);
         }
         queue.push_back(item);
         self.len += 1;
+        queue.len()
+    }
+
+    /// Drops all of `tenant_id`'s work.
+    pub fn remove(&mut self, tenant_id: i64) {
+        if let Some(queue) = self.queues.remove(&tenant_id) {
+            self.len -= queue.len();
+            self.line.retain(|&t| t != tenant_id);
+        }
     }
 
     /// Items waiting, all tenants together.
@@ -85,5 +94,8 @@ mod tests {
         assert_eq!(turns.turn(|_| ()), Some(()));
         assert_eq!(turns.turn(VecDeque::pop_front), Some(Some("b")));
         assert_eq!(turns.len(), 1);
+        turns.remove(1);
+        assert!(turns.is_empty());
+        assert_eq!(turns.turn(VecDeque::pop_front), None);
     }
 }

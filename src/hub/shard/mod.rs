@@ -9,11 +9,11 @@
 //! the shard's poller (`owned`) — an idle stream costs its entry here and nothing else.
 //! Who listens to what is `hub::index`; where frames go, `hub::sink`.
 //!
-//! A few events are handed out as they come. A large group, or any group while others
-//! wait, goes into per-tenant turns (`fair::Turns`): each turn hands out a slice of one
-//! tenant's deliveries, then the mailbox is let in, so one tenant's 1,000-event broadcast
-//! to thousands of streams cannot hold up another tenant's single event for long. A
-//! tenant's own events keep their order.
+//! Committed groups wait in per-tenant turns (`fair::Turns`): each turn hands out a slice
+//! of one tenant's deliveries, then the mailbox is let in, so one tenant's broadcasts to
+//! thousands of streams cannot hold up another tenant's single event for long. A tenant's
+//! own events keep their order; a tenant more than `stream.queue_capacity` groups behind
+//! has its streams here closed as slow (they resume from the log).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -261,13 +261,10 @@ impl Handler<Deliver> for Shard {
     type Result = ();
 
     fn handle(&mut self, Deliver(batch): Deliver, ctx: &mut Context<Self>) {
-        // The common case, a few events while nothing waits: at once.
-        if self.waiting.is_empty() && batch.len() <= DELIVERIES_AT_ONCE {
-            self.deliver(&batch);
-            return;
-        }
-        // Otherwise each tenant's part waits for its turns, so a tenant's large fan-out
-        // goes out a slice at a time with the others' in between.
+        // Only queued here, per tenant: handing out is `Work`'s, a turn at a time. So the
+        // mailbox empties at once into the tenants' queues, and a tenant whose groups
+        // arrive faster than they can be handed out cannot put another tenant's event
+        // behind all of them.
         let mut start = 0;
         while start < batch.len() {
             let tenant_id = batch[start].tenant_id;
@@ -276,7 +273,7 @@ impl Handler<Deliver> for Shard {
                     .iter()
                     .take_while(|d| d.tenant_id == tenant_id)
                     .count();
-            self.waiting.push(
+            let queued = self.waiting.push(
                 tenant_id,
                 Run {
                     batch: batch.clone(),
@@ -284,6 +281,9 @@ impl Handler<Deliver> for Shard {
                     end,
                 },
             );
+            if queued > self.backlog_limit {
+                self.too_far_behind(tenant_id);
+            }
             start = end;
         }
         if !self.working {
@@ -293,8 +293,6 @@ impl Handler<Deliver> for Shard {
     }
 }
 
-/// The most deliveries of one group handed out at once when nothing waits.
-const DELIVERIES_AT_ONCE: usize = 64;
 /// The most hand-offs (a delivery to one stream) in a tenant's turn.
 const HANDOFFS_PER_TURN: usize = 32_768;
 
@@ -342,6 +340,27 @@ impl Handler<Work> for Shard {
 }
 
 impl Shard {
+    /// A tenant's groups arrive faster than this shard hands them out: its streams here end
+    /// as too slow (they reconnect and resume from the log, missing nothing) and what waited
+    /// for them goes.
+    fn too_far_behind(&mut self, tenant_id: i64) {
+        self.waiting.remove(tenant_id);
+        let streams: Vec<u64> = self
+            .connections
+            .iter()
+            .filter(|(_, c)| c.tenant_id == tenant_id)
+            .map(|(&id, _)| id)
+            .collect();
+        tracing::warn!(
+            tenant_id,
+            streams = streams.len(),
+            "a tenant publishes faster than its streams can be served; they resume from the log"
+        );
+        for id in streams {
+            self.end(id, Ending::Slow);
+        }
+    }
+
     /// Hands `deliveries` (one commit group, or a slice of one) to their listeners.
     fn deliver(&mut self, deliveries: &[Delivery]) {
         let mut ended = Vec::new();
