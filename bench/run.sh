@@ -27,7 +27,8 @@
 #   noisy      Herald's own (tenants): tenant A holds N − 1,000 streams, tenant B 1,000, one
 #              per user; B publishes 100 single events/s for NOISY_SECONDS (20), first with A
 #              idle, then while A's 4 publishers send 10-event broadcast batches as fast as
-#              they are answered; B's delivery and publish latency in each phase
+#              they are answered, A's limit NOISY_A_RATE (10) events/s (the rest get 429);
+#              B's delivery and publish latency in each phase
 # SCENARIOS="broadcast users churn opens replay scaleout noisy" (the default) picks which run, TARGETS="herald"
 # nchan" which servers, HERALD_BIN another Herald binary (to compare two builds); PROFILE=1
 # samples the servers' CPU during the broadcasts and the churn with perf (see profile_start below; nginx's
@@ -46,6 +47,7 @@ NCHAN_PORT=18090
 ADMIN=bench-admin-token-0123456789
 SCENARIOS=${SCENARIOS:-broadcast users churn opens replay scaleout noisy}
 NOISY_SECONDS=${NOISY_SECONDS:-20}
+NOISY_A_RATE=${NOISY_A_RATE:-10}
 TARGETS=${TARGETS:-herald nchan}
 CHURN_STABLE=17000
 CHURN_SECONDS=60
@@ -382,6 +384,9 @@ scenario_noisy() {
   local b_events=$((NOISY_SECONDS * 100)) storm phase
   bench_tenant "$HERALD_PORT" neighbour
   local b_key=$API_KEY b_kid=$KID b_secret=$SECRET
+  curl -sf -X PATCH "http://127.0.0.1:$HERALD_PORT/admin/tenants/bench" -H "Authorization: Bearer $ADMIN" \
+    -H 'Content-Type: application/json' \
+    -d "{\"limits\": {\"publish_per_sec\": $NOISY_A_RATE, \"publish_burst\": $NOISY_A_RATE}}" >/dev/null
   CONNECTIONS=$((saved - 1000))
   KID=$a_kid SECRET=$a_secret PREFIX=a. DURATION=$((NOISY_SECONDS * 2 + 120)) \
     listeners herald broadcast "$a_events" 1
@@ -399,8 +404,13 @@ scenario_noisy() {
     fi
     "$LOAD" publish --target herald --server "$SERVER" --mode users --users 1000 \
       --events "$b_events" --rate 100 --api-key="$b_key" >"$WORK/publish.neighbour" 2>&1
-    [ -n "$storm" ] && { kill "$storm"; wait "$storm" 2>/dev/null || true; }
-    collect herald noisy "{\"repeat\": $repeat, \"phase\": \"$phase\", \"publish\": $(tail -1 "$WORK/publish.neighbour")}"
+    local a_published=0 behind
+    if [ -n "$storm" ]; then
+      kill -INT "$storm"; wait "$storm" 2>/dev/null || true
+      a_published=$(curl -sf "http://$SERVER/metrics" | awk '/^herald_tenant_published_total\{tenant="bench"\}/ {print $2}')
+    fi
+    behind=$(grep -c "faster than its streams" "$WORK/herald/log.$HERALD_PORT" || true)
+    collect herald noisy "{\"repeat\": $repeat, \"phase\": \"$phase\", \"a_published\": ${a_published:-0}, \"a_shards_behind\": $behind, \"publish\": $(tail -1 "$WORK/publish.neighbour")}"
   done
   for pid in "${a_listeners[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
   CONNECTIONS=$saved API_KEY=$a_key KID=$a_kid SECRET=$a_secret
@@ -491,6 +501,8 @@ lines = [
     ("noisy", lambda r: r["publish"]["request_latency"]["p50_ms"] if r["phase"] == "storm" else None, "noisy: B's publish p50, A storming (ms)"),
     ("noisy", lambda r: r["publish"]["request_latency"]["p99_ms"] if r["phase"] == "storm" else None, "noisy: B's publish p99, A storming (ms)"),
     ("noisy", lambda r: r["lost"] + r["duplicates"], "noisy: B's events lost + duplicated"),
+    ("noisy", lambda r: r["a_published"] if r["phase"] == "storm" else None, "noisy: A's broadcasts stored during its storm (each to N − 1,000 streams)"),
+    ("noisy", lambda r: r["a_shards_behind"] if r["phase"] == "storm" else None, "noisy: shards that closed A's streams as too far behind"),
 ]
 for scenario, get, label in lines:
     h, n = med("herald", scenario, get), med("nchan", scenario, get)
