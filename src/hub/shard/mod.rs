@@ -279,7 +279,6 @@ impl Handler<Deliver> for Shard {
                     batch: batch.clone(),
                     next: start,
                     end,
-                    split: None,
                 },
             );
             if queued > self.backlog_limit {
@@ -294,27 +293,14 @@ impl Handler<Deliver> for Shard {
     }
 }
 
-/// The most hand-offs (a delivery to one stream) in a tenant's turn: about 10–20 ms of
-/// work, so another tenant's event waits about that long for its turn.
-const HANDOFFS_PER_TURN: usize = 2_048;
+/// The most hand-offs (a delivery to one stream) in a tenant's turn.
+const HANDOFFS_PER_TURN: usize = 32_768;
 
 /// Part of a committed group, one tenant's deliveries `next..end`, not yet handed out.
 struct Run {
     batch: Arc<Vec<Delivery>>,
     next: usize,
     end: usize,
-    /// A delivery to more streams than a turn takes goes out over several turns, to the
-    /// streams that listened when it began (one registered since then gets it from its
-    /// replay): these, and how many have had it.
-    split: Option<(Vec<u64>, usize)>,
-}
-
-/// One turn's share of a run.
-enum Share {
-    /// Deliveries `range` of the group, whole.
-    Whole(Arc<Vec<Delivery>>, std::ops::Range<usize>),
-    /// Delivery `index` of the group, to these streams.
-    Part(Arc<Vec<Delivery>>, usize, Vec<u64>),
 }
 
 /// Hands out the next tenant's turn of what waits, then lets the mailbox in (new streams,
@@ -328,61 +314,28 @@ impl Handler<Work> for Shard {
 
     fn handle(&mut self, _: Work, ctx: &mut Context<Self>) {
         let listeners = &self.listeners;
-        let share = self.waiting.turn(|runs| {
+        let turn = self.waiting.turn(|runs| {
             let run = runs.front_mut()?;
-            let share = run.take_turn(listeners);
+            let start = run.next;
+            let mut handoffs = 0;
+            while run.next < run.end && (run.next == start || handoffs < HANDOFFS_PER_TURN) {
+                handoffs += listeners.of(&run.batch[run.next]).len().max(1);
+                run.next += 1;
+            }
+            let slice = (run.batch.clone(), start..run.next);
             if run.next == run.end {
                 runs.pop_front();
             }
-            Some(share)
+            Some(slice)
         });
-        match share {
-            Some(Some(Share::Whole(batch, range))) => self.deliver(&batch[range]),
-            Some(Some(Share::Part(batch, index, streams))) => {
-                self.deliver_to(&batch[index], &streams)
-            }
-            _ => {}
+        if let Some(Some((batch, range))) = turn {
+            self.deliver(&batch[range]);
         }
         if self.waiting.is_empty() {
             self.working = false;
         } else {
             ctx.notify(Work);
         }
-    }
-}
-
-impl Run {
-    /// What one turn hands out: whole deliveries while they fit in `HANDOFFS_PER_TURN`, or
-    /// the next part of one too large for a turn.
-    fn take_turn(&mut self, listeners: &Listeners) -> Share {
-        if self.split.is_none() {
-            let delivery = &self.batch[self.next];
-            let streams = listeners.of(delivery);
-            if streams.len() > HANDOFFS_PER_TURN {
-                self.split = Some((streams.to_vec(), 0));
-            }
-        }
-        if let Some((streams, done)) = &mut self.split {
-            let part = streams[*done..(*done + HANDOFFS_PER_TURN).min(streams.len())].to_vec();
-            *done += part.len();
-            let index = self.next;
-            if *done == streams.len() {
-                self.split = None;
-                self.next += 1;
-            }
-            return Share::Part(self.batch.clone(), index, part);
-        }
-        let start = self.next;
-        let mut handoffs = 0;
-        while self.next < self.end {
-            let streams = listeners.of(&self.batch[self.next]).len();
-            if self.next > start && handoffs + streams > HANDOFFS_PER_TURN {
-                break;
-            }
-            handoffs += streams.max(1);
-            self.next += 1;
-        }
-        Share::Whole(self.batch.clone(), start..self.next)
     }
 }
 
@@ -408,42 +361,27 @@ impl Shard {
         }
     }
 
-    /// Hands one delivery to `streams` (part of its listeners).
-    fn deliver_to(&mut self, delivery: &Delivery, streams: &[u64]) {
-        let mut ended = Vec::new();
-        let mut reached = TenantTally::default();
-        reached.add(delivery.tenant_id, streams.len());
-        let now = self.clock.now();
-        let limit = self.backlog_limit;
-        hand_out(
-            &mut self.connections,
-            delivery,
-            streams,
-            (now, &self.stats, limit),
-            &mut ended,
-        );
-        reached.record(&self.stats);
-        for (id, ending) in ended {
-            self.end(id, ending);
-        }
-    }
-
     /// Hands `deliveries` (one commit group, or a slice of one) to their listeners.
     fn deliver(&mut self, deliveries: &[Delivery]) {
         let mut ended = Vec::new();
         let mut reached = TenantTally::default();
         if let [delivery] = deliveries {
             // One event: straight to each listener, without gathering per connection.
+            let now = self.clock.now();
             let listeners = self.listeners.of(delivery);
             reached.add(delivery.tenant_id, listeners.len());
-            let context = (self.clock.now(), &*self.stats, self.backlog_limit);
-            hand_out(
-                &mut self.connections,
-                delivery,
-                listeners,
-                context,
-                &mut ended,
-            );
+            for &id in listeners {
+                if let Some(connection) = self.connections.get_mut(&id)
+                    && let Err(ending) = connection.sink.take(
+                        Frames::One(delivery.frame.clone()),
+                        now,
+                        &self.stats,
+                        self.backlog_limit,
+                    )
+                {
+                    ended.push((id, ending));
+                }
+            }
         } else {
             for delivery in deliveries {
                 let listeners = self.listeners.of(delivery);
@@ -464,29 +402,6 @@ impl Shard {
             // A queue's task sees its queue close and ends the stream; the browser then
             // reconnects and resumes from the log.
             self.end(id, ending);
-        }
-    }
-}
-
-/// Hands one delivery's frame to each of `streams` (`now`, the stats and the backlog
-/// limit their sinks need); notes those that could not take it.
-fn hand_out(
-    connections: &mut HashMap<u64, Connection>,
-    delivery: &Delivery,
-    streams: &[u64],
-    (now, stats, backlog_limit): (u64, &HubStats, usize),
-    ended: &mut Vec<(u64, Ending)>,
-) {
-    for &id in streams {
-        if let Some(connection) = connections.get_mut(&id)
-            && let Err(ending) = connection.sink.take(
-                Frames::One(delivery.frame.clone()),
-                now,
-                stats,
-                backlog_limit,
-            )
-        {
-            ended.push((id, ending));
         }
     }
 }
