@@ -9,6 +9,7 @@
 //! link per node. Usage counts live in `usage`.
 
 pub mod local;
+pub mod mirror;
 pub mod rates;
 pub mod redis;
 pub mod streams;

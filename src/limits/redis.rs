@@ -14,7 +14,7 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use tokio::sync::{Notify, watch};
 
-use super::streams::StreamMirror;
+use super::mirror::StreamMirror;
 
 /// The longest a caller waits for Redis before it does without.
 pub const CALL_TIMEOUT: Duration = Duration::from_millis(250);

@@ -6,11 +6,11 @@
 //! and then, so lost decrements and a Redis restart mend themselves, and while Redis does
 //! not answer the node checks against it alone, with its share of the tenant's cap.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use super::mirror::StreamMirror;
 use super::redis::{CALL_TIMEOUT, NODE_EXPIRY, RedisLink};
 use crate::hub::ledger::{Pending, StreamLedger};
 use crate::hub::{HubError, StreamCaps};
@@ -59,53 +59,6 @@ for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], now - tonumber(ARGV[3
 end
 return total
 "#;
-
-/// What this node has counted: its open streams by id, and the counts per field.
-#[derive(Default)]
-pub struct StreamMirror {
-    inner: Mutex<Mirror>,
-}
-
-#[derive(Default)]
-struct Mirror {
-    streams: HashMap<u64, [String; 2]>,
-    counts: HashMap<String, u64>,
-}
-
-impl StreamMirror {
-    fn add(&self, id: u64, fields: [String; 2]) {
-        let mut mirror = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        for field in &fields {
-            *mirror.counts.entry(field.clone()).or_insert(0) += 1;
-        }
-        mirror.streams.insert(id, fields);
-    }
-
-    fn remove(&self, id: u64) -> Option<[String; 2]> {
-        let mut mirror = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        let fields = mirror.streams.remove(&id)?;
-        for field in &fields {
-            if let Some(count) = mirror.counts.get_mut(field) {
-                *count -= 1;
-                if *count == 0 {
-                    mirror.counts.remove(field);
-                }
-            }
-        }
-        Some(fields)
-    }
-
-    fn count(&self, field: &str) -> u64 {
-        let mirror = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        mirror.counts.get(field).copied().unwrap_or(0)
-    }
-
-    /// Every field and its count, to write as this node's hash.
-    pub fn counts(&self) -> Vec<(String, u64)> {
-        let mirror = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        mirror.counts.iter().map(|(f, c)| (f.clone(), *c)).collect()
-    }
-}
 
 fn fields(tenant_id: i64, user: &str) -> [String; 2] {
     [format!("t:{tenant_id}"), format!("u:{tenant_id}:{user}")]
