@@ -44,28 +44,34 @@ async fn drained_stream(app: &TestApp, tenant: &TestTenant, user: &str) {
 struct Timings {
     answered: Vec<Duration>,
     arrived: Vec<Duration>,
+    /// From the answer to the arrival: the fan-out's part.
+    after_answer: Vec<Duration>,
 }
 
 async fn b_timings(app: &TestApp, b: &TestTenant, stream: &mut SseStream) -> Timings {
     let mut timings = Timings {
         answered: Vec::with_capacity(SAMPLES),
         arrived: Vec::with_capacity(SAMPLES),
+        after_answer: Vec::with_capacity(SAMPLES),
     };
     for n in 0..SAMPLES {
         let began = Instant::now();
         app.publish_ok(&b.api_key, &json!({"to": {"user": "b"}, "data": n}))
             .await;
-        timings.answered.push(began.elapsed());
+        let answered = began.elapsed();
+        timings.answered.push(answered);
         let event = stream
             .next_event(Duration::from_secs(30))
             .await
             .expect("B's event arrives");
         assert_eq!(event.data, n.to_string());
         timings.arrived.push(began.elapsed());
+        timings.after_answer.push(began.elapsed() - answered);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     timings.answered.sort();
     timings.arrived.sort();
+    timings.after_answer.sort();
     timings
 }
 
@@ -121,18 +127,25 @@ async fn a_tenant_s_broadcast_storm_does_not_hold_up_another_tenant_s_events() {
     }
 
     let (idle_p99, storm_p99) = (p99(&idle.arrived), p99(&during.arrived));
+    let fan_out_p99 = p99(&during.after_answer);
     eprintln!(
         "fairness: B's delivery p99 {idle_p99:?} with A idle, {storm_p99:?} with A storming \
-         (its publish answered within {:?} and {:?}); {batches} batches of {BATCH} broadcasts \
-         to {STREAMS} streams",
+         (its publish answered within {:?} and {:?}; delivered within {fan_out_p99:?} of the \
+         answer); {batches} batches of {BATCH} broadcasts to {STREAMS} streams",
         p99(&idle.answered),
         p99(&during.answered),
     );
     assert!(batches >= PUBLISHERS as u64, "A stormed: {batches} batches");
-    // Without turns per tenant B's events waited behind every batch A had queued (more than
-    // 30 s here); with them, B waits for a commit group and a shard's slice at most.
+    // Without turns per tenant B's events waited behind every group A had queued (more than
+    // 30 s here); with them, B waits for a shard's turn of A's at most once its publish is
+    // answered. How long the answer takes depends on how loaded the machine is (the suite
+    // runs beside this test), so that bound is looser.
     assert!(
-        storm_p99 <= Duration::from_secs(1),
+        fan_out_p99 <= Duration::from_secs(1),
+        "B's events waited {fan_out_p99:?} (p99) after their publish was answered"
+    );
+    assert!(
+        storm_p99 <= Duration::from_secs(5),
         "B's p99 {storm_p99:?} under A's storm, {idle_p99:?} without"
     );
 }
