@@ -88,6 +88,14 @@ impl PublishBudget {
         }
     }
 
+    /// Forgets a removed tenant's bucket on this node.
+    pub fn forget(&self, tenant_id: i64) {
+        match self {
+            PublishBudget::Local(buckets) => buckets.forget(tenant_id),
+            PublishBudget::Shared(buckets) => buckets.forget(tenant_id),
+        }
+    }
+
     /// Whether the deployment's buckets are out of reach and this node uses its share.
     pub fn degraded(&self) -> bool {
         match self {

@@ -47,6 +47,11 @@ impl SharedBuckets {
         }
     }
 
+    /// Forgets a removed tenant's share bucket (its shared one expires in Redis by itself).
+    pub fn forget(&self, tenant_id: i64) {
+        self.fallback.forget(tenant_id);
+    }
+
     pub fn connected(&self) -> bool {
         self.link.connected()
     }

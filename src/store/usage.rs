@@ -2,12 +2,14 @@
 //! limit, events delivered to its streams. Counts are added, never set, so every node adds
 //! its own and the rows hold the whole deployment's figures.
 
+use std::collections::HashSet;
+
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect,
 };
 
-use super::entities::tenant_usage;
+use super::entities::{tenant, tenant_usage};
 use super::{Store, StoreError};
 
 /// Counts to add to one tenant's day.
@@ -86,7 +88,8 @@ pub async fn add_usage(
 }
 
 impl Store {
-    /// Adds counts for several tenants, each to `day`, in one transaction.
+    /// Adds counts for several tenants, each to `day`, in one transaction. Counts of a
+    /// tenant removed since they were taken go with it (its rows are gone too).
     pub async fn add_usage(
         &self,
         day: i64,
@@ -96,7 +99,16 @@ impl Store {
             return Ok(());
         }
         let txn = self.begin_write().await?;
-        for (tenant_id, counts) in counts {
+        let existing: HashSet<i64> = tenant::Entity::find()
+            .select_only()
+            .column(tenant::Column::Id)
+            .filter(tenant::Column::Id.is_in(counts.iter().map(|(id, _)| *id)))
+            .into_tuple::<i64>()
+            .all(&txn)
+            .await?
+            .into_iter()
+            .collect();
+        for (tenant_id, counts) in counts.iter().filter(|(id, _)| existing.contains(id)) {
             add_usage(&txn, *tenant_id, day, *counts).await?;
         }
         txn.commit().await?;

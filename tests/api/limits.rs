@@ -311,3 +311,29 @@ async fn per_tenant_metrics_label_the_first_tenants_and_sum_the_rest() {
     );
     assert_eq!(app.metric(&published("other")).await, 4.0);
 }
+
+/// Counts a node still holds for a tenant that is removed meanwhile go with it: they never
+/// stop the other tenants' usage from being written.
+#[actix_web::test]
+async fn a_removed_tenant_s_unwritten_counts_do_not_hold_up_the_others() {
+    let app = spawn_app().await;
+    let gone = app.create_tenant("gone").await;
+    let kept = app.create_tenant("kept").await;
+    set_limits(
+        &app,
+        "gone",
+        json!({"publish_per_sec": 1, "publish_burst": 1}),
+    )
+    .await;
+    app.publish_ok(&gone.api_key, &batch(1)).await;
+    let refused = app.publish(&gone.api_key, &batch(1)).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        app.delete_tenant("gone").await.status(),
+        StatusCode::NO_CONTENT
+    );
+
+    app.publish_ok(&kept.api_key, &batch(2)).await;
+    let figures = usage(&app, "kept").await;
+    assert_eq!(figures["published"]["today"], 2);
+}

@@ -174,6 +174,10 @@ pub async fn delete_tenant(
     let tenant = state.tenant(&slug).await?;
     if state.store.delete_tenant(&slug).await? {
         state.end_streams(tenant.id, None, sse::TENANT_REMOVED);
+        // This node's bucket and counts for it go too (freeing its /metrics label for
+        // another tenant).
+        state.budget.forget(tenant.id);
+        state.usage.forget(tenant.id);
         Ok(HttpResponse::NoContent().finish())
     } else {
         Err(ApiError::tenant_not_found(&slug))
