@@ -47,7 +47,7 @@ pub fn render(state: &AppState) -> String {
     }
     metrics::counter!("herald_malformed_requests_total")
         .absolute(crate::error::malformed_requests());
-    state.usage.delivered(hub.delivered_to.take());
+    state.usage.delivered(&hub.delivered_to);
     for line in state.usage.lines(&state.hub.open_streams()) {
         let tenant = line.label;
         let count = |value: i64| u64::try_from(value).unwrap_or(0);

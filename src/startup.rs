@@ -303,8 +303,8 @@ fn spawn_usage_flusher(usage: Arc<UsageMeter>, hub: Hub, store: Store, shutdown:
     let flush = move || {
         let (usage, hub, store) = (usage.clone(), hub.clone(), store.clone());
         async move {
-            usage.delivered(hub.stats().delivered_to.take());
-            if let Err(error) = usage.flush(&store, day_of(now_ms())).await {
+            let delivered = &hub.stats().delivered_to;
+            if let Err(error) = usage.flush(&store, delivered, day_of(now_ms())).await {
                 tracing::warn!(%error, "usage: cannot write this second's counts; kept for the next");
             }
         }

@@ -110,7 +110,7 @@ pub struct HubStats {
 pub struct TenantCounts(std::sync::Mutex<HashMap<i64, u64>>);
 
 impl TenantCounts {
-    fn add(&self, counts: impl IntoIterator<Item = (i64, u64)>) {
+    pub(crate) fn add(&self, counts: impl IntoIterator<Item = (i64, u64)>) {
         let mut map = self
             .0
             .lock()

@@ -62,17 +62,6 @@ pub enum Admission {
     TooLarge,
 }
 
-/// Where the answer came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Authority {
-    /// This node alone (a single node).
-    Local,
-    /// The deployment's bucket in Redis.
-    Shared,
-    /// This node's share, while Redis does not answer.
-    Fallback,
-}
-
 /// The publish route's budget: one node's, or the deployment's.
 pub enum PublishBudget {
     Local(local::LocalBuckets),
@@ -81,9 +70,9 @@ pub enum PublishBudget {
 
 impl PublishBudget {
     /// Takes `n` events from `tenant_id`'s bucket of `rate`, or says when they would fit.
-    pub async fn admit(&self, tenant_id: i64, rate: Rate, n: u64) -> (Admission, Authority) {
+    pub async fn admit(&self, tenant_id: i64, rate: Rate, n: u64) -> Admission {
         match self {
-            PublishBudget::Local(buckets) => (buckets.admit(tenant_id, rate, n), Authority::Local),
+            PublishBudget::Local(buckets) => buckets.admit(tenant_id, rate, n),
             PublishBudget::Shared(buckets) => buckets.admit(tenant_id, rate, n).await,
         }
     }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::local::LocalBuckets;
 use super::redis::{CALL_TIMEOUT, RedisLink};
-use super::{Admission, Authority, Rate};
+use super::{Admission, Rate};
 
 /// KEYS[1]: the tenant's bucket. ARGV: interval (µs per event), burst, n.
 /// Returns {admitted (0/1), remaining, µs until n would fit (refused) or until full}.
@@ -56,9 +56,9 @@ impl SharedBuckets {
         self.link.connected()
     }
 
-    pub async fn admit(&self, tenant_id: i64, rate: Rate, n: u64) -> (Admission, Authority) {
+    pub async fn admit(&self, tenant_id: i64, rate: Rate, n: u64) -> Admission {
         if n > rate.burst {
-            return (Admission::TooLarge, Authority::Shared);
+            return Admission::TooLarge;
         }
         if let Some(mut connection) = self.link.connection() {
             let interval_us = 1_000_000.0 / rate.per_sec as f64;
@@ -75,16 +75,13 @@ impl SharedBuckets {
                         },
                         _ => Admission::Refused { retry_after: after },
                     };
-                    return (admission, Authority::Shared);
+                    return admission;
                 }
                 Ok(Err(error)) => self.link.failed(&error),
                 Err(_) => self.link.failed(&"no answer in time"),
             }
         }
         let share = rate.share(self.link.nodes());
-        (
-            self.fallback.admit(tenant_id, share, n),
-            Authority::Fallback,
-        )
+        self.fallback.admit(tenant_id, share, n)
     }
 }

@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
+use crate::hub::TenantCounts;
 use crate::store::usage::UsageCounts;
 use crate::store::{Store, StoreError};
 
@@ -54,30 +55,39 @@ impl UsageMeter {
         change(tenants.entry(tenant_id).or_default())
     }
 
-    /// Names the tenant for `/metrics`.
-    pub fn name(&self, tenant_id: i64, slug: &str) {
+    /// `slug`'s meter (named for `/metrics` as it is touched).
+    fn named<R>(
+        &self,
+        tenant_id: i64,
+        slug: &str,
+        change: impl FnOnce(&mut TenantMeter) -> R,
+    ) -> R {
         self.with(tenant_id, |meter| {
             if meter.slug.as_deref() != Some(slug) {
                 meter.slug = Some(slug.to_owned());
             }
+            change(meter)
+        })
+    }
+
+    /// `events` of `slug` committed (already counted in the database by the writer).
+    pub fn published(&self, tenant_id: i64, slug: &str, events: u64) {
+        self.named(tenant_id, slug, |meter| {
+            meter.total.published += events as i64
         });
     }
 
-    /// `events` committed (already counted in the database by the writer).
-    pub fn published(&self, tenant_id: i64, events: u64) {
-        self.with(tenant_id, |meter| meter.total.published += events as i64);
-    }
-
-    /// A publish refused by the tenant's rate limit.
-    pub fn rate_limited(&self, tenant_id: i64) {
-        self.with(tenant_id, |meter| {
+    /// A publish of `slug` refused by its rate limit.
+    pub fn rate_limited(&self, tenant_id: i64, slug: &str) {
+        self.named(tenant_id, slug, |meter| {
             meter.total.rate_limited += 1;
             meter.pending.rate_limited += 1;
         });
     }
 
-    /// Events handed to the tenant's streams, per tenant.
-    pub fn delivered(&self, counts: impl IntoIterator<Item = (i64, u64)>) {
+    /// Events the shards handed to streams since the last call, per tenant.
+    pub fn delivered(&self, from: &TenantCounts) {
+        let counts = from.take();
         let mut tenants = self.tenants.lock().unwrap_or_else(PoisonError::into_inner);
         for (tenant_id, events) in counts {
             let meter = tenants.entry(tenant_id).or_default();
@@ -87,12 +97,20 @@ impl UsageMeter {
     }
 
     /// What this node has not yet added to the database, for one tenant.
-    pub fn pending(&self, tenant_id: i64) -> UsageCounts {
+    #[cfg(test)]
+    fn pending(&self, tenant_id: i64) -> UsageCounts {
         self.with(tenant_id, |meter| meter.pending)
     }
 
-    /// Adds what is pending to the usage rows of `day`; on failure it stays pending.
-    pub async fn flush(&self, store: &Store, day: i64) -> Result<(), StoreError> {
+    /// Adds what is pending — with the shards' latest deliveries, `delivered` — to the
+    /// usage rows of `day`; on failure it stays pending.
+    pub async fn flush(
+        &self,
+        store: &Store,
+        delivered: &TenantCounts,
+        day: i64,
+    ) -> Result<(), StoreError> {
+        self.delivered(delivered);
         let pending: Vec<(i64, UsageCounts)> = {
             let mut tenants = self.tenants.lock().unwrap_or_else(PoisonError::into_inner);
             tenants
@@ -170,11 +188,12 @@ mod tests {
     fn tenants_beyond_the_label_cap_are_summed_as_other() {
         let meter = UsageMeter::new(2);
         for (id, slug) in [(3, "c"), (1, "a"), (2, "b")] {
-            meter.name(id, slug);
-            meter.published(id, id as u64);
+            meter.published(id, slug, id as u64);
         }
-        meter.rate_limited(3);
-        meter.delivered([(1, 10), (3, 30)]);
+        meter.rate_limited(3, "c");
+        let shards = TenantCounts::default();
+        shards.add([(1, 10), (3, 30)]);
+        meter.delivered(&shards);
         let lines = meter.lines(&HashMap::from([(2, 5), (4, 1)]));
         let labels: Vec<&str> = lines.iter().map(|l| l.label.as_str()).collect();
         assert_eq!(labels, ["a", "b", "other"]);

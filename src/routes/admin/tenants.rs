@@ -221,8 +221,8 @@ pub async fn tenant_usage(
     let tenant = state.tenant(&slug).await?;
     let today = day_of(now_ms());
     // This node's last second first: its own figures are then exact.
-    state.usage.delivered(state.hub.stats().delivered_to.take());
-    state.usage.flush(&state.store, today).await?;
+    let delivered = &state.hub.stats().delivered_to;
+    state.usage.flush(&state.store, delivered, today).await?;
     let report = state.store.usage(tenant.id, today).await?;
     let position = state
         .store

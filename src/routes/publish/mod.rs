@@ -79,11 +79,10 @@ async fn append(
     // invalid publish takes nothing from it, and a 429 leaves the Idempotency-Key unused.
     let rate = Rate::of(&limits);
     let n = events.len() as u64;
-    state.usage.name(tenant.id, &tenant.slug);
-    let (remaining, full_in) = match state.budget.admit(tenant.id, rate, n).await.0 {
+    let (remaining, full_in) = match state.budget.admit(tenant.id, rate, n).await {
         Admission::Admitted { remaining, full_in } => (remaining, full_in),
         Admission::Refused { retry_after } => {
-            state.usage.rate_limited(tenant.id);
+            state.usage.rate_limited(tenant.id, &tenant.slug);
             return Ok(limit::refused(rate, n, retry_after));
         }
         Admission::TooLarge => return Err(limit::never_fits(rate, n)),
@@ -94,7 +93,9 @@ async fn append(
     }
     match state.log.append(tenant.id, events, claim).await? {
         AppendOutcome::Committed(events) => {
-            state.usage.published(tenant.id, events.len() as u64);
+            state
+                .usage
+                .published(tenant.id, &tenant.slug, events.len() as u64);
             let events = events.iter().map(LoggedEvent::receipt).collect();
             Ok(answer.json(PublishAnswer { events }))
         }
