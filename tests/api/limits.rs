@@ -26,6 +26,12 @@ fn batch(n: usize) -> Value {
     json!({ "events": events })
 }
 
+/// A 429's `Retry-After`, in seconds.
+fn retry_after(response: &reqwest::Response) -> u64 {
+    let value = response.headers()["retry-after"].to_str().unwrap();
+    value.parse().unwrap()
+}
+
 async fn stored(app: &TestApp, t: &TestTenant) -> usize {
     app.full_history(&t.api_key, "user=u").await.len()
 }
@@ -119,12 +125,8 @@ async fn a_burst_is_admitted_then_429_with_retry_after_and_admitted_again_after_
     // Two more than the one left: refused whole, nothing stored.
     let refused = app.publish(&t.api_key, &batch(2)).await;
     assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry_after: u64 = refused.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    let wait = retry_after(&refused);
+    assert!((1..=2).contains(&wait), "{wait}");
     assert!(refused.headers().contains_key("ratelimit"));
     assert_error(refused, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
     assert_eq!(stored(&app, &t).await, 3);
@@ -138,11 +140,7 @@ async fn a_burst_is_admitted_then_429_with_retry_after_and_admitted_again_after_
     app.publish_ok(&t.api_key, &batch(1)).await;
     let response = app.publish(&t.api_key, &batch(1)).await;
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
-    let wait: u64 = response.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let wait = retry_after(&response);
     tokio::time::sleep(Duration::from_secs(wait)).await;
     app.publish_ok(&t.api_key, &batch(1)).await;
     assert_eq!(stored(&app, &t).await, 5);
