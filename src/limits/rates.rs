@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use super::local::LocalBuckets;
-use super::redis::{CALL_TIMEOUT, RedisLink};
+use super::redis::RedisLink;
 use super::{Admission, Rate};
 
 /// KEYS[1]: the tenant's bucket. ARGV: interval (µs per event), burst, n.
@@ -60,26 +60,20 @@ impl SharedBuckets {
         if n > rate.burst {
             return Admission::TooLarge;
         }
-        if let Some(mut connection) = self.link.connection() {
-            let interval_us = 1_000_000.0 / rate.per_sec as f64;
-            let mut invocation = self.script.key(self.link.keys().rate(tenant_id));
-            invocation.arg(interval_us).arg(rate.burst).arg(n);
-            let call = invocation.invoke_async::<(u8, i64, i64)>(&mut connection);
-            match tokio::time::timeout(CALL_TIMEOUT, call).await {
-                Ok(Ok((admitted, remaining, micros))) => {
-                    let after = Duration::from_micros(u64::try_from(micros).unwrap_or(0));
-                    let admission = match admitted {
-                        1 => Admission::Admitted {
-                            remaining: u64::try_from(remaining).unwrap_or(0),
-                            full_in: after,
-                        },
-                        _ => Admission::Refused { retry_after: after },
-                    };
-                    return admission;
-                }
-                Ok(Err(error)) => self.link.failed(&error),
-                Err(_) => self.link.failed(&"no answer in time"),
-            }
+        let interval_us = 1_000_000.0 / rate.per_sec as f64;
+        let mut invocation = self.script.key(self.link.keys().rate(tenant_id));
+        invocation.arg(interval_us).arg(rate.burst).arg(n);
+        if let Some((admitted, remaining, micros)) =
+            self.link.run::<(u8, i64, i64)>(&invocation).await
+        {
+            let after = Duration::from_micros(u64::try_from(micros).unwrap_or(0));
+            return match admitted {
+                1 => Admission::Admitted {
+                    remaining: u64::try_from(remaining).unwrap_or(0),
+                    full_in: after,
+                },
+                _ => Admission::Refused { retry_after: after },
+            };
         }
         let share = rate.share(self.link.nodes());
         self.fallback.admit(tenant_id, share, n)

@@ -17,7 +17,7 @@ use tokio::sync::{Notify, watch};
 use super::mirror::StreamMirror;
 
 /// The longest a caller waits for Redis before it does without.
-pub const CALL_TIMEOUT: Duration = Duration::from_millis(250);
+const CALL_TIMEOUT: Duration = Duration::from_millis(250);
 /// How often a node renews its heartbeat (and retries a lost connection).
 const HEARTBEAT: Duration = Duration::from_secs(1);
 /// A node whose heartbeat is older than this no longer counts.
@@ -98,8 +98,29 @@ impl RedisLink {
         self.connection.borrow().clone()
     }
 
+    /// Runs a script within `CALL_TIMEOUT`: `None` while Redis is away, and when it refuses
+    /// or does not answer in time — then this node does without it until it answers again.
+    pub async fn run<T: redis::FromRedisValue>(
+        &self,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> Option<T> {
+        let mut connection = self.connection()?;
+        let call = invocation.invoke_async::<T>(&mut connection);
+        match tokio::time::timeout(CALL_TIMEOUT, call).await {
+            Ok(Ok(value)) => Some(value),
+            Ok(Err(error)) => {
+                self.failed(&error);
+                None
+            }
+            Err(_) => {
+                self.failed(&"no answer in time");
+                None
+            }
+        }
+    }
+
     /// A call failed or timed out: do without Redis until it answers again.
-    pub fn failed(&self, error: &dyn std::fmt::Display) {
+    fn failed(&self, error: &dyn std::fmt::Display) {
         if self.connected.swap(false, Ordering::Relaxed) {
             tracing::warn!(%error, "limits: Redis does not answer; this node uses its share");
         }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::mirror::StreamMirror;
-use super::redis::{CALL_TIMEOUT, NODE_EXPIRY, RedisLink};
+use super::redis::{NODE_EXPIRY, RedisLink};
 use crate::hub::ledger::{Pending, StreamLedger};
 use crate::hub::{HubError, StreamCaps};
 
@@ -87,7 +87,6 @@ impl SharedStreams {
 
     /// The verdict of the deployment's counts, or `None` when Redis does not give one.
     async fn reserve_shared(&self, fields: &[String; 2], caps: StreamCaps) -> Option<i64> {
-        let mut connection = self.link.connection()?;
         let keys = self.link.keys();
         let mut invocation = self.reserve.key(keys.nodes());
         invocation
@@ -99,18 +98,7 @@ impl SharedStreams {
             .arg(caps.per_user)
             .arg(NODE_EXPIRY.as_millis() as u64)
             .arg(keys.node());
-        let call = invocation.invoke_async::<i64>(&mut connection);
-        match tokio::time::timeout(CALL_TIMEOUT, call).await {
-            Ok(Ok(verdict)) => Some(verdict),
-            Ok(Err(error)) => {
-                self.link.failed(&error);
-                None
-            }
-            Err(_) => {
-                self.link.failed(&"no answer in time");
-                None
-            }
-        }
+        self.link.run(&invocation).await
     }
 }
 
@@ -157,15 +145,13 @@ impl StreamLedger for SharedStreams {
 
     fn open_streams(&self, tenant_id: i64) -> Pending<'_, Option<u64>> {
         Box::pin(async move {
-            let mut connection = self.link.connection()?;
             let keys = self.link.keys();
             let mut invocation = self.count.key(keys.nodes());
             invocation
                 .arg(keys.streams_prefix())
                 .arg(format!("t:{tenant_id}"))
                 .arg(NODE_EXPIRY.as_millis() as u64);
-            let call = invocation.invoke_async::<u64>(&mut connection);
-            tokio::time::timeout(CALL_TIMEOUT, call).await.ok()?.ok()
+            self.link.run(&invocation).await
         })
     }
 }
@@ -175,14 +161,8 @@ impl StreamLedger for SharedStreams {
 async fn send_releases(link: RedisLink, mut pending: mpsc::UnboundedReceiver<[String; 2]>) {
     let script = redis::Script::new(RELEASE);
     while let Some(fields) = pending.recv().await {
-        let Some(mut connection) = link.connection() else {
-            continue;
-        };
         let mut invocation = script.key(link.keys().own_streams());
         invocation.arg(&fields[0]).arg(&fields[1]);
-        let call = invocation.invoke_async::<i64>(&mut connection);
-        if let Ok(Err(error)) = tokio::time::timeout(CALL_TIMEOUT, call).await {
-            link.failed(&error);
-        }
+        let _: Option<i64> = link.run(&invocation).await;
     }
 }
