@@ -102,19 +102,21 @@ pub struct TenantPatch {
 /// A struct read from a JSON object only: serde's derive would also read it from an array
 /// of its fields in order, so `{"retention": [1, 1]}` would set both limits.
 fn object<'de, D: Deserializer<'de>, T: DeserializeOwned>(deserializer: D) -> Result<T, D::Error> {
-    let object = serde_json::Map::deserialize(deserializer)?;
-    T::deserialize(serde_json::Value::Object(object)).map_err(de::Error::custom)
+    from_object(serde_json::Map::deserialize(deserializer)?)
 }
 
 fn optional_object<'de, D: Deserializer<'de>, T: DeserializeOwned>(
     deserializer: D,
 ) -> Result<Option<T>, D::Error> {
-    match Option::<serde_json::Map<String, serde_json::Value>>::deserialize(deserializer)? {
-        None => Ok(None),
-        Some(object) => T::deserialize(serde_json::Value::Object(object))
-            .map(Some)
-            .map_err(de::Error::custom),
-    }
+    Option::<serde_json::Map<String, serde_json::Value>>::deserialize(deserializer)?
+        .map(from_object)
+        .transpose()
+}
+
+fn from_object<T: DeserializeOwned, E: de::Error>(
+    object: serde_json::Map<String, serde_json::Value>,
+) -> Result<T, E> {
+    T::deserialize(serde_json::Value::Object(object)).map_err(E::custom)
 }
 
 super::pattern_schema!(
