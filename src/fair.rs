@@ -52,6 +52,32 @@ impl<T> Turns<T> {
         self.len == 0
     }
 
+    /// Takes the front item of the tenant whose turn it is, who goes to the back of the
+    /// line if it has work left.
+    pub fn pop(&mut self) -> Option<(i64, T)> {
+        let tenant_id = self.line.pop_front()?;
+        let queue = self.queues.get_mut(&tenant_id)?;
+        let item = queue.pop_front()?;
+        self.len -= 1;
+        if queue.is_empty() {
+            self.queues.remove(&tenant_id);
+        } else {
+            self.line.push_back(tenant_id);
+        }
+        Some((tenant_id, item))
+    }
+
+    /// Puts an item taken with `pop` and only partly done back at the front of its
+    /// tenant's queue; the tenant waits for its next turn at the back of the line.
+    pub fn put_back(&mut self, tenant_id: i64, item: T) {
+        let queue = self.queues.entry(tenant_id).or_default();
+        if queue.is_empty() {
+            self.line.push_back(tenant_id);
+        }
+        queue.push_front(item);
+        self.len += 1;
+    }
+
     /// Gives the queue of the tenant whose turn it is to `take`, which takes what it does
     /// from its front; `None` when there is no work.
     pub fn turn<R>(&mut self, take: impl FnOnce(&mut VecDeque<T>) -> R) -> Option<R> {
@@ -97,5 +123,28 @@ mod tests {
         turns.remove(1);
         assert!(turns.is_empty());
         assert_eq!(turns.turn(VecDeque::pop_front), None);
+    }
+
+    #[test]
+    fn an_item_put_back_is_its_tenant_s_next_after_the_others_turns() {
+        let mut turns = Turns::default();
+        turns.push(1, "a1");
+        turns.push(1, "a2");
+        turns.push(2, "b1");
+        let (tenant, item) = turns.pop().unwrap();
+        assert_eq!((tenant, item), (1, "a1"));
+        turns.put_back(tenant, "a1 rest");
+        let mut order = Vec::new();
+        while let Some((_, item)) = turns.pop() {
+            order.push(item);
+        }
+        assert_eq!(order, ["b1", "a1 rest", "a2"]);
+        // A tenant whose only item was taken comes back into the line.
+        turns.push(3, "c1");
+        let (tenant, _) = turns.pop().unwrap();
+        assert!(turns.is_empty());
+        turns.put_back(tenant, "c1 rest");
+        assert_eq!(turns.len(), 1);
+        assert_eq!(turns.pop(), Some((3, "c1 rest")));
     }
 }

@@ -9,11 +9,9 @@
 //! the shard's poller (`owned`) — an idle stream costs its entry here and nothing else.
 //! Who listens to what is `hub::index`; where frames go, `hub::sink`.
 //!
-//! Committed groups wait in per-tenant turns (`fair::Turns`): each turn hands out a slice
-//! of one tenant's deliveries, then the mailbox is let in, so one tenant's broadcasts to
-//! thousands of streams cannot hold up another tenant's single event for long. A tenant's
-//! own events keep their order; a tenant more than `stream.queue_capacity` groups behind
-//! has its streams here closed as slow (they resume from the log).
+//! Committed groups wait in per-tenant turns and are handed out a slice at a time
+//! (`delivery`), so one tenant's broadcasts to thousands of streams cannot hold up another
+//! tenant's single event for long.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,13 +27,16 @@ use super::index::Listeners;
 use super::reactor::Reactor;
 use super::sink::{Ending, Sink};
 use super::slots::TenantSlots;
-use super::{Delivery, Frames, HubError, HubStats};
+use super::{Frames, HubError, HubStats};
 use crate::config::StreamSettings;
 use crate::fair::Turns;
 use crate::shutdown::Shutdown;
 
+mod delivery;
 mod owned;
 
+pub(super) use delivery::Deliver;
+use delivery::{Run, Spare};
 pub(super) use owned::Attach;
 
 pub(super) struct Shard {
@@ -45,10 +46,10 @@ pub(super) struct Shard {
     slots: Arc<TenantSlots>,
     /// How many commit groups a stream may have waiting before it counts as slow.
     backlog_limit: usize,
-    /// Per connection, the frames of the group being delivered (kept to reuse its memory).
-    pending: HashMap<u64, Frames>,
-    /// Committed groups waiting for their tenant's turn (see `Deliver`).
+    /// Committed groups waiting for their tenant's turn (see `delivery`).
     waiting: Turns<Run>,
+    /// The memory of the last run handed out, for the next.
+    spare: Spare,
     /// A `Work` message is on its way.
     working: bool,
     reactor: Reactor,
@@ -86,7 +87,7 @@ impl Shard {
             stats,
             slots,
             backlog_limit: settings.queue_capacity,
-            pending: HashMap::new(),
+            spare: Spare::default(),
             waiting: Turns::default(),
             working: false,
             reactor: Reactor::new()?,
@@ -127,21 +128,6 @@ impl Shard {
         if ending == Ending::Slow {
             self.stats.slow_closed.fetch_add(1, Ordering::Relaxed);
             tracing::info!(connection = id, "closed a stream that could not keep up");
-        }
-    }
-
-    /// Hands each connection its frames of this group; notes those that could not take them.
-    fn flush(&mut self, ended: &mut Vec<(u64, Ending)>) {
-        let now = self.clock.now();
-        for (id, frames) in self.pending.drain() {
-            if let Some(connection) = self.connections.get_mut(&id)
-                && let Err(ending) =
-                    connection
-                        .sink
-                        .take(frames, now, &self.stats, self.backlog_limit)
-            {
-                ended.push((id, ending));
-            }
         }
     }
 }
@@ -248,190 +234,6 @@ impl Handler<EndStreams> for Shard {
                 connection.sink.last(&end.last);
             }
             self.end(id, Ending::Over);
-        }
-    }
-}
-
-/// A group of committed events, in commit order.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub(super) struct Deliver(pub Arc<Vec<Delivery>>);
-
-impl Handler<Deliver> for Shard {
-    type Result = ();
-
-    fn handle(&mut self, Deliver(batch): Deliver, ctx: &mut Context<Self>) {
-        // Only queued here, per tenant: handing out is `Work`'s, a turn at a time. So the
-        // mailbox empties at once into the tenants' queues, and a tenant whose groups
-        // arrive faster than they can be handed out cannot put another tenant's event
-        // behind all of them.
-        let mut start = 0;
-        while start < batch.len() {
-            let tenant_id = batch[start].tenant_id;
-            let end = start
-                + batch[start..]
-                    .iter()
-                    .take_while(|d| d.tenant_id == tenant_id)
-                    .count();
-            let queued = self.waiting.push(
-                tenant_id,
-                Run {
-                    batch: batch.clone(),
-                    next: start,
-                    end,
-                },
-            );
-            if queued > self.backlog_limit {
-                self.too_far_behind(tenant_id);
-            }
-            start = end;
-        }
-        if !self.working {
-            self.working = true;
-            ctx.notify(Work);
-        }
-    }
-}
-
-/// The most hand-offs (a delivery to one stream) in a tenant's turn.
-const HANDOFFS_PER_TURN: usize = 32_768;
-
-/// Part of a committed group, one tenant's deliveries `next..end`, not yet handed out.
-struct Run {
-    batch: Arc<Vec<Delivery>>,
-    next: usize,
-    end: usize,
-}
-
-/// Hands out the next tenant's turn of what waits, then lets the mailbox in (new streams,
-/// other tenants' groups) before the next turn.
-#[derive(Message)]
-#[rtype(result = "()")]
-struct Work;
-
-impl Handler<Work> for Shard {
-    type Result = ();
-
-    fn handle(&mut self, _: Work, ctx: &mut Context<Self>) {
-        let listeners = &self.listeners;
-        let turn = self.waiting.turn(|runs| {
-            let run = runs.front_mut()?;
-            let start = run.next;
-            let mut handoffs = 0;
-            while run.next < run.end && (run.next == start || handoffs < HANDOFFS_PER_TURN) {
-                handoffs += listeners.of(&run.batch[run.next]).len().max(1);
-                run.next += 1;
-            }
-            let slice = (run.batch.clone(), start..run.next);
-            if run.next == run.end {
-                runs.pop_front();
-            }
-            Some(slice)
-        });
-        if let Some(Some((batch, range))) = turn {
-            self.deliver(&batch[range]);
-        }
-        if self.waiting.is_empty() {
-            self.working = false;
-        } else {
-            ctx.notify(Work);
-        }
-    }
-}
-
-impl Shard {
-    /// A tenant's groups arrive faster than this shard hands them out: its streams here end
-    /// as too slow (they reconnect and resume from the log, missing nothing) and what waited
-    /// for them goes.
-    fn too_far_behind(&mut self, tenant_id: i64) {
-        self.waiting.remove(tenant_id);
-        let streams: Vec<u64> = self
-            .connections
-            .iter()
-            .filter(|(_, c)| c.tenant_id == tenant_id)
-            .map(|(&id, _)| id)
-            .collect();
-        tracing::warn!(
-            tenant_id,
-            streams = streams.len(),
-            "a tenant publishes faster than its streams can be served; they resume from the log"
-        );
-        for id in streams {
-            self.end(id, Ending::Slow);
-        }
-    }
-
-    /// Hands `deliveries` (one commit group, or a slice of one) to their listeners.
-    fn deliver(&mut self, deliveries: &[Delivery]) {
-        let mut ended = Vec::new();
-        let mut reached = TenantTally::default();
-        if let [delivery] = deliveries {
-            // One event: straight to each listener, without gathering per connection.
-            let now = self.clock.now();
-            let listeners = self.listeners.of(delivery);
-            reached.add(delivery.tenant_id, listeners.len());
-            for &id in listeners {
-                if let Some(connection) = self.connections.get_mut(&id)
-                    && let Err(ending) = connection.sink.take(
-                        Frames::One(delivery.frame.clone()),
-                        now,
-                        &self.stats,
-                        self.backlog_limit,
-                    )
-                {
-                    ended.push((id, ending));
-                }
-            }
-        } else {
-            for delivery in deliveries {
-                let listeners = self.listeners.of(delivery);
-                reached.add(delivery.tenant_id, listeners.len());
-                for &id in listeners {
-                    match self.pending.get_mut(&id) {
-                        Some(frames) => frames.push(delivery.frame.clone()),
-                        None => {
-                            self.pending.insert(id, Frames::One(delivery.frame.clone()));
-                        }
-                    }
-                }
-            }
-            self.flush(&mut ended);
-        }
-        reached.record(&self.stats);
-        for (id, ending) in ended {
-            // A queue's task sees its queue close and ends the stream; the browser then
-            // reconnects and resumes from the log.
-            self.end(id, ending);
-        }
-    }
-}
-
-/// Events handed to streams in one delivery, per tenant: a batch is nearly always one
-/// tenant's, so runs are summed here and the shared counts are touched once per run.
-#[derive(Default)]
-struct TenantTally {
-    run: Option<(i64, u64)>,
-    runs: Vec<(i64, u64)>,
-}
-
-impl TenantTally {
-    fn add(&mut self, tenant_id: i64, streams: usize) {
-        match &mut self.run {
-            Some((tenant, count)) if *tenant == tenant_id => *count += streams as u64,
-            run => {
-                if let Some(done) = run.take() {
-                    self.runs.push(done);
-                }
-                *run = Some((tenant_id, streams as u64));
-            }
-        }
-    }
-
-    fn record(mut self, stats: &HubStats) {
-        self.runs.extend(self.run.take());
-        self.runs.retain(|(_, count)| *count > 0);
-        if !self.runs.is_empty() {
-            stats.delivered_to.add(self.runs);
         }
     }
 }

@@ -1,0 +1,216 @@
+//! Handing committed groups out to a shard's streams, one tenant's turn at a time.
+//!
+//! A group arriving (`Deliver`) is only queued, split into runs of one tenant's events, in
+//! that tenant's queue (`fair::Turns`); so the mailbox empties at once, and a tenant whose
+//! groups arrive faster than they can be handed out cannot put another tenant's event
+//! behind all of them. Each `Work` message then does one bounded turn of the next tenant's
+//! front run and lets the mailbox in before the next turn.
+//!
+//! A run is handed out in two phases, both of which a turn may stop in: gathering, per
+//! stream, the run's frames it listens to, then writing each stream its frames in one go.
+//! A broadcast of ten events to 9,000 streams is so cut into turns of some hundreds of
+//! streams, while each stream still gets its ten frames in one write. A tenant's own events
+//! keep their order: its next run waits until this one is written out. A tenant more than
+//! `stream.queue_capacity` runs behind has its streams here closed as slow (they resume
+//! from the log).
+
+use std::collections::HashMap;
+use std::mem;
+use std::sync::Arc;
+
+use actix::{AsyncContext, Context, Handler, Message};
+
+use super::Shard;
+use crate::hub::sink::Ending;
+use crate::hub::{Delivery, Frames};
+
+/// How much one turn does: a frame gathered for a stream costs 1, writing a stream its
+/// frames `WRITE_COST` more (a system call or a task's wake-up, the dearer part). About a
+/// thousand streams' writes, a few milliseconds.
+const TURN_WORK: usize = 32_768;
+const WRITE_COST: usize = 32;
+
+/// A group of committed events, in commit order.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(in crate::hub) struct Deliver(pub Arc<Vec<Delivery>>);
+
+/// One tenant's consecutive deliveries `next..end` of a committed group, being handed out.
+pub(super) struct Run {
+    batch: Arc<Vec<Delivery>>,
+    /// The next delivery to gather; `end` once all are.
+    next: usize,
+    end: usize,
+    /// Per stream, the frames gathered so far.
+    gathered: HashMap<u64, Frames>,
+    /// Once all are gathered: the streams still to be written, with their frames.
+    writes: Vec<(u64, Frames)>,
+}
+
+/// A finished run's emptied collections, kept so the next run reuses their memory.
+#[derive(Default)]
+pub(super) struct Spare {
+    gathered: HashMap<u64, Frames>,
+    writes: Vec<(u64, Frames)>,
+}
+
+impl Handler<Deliver> for Shard {
+    type Result = ();
+
+    fn handle(&mut self, Deliver(batch): Deliver, ctx: &mut Context<Self>) {
+        let mut start = 0;
+        while start < batch.len() {
+            let tenant_id = batch[start].tenant_id;
+            let end = start
+                + batch[start..]
+                    .iter()
+                    .take_while(|d| d.tenant_id == tenant_id)
+                    .count();
+            let run = Run {
+                batch: batch.clone(),
+                next: start,
+                end,
+                gathered: HashMap::new(),
+                writes: Vec::new(),
+            };
+            if self.waiting.push(tenant_id, run) > self.backlog_limit {
+                self.too_far_behind(tenant_id);
+            }
+            start = end;
+        }
+        if !self.working {
+            self.working = true;
+            ctx.notify(Work);
+        }
+    }
+}
+
+/// Does the next tenant's turn, then lets the mailbox in (new streams, other tenants'
+/// groups) before the next.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Work;
+
+impl Handler<Work> for Shard {
+    type Result = ();
+
+    fn handle(&mut self, _: Work, ctx: &mut Context<Self>) {
+        if let Some((tenant_id, mut run)) = self.waiting.pop() {
+            if self.turn(tenant_id, &mut run) {
+                self.spare.keep(run);
+            } else {
+                self.waiting.put_back(tenant_id, run);
+            }
+        }
+        if self.waiting.is_empty() {
+            self.working = false;
+        } else {
+            ctx.notify(Work);
+        }
+    }
+}
+
+impl Shard {
+    /// Hands out up to a turn's work of `run`; true when it is all handed out.
+    fn turn(&mut self, tenant_id: i64, run: &mut Run) -> bool {
+        let mut work = 0;
+        let mut reached = 0;
+        while run.next < run.end && work < TURN_WORK {
+            let streams = self.gather(run);
+            reached += streams as u64;
+            work += streams.max(1);
+        }
+        let now = self.clock.now();
+        let mut ended = Vec::new();
+        while work < TURN_WORK
+            && let Some((id, frames)) = run.writes.pop()
+        {
+            work += WRITE_COST + frames.as_slice().len();
+            if let Some(connection) = self.connections.get_mut(&id)
+                && let Err(ending) =
+                    connection
+                        .sink
+                        .take(frames, now, &self.stats, self.backlog_limit)
+            {
+                ended.push((id, ending));
+            }
+        }
+        if reached > 0 {
+            self.stats.delivered_to.add([(tenant_id, reached)]);
+        }
+        for (id, ending) in ended {
+            // A queue's task sees its queue close and ends the stream; the browser then
+            // reconnects and resumes from the log.
+            self.end(id, ending);
+        }
+        run.next == run.end && run.writes.is_empty()
+    }
+
+    /// Gathers the run's next delivery for its listeners; returns how many there are. The
+    /// last delivery moves what was gathered to the writes.
+    fn gather(&mut self, run: &mut Run) -> usize {
+        let delivery = &run.batch[run.next];
+        run.next += 1;
+        let listeners = self.listeners.of(delivery);
+        if run.writes.capacity() == 0 {
+            run.writes = mem::take(&mut self.spare.writes);
+        }
+        if run.gathered.is_empty() && run.next == run.end {
+            // A run of one event (or its last event with nothing before it): no gathering.
+            run.writes.extend(
+                listeners
+                    .iter()
+                    .map(|&id| (id, Frames::One(delivery.frame.clone()))),
+            );
+            return listeners.len();
+        }
+        if run.gathered.capacity() == 0 {
+            run.gathered = mem::take(&mut self.spare.gathered);
+        }
+        for &id in listeners {
+            match run.gathered.get_mut(&id) {
+                Some(frames) => frames.push(delivery.frame.clone()),
+                None => {
+                    run.gathered.insert(id, Frames::One(delivery.frame.clone()));
+                }
+            }
+        }
+        if run.next == run.end {
+            run.writes.extend(run.gathered.drain());
+        }
+        listeners.len()
+    }
+
+    /// A tenant's groups arrive faster than this shard hands them out: its streams here end
+    /// as too slow (they reconnect and resume from the log, missing nothing) and what waited
+    /// for them goes.
+    fn too_far_behind(&mut self, tenant_id: i64) {
+        self.waiting.remove(tenant_id);
+        let streams: Vec<u64> = self
+            .connections
+            .iter()
+            .filter(|(_, c)| c.tenant_id == tenant_id)
+            .map(|(&id, _)| id)
+            .collect();
+        tracing::warn!(
+            tenant_id,
+            streams = streams.len(),
+            "a tenant publishes faster than its streams can be served; they resume from the log"
+        );
+        for id in streams {
+            self.end(id, Ending::Slow);
+        }
+    }
+}
+
+impl Spare {
+    /// Keeps a finished run's (empty) collections if they hold more memory than these.
+    fn keep(&mut self, run: Run) {
+        if run.gathered.capacity() > self.gathered.capacity() {
+            self.gathered = run.gathered;
+        }
+        if run.writes.capacity() > self.writes.capacity() {
+            self.writes = run.writes;
+        }
+    }
+}
