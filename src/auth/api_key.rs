@@ -31,7 +31,7 @@ impl FromRequest for Publisher {
             if !key.starts_with(API_KEY_PREFIX) {
                 return Err(AuthError::InvalidApiKey.into());
             }
-            match state.store.authenticate_api_key(key).await? {
+            match state.credentials.api_key_tenant(key).await? {
                 Some(tenant) => Ok(Publisher { tenant }),
                 None => Err(AuthError::InvalidApiKey.into()),
             }

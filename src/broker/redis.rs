@@ -12,7 +12,7 @@
 //! ends the streams it concerns on every node (`RedisBroker::end_streams`), and any change
 //! drops what nodes keep in memory about the tenant (`RedisBroker::tenant_changed`, see
 //! `store::credentials`). A node that misses such a notice keeps those streams until their
-//! tokens expire, and its memory of the tenant for at most the credentials' TTL.
+//! tokens expire; it keeps nothing in memory about tenants while it is not subscribed.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -154,6 +154,7 @@ impl RedisBroker {
         let subscribed = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(BrokerStats::default());
         let hub_for_notices = hub.clone();
+        credentials.hearing_changes(false);
         let sequencer = Sequencer {
             store,
             hub,
@@ -311,6 +312,7 @@ async fn subscribe(
                 Ok(()) => {
                     backoff = Duration::from_millis(100);
                     subscribed.store(true, Ordering::Relaxed);
+                    credentials.hearing_changes(true);
                     tracing::info!("broker: subscribed to Redis");
                     if work.send(Work::CatchUp).is_err() {
                         return;
@@ -344,6 +346,7 @@ async fn subscribe(
                         }
                     }
                     subscribed.store(false, Ordering::Relaxed);
+                    credentials.hearing_changes(false);
                     tracing::warn!("broker: lost the Redis subscription; reconnecting");
                 }
                 Err(error) => tracing::warn!(%error, "broker: cannot subscribe to Redis"),

@@ -150,10 +150,10 @@ impl Store {
         Ok(exists)
     }
 
-    /// The tenant a live (unrevoked) API key belongs to.
-    pub async fn authenticate_api_key(&self, key: &str) -> Result<Option<Tenant>, StoreError> {
+    /// The tenant the live (unrevoked) API key with this hash belongs to.
+    pub async fn api_key_tenant(&self, key_hash: &str) -> Result<Option<Tenant>, StoreError> {
         let found = api_key::Entity::find()
-            .filter(api_key::Column::KeyHash.eq(hash_api_key(key)))
+            .filter(api_key::Column::KeyHash.eq(key_hash))
             .filter(api_key::Column::RevokedAt.is_null())
             .one(self.reader())
             .await?;

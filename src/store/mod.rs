@@ -38,7 +38,7 @@ pub enum StoreError {
     Database(DbErr),
     /// The database does not answer (down, unreachable, or every connection stuck).
     #[error("the database is unavailable: {0}")]
-    Unavailable(DbErr),
+    Unavailable(String),
     #[error("cannot prepare the database: {0}")]
     Setup(String),
     #[error("the event log writer has stopped")]
@@ -52,7 +52,9 @@ pub enum StoreError {
 impl From<DbErr> for StoreError {
     fn from(error: DbErr) -> Self {
         match error {
-            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => StoreError::Unavailable(error),
+            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
+                StoreError::Unavailable(error.to_string())
+            }
             error => StoreError::Database(error),
         }
     }

@@ -91,6 +91,52 @@ async fn a_signing_key_revoked_on_one_node_ends_its_streams_on_every_node() {
     assert_error(response, StatusCode::UNAUTHORIZED, "invalid_token").await;
 }
 
+/// API keys are kept in memory: a key revoked on one node is refused on the others as soon
+/// as the notice arrives, and a node that cannot hear notices (Redis away) keeps none.
+#[actix_web::test]
+async fn an_api_key_revoked_on_one_node_is_refused_on_every_node_at_once() {
+    let Some(mut cluster) = cluster(2).await else {
+        return;
+    };
+    let event = json!({"to": {"user": "u1"}, "type": "t", "data": 1});
+    let (node0, node1) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let key = node0.create_api_key("acme").await;
+    let secret = key["key"].as_str().unwrap().to_owned();
+    node1.publish_ok(&secret, &event).await;
+    let response = node0
+        .revoke_key("acme", "api-keys", key["id"].as_str().unwrap())
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let revoked = Instant::now();
+    loop {
+        let response = node1.publish(&secret, &event).await;
+        if response.status() == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert_eq!(response.status(), StatusCode::CREATED);
+        assert!(
+            revoked.elapsed() < Duration::from_secs(1),
+            "node 2 still takes the revoked key"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // Without Redis the notice cannot travel: node 2 keeps no key in memory then.
+    let key = node0.create_api_key("acme").await;
+    let secret = key["key"].as_str().unwrap().to_owned();
+    node1.publish_ok(&secret, &event).await;
+    cluster.redis.kill();
+    let (node0, node1) = (&cluster.nodes[0], &cluster.nodes[1]);
+    wait_for_readiness(node1, |body| body["redis"] == "unreachable").await;
+    node1.publish_ok(&secret, &event).await;
+    let response = node0
+        .revoke_key("acme", "api-keys", key["id"].as_str().unwrap())
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let response = node1.publish(&secret, &event).await;
+    assert_error(response, StatusCode::UNAUTHORIZED, "invalid_api_key").await;
+}
+
 #[actix_web::test]
 async fn a_stream_cut_on_one_node_resumes_on_another_without_gap_or_repeat() {
     let Some(cluster) = cluster(2).await else {

@@ -266,8 +266,9 @@ async fn revoke(
 ) -> Result<HttpResponse, ApiError> {
     let tenant = state.tenant(&slug).await?;
     if state.store.revoke_key(kind, tenant.id, &id).await? {
-        if kind == KeyKind::Signing {
-            state.end_streams(tenant.id, Some(&id), sse::KEY_REVOKED);
+        match kind {
+            KeyKind::Signing => state.end_streams(tenant.id, Some(&id), sse::KEY_REVOKED),
+            KeyKind::Api => state.tenant_changed(tenant.id),
         }
         return Ok(HttpResponse::NoContent().finish());
     }

@@ -161,11 +161,15 @@ async fn run_writer(
             }
             Err(error) => {
                 tracing::error!(%error, requests = group.len(), "group commit failed");
-                let message = error.to_string();
                 for job in group {
-                    let _ = job
-                        .reply
-                        .send(Err(StoreError::CommitFailed(message.clone())));
+                    // Each request gets the same answer: unavailable is retried later.
+                    let failure = match &error {
+                        StoreError::Unavailable(message) => {
+                            StoreError::Unavailable(message.clone())
+                        }
+                        error => StoreError::CommitFailed(error.to_string()),
+                    };
+                    let _ = job.reply.send(Err(failure));
                 }
             }
         }
