@@ -26,10 +26,15 @@
 #              the time until it holds all 10,000, in order, once
 #   noisy      Herald's own (tenants): tenant A holds N − 1,000 streams, tenant B 1,000, one
 #              per user; B publishes 100 single events/s for NOISY_SECONDS (20), first with A
-#              idle, then while A's 4 publishers send 10-event broadcast batches as fast as
-#              they are answered, A's limit NOISY_A_RATE (10) events/s (the rest get 429);
+#              idle, then while A's 4 publishers send 10-event broadcast batches asking
+#              NOISY_A_ASK (100,000) events/s, A's limit NOISY_A_RATE (10) events/s (the rest
+#              get 429);
 #              B's delivery and publish latency in each phase
-# SCENARIOS="broadcast users churn opens replay scaleout noisy" (the default) picks which run, TARGETS="herald"
+#   rejected   Herald's own (tenants): wrk -t1 -c16 POSTs single events for 8 s, twice per
+#              tenant in turn, as tenant `open` (limits far above the load) and as tenant
+#              `hammer` (1 event/s: nearly every answer a 429); requests/s, latency and the
+#              server's CPU per answered request, stored vs refused
+# SCENARIOS="broadcast users churn opens replay scaleout noisy rejected" (the default) picks which run, TARGETS="herald"
 # nchan" which servers, HERALD_BIN another Herald binary (to compare two builds); PROFILE=1
 # samples the servers' CPU during the broadcasts and the churn with perf (see profile_start below; nginx's
 # workers are other processes, so only Herald's profile is whole).
@@ -45,9 +50,10 @@ PACED=25000
 HERALD_PORT=18080
 NCHAN_PORT=18090
 ADMIN=bench-admin-token-0123456789
-SCENARIOS=${SCENARIOS:-broadcast users churn opens replay scaleout noisy}
+SCENARIOS=${SCENARIOS:-broadcast users churn opens replay scaleout noisy rejected}
 NOISY_SECONDS=${NOISY_SECONDS:-20}
 NOISY_A_RATE=${NOISY_A_RATE:-10}
+NOISY_A_ASK=${NOISY_A_ASK:-100000}
 TARGETS=${TARGETS:-herald nchan}
 CHURN_STABLE=17000
 CHURN_SECONDS=60
@@ -380,7 +386,8 @@ PY
 ALL_LISTENERS=()
 
 scenario_noisy() {
-  local saved=$CONNECTIONS a_key=$API_KEY a_kid=$KID a_secret=$SECRET a_events=1000000
+  # A asks NOISY_A_ASK events/s for longer than both phases take.
+  local saved=$CONNECTIONS a_key=$API_KEY a_kid=$KID a_secret=$SECRET a_events=$((NOISY_A_ASK * (NOISY_SECONDS * 2 + 60)))
   local b_events=$((NOISY_SECONDS * 100)) storm phase
   bench_tenant "$HERALD_PORT" neighbour
   local b_key=$API_KEY b_kid=$KID b_secret=$SECRET
@@ -398,7 +405,7 @@ scenario_noisy() {
     storm=
     if [ "$phase" = storm ]; then
       "$LOAD" publish --target herald --server "$SERVER" --mode broadcast --events "$a_events" \
-        --rate 100000 --batch 10 --concurrency 4 --api-key="$a_key" >"$WORK/publish.storm" 2>&1 &
+        --rate "$NOISY_A_ASK" --batch 10 --concurrency 4 --api-key="$a_key" >"$WORK/publish.storm" 2>&1 &
       storm=$!
       sleep 2
     fi
@@ -406,7 +413,7 @@ scenario_noisy() {
       --events "$b_events" --rate 100 --api-key="$b_key" >"$WORK/publish.neighbour" 2>&1
     local a_published=0 behind
     if [ -n "$storm" ]; then
-      kill -INT "$storm"; wait "$storm" 2>/dev/null || true
+      kill "$storm"; wait "$storm" 2>/dev/null || true
       a_published=$(curl -sf "http://$SERVER/metrics" | awk '/^herald_tenant_published_total\{tenant="bench"\}/ {print $2}')
     fi
     behind=$(grep -c "faster than its streams" "$WORK/herald/log.$HERALD_PORT" || true)
@@ -414,6 +421,37 @@ scenario_noisy() {
   done
   for pid in "${a_listeners[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
   CONNECTIONS=$saved API_KEY=$a_key KID=$a_kid SECRET=$a_secret
+}
+
+scenario_rejected() {
+  command -v wrk >/dev/null || { apt-get install -y -qq --no-install-recommends wrk >/dev/null; }
+  local open_key=$API_KEY hammer_key slug key round cpu before answered
+  bench_tenant "$HERALD_PORT" hammer
+  hammer_key=$API_KEY
+  curl -sf -X PATCH "http://127.0.0.1:$HERALD_PORT/admin/tenants/hammer" -H "Authorization: Bearer $ADMIN" \
+    -H 'Content-Type: application/json' -d '{"limits": {"publish_per_sec": 1, "publish_burst": 1}}' >/dev/null
+  cat >"$WORK/publish.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"to":{"user":"u1"},"data":{"n":1}}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer " .. os.getenv("KEY")
+done = function(summary, latency, requests)
+  local codes = 0
+  io.write(string.format('{"requests": %d, "seconds": %.3f, "p50_ms": %.3f, "p99_ms": %.3f, "non_2xx": %d}\n',
+    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+    summary.errors.status))
+end
+LUA
+  for round in 1 2; do
+    for slug in open hammer; do
+      key=$open_key; [ "$slug" = hammer ] && key=$hammer_key
+      before=$(cpu_ms "$SERVER_PID")
+      KEY=$key wrk -t1 -c16 -d8s -s "$WORK/publish.lua" "http://$SERVER/v1/events" >"$WORK/wrk.$slug" 2>&1
+      cpu=$(( $(cpu_ms "$SERVER_PID") - before ))
+      answered=$(tail -1 "$WORK/wrk.$slug")
+      echo "{\"target\": \"herald\", \"scenario\": \"rejected\", \"repeat\": $repeat, \"round\": $round, \"tenant\": \"$slug\", \"server_cpu_ms\": $cpu, \"wrk\": $answered}" >>"$RAW"
+    done
+  done
 }
 
 for repeat in $(seq 1 "$REPEATS"); do
@@ -427,8 +465,8 @@ for repeat in $(seq 1 "$REPEATS"); do
       if wants users; then scenario_users; fi
       stop_server
     fi
-    for scenario in churn opens replay scaleout noisy; do
-      [ "$scenario" = scaleout ] || [ "$scenario" = noisy ] && [ "$target" != herald ] && continue  # Herald's own
+    for scenario in churn opens replay scaleout noisy rejected; do
+      case $scenario in scaleout | noisy | rejected) [ "$target" = herald ] || continue ;; esac  # Herald's own
       if wants "$scenario" && [ "$scenario" = scaleout ]; then
         scenario_scaleout
       elif wants "$scenario"; then
@@ -504,6 +542,14 @@ lines = [
     ("noisy", lambda r: r["a_published"] if r["phase"] == "storm" else None, "noisy: A's broadcasts stored during its storm (each to N − 1,000 streams)"),
     ("noisy", lambda r: r["a_shards_behind"] if r["phase"] == "storm" else None, "noisy: shards that closed A's streams as too far behind"),
 ]
+for tenant, answer in (("open", "stored (201)"), ("hammer", "refused (429)")):
+    pick = lambda get, t=tenant: (lambda r: get(r) if r["tenant"] == t else None)
+    lines += [
+        ("rejected", pick(lambda r: round(r["wrk"]["requests"] / r["wrk"]["seconds"])), f"publish {answer}: requests/s"),
+        ("rejected", pick(lambda r: r["wrk"]["p50_ms"]), f"publish {answer}: p50 (ms)"),
+        ("rejected", pick(lambda r: r["wrk"]["p99_ms"]), f"publish {answer}: p99 (ms)"),
+        ("rejected", pick(lambda r: round(r["server_cpu_ms"] * 1000 / r["wrk"]["requests"])), f"publish {answer}: server CPU per request (µs)"),
+    ]
 for scenario, get, label in lines:
     h, n = med("herald", scenario, get), med("nchan", scenario, get)
     if h is None and n is None:

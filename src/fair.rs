@@ -67,6 +67,16 @@ impl<T> Turns<T> {
         Some((tenant_id, item))
     }
 
+    /// The last item `tenant_id` has waiting, to add to it.
+    pub fn last_mut(&mut self, tenant_id: i64) -> Option<&mut T> {
+        self.queues.get_mut(&tenant_id)?.back_mut()
+    }
+
+    /// The items `tenant_id` has waiting, in order.
+    pub fn waiting(&self, tenant_id: i64) -> impl Iterator<Item = &T> {
+        self.queues.get(&tenant_id).into_iter().flatten()
+    }
+
     /// Puts an item taken with `pop` and only partly done back at the front of its
     /// tenant's queue; the tenant waits for its next turn at the back of the line.
     pub fn put_back(&mut self, tenant_id: i64, item: T) {
@@ -146,5 +156,11 @@ mod tests {
         turns.put_back(tenant, "c1 rest");
         assert_eq!(turns.len(), 1);
         assert_eq!(turns.pop(), Some((3, "c1 rest")));
+        // The last item waiting can be added to.
+        turns.push(1, "a1");
+        turns.push(1, "a2");
+        *turns.last_mut(1).unwrap() = "a2+a3";
+        assert_eq!(turns.last_mut(2), None);
+        assert_eq!(turns.waiting(1).collect::<Vec<_>>(), [&"a1", &"a2+a3"]);
     }
 }

@@ -3,15 +3,17 @@
 //! A group arriving (`Deliver`) is only queued, split into runs of one tenant's events, in
 //! that tenant's queue (`fair::Turns`); so the mailbox empties at once, and a tenant whose
 //! groups arrive faster than they can be handed out cannot put another tenant's event
-//! behind all of them. Each `Work` message then does one bounded turn of the next tenant's
-//! front run and lets the mailbox in before the next turn.
+//! behind all of them. A group joins the tenant's last run while that run waits for its
+//! first turn (up to `RUN_EVENTS`), so a tenant with many small groups waiting gets them
+//! out in one turn and each stream in one write. Each `Work` message then does one bounded
+//! turn of the next tenant's front run and lets the mailbox in before the next.
 //!
 //! A run is handed out in two phases, both of which a turn may stop in: gathering, per
 //! stream, the run's frames it listens to, then writing each stream its frames in one go.
-//! A broadcast of ten events to 9,000 streams is so cut into turns of some hundreds of
+//! A broadcast of ten events to 9,000 streams is so cut into turns of a few hundred
 //! streams, while each stream still gets its ten frames in one write. A tenant's own events
 //! keep their order: its next run waits until this one is written out. A tenant more than
-//! `stream.queue_capacity` runs behind has its streams here closed as slow (they resume
+//! `stream.queue_capacity` groups behind has its streams here closed as slow (they resume
 //! from the log).
 
 use std::collections::HashMap;
@@ -25,9 +27,9 @@ use crate::hub::sink::Ending;
 use crate::hub::{Delivery, Frames};
 
 /// How much one turn does: a frame gathered for a stream costs 1, writing a stream its
-/// frames `WRITE_COST` more (a system call or a task's wake-up, the dearer part). About a
-/// thousand streams' writes, a few milliseconds.
-const TURN_WORK: usize = 32_768;
+/// frames `WRITE_COST` more (a system call or a task's wake-up, the dearer part). About 250
+/// streams' writes: a few milliseconds, ten or so when the cores are saturated.
+const TURN_WORK: usize = 4_096;
 const WRITE_COST: usize = 32;
 
 /// A group of committed events, in commit order.
@@ -35,16 +37,54 @@ const WRITE_COST: usize = 32;
 #[rtype(result = "()")]
 pub(in crate::hub) struct Deliver(pub Arc<Vec<Delivery>>);
 
-/// One tenant's consecutive deliveries `next..end` of a committed group, being handed out.
+/// The most events one run gathers: groups arriving while a tenant's run waits join it up
+/// to this many, so a tenant behind gets its groups out in fewer, larger writes.
+const RUN_EVENTS: usize = 1_024;
+
+/// One tenant's events of one or more committed groups, handed out together: each stream
+/// gets its frames of the whole run in one write.
 pub(super) struct Run {
-    batch: Arc<Vec<Delivery>>,
-    /// The next delivery to gather; `end` once all are.
-    next: usize,
-    end: usize,
+    /// Each group's deliveries `next..end` of that tenant, in commit order.
+    slices: Vec<Slice>,
+    /// The slice being gathered; `slices.len()` once all are.
+    at: usize,
+    events: usize,
+    /// Its first turn has come: what it hands out is settled.
+    begun: bool,
     /// Per stream, the frames gathered so far.
     gathered: HashMap<u64, Frames>,
     /// Once all are gathered: the streams still to be written, with their frames.
     writes: Vec<(u64, Frames)>,
+}
+
+struct Slice {
+    batch: Arc<Vec<Delivery>>,
+    next: usize,
+    end: usize,
+}
+
+impl Run {
+    fn new(slice: Slice) -> Run {
+        Run {
+            events: slice.end - slice.next,
+            slices: vec![slice],
+            at: 0,
+            begun: false,
+            gathered: HashMap::new(),
+            writes: Vec::new(),
+        }
+    }
+
+    /// Adds a later group's slice to a run not yet begun, if it stays within `RUN_EVENTS`.
+    fn join(&mut self, slice: Slice) -> Result<(), Slice> {
+        let events = self.events + (slice.end - slice.next);
+        if self.begun || events > RUN_EVENTS {
+            return Err(slice);
+        }
+        self.events = events;
+        self.slices.push(slice);
+        Ok(())
+    }
 }
 
 /// A finished run's emptied collections, kept so the next run reuses their memory.
@@ -66,14 +106,24 @@ impl Handler<Deliver> for Shard {
                     .iter()
                     .take_while(|d| d.tenant_id == tenant_id)
                     .count();
-            let run = Run {
+            let slice = Slice {
                 batch: batch.clone(),
                 next: start,
                 end,
-                gathered: HashMap::new(),
-                writes: Vec::new(),
             };
-            if self.waiting.push(tenant_id, run) > self.backlog_limit {
+            let joined = match self.waiting.last_mut(tenant_id) {
+                Some(run) => run.join(slice),
+                None => Err(slice),
+            };
+            if let Err(slice) = joined {
+                self.waiting.push(tenant_id, Run::new(slice));
+            }
+            let behind: usize = self
+                .waiting
+                .waiting(tenant_id)
+                .map(|r| r.slices.len())
+                .sum();
+            if behind > self.backlog_limit {
                 self.too_far_behind(tenant_id);
             }
             start = end;
@@ -85,8 +135,8 @@ impl Handler<Deliver> for Shard {
     }
 }
 
-/// Does the next tenant's turn, then lets the mailbox in (new streams, other tenants'
-/// groups) before the next.
+/// Does a turn of the next tenant's front run, then lets the mailbox in (new streams,
+/// other tenants' groups, sockets ready) before the next.
 #[derive(Message)]
 #[rtype(result = "()")]
 struct Work;
@@ -111,11 +161,12 @@ impl Handler<Work> for Shard {
 }
 
 impl Shard {
-    /// Hands out up to a turn's work of `run`; true when it is all handed out.
+    /// Hands out up to a turn's work of `run`; true when all of it is handed out.
     fn turn(&mut self, tenant_id: i64, run: &mut Run) -> bool {
+        run.begun = true;
         let mut work = 0;
         let mut reached = 0;
-        while run.next < run.end && work < TURN_WORK {
+        while run.at < run.slices.len() && work < TURN_WORK {
             let streams = self.gather(run);
             reached += streams as u64;
             work += streams.max(1);
@@ -143,19 +194,26 @@ impl Shard {
             // reconnects and resumes from the log.
             self.end(id, ending);
         }
-        run.next == run.end && run.writes.is_empty()
+        run.at == run.slices.len() && run.writes.is_empty()
     }
 
     /// Gathers the run's next delivery for its listeners; returns how many there are. The
     /// last delivery moves what was gathered to the writes.
     fn gather(&mut self, run: &mut Run) -> usize {
-        let delivery = &run.batch[run.next];
-        run.next += 1;
+        let index = run.at;
+        let slice = &mut run.slices[index];
+        let at = slice.next;
+        slice.next += 1;
+        if slice.next == slice.end {
+            run.at += 1;
+        }
+        let last = run.at == run.slices.len();
+        let delivery = &run.slices[index].batch[at];
         let listeners = self.listeners.of(delivery);
         if run.writes.capacity() == 0 {
             run.writes = mem::take(&mut self.spare.writes);
         }
-        if run.gathered.is_empty() && run.next == run.end {
+        if run.gathered.is_empty() && last {
             // A run of one event (or its last event with nothing before it): no gathering.
             run.writes.extend(
                 listeners
@@ -175,7 +233,7 @@ impl Shard {
                 }
             }
         }
-        if run.next == run.end {
+        if last {
             run.writes.extend(run.gathered.drain());
         }
         listeners.len()
