@@ -10,7 +10,7 @@
 //!
 //! A run is handed out in two phases, both of which a turn may stop in: gathering, per
 //! stream, the run's frames it listens to, then writing each stream its frames in one go.
-//! A broadcast of ten events to 9,000 streams is so cut into turns of a few hundred
+//! A broadcast of ten events to 9,000 streams is so cut into turns of about a hundred
 //! streams, while each stream still gets its ten frames in one write. A tenant's own events
 //! keep their order: its next run waits until this one is written out. A tenant more than
 //! `stream.queue_capacity` groups behind has its streams here closed as slow (they resume
@@ -27,8 +27,8 @@ use crate::hub::sink::Ending;
 use crate::hub::{Delivery, Frames};
 
 /// How much one turn does: a frame gathered for a stream costs 1, writing a stream its
-/// frames `WRITE_COST` more (a system call or a task's wake-up, the dearer part). About 250
-/// streams' writes: a few milliseconds, ten or so when the cores are saturated.
+/// frames `WRITE_COST` more (a system call or a task's wake-up, the dearer part). About a
+/// hundred streams' writes: a millisecond or two, some more when the cores are saturated.
 const TURN_WORK: usize = 4_096;
 const WRITE_COST: usize = 32;
 
