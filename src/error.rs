@@ -114,6 +114,7 @@ error_codes! {
     InvalidOrigin = "invalid_origin", UNPROCESSABLE_ENTITY;
     InvalidRetention = "invalid_retention", UNPROCESSABLE_ENTITY;
     InvalidLimits = "invalid_limits", UNPROCESSABLE_ENTITY;
+    InvalidInbox = "invalid_inbox", UNPROCESSABLE_ENTITY;
     InvalidName = "invalid_name", UNPROCESSABLE_ENTITY;
     InvalidAlg = "invalid_alg", UNPROCESSABLE_ENTITY;
     InvalidPublicKey = "invalid_public_key", UNPROCESSABLE_ENTITY;
@@ -216,6 +217,7 @@ impl From<ValidationError> for ApiError {
             Invalid::Limit => ErrorCode::InvalidLimit,
             Invalid::IdempotencyKey => ErrorCode::InvalidIdempotencyKey,
             Invalid::Limits => ErrorCode::InvalidLimits,
+            Invalid::Inbox => ErrorCode::InvalidInbox,
         };
         ApiError {
             code,

@@ -47,6 +47,10 @@ pub fn render(state: &AppState) -> String {
     }
     metrics::counter!("herald_malformed_requests_total")
         .absolute(crate::error::malformed_requests());
+    metrics::counter!("herald_inbox_lists_total")
+        .absolute(crate::routes::inbox::LISTED.load(Ordering::Relaxed));
+    metrics::counter!("herald_inbox_marks_total")
+        .absolute(crate::routes::inbox::MARKED.load(Ordering::Relaxed));
     state.usage.delivered(&hub.delivered_to);
     for line in state.usage.lines(&state.hub.open_streams()) {
         let tenant = line.label;

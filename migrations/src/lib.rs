@@ -1,7 +1,8 @@
 //! Herald's database schema, as sea-orm migrations.
 //!
 //! The server runs these at start-up (and `herald migrate` runs them on demand). Every
-//! migration is written with sea-query's portable builders so the same steps create the
+//! migration is written with sea-query's portable builders (and, where they have no word
+//! for it, SQL both engines read alike) so the same steps create the
 //! schema on SQLite (the default, single-node store) and PostgreSQL (the scale-out store).
 //! Timestamps are stored as Unix milliseconds in BIGINT columns: the same type on both
 //! engines, cheap to compare, and free of time-zone conversions.
@@ -10,6 +11,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261121_000001_initial;
 mod m20261130_000001_limits_and_usage;
+mod m20261201_000001_inbox;
 
 pub struct Migrator;
 
@@ -19,6 +21,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261121_000001_initial::Migration),
             Box::new(m20261130_000001_limits_and_usage::Migration),
+            Box::new(m20261201_000001_inbox::Migration),
         ]
     }
 }

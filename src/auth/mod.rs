@@ -45,6 +45,29 @@ impl From<AuthError> for ApiError {
     }
 }
 
+/// The user token of a browser's request to `/t/{slug}/…`: its `Authorization: Bearer …`,
+/// or else the session cookie. A browser sends the cookie with any request to Herald, an
+/// `<img>` or a link of another site's page included; only a request the page's script
+/// made (`Sec-Fetch-Mode: cors`: its EventSource, its fetch) may use it. Clients that send
+/// no Sec-Fetch-Mode are not browsers that do, and non-browser clients use Bearer.
+pub fn browser_token<'a>(
+    authorization: Option<&'a str>,
+    session_cookie: Option<&'a str>,
+    fetch_mode: Option<&str>,
+) -> Result<&'a str, crate::error::ApiError> {
+    if let Ok(token) = bearer_of(authorization) {
+        return Ok(token);
+    }
+    let cookie = session_cookie.ok_or(AuthError::MissingCredentials)?;
+    if fetch_mode.is_some_and(|mode| mode != "cors") {
+        return Err(crate::error::ApiError::new(
+            crate::error::ErrorCode::OriginNotAllowed,
+            "the session cookie is taken only from the page's own script (EventSource, fetch)",
+        ));
+    }
+    Ok(cookie)
+}
+
 /// The token of an `Authorization: Bearer …` header.
 pub fn bearer_token(request: &HttpRequest) -> Result<&str, AuthError> {
     let header = request

@@ -122,6 +122,8 @@ pub struct NewEvent {
     pub event_type: EventType,
     /// The published `data` value as compact JSON.
     pub data: String,
+    /// Also an item of the recipient's inbox.
+    pub inbox: bool,
 }
 
 /// What the publish API answers for each stored event.

@@ -25,6 +25,8 @@ pub enum Invalid {
     IdempotencyKey,
     /// A tenant's `limits`.
     Limits,
+    /// `inbox` where it cannot be, or an inbox request of the wrong shape.
+    Inbox,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]

@@ -132,7 +132,7 @@ pub async fn history(
 /// Why `after` cannot be read from: the log no longer holds what follows it, or never held
 /// it (a cursor beyond the end: the log was restored from an older copy, say). Either way
 /// the reader must start again without `after`, as a stream gets `reset`.
-fn cursor_refusal(unresumable: Unresumable) -> ApiError {
+pub(super) fn cursor_refusal(unresumable: Unresumable) -> ApiError {
     let why = match unresumable {
         Unresumable::UnknownEpoch | Unresumable::Expired => {
             "events after this id are no longer all kept (the log was reset or pruned)"

@@ -5,6 +5,7 @@
 pub mod admin;
 mod health;
 pub(crate) mod history;
+pub(crate) mod inbox;
 mod json;
 pub mod openapi;
 pub mod publish;
@@ -31,14 +32,22 @@ pub fn configure(config: &mut web::ServiceConfig) {
                         .route(web::post().to(session::open))
                         .route(web::delete().to(session::close)),
                 )
-                .service(resource("/stream", "GET").route(web::get().to(stream::stream))),
+                .service(resource("/stream", "GET").route(web::get().to(stream::stream)))
+                .service(resource("/inbox", "GET").route(web::get().to(inbox::browser_list)))
+                .service(resource("/inbox/read", "POST").route(web::post().to(inbox::browser_read)))
+                .service(
+                    resource("/inbox/unread", "POST").route(web::post().to(inbox::browser_unread)),
+                ),
         )
         .service(resource("/metrics", "GET").route(web::get().to(health::metrics)))
         .service(
             resource("/v1/events", "GET, POST")
                 .route(web::post().to(publish::publish))
                 .route(web::get().to(history::history)),
-        );
+        )
+        .service(resource("/v1/inbox", "GET").route(web::get().to(inbox::backend_list)))
+        .service(resource("/v1/inbox/read", "POST").route(web::post().to(inbox::backend_read)))
+        .service(resource("/v1/inbox/unread", "POST").route(web::post().to(inbox::backend_unread)));
 }
 
 /// A path and the methods it answers (`allow`, as the `Allow` header lists them); any other

@@ -63,13 +63,19 @@ impl Modify for SecuritySchemes {
         super::stream::stream,
         super::session::open,
         super::session::close,
+        super::inbox::browser_list,
+        super::inbox::browser_read,
+        super::inbox::browser_unread,
+        super::inbox::backend_list,
+        super::inbox::backend_read,
+        super::inbox::backend_unread,
     ),
     components(schemas(NewTenant, TenantPatch, Retention, Receipt, Slug, TopicListQuery, EventIdText, IdempotencyKeyText)),
     modifiers(&SecuritySchemes),
     tags(
         (name = "operator", description = "Tenants and their keys; admin token"),
-        (name = "tenant backend", description = "Publishing and history; API key"),
-        (name = "browser", description = "A user's stream; user JWT from the session cookie or a bearer header"),
+        (name = "tenant backend", description = "Publishing, history and users' inboxes; API key"),
+        (name = "browser", description = "A user's stream and inbox; user JWT from the session cookie or a bearer header"),
         (name = "health", description = "Probes, metrics and this document"),
     )
 )]

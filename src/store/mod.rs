@@ -13,6 +13,7 @@
 
 pub mod credentials;
 pub mod entities;
+pub mod inbox;
 pub mod keys;
 pub mod log;
 pub mod tenants;

@@ -8,10 +8,10 @@ use std::sync::atomic::Ordering;
 
 use serde::Deserialize;
 
-use crate::auth::{AuthError, bearer_of, jwt};
+use crate::auth::{AuthError, browser_token, jwt};
 use crate::domain::names::TopicList;
 use crate::domain::tenant::Tenant;
-use crate::error::{ApiError, ErrorCode};
+use crate::error::ApiError;
 use crate::hub::StreamCaps;
 use crate::hub::connection::Connection;
 use crate::state::AppState;
@@ -63,25 +63,11 @@ pub async fn open(
     request: StreamRequest<'_>,
     path: StreamPath,
 ) -> Result<Connection, ApiError> {
-    let token = match bearer_of(request.authorization) {
-        Ok(token) => token,
-        Err(_) => {
-            let cookie = request
-                .session_cookie
-                .ok_or(AuthError::MissingCredentials)?;
-            // A browser sends the cookie with any request to Herald, an `<img>` or a link
-            // of another site's page included; only its EventSource (mode `cors`) may use
-            // it to hold one of the user's streams. Clients that send no Sec-Fetch-Mode are
-            // not browsers that do, and non-browser clients use Bearer.
-            if request.fetch_mode.is_some_and(|mode| mode != "cors") {
-                return Err(ApiError::new(
-                    ErrorCode::OriginNotAllowed,
-                    "a stream with the session cookie must be opened by EventSource",
-                ));
-            }
-            cookie
-        }
-    };
+    let token = browser_token(
+        request.authorization,
+        request.session_cookie,
+        request.fetch_mode,
+    )?;
     let identity = jwt::verify(&state.credentials, tenant, token, &state.settings.jwt).await?;
     let query: StreamQuery = crate::query::parse(request.query)?;
     let topics = TopicList::parse(query.topics.as_deref())?;

@@ -15,6 +15,7 @@ mod docs;
 mod fairness;
 mod health;
 mod idempotency;
+mod inbox;
 mod isolation;
 mod lifecycle;
 mod limits;

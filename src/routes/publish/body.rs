@@ -72,6 +72,10 @@ pub struct EventIn {
     #[serde(default)]
     #[schema(value_type = Value)]
     pub data: Option<Value>,
+    /// Also an item of each recipient's inbox, unread until marked read (with `to.user`,
+    /// `to.users` or `to.broadcast`; not with a topic).
+    #[serde(default)]
+    pub inbox: bool,
 }
 
 /// A batch of events, committed together in this order.
@@ -179,6 +183,12 @@ impl EventIn {
                     .map(Target::User)
                     .collect()
             }
+            Some(To::Topic(_)) if self.inbox => {
+                return Err(ValidationError::new(
+                    Invalid::Inbox,
+                    "`inbox` goes with `to.user`, `to.users` or `to.broadcast`: a topic has no inbox",
+                ));
+            }
             Some(To::Topic(topic)) => vec![Target::Topic(topic)],
             Some(To::Broadcast(BroadcastFlag)) => vec![Target::Broadcast],
         };
@@ -198,6 +208,7 @@ impl EventIn {
             target,
             event_type: event_type.clone(),
             data: data.clone(),
+            inbox: self.inbox,
         }));
         Ok(())
     }

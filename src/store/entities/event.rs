@@ -12,6 +12,8 @@ pub struct Model {
     pub event_type: String,
     pub data: String,
     pub created_at: i64,
+    /// For an inbox item: its place among its stream's inbox items (1, 2, 3…).
+    pub inbox_ordinal: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

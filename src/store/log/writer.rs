@@ -23,6 +23,7 @@ use crate::domain::log::LoggedEvent;
 use crate::domain::now_ms;
 use crate::fair::Turns;
 use crate::store::entities::{event, tenant};
+use crate::store::inbox::assign_ordinals;
 use crate::store::usage::{UsageCounts, add_usage, day_of};
 use crate::store::{Store, StoreError};
 
@@ -210,6 +211,8 @@ async fn commit_group(
             continue;
         };
         let mut next_seq = counter.next_seq;
+        let first_row = rows.len();
+        let mut inbox_items = Vec::new();
         for index in jobs {
             let job = &group[index];
             if let Some(claim) = &job.claim
@@ -245,13 +248,21 @@ async fn commit_group(
                 event_type: Set(e.event_type.clone()),
                 data: Set(e.data.clone()),
                 created_at: Set(e.created_at),
+                inbox_ordinal: Set(None),
             }));
+            inbox_items.extend(job.events.iter().map(|new| (&new.target, new.inbox)));
             if let Some(claim) = &job.claim {
                 // Written now rather than at the end, so that a retry of the same request
                 // in this very group already finds the answer.
                 record_receipts(&txn, tenant_id, claim, &committed).await?;
             }
             outcomes[index] = Some(AppendOutcome::Committed(committed));
+        }
+        if inbox_items.iter().any(|(_, inbox)| *inbox) {
+            let ordinals = assign_ordinals(&txn, tenant_id, &inbox_items).await?;
+            for (row, ordinal) in rows[first_row..].iter_mut().zip(ordinals) {
+                row.inbox_ordinal = Set(ordinal);
+            }
         }
         if next_seq != counter.next_seq {
             tenant::Entity::update_many()
@@ -342,6 +353,7 @@ mod tests {
             target: Target::User(UserId::parse("u").unwrap()),
             event_type: EventType::default(),
             data: "null".into(),
+            inbox: false,
         };
         AppendJob {
             tenant_id,
