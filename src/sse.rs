@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::domain::log::LoggedEvent;
 
-pub use crate::domain::event::{RESET, SESSION_EXPIRED};
+pub use crate::domain::event::{INBOX, RESET, SESSION_EXPIRED};
 
 /// `retry:` tells the browser how long to wait before reconnecting.
 pub fn retry(milliseconds: u64) -> Bytes {
@@ -44,6 +44,12 @@ pub fn session_expired(reason: &str) -> Bytes {
         &serde_json::json!({ "reason": reason }),
         None,
     )
+}
+
+/// A user's unread count (see `hub::inbox`): no `id:`, so it never moves the stream's
+/// resume position.
+pub fn inbox(unread: i64) -> Bytes {
+    control(INBOX, &serde_json::json!({ "unread": unread }), None)
 }
 
 /// A stored event as SSE: `id:`, `event:`, `data:` lines and the blank line.

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use crate::broker::RedisBroker;
 use crate::config::Settings;
 use crate::domain::keys::AdminToken;
+use crate::domain::names::UserId;
 use crate::domain::tenant::Tenant;
 use crate::error::ApiError;
 use crate::hub::Hub;
@@ -17,6 +18,7 @@ use crate::limits::usage::UsageMeter;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
 use crate::store::credentials::Credentials;
+use crate::store::inbox::Unread;
 use crate::store::log::EventLog;
 
 pub struct AppState {
@@ -46,6 +48,15 @@ impl AppState {
         self.hub.end_streams(tenant_id, key_id, reason);
         if let Some(broker) = &self.broker {
             broker.end_streams(tenant_id, key_id, reason);
+        }
+    }
+
+    /// A read or unread changed the user's unread count: their streams on every node say
+    /// so.
+    pub fn inbox_changed(&self, tenant_id: i64, user: &UserId, unread: Unread) {
+        self.hub.inbox_changed(tenant_id, user, unread);
+        if let Some(broker) = &self.broker {
+            broker.inbox_changed(tenant_id, user, unread);
         }
     }
 

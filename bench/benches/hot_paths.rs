@@ -240,6 +240,7 @@ fn new_events(count: usize) -> Vec<NewEvent> {
             target: Target::User(user_id(&format!("u{n}"))),
             event_type: EventType::parse("mail").expect("a valid type"),
             data: format!(r#"{{"subject":"message {n}","unread":3}}"#),
+            inbox: false,
         })
         .collect()
 }

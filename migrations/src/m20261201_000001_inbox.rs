@@ -32,13 +32,15 @@ enum InboxTotals {
 }
 
 /// Each user's read cursor: every item with a seq up to `read_through` is read (unless
-/// marked unread).
+/// marked unread); `version` counts the user's read and unread requests, which orders
+/// the counts they answer.
 #[derive(DeriveIden)]
 enum InboxReaders {
     Table,
     TenantId,
     UserId,
     ReadThrough,
+    Version,
 }
 
 /// Items marked against the cursor: read above it, unread at or below it.
@@ -115,6 +117,7 @@ impl MigrationTrait for Migration {
                     .col(big_integer(InboxReaders::TenantId))
                     .col(string(InboxReaders::UserId))
                     .col(big_integer(InboxReaders::ReadThrough))
+                    .col(big_integer(InboxReaders::Version))
                     .primary_key(
                         Index::create()
                             .col(InboxReaders::TenantId)

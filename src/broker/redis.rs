@@ -27,8 +27,10 @@ use super::sequencer::{Sequencer, Work};
 
 use crate::domain::event::{EventId, Target};
 use crate::domain::log::LoggedEvent;
+use crate::domain::names::UserId;
 use crate::hub::Hub;
 use crate::store::credentials::Credentials;
+use crate::store::inbox::Unread;
 use crate::store::log::CommitListener;
 use crate::store::{Store, StoreError};
 
@@ -68,6 +70,18 @@ struct Notice {
     /// A tenant whose settings or keys changed: what nodes kept about it is stale.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     changed_tenant: Option<i64>,
+    /// A user's unread count, answered to a read or unread on the sending node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    inbox: Option<InboxNotice>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct InboxNotice {
+    tenant: i64,
+    user: String,
+    unread: i64,
+    as_of_seq: i64,
+    version: i64,
 }
 
 /// Streams whose sessions are over: the tenant's, or only those of one signing key.
@@ -90,6 +104,8 @@ struct WireEvent {
     event_type: String,
     data: String,
     created_at: i64,
+    #[serde(default)]
+    inbox: bool,
 }
 
 impl WireEvent {
@@ -103,6 +119,7 @@ impl WireEvent {
             event_type: event.event_type.clone(),
             data: event.data.clone(),
             created_at: event.created_at,
+            inbox: event.inbox,
         }
     }
 
@@ -117,6 +134,7 @@ impl WireEvent {
             event_type: self.event_type,
             data: self.data,
             created_at: self.created_at,
+            inbox: self.inbox,
         })
     }
 }
@@ -210,6 +228,7 @@ impl RedisBroker {
                 reason: reason.to_owned(),
             }),
             changed_tenant: Some(tenant_id),
+            inbox: None,
         };
         self.send(&notice);
     }
@@ -221,6 +240,25 @@ impl RedisBroker {
             events: Vec::new(),
             ended: None,
             changed_tenant: Some(tenant_id),
+            inbox: None,
+        };
+        self.send(&notice);
+    }
+
+    /// Tells the other nodes a user's unread count after a read or unread here.
+    pub fn inbox_changed(&self, tenant_id: i64, user: &UserId, unread: Unread) {
+        let notice = Notice {
+            node: self.node.to_string(),
+            events: Vec::new(),
+            ended: None,
+            changed_tenant: None,
+            inbox: Some(InboxNotice {
+                tenant: tenant_id,
+                user: user.as_str().to_owned(),
+                unread: unread.count,
+                as_of_seq: unread.as_of_seq,
+                version: unread.version,
+            }),
         };
         self.send(&notice);
     }
@@ -250,6 +288,7 @@ impl CommitListener for RedisBroker {
             events: events.iter().map(|e| WireEvent::from_event(e)).collect(),
             ended: None,
             changed_tenant: None,
+            inbox: None,
         };
         self.send(&notice);
         let _ = self.work.send(Work::Committed(
@@ -328,6 +367,16 @@ async fn subscribe(
                         }
                         if let Some(ended) = notice.ended {
                             hub.end_streams(ended.tenant, ended.key_id.as_deref(), &ended.reason);
+                        }
+                        if let Some(inbox) = notice.inbox
+                            && let Ok(user) = UserId::parse(inbox.user)
+                        {
+                            let unread = Unread {
+                                count: inbox.unread,
+                                as_of_seq: inbox.as_of_seq,
+                                version: inbox.version,
+                            };
+                            hub.inbox_changed(inbox.tenant, &user, unread);
                         }
                         if notice.events.is_empty() {
                             continue;

@@ -13,6 +13,8 @@ pub struct LoggedEvent {
     /// Compact JSON of the published `data`.
     pub data: String,
     pub created_at: i64,
+    /// Also an item of its recipient's inbox.
+    pub inbox: bool,
 }
 
 impl LoggedEvent {

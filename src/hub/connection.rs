@@ -16,6 +16,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::time::{Instant, Sleep};
 
 use super::Subscription;
+use super::inbox::InboxCount;
 use crate::shutdown::Shutdown;
 use crate::sse;
 use crate::store::Store;
@@ -44,6 +45,11 @@ pub struct Connection {
     replay_page: u64,
     /// The highest seq sent so far (or the position the stream started from).
     last_seq: i64,
+    /// The user's unread count as this stream last sent it; `None` until it has been
+    /// counted after the replay.
+    inbox: Option<InboxCount>,
+    /// A count arrived that is older than what the stream has sent: take it afresh.
+    recount: bool,
     subscription: Subscription,
     keepalive_every: Duration,
     /// When the user's token runs out (Unix seconds).
@@ -92,6 +98,8 @@ impl Connection {
             selector: parts.selector,
             replay_page: parts.replay_page,
             last_seq: start.after_seq,
+            inbox: None,
+            recount: false,
             subscription: parts.subscription,
             keepalive_every: parts.keepalive_every,
             expires_at: parts.expires_at,
@@ -128,26 +136,83 @@ impl Connection {
         self.live_step().await
     }
 
-    /// The opening and the replay, chunk by chunk; `None` once the stream has caught up
-    /// with the log (or has ended: see `hand_over`). Cancel-safe.
+    /// The opening, the replay, and then the user's unread count, chunk by chunk; `None`
+    /// once the stream has caught up with the log (or has ended: see `hand_over`).
+    /// Cancel-safe.
     pub async fn catch_up_chunk(&mut self) -> Option<Bytes> {
         if let Some(opening) = self.opening.take() {
             return Some(opening);
         }
-        if self.done || !self.replaying {
+        if self.done {
             return None;
         }
-        self.replay_step().await
+        if self.replaying {
+            // A last page may be empty: then the count comes at once.
+            if let Some(chunk) = self.replay_step().await {
+                return Some(chunk);
+            }
+            if self.done || self.replaying {
+                return None;
+            }
+        }
+        if self.inbox.is_none() {
+            return self.count_step().await;
+        }
+        None
+    }
+
+    /// The user's unread count, taken after the replay: `event: inbox`.
+    async fn count_step(&mut self) -> Option<Bytes> {
+        let user = self.selector.user.as_ref()?;
+        loop {
+            let unread = match self.store.inbox_unread(self.tenant_id, user).await {
+                Ok(unread) => unread,
+                Err(error) => {
+                    tracing::error!(%error, "the unread count failed; ending the stream");
+                    self.done = true;
+                    return None;
+                }
+            };
+            // Taken after everything replayed, so never older than it; if it were, again.
+            if let Ok(count) = InboxCount::start(unread, self.last_seq) {
+                self.inbox = Some(count);
+                self.last_sent = Instant::now();
+                return Some(count.frame());
+            }
+        }
+    }
+
+    /// A count that was older than what the stream had sent, taken afresh.
+    async fn recount_step(&mut self) -> Option<Bytes> {
+        self.recount = false;
+        let user = self.selector.user.as_ref()?;
+        let unread = match self.store.inbox_unread(self.tenant_id, user).await {
+            Ok(unread) => unread,
+            Err(error) => {
+                tracing::error!(%error, "the unread count failed; ending the stream");
+                self.done = true;
+                return None;
+            }
+        };
+        let count = self.inbox.as_mut()?;
+        match count.update(unread, self.last_seq) {
+            Ok(true) => Some(count.frame()),
+            Ok(false) => None,
+            Err(_) => {
+                self.recount = true;
+                None
+            }
+        }
     }
 
     /// A stream that has caught up gives its socket to its hub shard, which writes the
     /// live part (see `hub::shard`); one that has ended drops it.
     pub fn hand_over(self, socket: std::net::TcpStream) {
-        if self.done || self.replaying || self.opening.is_some() {
+        if self.done || self.replaying || self.opening.is_some() || self.inbox.is_none() {
             return;
         }
         self.subscription
-            .hand_over(socket, self.last_seq, self.expires_at);
+            .hand_over(socket, self.last_seq, self.expires_at, self.inbox);
     }
 
     /// One page of the log after `last_seq`; `None` once the replay has caught up.
@@ -186,6 +251,12 @@ impl Connection {
 
     async fn live_step(&mut self) -> Option<Bytes> {
         loop {
+            if self.recount
+                && let Some(frame) = self.recount_step().await
+            {
+                self.last_sent = Instant::now();
+                return Some(frame);
+            }
             // Frames first: a woken stream with frames waiting takes them without touching
             // the other three (the shutdown wait locks a list shared by every stream).
             let wake = tokio::select! {
@@ -201,12 +272,15 @@ impl Connection {
                 Wake::Frames(None) => return None,
                 Wake::Frames(Some(frames)) => {
                     let mut chunk = Vec::new();
-                    self.take_new(frames, &mut chunk);
+                    let mut counted = self.take_new(frames, &mut chunk);
                     while chunk.len() < LIVE_BATCH && !self.done {
                         let Ok(more) = self.subscription.frames.try_recv() else {
                             break;
                         };
-                        self.take_new(more, &mut chunk);
+                        counted |= self.take_new(more, &mut chunk);
+                    }
+                    if counted && !self.done {
+                        chunk.extend(self.inbox.map(|count| count.frame()));
                     }
                     if chunk.is_empty() {
                         continue;
@@ -235,11 +309,16 @@ impl Connection {
         }
     }
 
-    /// Keeps the frames this stream has not sent yet (the replay may have sent some).
-    fn take_new(&mut self, frames: super::Frames, chunk: &mut Vec<Bytes>) {
+    /// Keeps the frames this stream has not sent yet (the replay may have sent some);
+    /// true when the user's unread count changed with them.
+    fn take_new(&mut self, frames: super::Frames, chunk: &mut Vec<Bytes>) -> bool {
+        let mut counted = false;
         let mut keep = |frame: super::LiveFrame| {
             if frame.seq > self.last_seq {
                 self.last_seq = frame.seq;
+                if let Some(count) = &mut self.inbox {
+                    counted |= count.sending(&frame);
+                }
                 chunk.push(frame.bytes);
             }
         };
@@ -250,7 +329,16 @@ impl Connection {
                 chunk.push(last);
                 self.done = true;
             }
+            super::Frames::Inbox(unread) => {
+                if let Some(count) = &mut self.inbox {
+                    match count.update(unread, self.last_seq) {
+                        Ok(changed) => counted = changed,
+                        Err(_) => self.recount = true,
+                    }
+                }
+            }
         }
+        counted
     }
 }
 

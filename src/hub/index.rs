@@ -66,6 +66,14 @@ impl Listeners {
         }
     }
 
+    /// The connections of one user of a tenant.
+    pub(super) fn of_user(&self, tenant_id: i64, user: &str) -> &[u64] {
+        self.tenants
+            .get(&tenant_id)
+            .and_then(|index| index.users.get(user))
+            .map_or(&[], Vec::as_slice)
+    }
+
     /// The connections `delivery` goes to.
     pub(super) fn of(&self, delivery: &Delivery) -> &[u64] {
         let Some(index) = self.tenants.get(&delivery.tenant_id) else {

@@ -12,6 +12,7 @@
 
 pub mod connection;
 mod deadlines;
+mod inbox;
 mod index;
 pub mod ledger;
 mod open;
@@ -36,9 +37,11 @@ use crate::domain::log::LoggedEvent;
 use crate::domain::names::{TopicList, UserId};
 use crate::shutdown::Shutdown;
 use crate::sse;
+use crate::store::inbox::Unread;
 use crate::store::log::CommitListener;
 use crate::store::{Store, StoreError};
-use shard::{Attach, Deliver, EndStreams, Register, Shard, Unregister};
+use inbox::InboxCount;
+use shard::{Attach, Deliver, EndStreams, InboxChanged, Register, Shard, Unregister};
 use slots::TenantSlots;
 
 /// One event ready for the wire, shared by every connection it goes to.
@@ -46,6 +49,8 @@ use slots::TenantSlots;
 pub struct LiveFrame {
     pub seq: i64,
     pub bytes: Bytes,
+    /// An item of the inbox of the user it goes to (see `hub::inbox`).
+    pub inbox: bool,
 }
 
 /// What one commit group holds for one connection: a connection's queue counts groups,
@@ -57,6 +62,8 @@ pub enum Frames {
     Many(Vec<LiveFrame>),
     /// The stream's last frame (its session is over): write it and end.
     End(Bytes),
+    /// The user's unread count, answered to a read or unread (see `hub::inbox`).
+    Inbox(crate::store::inbox::Unread),
 }
 
 impl Frames {
@@ -65,7 +72,7 @@ impl Frames {
         match self {
             Frames::One(frame) => std::slice::from_ref(frame),
             Frames::Many(frames) => frames,
-            Frames::End(_) => &[],
+            Frames::End(_) | Frames::Inbox(_) => &[],
         }
     }
 
@@ -76,7 +83,7 @@ impl Frames {
                 *self = Frames::Many(vec![first, frame]);
             }
             Frames::Many(frames) => frames.push(frame),
-            Frames::End(_) => {}
+            Frames::End(_) | Frames::Inbox(_) => {}
         }
     }
 }
@@ -213,7 +220,13 @@ impl Hub {
         let mut arbiters = Vec::with_capacity(count);
         for _ in 0..count {
             let arbiter = Arbiter::new();
-            let shard = Shard::new(stats.clone(), slots.clone(), settings, shutdown.clone())?;
+            let shard = Shard::new(
+                stats.clone(),
+                slots.clone(),
+                settings,
+                shutdown.clone(),
+                store.clone(),
+            )?;
             shards.push(Shard::start_in_arbiter(&arbiter.handle(), move |_| shard));
             arbiters.push(arbiter);
         }
@@ -263,6 +276,17 @@ impl Hub {
                 last: last.clone(),
             });
         }
+    }
+
+    /// A read or unread changed the user's unread count: their streams on this node say so
+    /// (see `hub::inbox`).
+    pub fn inbox_changed(&self, tenant_id: i64, user: &UserId, unread: Unread) {
+        self.shard_for(tenant_id, user.as_str())
+            .do_send(InboxChanged {
+                tenant_id,
+                user: user.as_str().into(),
+                unread,
+            });
     }
 
     /// Registers a connection for a user's own events, the tenant's broadcasts and
@@ -329,6 +353,7 @@ impl CommitListener for Hub {
                     frame: LiveFrame {
                         seq: event.id.seq,
                         bytes: sse::encode(event),
+                        inbox: event.inbox,
                     },
                 })
                 .collect(),
@@ -348,7 +373,13 @@ pub struct Subscription {
 impl Subscription {
     /// Gives the stream's socket to its shard, which writes the stream from now on (see
     /// `shard`): what is in the queue and after `last_seq` goes out first.
-    pub fn hand_over(mut self, socket: std::net::TcpStream, last_seq: i64, expires_at: i64) {
+    pub fn hand_over(
+        mut self,
+        socket: std::net::TcpStream,
+        last_seq: i64,
+        expires_at: i64,
+        inbox: Option<InboxCount>,
+    ) {
         self.guard.handed_over = true;
         self.guard.shard.do_send(Attach {
             id: self.guard.id,
@@ -357,6 +388,7 @@ impl Subscription {
             queued: self.frames,
             last_seq,
             expires_at,
+            inbox,
         });
     }
 }

@@ -358,6 +358,7 @@ async fn mark(
     };
     let unread = state.store.inbox_mark(tenant.id, user, marking).await?;
     MARKED.fetch_add(1, Ordering::Relaxed);
+    state.inbox_changed(tenant.id, user, unread);
     Ok(HttpResponse::Ok().json(UnreadOut {
         unread: unread.count,
     }))

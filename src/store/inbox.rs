@@ -49,11 +49,13 @@ pub struct InboxPage {
     pub unread: Unread,
 }
 
-/// A user's unread count, and the log's head it was counted at.
+/// A user's unread count, the log's head it was counted at, and how many read or unread
+/// requests of the user it follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Unread {
     pub count: i64,
     pub as_of_seq: i64,
+    pub version: i64,
 }
 
 /// What a read or unread request does.
@@ -162,13 +164,15 @@ fn statement(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
 /// The unread count of one user, and the head it was taken at (see the module's note).
 const COUNT: &str = "
 WITH place AS (
-  SELECT COALESCE((SELECT read_through FROM inbox_readers WHERE tenant_id = ? AND user_id = ?), 0) AS cursor,
+  SELECT COALESCE(r.read_through, 0) AS cursor, COALESCE(r.version, 0) AS version,
          t.pruned_seq AS pruned, t.next_seq - 1 AS head
-  FROM tenants t WHERE t.id = ?
+  FROM tenants t LEFT JOIN inbox_readers r ON r.tenant_id = t.id AND r.user_id = ?
+  WHERE t.id = ?
 ), bound AS (
-  SELECT cursor, pruned, head, CASE WHEN cursor > pruned THEN cursor ELSE pruned END AS after FROM place
+  SELECT cursor, version, pruned, head,
+         CASE WHEN cursor > pruned THEN cursor ELSE pruned END AS after FROM place
 )
-SELECT head,
+SELECT head, version,
   COALESCE((SELECT e.inbox_ordinal FROM events e
              WHERE e.tenant_id = ? AND e.target_kind = 'user' AND e.target = ? AND e.inbox_ordinal IS NOT NULL
              ORDER BY e.seq DESC LIMIT 1)
@@ -326,24 +330,45 @@ impl Store {
         let txn = self.begin_write().await?;
         let backend = txn.get_database_backend();
         let user_name = user.as_str();
+        // One request of a user at a time (SQLite has one writer anyway): each counts what
+        // the one before it did, and moves the version on.
+        txn.execute_raw(statement(
+            backend,
+            "INSERT INTO inbox_readers (tenant_id, user_id, read_through, version) \
+             VALUES (?, ?, 0, 0) ON CONFLICT (tenant_id, user_id) DO NOTHING",
+            vec![tenant_id.into(), user_name.into()],
+        ))
+        .await?;
+        let lock = match backend {
+            DbBackend::Postgres => " FOR UPDATE",
+            _ => "",
+        };
         let cursor: i64 = txn
             .query_one_raw(statement(
                 backend,
-                "SELECT read_through FROM inbox_readers WHERE tenant_id = ? AND user_id = ?",
+                &format!(
+                    "SELECT read_through FROM inbox_readers WHERE tenant_id = ? AND user_id = ?{lock}"
+                ),
                 vec![tenant_id.into(), user_name.into()],
             ))
             .await?
             .map(|row| row.try_get("", "read_through"))
             .transpose()?
             .unwrap_or(0);
+        txn.execute_raw(statement(
+            backend,
+            "UPDATE inbox_readers SET version = version + 1 WHERE tenant_id = ? AND user_id = ?",
+            vec![tenant_id.into(), user_name.into()],
+        ))
+        .await?;
         match marking {
             Marking::AllRead => {
                 txn.execute_raw(statement(
                     backend,
-                    "INSERT INTO inbox_readers (tenant_id, user_id, read_through) \
-                     SELECT id, ?, next_seq - 1 FROM tenants WHERE id = ? \
-                     ON CONFLICT (tenant_id, user_id) DO UPDATE SET read_through = excluded.read_through",
-                    vec![user_name.into(), tenant_id.into()],
+                    "UPDATE inbox_readers SET read_through = \
+                     (SELECT next_seq - 1 FROM tenants WHERE id = ?) \
+                     WHERE tenant_id = ? AND user_id = ?",
+                    vec![tenant_id.into(), tenant_id.into(), user_name.into()],
                 ))
                 .await?;
                 txn.execute_raw(statement(
@@ -416,7 +441,6 @@ async fn unread(
 ) -> Result<Unread, StoreError> {
     let user_name = user.as_str();
     let values: Vec<Value> = vec![
-        tenant_id.into(),
         user_name.into(),
         tenant_id.into(),
         tenant_id.into(),
@@ -438,10 +462,12 @@ async fn unread(
         return Ok(Unread {
             count: 0,
             as_of_seq: 0,
+            version: 0,
         });
     };
     Ok(Unread {
         count: row.try_get("", "unread")?,
         as_of_seq: row.try_get("", "head")?,
+        version: row.try_get("", "version")?,
     })
 }

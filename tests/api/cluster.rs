@@ -137,6 +137,64 @@ async fn an_api_key_revoked_on_one_node_is_refused_on_every_node_at_once() {
     assert_error(response, StatusCode::UNAUTHORIZED, "invalid_api_key").await;
 }
 
+/// A user's unread count follows reads made on any node, on every node's streams.
+#[actix_web::test]
+async fn an_inbox_read_on_one_node_moves_the_count_on_every_node() {
+    let Some(cluster) = cluster(2).await else {
+        return;
+    };
+    let mut streams = vec![cluster.stream(0, None).await, cluster.stream(1, None).await];
+    for stream in &mut streams {
+        assert!(stream.wait_for_inbox(0, Duration::from_secs(10)).await);
+    }
+    let item = json!({"to": {"user": "u1"}, "type": "mail", "data": 1, "inbox": true});
+    cluster.publish(0, &item).await;
+    cluster.publish(1, &item).await;
+    for stream in &mut streams {
+        assert!(stream.wait_for_inbox(2, Duration::from_secs(10)).await);
+    }
+    let mark = |node: usize, path: &str, body: Value| {
+        cluster.nodes[node]
+            .client
+            .post(cluster.nodes[node].url(&format!("/v1/inbox/{path}?user=u1")))
+            .bearer_auth(&cluster.tenant.api_key)
+            .json(&body)
+            .send()
+    };
+    let answer: Value = mark(1, "read", json!({"all": true}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["unread"], 0);
+    for stream in &mut streams {
+        assert!(stream.wait_for_inbox(0, Duration::from_secs(10)).await);
+    }
+    let listed: Value = cluster.nodes[0]
+        .client
+        .get(cluster.nodes[0].url("/v1/inbox?user=u1"))
+        .bearer_auth(&cluster.tenant.api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let newest = listed["items"][0]["id"].clone();
+    let answer: Value = mark(0, "unread", json!({"ids": [newest]}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["unread"], 1);
+    for stream in &mut streams {
+        assert!(stream.wait_for_inbox(1, Duration::from_secs(10)).await);
+        assert_eq!(stream.inbox_counts.last(), Some(&1));
+    }
+}
+
 #[actix_web::test]
 async fn a_stream_cut_on_one_node_resumes_on_another_without_gap_or_repeat() {
     let Some(cluster) = cluster(2).await else {

@@ -428,3 +428,179 @@ async fn pruned_items_leave_the_inbox_and_the_count() {
     app.state.store.prune(None).await.unwrap();
     assert_eq!(app.assert_exact(&t, "ann").await, 4);
 }
+
+const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+const QUIET: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// Two tabs of one user: each gets the count after its replay and every change of it —
+/// from a publish to the user, a broadcast, or a read or unread in either tab.
+#[actix_web::test]
+async fn every_stream_of_the_user_follows_the_count_live() {
+    let app = spawn_app().await;
+    let t = app.create_tenant("live").await;
+    let mut tabs = Vec::new();
+    for _ in 0..2 {
+        tabs.push(app.open_stream(&t, &t.token("ann", &[]), "", None).await);
+    }
+    let mut bob = app.open_stream(&t, &t.token("bob", &[]), "", None).await;
+    app.wait_for_open_streams(3).await;
+    for tab in tabs.iter_mut().chain([&mut bob]) {
+        assert_eq!(
+            tab.next_inbox(WAIT).await,
+            Some(0),
+            "the count after the replay"
+        );
+    }
+    let item = app
+        .publish_ok(
+            &t.api_key,
+            &json!({"to": {"user": "ann"}, "data": 1, "inbox": true}),
+        )
+        .await;
+    app.publish_ok(
+        &t.api_key,
+        &json!({"to": {"broadcast": true}, "data": 2, "inbox": true}),
+    )
+    .await;
+    // Not inbox items: no count.
+    app.publish_ok(&t.api_key, &json!({"to": {"user": "ann"}, "data": 3}))
+        .await;
+    for tab in &mut tabs {
+        assert_eq!(tab.next_inbox(WAIT).await, Some(1));
+        assert_eq!(tab.next_inbox(WAIT).await, Some(2));
+        assert_eq!(tab.take(3, WAIT).await.len(), 3, "the events themselves");
+    }
+    assert_eq!(bob.next_inbox(WAIT).await, Some(1), "the broadcast only");
+
+    // A read (as one tab's page does it), an unread, a read of everything.
+    let id = item[0]["id"].as_str().unwrap();
+    assert_eq!(app.mark(&t, "ann", "/read", json!({"ids": [id]})).await, 1);
+    assert_eq!(
+        app.mark(&t, "ann", "/unread", json!({"ids": [id]})).await,
+        2
+    );
+    assert_eq!(app.mark(&t, "ann", "/read", json!({"all": true})).await, 0);
+    for tab in &mut tabs {
+        for expected in [1, 2, 0] {
+            assert_eq!(tab.next_inbox(WAIT).await, Some(expected));
+        }
+    }
+    // Bob's streams hear nothing of ann's reads.
+    assert_eq!(bob.next_inbox(QUIET).await, None);
+    assert_eq!(bob.inbox_counts, [0, 1]);
+}
+
+/// A stream that resumes gets what it missed and then the count, once.
+#[actix_web::test]
+async fn a_resumed_stream_gets_its_replay_then_the_count_once() {
+    let app = spawn_app().await;
+    let t = app.create_tenant("resumed").await;
+    let receipts = app
+        .publish_ok(
+            &t.api_key,
+            &json!({"events": [
+                {"to": {"user": "ann"}, "data": 1, "inbox": true},
+                {"to": {"user": "ann"}, "data": 2, "inbox": true},
+                {"to": {"broadcast": true}, "data": 3, "inbox": true}
+            ]}),
+        )
+        .await;
+    let first = receipts[0]["id"].as_str().unwrap();
+    let mut stream = app
+        .open_stream(&t, &t.token("ann", &[]), "", Some(first))
+        .await;
+    assert_eq!(stream.take(2, WAIT).await.len(), 2);
+    assert_eq!(stream.next_inbox(WAIT).await, Some(3));
+    assert_eq!(stream.next_inbox(QUIET).await, None);
+    assert_eq!(stream.inbox_counts, [3]);
+    // Its wire order: the replayed events, then the count.
+    let mut raw = app
+        .stream_request(&t.slug, &t.token("ann", &[]), "", Some(first))
+        .await;
+    let mut text = String::new();
+    while !text.contains("event: inbox") {
+        let chunk = tokio::time::timeout(WAIT, raw.chunk())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let inbox = text.find("event: inbox\ndata: {\"unread\":3}\n\n").unwrap();
+    let last_event = text.rfind("id: ").unwrap();
+    assert!(last_event < inbox, "{text}");
+    assert!(
+        !text[inbox..].contains("id:"),
+        "the count carries no id: {text}"
+    );
+}
+
+/// Publishers and readers at once: the count each stream ends on is the count, and the
+/// count is what the list says.
+#[actix_web::test]
+async fn under_concurrent_publishes_and_reads_the_streams_end_on_the_exact_count() {
+    let app = spawn_app().await;
+    let t = app.create_tenant("busy").await;
+    let mut tabs = Vec::new();
+    for _ in 0..2 {
+        tabs.push(app.open_stream(&t, &t.token("ann", &[]), "", None).await);
+    }
+    app.wait_for_open_streams(2).await;
+    let publishers = (0..8).map(|p| {
+        let app = &app;
+        let t = &t;
+        async move {
+            let mut ids = Vec::new();
+            for n in 0..20 {
+                let to = match n % 5 {
+                    4 => json!({"broadcast": true}),
+                    _ => json!({"user": "ann"}),
+                };
+                let receipts = app
+                    .publish_ok(
+                        &t.api_key,
+                        &json!({"to": to, "data": p * 100 + n, "inbox": true}),
+                    )
+                    .await;
+                ids.push(receipts[0]["id"].as_str().unwrap().to_owned());
+            }
+            ids
+        }
+    });
+    let readers = (0..4).map(|r| {
+        let app = &app;
+        let t = &t;
+        async move {
+            for n in 0..15 {
+                let page = app.inbox(t, "ann", "limit=5").await;
+                let ids = ids(page["items"].as_array().unwrap());
+                let body = match (r + n) % 4 {
+                    0 => json!({"all": true}),
+                    1 | 2 => json!({"ids": ids}),
+                    _ => json!({"ids": ids.iter().take(2).collect::<Vec<_>>()}),
+                };
+                let path = if n % 3 == 2 { "/unread" } else { "/read" };
+                if path == "/unread" && body.get("all").is_some() {
+                    continue;
+                }
+                app.mark(t, "ann", path, body).await;
+            }
+        }
+    });
+    let (published, ()) = tokio::join!(futures_util::future::join_all(publishers), async {
+        futures_util::future::join_all(readers).await;
+    });
+    assert_eq!(published.concat().len(), 160);
+    let count = app.assert_exact(&t, "ann").await;
+    for tab in &mut tabs {
+        assert_eq!(tab.take(160, WAIT).await.len(), 160);
+        // Whatever else it said on the way, the stream ends on the count.
+        while tab.next_inbox(QUIET).await.is_some() {}
+        assert_eq!(
+            tab.inbox_counts.last(),
+            Some(&count),
+            "{:?}",
+            tab.inbox_counts
+        );
+    }
+}

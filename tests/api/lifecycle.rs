@@ -155,7 +155,7 @@ async fn a_thousand_connections_come_and_go_without_a_trace() {
 }
 
 /// 20,000 streams through Herald's own path, 500 at a time, each opened and hung up: the
-/// server is left with the open files and (allocator noise aside) the memory it had. A
+/// server is left with the sockets and pollers and (allocator noise aside) the memory it had. A
 /// leak of as little as a stream's shard entry (~380 B, 7.6 MB over 20,000) would break
 /// the 6 MiB bound.
 #[actix_web::test]
@@ -195,7 +195,7 @@ async fn twenty_thousand_streams_on_heralds_path_leave_no_trace() {
         round(r).await;
     }
     wait_for_metric(&server, "herald_streams_open", 0.0).await;
-    let (files, resident) = (server.open_files(), server.resident_kib());
+    let (files, resident) = (server.open_descriptors(), server.resident_kib());
     for r in 4..44 {
         round(r).await;
     }
@@ -206,10 +206,10 @@ async fn twenty_thousand_streams_on_heralds_path_leave_no_trace() {
             .await,
         22_000.0
     );
-    assert_eq!(server.open_files(), files, "open files");
+    assert_eq!(server.open_descriptors(), files, "open sockets and pollers");
     let grown = server.resident_kib().saturating_sub(resident);
     eprintln!(
-        "20,000 streams: {files} open files before and after; RSS {resident} KiB, +{grown} KiB"
+        "20,000 streams: {files} open sockets and pollers before and after; RSS {resident} KiB, +{grown} KiB"
     );
     assert!(
         grown < 6 * 1024,

@@ -31,12 +31,15 @@ use super::{Frames, HubError, HubStats};
 use crate::config::StreamSettings;
 use crate::fair::Turns;
 use crate::shutdown::Shutdown;
+use crate::store::Store;
 
 mod delivery;
+mod inbox;
 mod owned;
 
 pub(super) use delivery::Deliver;
 use delivery::{Run, Spare};
+pub(super) use inbox::InboxChanged;
 pub(super) use owned::Attach;
 
 pub(super) struct Shard {
@@ -61,6 +64,8 @@ pub(super) struct Shard {
     stopping: bool,
     /// Where bytes a peer sends are read to and dropped.
     scratch: Box<[u8]>,
+    /// Where a stream's unread count is taken afresh.
+    store: Store,
 }
 
 struct Connection {
@@ -78,6 +83,7 @@ impl Shard {
         slots: Arc<TenantSlots>,
         settings: &StreamSettings,
         shutdown: Shutdown,
+        store: Store,
     ) -> std::io::Result<Self> {
         let keepalive_every = Duration::from_secs_f64(settings.keepalive_secs);
         let clock = Clock::for_keepalive(keepalive_every);
@@ -98,6 +104,7 @@ impl Shard {
             shutdown: Some(shutdown),
             stopping: false,
             scratch: vec![0; 4096].into_boxed_slice(),
+            store,
         })
     }
 

@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 
 use super::{Connection, Shard};
 use crate::hub::Frames;
+use crate::hub::inbox::InboxCount;
 use crate::hub::reactor::{Reactor, Readiness};
 use crate::hub::sink::{Ending, OwnedStream, Sink};
 use crate::hub::socket::StreamSocket;
@@ -135,12 +136,14 @@ pub(in crate::hub) struct Attach {
     pub last_seq: i64,
     /// When the stream's token runs out (Unix seconds).
     pub expires_at: i64,
+    /// The user's unread count as the stream last sent it.
+    pub inbox: Option<InboxCount>,
 }
 
 impl Handler<Attach> for Shard {
     type Result = ();
 
-    fn handle(&mut self, attach: Attach, _: &mut Context<Self>) {
+    fn handle(&mut self, attach: Attach, ctx: &mut Context<Self>) {
         let Attach {
             id,
             tenant_id,
@@ -148,6 +151,7 @@ impl Handler<Attach> for Shard {
             mut queued,
             last_seq,
             expires_at,
+            inbox,
         } = attach;
         let mut socket = mio::net::TcpStream::from_std(socket);
         // Each event goes out as it comes, not held back for the peer's acknowledgement.
@@ -172,6 +176,7 @@ impl Handler<Attach> for Shard {
             socket: StreamSocket::new(socket),
             last_seq,
             last_sent: now,
+            inbox,
         });
         if let Err(error) = registered {
             tracing::error!(%error, "cannot watch a stream socket");
@@ -184,6 +189,10 @@ impl Handler<Attach> for Shard {
         }
         // What was delivered while the stream caught up, less what its replay sent.
         while let Ok(frames) = queued.try_recv() {
+            if let Frames::Inbox(unread) = frames {
+                self.inbox_count(id, unread, ctx);
+                continue;
+            }
             let Some(connection) = self.connections.get_mut(&id) else {
                 return;
             };

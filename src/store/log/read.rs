@@ -42,6 +42,7 @@ fn logged_event(row: event::Model, tenant_id: i64, epoch: &str) -> Result<Logged
         event_type: row.event_type,
         data: row.data,
         created_at: row.created_at,
+        inbox: row.inbox_ordinal.is_some(),
     })
 }
 

@@ -237,6 +237,7 @@ async fn commit_group(
                         event_type: new.event_type.as_str().to_owned(),
                         data: new.data.clone(),
                         created_at: now,
+                        inbox: new.inbox,
                     }
                 })
                 .collect();

@@ -99,9 +99,17 @@ impl ServerProcess {
     }
 
     /// How many file descriptors the server holds.
-    pub fn open_files(&self) -> usize {
+    /// Its open descriptors that are not files on disk (sockets, pollers, pipes): what a
+    /// stream could leak. (The database pool opens files as its load asks, up to its size.)
+    pub fn open_descriptors(&self) -> usize {
         std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
-            .map(|entries| entries.count())
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter_map(|entry| std::fs::read_link(entry.path()).ok())
+                    .filter(|target| !target.starts_with("/"))
+                    .count()
+            })
             .unwrap_or(0)
     }
 

@@ -1,7 +1,9 @@
 //! A test-side SSE client over reqwest: it parses the bytes on the wire the way the HTML
 //! standard's EventSource does, including what no event listener sees but a reconnect
 //! depends on — `lastEventId` moves on every `id:` line, even in a frame without data.
-//! (eventsource-stream parses the same way but keeps that id to itself.)
+//! (eventsource-stream parses the same way but keeps that id to itself.) Herald's
+//! `event: inbox` counts are kept apart (`inbox_counts`, `next_inbox`), so the tests of
+//! other events read those alone.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -29,6 +31,10 @@ pub struct SseStream {
     pub retry_ms: Option<u64>,
     pub comments: usize,
     pub ended: bool,
+    /// Every unread count the stream sent, in order.
+    pub inbox_counts: Vec<i64>,
+    /// How many of them `next_inbox` has returned.
+    inbox_taken: usize,
 }
 
 impl SseStream {
@@ -44,6 +50,41 @@ impl SseStream {
             retry_ms: None,
             comments: 0,
             ended: false,
+            inbox_counts: Vec::new(),
+            inbox_taken: 0,
+        }
+    }
+
+    /// The next unread count the stream sends, or `None` if none came within `wait`.
+    pub async fn next_inbox(&mut self, wait: Duration) -> Option<i64> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(&count) = self.inbox_counts.get(self.inbox_taken) {
+                self.inbox_taken += 1;
+                return Some(count);
+            }
+            if self.ended {
+                return None;
+            }
+            match tokio::time::timeout_at(deadline, self.body.next()).await {
+                Err(_) => return None,
+                Ok(None) | Ok(Some(Err(_))) => self.ended = true,
+                Ok(Some(Ok(chunk))) => self.feed(&chunk),
+            }
+        }
+    }
+
+    /// Reads the unread counts sent until one equals `count`; false if none did within
+    /// `wait`.
+    pub async fn wait_for_inbox(&mut self, count: i64, wait: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next_inbox(left).await {
+                Some(got) if got == count => return true,
+                Some(_) => {}
+                None => return false,
+            }
         }
     }
 
@@ -148,6 +189,14 @@ impl SseStream {
         let mut data = std::mem::take(&mut self.data);
         data.pop();
         let event = std::mem::take(&mut self.event_type);
+        if event == "inbox" {
+            let count: serde_json::Value = serde_json::from_str(&data).unwrap_or_default();
+            let count = count["unread"]
+                .as_i64()
+                .expect("an inbox event has `unread`");
+            self.inbox_counts.push(count);
+            return;
+        }
         self.ready.push_back(SseEvent {
             id: self.last_event_id.clone(),
             event: if event.is_empty() {

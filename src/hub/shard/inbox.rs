@@ -1,0 +1,80 @@
+//! A user's unread count reaching their streams on this shard (see `hub::inbox`): a
+//! stream served by its own task gets it in its queue; an owned stream's count is updated
+//! here, and taken afresh from the database when it is older than what the stream has sent.
+
+use actix::{ActorFutureExt, AsyncContext, Context, Handler, Message};
+
+use super::Shard;
+use crate::domain::names::UserId;
+use crate::hub::Frames;
+use crate::store::inbox::Unread;
+
+/// The count a read or unread answered, for every stream of the user.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(in crate::hub) struct InboxChanged {
+    pub tenant_id: i64,
+    pub user: Box<str>,
+    pub unread: Unread,
+}
+
+impl Handler<InboxChanged> for Shard {
+    type Result = ();
+
+    fn handle(&mut self, changed: InboxChanged, ctx: &mut Context<Self>) {
+        let streams = self
+            .listeners
+            .of_user(changed.tenant_id, &changed.user)
+            .to_vec();
+        for id in streams {
+            self.inbox_count(id, changed.unread, ctx);
+        }
+    }
+}
+
+/// A stream's count, taken afresh.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Recounted {
+    id: u64,
+    unread: Unread,
+}
+
+impl Handler<Recounted> for Shard {
+    type Result = ();
+
+    fn handle(&mut self, recounted: Recounted, ctx: &mut Context<Self>) {
+        self.inbox_count(recounted.id, recounted.unread, ctx);
+    }
+}
+
+impl Shard {
+    /// Gives stream `id` a count of its user's; one older than what it has sent is taken
+    /// afresh, and comes back here.
+    pub(super) fn inbox_count(&mut self, id: u64, unread: Unread, ctx: &mut Context<Self>) {
+        let now = self.clock.now();
+        let Some(connection) = self.connections.get_mut(&id) else {
+            return;
+        };
+        match connection
+            .sink
+            .take(Frames::Inbox(unread), now, &self.stats, self.backlog_limit)
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(_stale)) => {
+                let (tenant_id, store) = (connection.tenant_id, self.store.clone());
+                let Ok(user) = UserId::parse(connection.user.as_str()) else {
+                    return;
+                };
+                let recount = async move { store.inbox_unread(tenant_id, &user).await };
+                ctx.spawn(actix::fut::wrap_future(recount).map(
+                    move |counted, _: &mut Shard, ctx| match counted {
+                        Ok(unread) => ctx.notify(Recounted { id, unread }),
+                        Err(error) => tracing::error!(%error, "the unread count failed"),
+                    },
+                ));
+            }
+            Err(ending) => self.end(id, ending),
+        }
+    }
+}
