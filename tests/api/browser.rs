@@ -91,6 +91,67 @@ async fn a_cross_origin_page_streams_custom_types_in_order() {
     browser.quit().await;
 }
 
+/// The demo page's bell: its badge follows inbox items published to the user and reads made
+/// in either of two tabs.
+#[actix_web::test]
+async fn the_demo_page_s_unread_badge_follows_publishes_and_reads_in_two_tabs() {
+    let Some(mut browser) = Browser::launch().await else {
+        return;
+    };
+    let dir = TempDir::new().unwrap();
+    let url = fresh_database_url(dir.path()).await;
+    let mut settings = test_settings(&url);
+    settings.seed.demo_tenant = true;
+    settings.demo.enabled = true;
+    settings.demo.port = 0;
+    let app = spawn_with_settings(settings, dir.path().to_path_buf(), None).await;
+    let demo = format!(
+        "http://localhost:{}/",
+        app.demo_page.expect("the demo page")
+    );
+    let key = app.create_api_key("demo").await;
+    let key = key["key"].as_str().unwrap();
+    let tabs = ["tab1", "tab2"];
+    for tab in tabs {
+        browser.open("c1", tab, &demo).await;
+        browser
+            .wait(
+                tab,
+                "document.getElementById('state').textContent === 'open' \
+                 && document.getElementById('unread').textContent === '0'",
+                Duration::from_secs(10),
+            )
+            .await;
+    }
+    let mail = |subject: &str| json!({"to": {"user": "alice"}, "type": "mail", "data": {"subject": subject}, "inbox": true});
+    app.publish_ok(key, &mail("Invoice ready")).await;
+    app.publish_ok(key, &mail("Meeting moved")).await;
+    let badge = |count: usize| {
+        format!(
+            "document.getElementById('unread').textContent === '{count}' \
+             && document.querySelectorAll('#inbox li.unread').length === {count}"
+        )
+    };
+    for tab in tabs {
+        browser.wait(tab, &badge(2), Duration::from_secs(10)).await;
+    }
+    // A click on an item in the first tab reads it; both badges follow.
+    browser
+        .eval("tab1", "document.querySelector('#inbox li.unread').click()")
+        .await;
+    for tab in tabs {
+        browser.wait(tab, &badge(1), Duration::from_secs(10)).await;
+    }
+    // "Mark all read" in the second.
+    browser
+        .eval("tab2", "document.getElementById('read-all').click()")
+        .await;
+    for tab in tabs {
+        browser.wait(tab, &badge(0), Duration::from_secs(10)).await;
+    }
+    browser.quit().await;
+}
+
 #[actix_web::test]
 async fn the_browser_reconnects_after_a_restart_and_gets_every_event_once() {
     let Some(Scene {
