@@ -247,6 +247,11 @@ fn apply_limits(schemas: &mut Value, limits: &LimitSettings) {
 /// What the derived schemas cannot say of themselves.
 fn refine_schemas(schemas: &mut Value) {
     schemas["Receipt"]["properties"]["to"] = json!({"$ref": "#/components/schemas/To"});
+    // A topic has no inbox.
+    schemas["EventIn"]["not"] = json!({
+        "required": ["to", "inbox"],
+        "properties": {"to": {"required": ["topic"]}, "inbox": {"const": true}}
+    });
     let codes: Vec<&str> = ErrorCode::ALL.iter().map(|code| code.as_str()).collect();
     schemas["ErrorDetail"]["properties"]["code"]["enum"] = json!(codes);
 }

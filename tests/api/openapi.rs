@@ -111,6 +111,11 @@ async fn every_operation_states_every_answer_it_can_give() {
             .is_none()
     );
     assert_eq!(schemas["BroadcastFlag"]["enum"], serde_json::json!([true]));
+    // An inbox item to a topic is refused (422 invalid_inbox): the schema excludes it.
+    assert_eq!(
+        schemas["EventIn"]["not"]["properties"]["to"]["required"],
+        serde_json::json!(["topic"])
+    );
     let limit = &doc["paths"]["/v1/events"]["get"]["parameters"]
         .as_array()
         .unwrap()
