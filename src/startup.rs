@@ -68,7 +68,6 @@ impl Application {
         if settings.seed.demo_tenant {
             report.demo = demo::seed_tenant(&store, listeners.demo_port).await?;
         }
-        store.spawn_pruner(PRUNE_EVERY, settings.tenant_defaults.max_stored_events);
         let (stopping, shutdown) = shutdown::channel();
         let credentials = Credentials::new(store.clone());
         let (budget, ledger) = limits(&settings)?;
@@ -96,6 +95,7 @@ impl Application {
             admin_token,
             shutdown,
         });
+        spawn_pruner(state.clone());
         let server = http_server(state.clone(), listeners.api)?;
         Ok(Application {
             port: listeners.port,
@@ -295,6 +295,29 @@ const LIMIT_KEYS: &str = "herald";
 /// An empty url (HERALD__REDIS__URL=) means unset, as an absent one does.
 fn redis_url(settings: &Settings) -> Option<&str> {
     settings.redis.url.as_deref().filter(|url| !url.is_empty())
+}
+
+/// Applies retention every `PRUNE_EVERY`; streams of tenants whose inbox items went take
+/// their counts afresh, on every node.
+fn spawn_pruner(state: web::Data<AppState>) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(PRUNE_EVERY);
+        let default_max_stored = state.settings.tenant_defaults.max_stored_events;
+        loop {
+            ticks.tick().await;
+            match state.store.prune(default_max_stored).await {
+                Ok(pruned) => {
+                    if pruned.removed > 0 {
+                        tracing::info!(removed = pruned.removed, "retention pruned events");
+                    }
+                    for tenant_id in pruned.inboxes {
+                        state.inbox_pruned(tenant_id);
+                    }
+                }
+                Err(error) => tracing::error!(%error, "retention pruning failed"),
+            }
+        }
+    });
 }
 
 /// Adds each second's deliveries and refused publishes to the tenants' usage rows, and

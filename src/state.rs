@@ -60,6 +60,15 @@ impl AppState {
         }
     }
 
+    /// Retention removed some of the tenant's inbox items: streams on every node take their
+    /// counts afresh.
+    pub fn inbox_pruned(&self, tenant_id: i64) {
+        self.hub.inbox_pruned(tenant_id);
+        if let Some(broker) = &self.broker {
+            broker.inbox_pruned(tenant_id);
+        }
+    }
+
     /// The tenant's settings changed: every node drops what it kept about it.
     pub fn tenant_changed(&self, tenant_id: i64) {
         self.credentials.forget_tenant(tenant_id);

@@ -56,6 +56,7 @@ fn event(target: Target, data: &str) -> LoggedEvent {
         event_type: "mail".into(),
         data: data.into(),
         created_at: 1_763_700_000_000,
+        inbox: false,
     }
 }
 

@@ -73,6 +73,9 @@ struct Notice {
     /// A user's unread count, answered to a read or unread on the sending node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     inbox: Option<InboxNotice>,
+    /// A tenant some of whose inbox items retention removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    inbox_pruned: Option<i64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -82,6 +85,7 @@ struct InboxNotice {
     unread: i64,
     as_of_seq: i64,
     version: i64,
+    pruned_seq: i64,
 }
 
 /// Streams whose sessions are over: the tenant's, or only those of one signing key.
@@ -229,6 +233,7 @@ impl RedisBroker {
             }),
             changed_tenant: Some(tenant_id),
             inbox: None,
+            inbox_pruned: None,
         };
         self.send(&notice);
     }
@@ -241,6 +246,7 @@ impl RedisBroker {
             ended: None,
             changed_tenant: Some(tenant_id),
             inbox: None,
+            inbox_pruned: None,
         };
         self.send(&notice);
     }
@@ -258,7 +264,22 @@ impl RedisBroker {
                 unread: unread.count,
                 as_of_seq: unread.as_of_seq,
                 version: unread.version,
+                pruned_seq: unread.pruned_seq,
             }),
+            inbox_pruned: None,
+        };
+        self.send(&notice);
+    }
+
+    /// Tells the other nodes that retention removed some of the tenant's inbox items.
+    pub fn inbox_pruned(&self, tenant_id: i64) {
+        let notice = Notice {
+            node: self.node.to_string(),
+            events: Vec::new(),
+            ended: None,
+            changed_tenant: None,
+            inbox: None,
+            inbox_pruned: Some(tenant_id),
         };
         self.send(&notice);
     }
@@ -289,6 +310,7 @@ impl CommitListener for RedisBroker {
             ended: None,
             changed_tenant: None,
             inbox: None,
+            inbox_pruned: None,
         };
         self.send(&notice);
         let _ = self.work.send(Work::Committed(
@@ -375,8 +397,12 @@ async fn subscribe(
                                 count: inbox.unread,
                                 as_of_seq: inbox.as_of_seq,
                                 version: inbox.version,
+                                pruned_seq: inbox.pruned_seq,
                             };
                             hub.inbox_changed(inbox.tenant, &user, unread);
+                        }
+                        if let Some(tenant) = notice.inbox_pruned {
+                            hub.inbox_pruned(tenant);
                         }
                         if notice.events.is_empty() {
                             continue;

@@ -329,6 +329,7 @@ impl Connection {
                 chunk.push(last);
                 self.done = true;
             }
+            super::Frames::Recount => self.recount = self.inbox.is_some(),
             super::Frames::Inbox(unread) => {
                 if let Some(count) = &mut self.inbox {
                     match count.update(unread, self.last_seq) {

@@ -23,6 +23,7 @@ pub struct InboxCount {
     unread: i64,
     as_of_seq: i64,
     version: i64,
+    pruned_seq: i64,
 }
 
 /// A count taken before items this stream has sent: take it again.
@@ -39,6 +40,7 @@ impl InboxCount {
             unread: unread.count,
             as_of_seq: unread.as_of_seq,
             version: unread.version,
+            pruned_seq: unread.pruned_seq,
         })
     }
 
@@ -55,10 +57,15 @@ impl InboxCount {
     /// A count answered to a read or unread, or taken afresh; the stream has sent
     /// everything up to `sent_seq`. True when the count changed.
     pub fn update(&mut self, unread: Unread, sent_seq: i64) -> Result<bool, Stale> {
-        let newer = (unread.version, unread.as_of_seq) > (self.version, self.as_of_seq);
-        if !newer {
-            // Of a request the held count follows already (notices may cross).
+        let new = [unread.version, unread.pruned_seq, unread.as_of_seq];
+        let held = [self.version, self.pruned_seq, self.as_of_seq];
+        if new.iter().zip(&held).all(|(new, held)| new <= held) {
+            // Taken no later than the held one (notices may cross): nothing new.
             return Ok(false);
+        }
+        if new.iter().zip(&held).any(|(new, held)| new < held) {
+            // Each knows something the other does not (a read and a prune crossed).
+            return Err(Stale);
         }
         let taken = InboxCount::start(unread, sent_seq)?;
         let changed = taken.unread != self.unread;
@@ -89,6 +96,7 @@ mod tests {
             count,
             as_of_seq,
             version,
+            pruned_seq: 0,
         }
     }
 
@@ -114,5 +122,13 @@ mod tests {
         assert_eq!(count.update(unread(2, 20, 3), 14), Ok(false));
         assert_eq!(count.unread, 3);
         assert_eq!(InboxCount::start(unread(0, 5, 0), 6), Err(Stale));
+        // Retention removed items: a count taken after it is newer, even at the same head.
+        let pruned = Unread {
+            pruned_seq: 15,
+            ..unread(2, 20, 4)
+        };
+        assert_eq!(count.update(pruned, 14), Ok(true));
+        // A read counted before the prune, and the count after it: each misses the other.
+        assert_eq!(count.update(unread(1, 21, 5), 14), Err(Stale));
     }
 }

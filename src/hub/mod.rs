@@ -41,7 +41,7 @@ use crate::store::inbox::Unread;
 use crate::store::log::CommitListener;
 use crate::store::{Store, StoreError};
 use inbox::InboxCount;
-use shard::{Attach, Deliver, EndStreams, InboxChanged, Register, Shard, Unregister};
+use shard::{Attach, Deliver, EndStreams, InboxChanged, InboxPruned, Register, Shard, Unregister};
 use slots::TenantSlots;
 
 /// One event ready for the wire, shared by every connection it goes to.
@@ -64,6 +64,8 @@ pub enum Frames {
     End(Bytes),
     /// The user's unread count, answered to a read or unread (see `hub::inbox`).
     Inbox(crate::store::inbox::Unread),
+    /// Take the user's unread count afresh (retention removed some of the tenant's items).
+    Recount,
 }
 
 impl Frames {
@@ -72,7 +74,7 @@ impl Frames {
         match self {
             Frames::One(frame) => std::slice::from_ref(frame),
             Frames::Many(frames) => frames,
-            Frames::End(_) | Frames::Inbox(_) => &[],
+            Frames::End(_) | Frames::Inbox(_) | Frames::Recount => &[],
         }
     }
 
@@ -83,7 +85,7 @@ impl Frames {
                 *self = Frames::Many(vec![first, frame]);
             }
             Frames::Many(frames) => frames.push(frame),
-            Frames::End(_) | Frames::Inbox(_) => {}
+            Frames::End(_) | Frames::Inbox(_) | Frames::Recount => {}
         }
     }
 }
@@ -287,6 +289,14 @@ impl Hub {
                 user: user.as_str().into(),
                 unread,
             });
+    }
+
+    /// Retention removed some of the tenant's inbox items: every stream of the tenant on
+    /// this node takes its count afresh.
+    pub fn inbox_pruned(&self, tenant_id: i64) {
+        for shard in &self.inner.shards {
+            shard.do_send(InboxPruned { tenant_id });
+        }
     }
 
     /// Registers a connection for a user's own events, the tenant's broadcasts and

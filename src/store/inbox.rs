@@ -49,13 +49,16 @@ pub struct InboxPage {
     pub unread: Unread,
 }
 
-/// A user's unread count, the log's head it was counted at, and how many read or unread
-/// requests of the user it follows.
+/// A user's unread count, and when it was taken: at which head of the log, after how many
+/// read or unread requests of the user, and after retention had removed what up to which
+/// seq. Each of the three only grows, so of two counts the later is at least as far on in
+/// all three.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Unread {
     pub count: i64,
     pub as_of_seq: i64,
     pub version: i64,
+    pub pruned_seq: i64,
 }
 
 /// What a read or unread request does.
@@ -172,7 +175,7 @@ WITH place AS (
   SELECT cursor, version, pruned, head,
          CASE WHEN cursor > pruned THEN cursor ELSE pruned END AS after FROM place
 )
-SELECT head, version,
+SELECT head, version, pruned,
   COALESCE((SELECT e.inbox_ordinal FROM events e
              WHERE e.tenant_id = ? AND e.target_kind = 'user' AND e.target = ? AND e.inbox_ordinal IS NOT NULL
              ORDER BY e.seq DESC LIMIT 1)
@@ -299,6 +302,25 @@ impl Store {
             next,
             unread,
         })
+    }
+
+    /// Whether the tenant has inbox items with a seq in `after..=through`.
+    pub(crate) async fn has_inbox_items(
+        &self,
+        tenant_id: i64,
+        after: i64,
+        through: i64,
+    ) -> Result<bool, StoreError> {
+        let reader = self.reader();
+        let found = reader
+            .query_one_raw(statement(
+                reader.get_database_backend(),
+                "SELECT seq FROM events WHERE tenant_id = ? AND inbox_ordinal IS NOT NULL \
+                 AND seq > ? AND seq <= ? LIMIT 1",
+                vec![tenant_id.into(), after.into(), through.into()],
+            ))
+            .await?;
+        Ok(found.is_some())
     }
 
     /// Drops the marks of items retention removed (the count already leaves them out: it
@@ -463,11 +485,13 @@ async fn unread(
             count: 0,
             as_of_seq: 0,
             version: 0,
+            pruned_seq: 0,
         });
     };
     Ok(Unread {
         count: row.try_get("", "unread")?,
         as_of_seq: row.try_get("", "head")?,
         version: row.try_get("", "version")?,
+        pruned_seq: row.try_get("", "pruned")?,
     })
 }

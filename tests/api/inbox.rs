@@ -394,6 +394,14 @@ async fn pruned_items_leave_the_inbox_and_the_count() {
         .patch_tenant("pruned", json!({"limits": {"max_stored_events": 4}}))
         .await;
     assert_eq!(response.status(), StatusCode::OK);
+    let mut stream = app.open_stream(&t, &t.token("ann", &[]), "", None).await;
+    // Retention as the server's pruner runs it: streams of tenants whose items went recount.
+    let prune = || async {
+        let pruned = app.state.store.prune(None).await.unwrap();
+        for tenant in pruned.inboxes {
+            app.state.inbox_pruned(tenant);
+        }
+    };
     let to_ann = |n: i32| json!({"to": {"user": "ann"}, "data": n, "inbox": true});
     for n in 0..3 {
         app.publish_ok(&t.api_key, &to_ann(n)).await;
@@ -412,12 +420,17 @@ async fn pruned_items_leave_the_inbox_and_the_count() {
     for n in 3..6 {
         app.publish_ok(&t.api_key, &to_ann(n)).await;
     }
-    app.state.store.prune(None).await.unwrap();
+    assert!(stream.wait_for_inbox(6, WAIT).await);
+    prune().await;
     // Four events are kept: the broadcast and items 3, 4, 5.
     let left = app.whole_inbox(&t, "ann", false).await;
     let data: Vec<&Value> = left.iter().map(|item| &item["data"]).collect();
     assert_eq!(data, [&json!(5), &json!(4), &json!(3), &json!("b")]);
     assert_eq!(app.assert_exact(&t, "ann").await, 4);
+    assert!(
+        stream.wait_for_inbox(4, WAIT).await,
+        "the stream's count follows the prune"
+    );
     // Read all, then prune past the cursor: still exact.
     assert_eq!(app.mark(&t, "ann", "/read", json!({"all": true})).await, 0);
     app.mark(&t, "ann", "/unread", json!({"ids": [ids(&left)[3]]}))
@@ -425,8 +438,13 @@ async fn pruned_items_leave_the_inbox_and_the_count() {
     for n in 6..10 {
         app.publish_ok(&t.api_key, &to_ann(n)).await;
     }
-    app.state.store.prune(None).await.unwrap();
+    prune().await;
     assert_eq!(app.assert_exact(&t, "ann").await, 4);
+    app.publish_ok(&t.api_key, &to_ann(10)).await;
+    assert!(stream.wait_for_inbox(5, WAIT).await);
+    assert_eq!(app.assert_exact(&t, "ann").await, 5);
+    while stream.next_inbox(QUIET).await.is_some() {}
+    assert_eq!(stream.inbox_counts.last(), Some(&5));
 }
 
 const WAIT: std::time::Duration = std::time::Duration::from_secs(10);

@@ -127,7 +127,7 @@ async fn retention_removes_the_oldest_events_and_old_cursors_expire() {
         .map(|i| json!({"to": {"broadcast": true}, "data": i}))
         .collect();
     let receipts = app.publish_ok(&t.api_key, &json!({"events": events})).await;
-    let removed = app.state.store.prune(None).await.unwrap();
+    let removed = app.state.store.prune(None).await.unwrap().removed;
     assert_eq!(removed, 6);
     let kept: Vec<i64> = app
         .full_history(&t.api_key, "user=u")
@@ -153,7 +153,7 @@ async fn retention_removes_the_oldest_events_and_old_cursors_expire() {
         .await;
     assert_eq!(edge.status(), 200);
     assert_eq!(
-        app.state.store.prune(None).await.unwrap(),
+        app.state.store.prune(None).await.unwrap().removed,
         0,
         "nothing more to remove"
     );

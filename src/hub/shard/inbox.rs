@@ -7,6 +7,7 @@ use actix::{ActorFutureExt, AsyncContext, Context, Handler, Message};
 use super::Shard;
 use crate::domain::names::UserId;
 use crate::hub::Frames;
+use crate::hub::sink::Sink;
 use crate::store::inbox::Unread;
 
 /// The count a read or unread answered, for every stream of the user.
@@ -28,6 +29,38 @@ impl Handler<InboxChanged> for Shard {
             .to_vec();
         for id in streams {
             self.inbox_count(id, changed.unread, ctx);
+        }
+    }
+}
+
+/// Retention removed some of the tenant's inbox items: its streams take their counts afresh.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(in crate::hub) struct InboxPruned {
+    pub tenant_id: i64,
+}
+
+impl Handler<InboxPruned> for Shard {
+    type Result = ();
+
+    fn handle(&mut self, pruned: InboxPruned, ctx: &mut Context<Self>) {
+        let streams: Vec<u64> = self
+            .connections
+            .iter()
+            .filter(|(_, c)| c.tenant_id == pruned.tenant_id)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in streams {
+            let Some(connection) = self.connections.get_mut(&id) else {
+                continue;
+            };
+            match &connection.sink {
+                // Its task takes the count.
+                Sink::Queue(sender) => {
+                    let _ = sender.try_send(Frames::Recount);
+                }
+                Sink::Socket(_) => self.recount(id, ctx),
+            }
         }
     }
 }
@@ -61,20 +94,28 @@ impl Shard {
             .take(Frames::Inbox(unread), now, &self.stats, self.backlog_limit)
         {
             Ok(Ok(())) => {}
-            Ok(Err(_stale)) => {
-                let (tenant_id, store) = (connection.tenant_id, self.store.clone());
-                let Ok(user) = UserId::parse(connection.user.as_str()) else {
-                    return;
-                };
-                let recount = async move { store.inbox_unread(tenant_id, &user).await };
-                ctx.spawn(actix::fut::wrap_future(recount).map(
-                    move |counted, _: &mut Shard, ctx| match counted {
-                        Ok(unread) => ctx.notify(Recounted { id, unread }),
-                        Err(error) => tracing::error!(%error, "the unread count failed"),
-                    },
-                ));
-            }
+            Ok(Err(_stale)) => self.recount(id, ctx),
             Err(ending) => self.end(id, ending),
         }
+    }
+
+    /// Takes stream `id`'s count afresh from the database; it comes back as `Recounted`.
+    fn recount(&mut self, id: u64, ctx: &mut Context<Self>) {
+        let Some(connection) = self.connections.get(&id) else {
+            return;
+        };
+        let (tenant_id, store) = (connection.tenant_id, self.store.clone());
+        let Ok(user) = UserId::parse(connection.user.as_str()) else {
+            return;
+        };
+        let recount = async move { store.inbox_unread(tenant_id, &user).await };
+        ctx.spawn(
+            actix::fut::wrap_future(recount).map(
+                move |counted, _: &mut Shard, ctx| match counted {
+                    Ok(unread) => ctx.notify(Recounted { id, unread }),
+                    Err(error) => tracing::error!(%error, "the unread count failed"),
+                },
+            ),
+        );
     }
 }

@@ -39,7 +39,7 @@ mod owned;
 
 pub(super) use delivery::Deliver;
 use delivery::{Run, Spare};
-pub(super) use inbox::InboxChanged;
+pub(super) use inbox::{InboxChanged, InboxPruned};
 pub(super) use owned::Attach;
 
 pub(super) struct Shard {

@@ -14,6 +14,7 @@ mod writer;
 
 pub use idempotency::{IDEMPOTENCY_TTL_MS, IdempotencyClaim};
 pub use read::StreamSelector;
+pub use retention::Pruned;
 pub use writer::{EventLog, LogStats};
 
 use crate::domain::event::Receipt;

@@ -3,8 +3,6 @@
 //! told first (`pruned_seq`), so a cursor into what was removed is refused, never silently
 //! short. Expired idempotency keys go too.
 
-use std::time::Duration;
-
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 
@@ -14,11 +12,19 @@ use crate::domain::now_ms;
 use crate::store::entities::{event, idempotency_key, tenant};
 use crate::store::{Store, StoreError};
 
+/// What a pruning pass removed.
+#[derive(Debug, Default)]
+pub struct Pruned {
+    /// Events.
+    pub removed: u64,
+    /// Tenants some of whose inbox items went: their users' counts are smaller now.
+    pub inboxes: Vec<i64>,
+}
+
 impl Store {
     /// Applies every tenant's retention and `max_stored_events` limit (`default_max_stored`
-    /// for a tenant without its own) and forgets expired idempotency keys. Returns how many
-    /// events were removed.
-    pub async fn prune(&self, default_max_stored: Option<u64>) -> Result<u64, StoreError> {
+    /// for a tenant without its own) and forgets expired idempotency keys.
+    pub async fn prune(&self, default_max_stored: Option<u64>) -> Result<Pruned, StoreError> {
         let now = now_ms();
         let mut any = sea_orm::Condition::any()
             .add(tenant::Column::RetentionMaxAgeSecs.is_not_null())
@@ -31,7 +37,7 @@ impl Store {
             .filter(any)
             .all(self.reader())
             .await?;
-        let mut removed = 0;
+        let mut pruned = Pruned::default();
         for t in tenants {
             let mut cutoff = t.pruned_seq;
             let limits: TenantLimits = serde_json::from_str(&t.limits).unwrap_or_default();
@@ -66,10 +72,13 @@ impl Store {
                 .filter(tenant::Column::PrunedSeq.lt(cutoff))
                 .exec(self.writer())
                 .await?;
+            if self.has_inbox_items(t.id, t.pruned_seq, cutoff).await? {
+                pruned.inboxes.push(t.id);
+            }
             let mut from = t.pruned_seq;
             while from < cutoff {
                 let to = (from + 10_000).min(cutoff);
-                removed += event::Entity::delete_many()
+                pruned.removed += event::Entity::delete_many()
                     .filter(event::Column::TenantId.eq(t.id))
                     .filter(event::Column::Seq.gt(from))
                     .filter(event::Column::Seq.lte(to))
@@ -84,22 +93,6 @@ impl Store {
             .filter(idempotency_key::Column::CreatedAt.lt(now - IDEMPOTENCY_TTL_MS))
             .exec(self.writer())
             .await?;
-        Ok(removed)
-    }
-
-    /// Runs `prune` every `every` until the runtime stops.
-    pub fn spawn_pruner(&self, every: Duration, default_max_stored: Option<u64>) {
-        let store = self.clone();
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(every);
-            loop {
-                ticks.tick().await;
-                match store.prune(default_max_stored).await {
-                    Ok(0) => {}
-                    Ok(removed) => tracing::info!(removed, "retention pruned events"),
-                    Err(error) => tracing::error!(%error, "retention pruning failed"),
-                }
-            }
-        });
+        Ok(pruned)
     }
 }
