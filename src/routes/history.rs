@@ -8,7 +8,7 @@ use crate::auth::AuthError;
 use crate::auth::Publisher;
 use crate::domain::event::EventId;
 use crate::domain::event::EventIdText;
-use crate::domain::log::Unresumable;
+use crate::domain::log::{LogPosition, Unresumable};
 use crate::domain::names::{TopicList, TopicListQuery, UserId};
 use crate::domain::{Invalid, ValidationError, format_ms};
 use crate::error::{ApiError, ErrorBody, ErrorCode};
@@ -78,12 +78,7 @@ pub async fn history(
     let tenant = &publisher.tenant;
     let user = UserId::parse(query.user.as_str())?;
     let topics = TopicList::parse(query.topics.as_deref())?;
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(
-            ValidationError::new(Invalid::Limit, format!("limit is 1 to {MAX_LIMIT}")).into(),
-        );
-    }
+    let limit = page_limit(query.limit, DEFAULT_LIMIT)?;
     let position = state
         .store
         .log_position(tenant.id)
@@ -91,12 +86,7 @@ pub async fn history(
         .ok_or(AuthError::InvalidApiKey)?;
     let after_seq = match &query.after {
         None => 0,
-        Some(after) => {
-            let id: EventId = after.parse().map_err(|()| {
-                ValidationError::new(Invalid::Cursor, format!("`{after}` is not an event id"))
-            })?;
-            position.resume_after(&id).map_err(cursor_refusal)?
-        }
+        Some(after) => cursor_seq(&position, after)?,
     };
     let selector = StreamSelector {
         user: Some(user),
@@ -129,10 +119,29 @@ pub async fn history(
     Ok(HttpResponse::Ok().json(HistoryPage { events, next }))
 }
 
+/// A page's `limit`: `default` when absent, else 1 to `MAX_LIMIT`.
+pub(super) fn page_limit(limit: Option<u64>, default: u64) -> Result<u64, ApiError> {
+    let limit = limit.unwrap_or(default);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(
+            ValidationError::new(Invalid::Limit, format!("limit is 1 to {MAX_LIMIT}")).into(),
+        );
+    }
+    Ok(limit)
+}
+
+/// The seq of a page cursor (an event id) the log still holds everything after.
+pub(super) fn cursor_seq(position: &LogPosition, cursor: &str) -> Result<i64, ApiError> {
+    let id: EventId = cursor.parse().map_err(|()| {
+        ValidationError::new(Invalid::Cursor, format!("`{cursor}` is not an event id"))
+    })?;
+    position.resume_after(&id).map_err(cursor_refusal)
+}
+
 /// Why `after` cannot be read from: the log no longer holds what follows it, or never held
 /// it (a cursor beyond the end: the log was restored from an older copy, say). Either way
 /// the reader must start again without `after`, as a stream gets `reset`.
-pub(super) fn cursor_refusal(unresumable: Unresumable) -> ApiError {
+fn cursor_refusal(unresumable: Unresumable) -> ApiError {
     let why = match unresumable {
         Unresumable::UnknownEpoch | Unresumable::Expired => {
             "events after this id are no longer all kept (the log was reset or pruned)"

@@ -10,7 +10,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::history::cursor_refusal;
+use super::history::{cursor_seq, page_limit};
 use super::json::json;
 use crate::auth::cors::request_tenant;
 use crate::auth::{AuthError, Publisher, browser_token, jwt};
@@ -28,7 +28,6 @@ pub static LISTED: AtomicU64 = AtomicU64::new(0);
 pub static MARKED: AtomicU64 = AtomicU64::new(0);
 
 const DEFAULT_LIMIT: u64 = 50;
-const MAX_LIMIT: u64 = 1000;
 /// The most ids one read or unread request names.
 pub const MAX_IDS: usize = 1000;
 
@@ -182,12 +181,7 @@ async fn list(
     user: &UserId,
     query: InboxQuery,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(
-            ValidationError::new(Invalid::Limit, format!("limit is 1 to {MAX_LIMIT}")).into(),
-        );
-    }
+    let limit = page_limit(query.limit, DEFAULT_LIMIT)?;
     let position = state
         .store
         .log_position(tenant.id)
@@ -195,14 +189,8 @@ async fn list(
         .ok_or_else(|| ApiError::tenant_not_found(&tenant.slug))?;
     let before_seq = match &query.before {
         None => i64::MAX,
-        Some(before) => {
-            let id: EventId = before.parse().map_err(|()| {
-                ValidationError::new(Invalid::Cursor, format!("`{before}` is not an event id"))
-            })?;
-            // Any item older than `before` is still here to list when `before` is.
-            position.resume_after(&id).map_err(cursor_refusal)?;
-            id.seq
-        }
+        // Any item older than `before` is still here to list when `before` is.
+        Some(before) => cursor_seq(&position, before)?,
     };
     let page = state
         .store

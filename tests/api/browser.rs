@@ -91,6 +91,17 @@ async fn a_cross_origin_page_streams_custom_types_in_order() {
     browser.quit().await;
 }
 
+/// Herald in `local` settings (the relaxed same-site cookie) with the demo tenant seeded
+/// and its page served.
+async fn demo_app(dir: &TempDir) -> crate::support::TestApp {
+    let url = fresh_database_url(dir.path()).await;
+    let mut settings = test_settings(&url);
+    settings.seed.demo_tenant = true;
+    settings.demo.enabled = true;
+    settings.demo.port = 0;
+    spawn_with_settings(settings, dir.path().to_path_buf(), None).await
+}
+
 /// The demo page's bell: its badge follows inbox items published to the user and reads made
 /// in either of two tabs.
 #[actix_web::test]
@@ -99,12 +110,7 @@ async fn the_demo_page_s_unread_badge_follows_publishes_and_reads_in_two_tabs() 
         return;
     };
     let dir = TempDir::new().unwrap();
-    let url = fresh_database_url(dir.path()).await;
-    let mut settings = test_settings(&url);
-    settings.seed.demo_tenant = true;
-    settings.demo.enabled = true;
-    settings.demo.port = 0;
-    let app = spawn_with_settings(settings, dir.path().to_path_buf(), None).await;
+    let app = demo_app(&dir).await;
     let demo = format!(
         "http://localhost:{}/",
         app.demo_page.expect("the demo page")
@@ -379,12 +385,7 @@ async fn the_demo_page_shows_a_published_notification() {
         return;
     };
     let dir = TempDir::new().unwrap();
-    let url = fresh_database_url(dir.path()).await;
-    let mut settings = test_settings(&url);
-    settings.seed.demo_tenant = true;
-    settings.demo.enabled = true;
-    settings.demo.port = 0;
-    let app = spawn_with_settings(settings, dir.path().to_path_buf(), None).await;
+    let app = demo_app(&dir).await;
     let demo_port = app.demo_page.expect("the demo page is served");
     let key = app.create_api_key("demo").await;
     browser

@@ -57,11 +57,25 @@ impl SseStream {
 
     /// The next unread count the stream sends, or `None` if none came within `wait`.
     pub async fn next_inbox(&mut self, wait: Duration) -> Option<i64> {
+        self.read_until(wait, |stream| {
+            let count = *stream.inbox_counts.get(stream.inbox_taken)?;
+            stream.inbox_taken += 1;
+            Some(count)
+        })
+        .await
+    }
+
+    /// Reads chunks until `take` finds what it wants; `None` if the stream ended or
+    /// nothing did within `wait`.
+    async fn read_until<T>(
+        &mut self,
+        wait: Duration,
+        mut take: impl FnMut(&mut Self) -> Option<T>,
+    ) -> Option<T> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            if let Some(&count) = self.inbox_counts.get(self.inbox_taken) {
-                self.inbox_taken += 1;
-                return Some(count);
+            if let Some(found) = take(self) {
+                return Some(found);
             }
             if self.ended {
                 return None;
@@ -90,20 +104,8 @@ impl SseStream {
 
     /// The next event, or `None` if the stream ended or nothing came within `wait`.
     pub async fn next_event(&mut self, wait: Duration) -> Option<SseEvent> {
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            if let Some(event) = self.ready.pop_front() {
-                return Some(event);
-            }
-            if self.ended {
-                return None;
-            }
-            match tokio::time::timeout_at(deadline, self.body.next()).await {
-                Err(_) => return None,
-                Ok(None) | Ok(Some(Err(_))) => self.ended = true,
-                Ok(Some(Ok(chunk))) => self.feed(&chunk),
-            }
-        }
+        self.read_until(wait, |stream| stream.ready.pop_front())
+            .await
     }
 
     /// Events already parsed but not yet taken: a browser would have dispatched them, and
