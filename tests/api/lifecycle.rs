@@ -154,6 +154,9 @@ async fn a_thousand_connections_come_and_go_without_a_trace() {
     assert_eq!(stream.next_event(WAIT).await.unwrap().data, "still here");
 }
 
+/// The most connections the server's database pool holds (config/default.toml).
+const DATABASE_POOL: usize = 8;
+
 /// 20,000 streams through Herald's own path, 500 at a time, each opened and hung up: the
 /// server is left with the sockets and pollers and (allocator noise aside) the memory it had. A
 /// leak of as little as a stream's shard entry (~380 B, 7.6 MB over 20,000) would break
@@ -206,10 +209,16 @@ async fn twenty_thousand_streams_on_heralds_path_leave_no_trace() {
             .await,
         22_000.0
     );
-    assert_eq!(server.open_descriptors(), files, "open sockets and pollers");
+    // On PostgreSQL the pool's connections are sockets too: it may open more, up to its size
+    // (`database.max_connections`, 8), as the load asks. A stream's leak would be thousands.
+    let after = server.open_descriptors();
+    assert!(
+        after <= files + DATABASE_POOL,
+        "open sockets and pollers: {files} before, {after} after"
+    );
     let grown = server.resident_kib().saturating_sub(resident);
     eprintln!(
-        "20,000 streams: {files} open sockets and pollers before and after; RSS {resident} KiB, +{grown} KiB"
+        "20,000 streams: {files} open sockets and pollers before, {after} after; RSS {resident} KiB, +{grown} KiB"
     );
     assert!(
         grown < 6 * 1024,
