@@ -164,7 +164,7 @@ impl Connection {
     /// The user's unread count, taken after the replay: `event: inbox`.
     async fn count_step(&mut self) -> Option<Bytes> {
         let user = self.selector.user.as_ref()?;
-        loop {
+        for _ in 0..3 {
             let unread = match self.store.inbox_unread(self.tenant_id, user).await {
                 Ok(unread) => unread,
                 Err(error) => {
@@ -180,6 +180,9 @@ impl Connection {
                 return Some(count.frame());
             }
         }
+        tracing::error!("the unread count stays behind the replay; ending the stream");
+        self.done = true;
+        None
     }
 
     /// A count that was older than what the stream had sent, taken afresh.
