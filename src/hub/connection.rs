@@ -163,16 +163,8 @@ impl Connection {
 
     /// The user's unread count, taken after the replay: `event: inbox`.
     async fn count_step(&mut self) -> Option<Bytes> {
-        let user = self.selector.user.as_ref()?;
         for _ in 0..3 {
-            let unread = match self.store.inbox_unread(self.tenant_id, user).await {
-                Ok(unread) => unread,
-                Err(error) => {
-                    tracing::error!(%error, "the unread count failed; ending the stream");
-                    self.done = true;
-                    return None;
-                }
-            };
+            let unread = self.unread_now().await?;
             // Taken after everything replayed, so never older than it; if it were, again.
             if let Ok(count) = InboxCount::start(unread, self.last_seq) {
                 self.inbox = Some(count);
@@ -185,18 +177,24 @@ impl Connection {
         None
     }
 
-    /// A count that was older than what the stream had sent, taken afresh.
-    async fn recount_step(&mut self) -> Option<Bytes> {
-        self.recount = false;
+    /// The user's unread count from the database; a failure ends the stream (the browser
+    /// reconnects and the count is taken again).
+    async fn unread_now(&mut self) -> Option<crate::store::inbox::Unread> {
         let user = self.selector.user.as_ref()?;
-        let unread = match self.store.inbox_unread(self.tenant_id, user).await {
-            Ok(unread) => unread,
+        match self.store.inbox_unread(self.tenant_id, user).await {
+            Ok(unread) => Some(unread),
             Err(error) => {
                 tracing::error!(%error, "the unread count failed; ending the stream");
                 self.done = true;
-                return None;
+                None
             }
-        };
+        }
+    }
+
+    /// A count that was older than what the stream had sent, taken afresh.
+    async fn recount_step(&mut self) -> Option<Bytes> {
+        self.recount = false;
+        let unread = self.unread_now().await?;
         let count = self.inbox.as_mut()?;
         match count.update(unread, self.last_seq) {
             Ok(true) => Some(count.frame()),
@@ -254,11 +252,15 @@ impl Connection {
 
     async fn live_step(&mut self) -> Option<Bytes> {
         loop {
-            if self.recount
-                && let Some(frame) = self.recount_step().await
-            {
-                self.last_sent = Instant::now();
-                return Some(frame);
+            if self.recount {
+                let frame = self.recount_step().await;
+                if self.done {
+                    return None;
+                }
+                if let Some(frame) = frame {
+                    self.last_sent = Instant::now();
+                    return Some(frame);
+                }
             }
             // Frames first: a woken stream with frames waiting takes them without touching
             // the other three (the shutdown wait locks a list shared by every stream).

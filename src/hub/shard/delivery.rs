@@ -244,12 +244,7 @@ impl Shard {
     /// for them goes.
     fn too_far_behind(&mut self, tenant_id: i64) {
         self.waiting.remove(tenant_id);
-        let streams: Vec<u64> = self
-            .connections
-            .iter()
-            .filter(|(_, c)| c.tenant_id == tenant_id)
-            .map(|(&id, _)| id)
-            .collect();
+        let streams = self.tenant_streams(tenant_id, |_| true);
         tracing::warn!(
             tenant_id,
             streams = streams.len(),

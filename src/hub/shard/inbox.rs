@@ -44,13 +44,7 @@ impl Handler<InboxPruned> for Shard {
     type Result = ();
 
     fn handle(&mut self, pruned: InboxPruned, ctx: &mut Context<Self>) {
-        let streams: Vec<u64> = self
-            .connections
-            .iter()
-            .filter(|(_, c)| c.tenant_id == pruned.tenant_id)
-            .map(|(&id, _)| id)
-            .collect();
-        for id in streams {
+        for id in self.tenant_streams(pruned.tenant_id, |_| true) {
             let Some(connection) = self.connections.get_mut(&id) else {
                 continue;
             };

@@ -108,6 +108,15 @@ impl Shard {
         })
     }
 
+    /// The tenant's connections on this shard that satisfy `keep`.
+    fn tenant_streams(&self, tenant_id: i64, keep: impl Fn(&Connection) -> bool) -> Vec<u64> {
+        self.connections
+            .iter()
+            .filter(|(_, c)| c.tenant_id == tenant_id && keep(c))
+            .map(|(&id, _)| id)
+            .collect()
+    }
+
     /// Takes a connection out of the indexes.
     fn remove(&mut self, id: u64) -> Option<Connection> {
         let connection = self.connections.remove(&id)?;
@@ -227,15 +236,9 @@ impl Handler<EndStreams> for Shard {
     type Result = ();
 
     fn handle(&mut self, end: EndStreams, _: &mut Context<Self>) {
-        let ending: Vec<u64> = self
-            .connections
-            .iter()
-            .filter(|(_, c)| {
-                c.tenant_id == end.tenant_id
-                    && end.key_id.as_deref().is_none_or(|key| *c.key_id == *key)
-            })
-            .map(|(&id, _)| id)
-            .collect();
+        let ending = self.tenant_streams(end.tenant_id, |c| {
+            end.key_id.as_deref().is_none_or(|key| *c.key_id == *key)
+        });
         for id in ending {
             if let Some(connection) = self.connections.get_mut(&id) {
                 connection.sink.last(&end.last);
