@@ -3,6 +3,7 @@
 //! `crate::auth`, and error-to-status mapping in `crate::error`.
 
 pub mod admin;
+mod browser_library;
 mod health;
 pub(crate) mod history;
 pub(crate) mod inbox;
@@ -20,6 +21,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
     config
         .configure(health::configure)
         .service(resource("/openapi.json", "GET").route(web::get().to(openapi::openapi_json)))
+        .service(resource("/herald.js", "GET").route(web::get().to(browser_library::herald_js)))
         .configure(admin::configure)
         .service(
             // The browser's routes: the only ones with CORS, decided per tenant.

@@ -66,6 +66,7 @@ impl Modify for SecuritySchemes {
         super::inbox::browser_list,
         super::inbox::browser_read,
         super::inbox::browser_unread,
+        super::browser_library::herald_js,
         super::inbox::backend_list,
         super::inbox::backend_read,
         super::inbox::backend_unread,

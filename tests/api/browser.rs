@@ -103,7 +103,7 @@ async fn demo_app(dir: &TempDir) -> crate::support::TestApp {
 }
 
 /// The demo page's bell: its badge follows inbox items published to the user and reads made
-/// in either of two tabs.
+/// in either of two tabs, which share one stream.
 #[actix_web::test]
 async fn the_demo_page_s_unread_badge_follows_publishes_and_reads_in_two_tabs() {
     let Some(mut browser) = Browser::launch().await else {
@@ -129,6 +129,8 @@ async fn the_demo_page_s_unread_badge_follows_publishes_and_reads_in_two_tabs() 
             )
             .await;
     }
+    // The page is built on herald.js: its two tabs share one stream.
+    app.wait_for_open_streams(1).await;
     let mail = |subject: &str| json!({"to": {"user": "alice"}, "type": "mail", "data": {"subject": subject}, "inbox": true});
     app.publish_ok(key, &mail("Invoice ready")).await;
     app.publish_ok(key, &mail("Meeting moved")).await;

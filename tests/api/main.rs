@@ -7,6 +7,7 @@ mod admin;
 mod auth;
 mod bad_input;
 mod browser;
+mod browser_library;
 mod cli;
 mod cluster;
 mod config;

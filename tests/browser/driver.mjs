@@ -4,6 +4,7 @@
 //                                                         browsers: cookie jars of their own)
 //   {"op":"eval","page":"p1","js":"…"}                   the value of an expression
 //   {"op":"wait","page":"p1","js":"…","timeout":5000}    until the expression is truthy
+//   {"op":"close","page":"p1"}                           close a page (its tab goes away)
 //   {"op":"quit"}
 import { chromium } from "playwright-core";
 import { createInterface } from "node:readline";
@@ -32,6 +33,10 @@ for await (const line of createInterface({ input: process.stdin })) {
       answer({ ok: true, value: await pages.get(command.page).evaluate(command.js) });
     } else if (command.op === "wait") {
       await pages.get(command.page).waitForFunction(command.js, null, { timeout: command.timeout ?? 10000 });
+      answer({ ok: true });
+    } else if (command.op === "close") {
+      await pages.get(command.page).close();
+      pages.delete(command.page);
       answer({ ok: true });
     } else if (command.op === "quit") {
       answer({ ok: true });

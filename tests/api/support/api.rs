@@ -8,6 +8,7 @@ use super::app::{ADMIN_TOKEN, Api};
 use super::sse_client::SseStream;
 
 /// A tenant made through the operator API, with one API key and one HS256 signing key.
+#[derive(Clone)]
 pub struct TestTenant {
     pub slug: String,
     pub api_key: String,

@@ -3,6 +3,8 @@
 
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
@@ -15,6 +17,7 @@ use super::{TestApp, TestTenant, fresh_database_url, spawn_with_settings, test_s
 
 pub const BROWSER_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
 pub const PAGE: &str = include_str!("../../browser/page.html");
+pub const LIBRARY_PAGE: &str = include_str!("../../browser/library.html");
 pub const TYPES: &str = "message,mail,stock,score,reset,session-expired";
 
 pub struct Browser {
@@ -126,6 +129,12 @@ impl Browser {
             .collect()
     }
 
+    /// Closes a page, as a user closes its tab.
+    pub async fn close(&mut self, page: &str) {
+        let answer = self.call(json!({"op": "close", "page": page})).await;
+        assert_eq!(answer["ok"], true, "{answer}");
+    }
+
     pub async fn quit(mut self) {
         let _ = self.call(json!({"op": "quit"})).await;
         let _ = self.child.wait().await;
@@ -215,5 +224,77 @@ pub fn page_url(
     format!(
         "{origin}/page.html?herald={herald}&tenant={}&token={token}&topics={topics}&types={TYPES}",
         tenant.slug
+    )
+}
+
+/// The library test page's origin: `/library.html`, and `/token?user=U&topics=a,b`, which
+/// mints a user token living `token_secs` as a tenant's backend would (counted in `mints`).
+pub struct LibraryOrigin {
+    pub origin: String,
+    pub mints: Arc<AtomicUsize>,
+}
+
+pub fn serve_library_page(tenant: &TestTenant, token_secs: i64) -> LibraryOrigin {
+    #[derive(serde::Deserialize)]
+    struct TokenQuery {
+        user: String,
+        topics: String,
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mints = Arc::new(AtomicUsize::new(0));
+    let (tenant, counter) = (tenant.clone(), mints.clone());
+    let server = HttpServer::new(move || {
+        let (tenant, counter) = (tenant.clone(), counter.clone());
+        App::new()
+            .route(
+                "/library.html",
+                web::get().to(|| async {
+                    HttpResponse::Ok()
+                        .content_type("text/html")
+                        .body(LIBRARY_PAGE)
+                }),
+            )
+            .route(
+                "/token",
+                web::get().to(move |query: web::Query<TokenQuery>| {
+                    let topics: Vec<&str> =
+                        query.topics.split(',').filter(|t| !t.is_empty()).collect();
+                    let token = tenant.token_with(json!({
+                        "sub": query.user, "aud": "herald", "exp": super::now_secs() + token_secs,
+                        "topics": topics,
+                    }));
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    async move { HttpResponse::Ok().content_type("text/plain").body(token) }
+                }),
+            )
+            .route("/favicon.ico", web::get().to(HttpResponse::NoContent))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .unwrap()
+    .run();
+    actix_web::rt::spawn(server);
+    LibraryOrigin {
+        origin: format!("http://127.0.0.1:{port}"),
+        mints,
+    }
+}
+
+/// The library test page for `user` of `tenant`; `extra` is more of its query (`&share=false`…).
+pub fn library_url(
+    page: &LibraryOrigin,
+    app: &TestApp,
+    tenant: &TestTenant,
+    user: &str,
+    topics: &str,
+    types: &str,
+    extra: &str,
+) -> String {
+    let herald = app.address.replace("127.0.0.1", "localhost");
+    format!(
+        "{}/library.html?herald={herald}&tenant={}&user={user}&topics={topics}&types={types}{extra}",
+        page.origin, tenant.slug
     )
 }

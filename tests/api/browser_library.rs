@@ -1,0 +1,399 @@
+//! herald.js, the browser library, as Herald serves it (`GET /herald.js`) and as a tenant's
+//! page on another origin uses it in real Chromium: events by type, the inbox, one stream
+//! shared by the tabs of an origin and handed over when its tab closes, tokens renewed before
+//! they expire, `reset`. The page is `tests/browser/library.html`.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::{
+    ACCESS_CONTROL_ALLOW_ORIGIN, CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH,
+};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+use crate::support::browser::{
+    Browser, LibraryOrigin, library_url, serve_library_page, start_herald,
+};
+use crate::support::{TestApp, TestTenant, spawn_app};
+
+const WAIT: Duration = Duration::from_secs(15);
+const LIBRARY: &[u8] = include_bytes!("../../clients/js/dist/herald.js");
+
+#[actix_web::test]
+async fn herald_js_is_the_package_s_module_with_caching_headers_and_304() {
+    let app = spawn_app().await;
+    let url = format!("{}/herald.js", app.address);
+    let response = app.api.client.get(&url).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let header = |name| {
+        response
+            .headers()
+            .get(name)
+            .map(|v: &reqwest::header::HeaderValue| v.to_str().unwrap().to_owned())
+    };
+    assert_eq!(
+        header(CONTENT_TYPE).as_deref(),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert_eq!(
+        header(CACHE_CONTROL).as_deref(),
+        Some("public, max-age=600")
+    );
+    // A module script from another origin is fetched in CORS mode, without credentials.
+    assert_eq!(header(ACCESS_CONTROL_ALLOW_ORIGIN).as_deref(), Some("*"));
+    let etag = header(ETAG).expect("an ETag");
+    assert!(etag.starts_with('"') && etag.ends_with('"'), "{etag}");
+    assert_eq!(
+        response.bytes().await.unwrap(),
+        LIBRARY,
+        "the bytes of clients/js/dist/herald.js"
+    );
+
+    for validator in [
+        etag.clone(),
+        format!("W/{etag}"),
+        format!("\"other\", {etag}"),
+    ] {
+        let cached = app
+            .api
+            .client
+            .get(&url)
+            .header(IF_NONE_MATCH, &validator)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(cached.status(), StatusCode::NOT_MODIFIED, "{validator}");
+        assert_eq!(cached.headers().get(ETAG).unwrap().to_str().unwrap(), etag);
+        assert!(cached.headers().contains_key(CACHE_CONTROL));
+        assert!(cached.bytes().await.unwrap().is_empty());
+    }
+    let stale = app
+        .api
+        .client
+        .get(&url)
+        .header(IF_NONE_MATCH, "\"an-older-version\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), 200);
+    assert_eq!(stale.bytes().await.unwrap(), LIBRARY);
+}
+
+/// Herald, Chromium and the library page's origin, with a tenant that allows it.
+struct LibraryScene {
+    browser: Browser,
+    app: TestApp,
+    tenant: TestTenant,
+    page: LibraryOrigin,
+    _dir: TempDir,
+}
+
+async fn library_scene(slug: &str, token_secs: i64) -> Option<LibraryScene> {
+    let browser = Browser::launch().await?;
+    let dir = TempDir::new().unwrap();
+    let (app, _) = start_herald(&dir).await;
+    // The tenant's origin is known only once its server listens; it is allowed after.
+    let tenant = app.create_tenant(slug).await;
+    let page = serve_library_page(&tenant, token_secs);
+    tenant_for_origin(&app, slug, &page.origin).await;
+    Some(LibraryScene {
+        browser,
+        app,
+        tenant,
+        page,
+        _dir: dir,
+    })
+}
+
+async fn tenant_for_origin(app: &TestApp, slug: &str, origin: &str) {
+    let response = app
+        .patch_tenant(slug, json!({"allowed_origins": [origin]}))
+        .await;
+    assert_eq!(response.status(), 200);
+}
+
+impl LibraryScene {
+    fn url(&self, user: &str, topics: &str, types: &str, extra: &str) -> String {
+        library_url(
+            &self.page,
+            &self.app,
+            &self.tenant,
+            user,
+            topics,
+            types,
+            extra,
+        )
+    }
+
+    /// Opens a tab and waits until its client says the stream is open.
+    async fn open_tab(&mut self, tab: &str, url: &str) {
+        self.browser.open("c1", tab, url).await;
+        self.browser
+            .wait(tab, "window.page?.states.includes('open')", WAIT)
+            .await;
+    }
+
+    async fn publish(&self, body: Value) {
+        self.app.publish_ok(&self.tenant.api_key, &body).await;
+    }
+
+    /// The data of the events a tab's listeners were handed, in order.
+    async fn data(&mut self, tab: &str) -> Vec<String> {
+        let data = self
+            .browser
+            .eval(tab, "window.page.events.map((e) => e.data)")
+            .await;
+        serde_json::from_value(data).unwrap()
+    }
+
+    /// Waits until a tab has `count` events, then a little longer for any repeat.
+    async fn wait_for_events(&mut self, tab: &str, count: usize) -> Vec<String> {
+        self.browser
+            .wait(
+                tab,
+                &format!("window.page.events.length >= {count}"),
+                Duration::from_secs(30),
+            )
+            .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        self.data(tab).await
+    }
+}
+
+fn numbered(range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|i| i.to_string()).collect()
+}
+
+#[actix_web::test]
+async fn a_page_on_another_origin_imports_herald_js_and_gets_its_events_and_inbox() {
+    let Some(mut s) = library_scene("lib", 3600).await else {
+        return;
+    };
+    let url = s.url("alice", "stock:AAPL", "mail,stock,score", "");
+    s.open_tab("page", &url).await;
+    s.publish(json!({"events": [
+        {"to": {"user": "alice"}, "type": "mail", "data": {"subject": "Hi"}, "inbox": true},
+        {"to": {"topic": "stock:AAPL"}, "type": "stock", "data": {"px": 1}},
+        {"to": {"topic": "stock:MSFT"}, "type": "stock", "data": {"px": 2}},
+        {"to": {"broadcast": true}, "type": "score", "data": "2 – 1"},
+        {"to": {"user": "bob"}, "type": "mail", "data": "not for alice"},
+    ]}))
+    .await;
+    assert_eq!(
+        s.wait_for_events("page", 3).await,
+        [r#"{"subject":"Hi"}"#, r#"{"px":1}"#, "2 – 1"]
+    );
+    // Listeners get the data parsed when it is JSON, and the event's type and id.
+    let first = s.browser.eval("page", "window.page.events[0]").await;
+    assert_eq!(first["parsed"]["subject"], "Hi");
+    assert_eq!(first["type"], "mail");
+    let mail_id = first["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        s.browser.eval("page", "window.client.lastEventId").await,
+        s.browser.eval("page", "window.page.events[2].id").await
+    );
+
+    // The inbox: the live count, and the calls over the browser endpoints (Bearer tokens
+    // from the page's `token()`).
+    s.browser
+        .wait("page", "window.page.inbox.at(-1) === 1", WAIT)
+        .await;
+    let listed = s
+        .browser
+        .eval(
+            "page",
+            "window.client.inbox.list({ unread: true }).then((p) => [p.unread, p.items.map((i) => i.id)])",
+        )
+        .await;
+    assert_eq!(listed, json!([1, [mail_id]]));
+    let read = format!("window.client.inbox.read(['{mail_id}'])");
+    assert_eq!(s.browser.eval("page", &read).await, json!({"unread": 0}));
+    s.browser
+        .wait("page", "window.page.inbox.at(-1) === 0", WAIT)
+        .await;
+    let unread = format!("window.client.inbox.unread(['{mail_id}'])");
+    assert_eq!(s.browser.eval("page", &unread).await, json!({"unread": 1}));
+    assert_eq!(
+        s.browser
+            .eval("page", "window.client.inbox.readAll()")
+            .await,
+        json!({"unread": 0})
+    );
+    s.browser
+        .wait("page", "window.page.inbox.at(-1) === 0", WAIT)
+        .await;
+    let refused = s
+        .browser
+        .eval(
+            "page",
+            "window.client.inbox.read(['not an id']).catch((e) => [e.name, e.status, e.code])",
+        )
+        .await;
+    assert_eq!(refused, json!(["HeraldError", 422, "invalid_inbox"]));
+
+    // close() ends the stream.
+    s.browser.eval("page", "window.client.close()").await;
+    s.app.wait_for_open_streams(0).await;
+    assert_eq!(
+        s.browser.eval("page", "window.client.state").await,
+        "closed"
+    );
+    s.browser.quit().await;
+}
+
+/// Three tabs of one page, events to the user, its topic and everyone, published in turns.
+async fn publish_numbered(s: &LibraryScene, range: std::ops::Range<usize>) {
+    for i in range {
+        let to = match i % 3 {
+            0 => json!({"user": "alice"}),
+            1 => json!({"topic": "news"}),
+            _ => json!({"broadcast": true}),
+        };
+        s.publish(json!({"to": to, "data": i})).await;
+    }
+}
+
+#[actix_web::test]
+async fn three_tabs_share_one_stream_and_each_gets_every_event_once_in_order() {
+    let Some(mut s) = library_scene("tabs", 3600).await else {
+        return;
+    };
+    let url = s.url("alice", "news", "message", "");
+    for tab in ["tab1", "tab2", "tab3"] {
+        s.open_tab(tab, &url).await;
+    }
+    s.app.wait_for_open_streams(1).await;
+    publish_numbered(&s, 0..30).await;
+    for tab in ["tab1", "tab2", "tab3"] {
+        assert_eq!(s.wait_for_events(tab, 30).await, numbered(0..30), "{tab}");
+    }
+    s.app.wait_for_open_streams(1).await;
+
+    // Without sharing (as where Web Locks or BroadcastChannel are missing) a tab holds its
+    // own stream.
+    let own = s.url("alice", "news", "message", "&share=false");
+    s.open_tab("own", &own).await;
+    s.app.wait_for_open_streams(2).await;
+    s.browser.quit().await;
+}
+
+#[actix_web::test]
+async fn when_the_leader_tab_closes_another_takes_over_with_nothing_lost_or_repeated() {
+    let Some(mut s) = library_scene("takeover", 3600).await else {
+        return;
+    };
+    let url = s.url("alice", "news", "message", "");
+    // The first tab to ask for the stream's lock holds it.
+    for tab in ["tab1", "tab2", "tab3"] {
+        s.open_tab(tab, &url).await;
+    }
+    s.app.wait_for_open_streams(1).await;
+    publish_numbered(&s, 0..10).await;
+    s.wait_for_events("tab2", 10).await;
+
+    // Events go on being published while the leader's tab closes.
+    let publisher = {
+        let (api, key) = (
+            crate::support::Api {
+                address: s.app.address.clone(),
+                client: reqwest::Client::new(),
+            },
+            s.tenant.api_key.clone(),
+        );
+        tokio::spawn(async move {
+            for i in 10..60 {
+                let to = match i % 3 {
+                    0 => json!({"user": "alice"}),
+                    1 => json!({"topic": "news"}),
+                    _ => json!({"broadcast": true}),
+                };
+                api.publish_ok(&key, &json!({"to": to, "data": i})).await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    s.browser.close("tab1").await;
+    publisher.await.unwrap();
+    for tab in ["tab2", "tab3"] {
+        assert_eq!(s.wait_for_events(tab, 60).await, numbered(0..60), "{tab}");
+    }
+    s.app.wait_for_open_streams(1).await;
+    s.browser.quit().await;
+}
+
+#[actix_web::test]
+async fn a_five_second_token_is_renewed_with_no_event_lost_or_repeated() {
+    let Some(mut s) = library_scene("renewal", 5).await else {
+        return;
+    };
+    let url = s.url("alice", "news", "message", "");
+    s.open_tab("page", &url).await;
+    // Twelve seconds of events, one every 20 ms: the session is renewed at least twice on
+    // the way, and each time events arrive on the old stream while the new one opens.
+    let began = std::time::Instant::now();
+    let mut published = 0;
+    while began.elapsed() < Duration::from_secs(12) {
+        let to = match published % 2 {
+            0 => json!({"user": "alice"}),
+            _ => json!({"topic": "news"}),
+        };
+        s.publish(json!({"to": to, "data": published})).await;
+        published += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        s.wait_for_events("page", published).await,
+        numbered(0..published)
+    );
+    let mints = s.page.mints.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(mints >= 3, "the page asked for {mints} tokens");
+    // The streams opened with older tokens were closed as their successors opened.
+    s.app.wait_for_open_streams(1).await;
+    let states = s.browser.eval("page", "window.page.states").await;
+    assert_eq!(
+        states,
+        json!(["open"]),
+        "renewals do not show as reconnects"
+    );
+    s.browser.quit().await;
+}
+
+#[actix_web::test]
+async fn reset_reaches_the_page_when_its_resume_position_is_gone() {
+    let Some(mut s) = library_scene("gone", 3600).await else {
+        return;
+    };
+    let receipts = s
+        .app
+        .publish_ok(
+            &s.tenant.api_key,
+            &json!({"events": (0..6).map(|i| json!({"to": {"user": "alice"}, "data": i})).collect::<Vec<_>>()}),
+        )
+        .await;
+    let kept_from_an_earlier_visit = receipts[0]["id"].as_str().unwrap().to_owned();
+    s.app
+        .patch_tenant("gone", json!({"retention": {"max_events": 2}}))
+        .await;
+    s.app.state.store.prune(None).await.unwrap();
+    let url = s.url(
+        "alice",
+        "",
+        "message",
+        &format!("&lastEventId={kept_from_an_earlier_visit}"),
+    );
+    s.open_tab("page", &url).await;
+    s.browser
+        .wait("page", "window.page.resets.length === 1", WAIT)
+        .await;
+    assert_eq!(
+        s.browser.eval("page", "window.page.resets").await,
+        json!(["history_expired"])
+    );
+    // After the reset the stream goes on from the log's head.
+    s.publish(json!({"to": {"user": "alice"}, "data": "after"}))
+        .await;
+    assert_eq!(s.wait_for_events("page", 1).await, ["after"]);
+    s.browser.quit().await;
+}
