@@ -242,16 +242,35 @@ async fn a_page_on_another_origin_imports_herald_js_and_gets_its_events_and_inbo
     s.browser.quit().await;
 }
 
-/// Three tabs of one page, events to the user, its topic and everyone, published in turns.
+/// Event `i` of a numbered run: to alice, her topic or everyone, in turns.
+fn numbered_event(i: usize) -> Value {
+    let to = match i % 3 {
+        0 => json!({"user": "alice"}),
+        1 => json!({"topic": "news"}),
+        _ => json!({"broadcast": true}),
+    };
+    json!({"to": to, "data": i})
+}
+
 async fn publish_numbered(s: &LibraryScene, range: std::ops::Range<usize>) {
     for i in range {
-        let to = match i % 3 {
-            0 => json!({"user": "alice"}),
-            1 => json!({"topic": "news"}),
-            _ => json!({"broadcast": true}),
-        };
-        s.publish(json!({"to": to, "data": i})).await;
+        s.publish(numbered_event(i)).await;
     }
+}
+
+/// Publishes a numbered run in the background, one event every 20 ms.
+fn publish_paced(s: &LibraryScene, range: std::ops::Range<usize>) -> tokio::task::JoinHandle<()> {
+    let api = crate::support::Api {
+        address: s.app.address.clone(),
+        client: reqwest::Client::new(),
+    };
+    let key = s.tenant.api_key.clone();
+    tokio::spawn(async move {
+        for i in range {
+            api.publish_ok(&key, &numbered_event(i)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
 }
 
 #[actix_web::test]
@@ -293,26 +312,7 @@ async fn when_the_leader_tab_closes_another_takes_over_with_nothing_lost_or_repe
     s.wait_for_events("tab2", 10).await;
 
     // Events go on being published while the leader's tab closes.
-    let publisher = {
-        let (api, key) = (
-            crate::support::Api {
-                address: s.app.address.clone(),
-                client: reqwest::Client::new(),
-            },
-            s.tenant.api_key.clone(),
-        );
-        tokio::spawn(async move {
-            for i in 10..60 {
-                let to = match i % 3 {
-                    0 => json!({"user": "alice"}),
-                    1 => json!({"topic": "news"}),
-                    _ => json!({"broadcast": true}),
-                };
-                api.publish_ok(&key, &json!({"to": to, "data": i})).await;
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-    };
+    let publisher = publish_paced(&s, 10..60);
     tokio::time::sleep(Duration::from_millis(200)).await;
     s.browser.close("tab1").await;
     publisher.await.unwrap();
@@ -395,5 +395,52 @@ async fn reset_reaches_the_page_when_its_resume_position_is_gone() {
     s.publish(json!({"to": {"user": "alice"}, "data": "after"}))
         .await;
     assert_eq!(s.wait_for_events("page", 1).await, ["after"]);
+    s.browser.quit().await;
+}
+
+/// Streams opened since Herald started, on either path.
+fn streams_opened(app: &TestApp) -> u64 {
+    let opened = &app.state.hub.stats().opened;
+    opened.herald.load(std::sync::atomic::Ordering::SeqCst)
+        + opened.actix.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// A browser freezes a background tab after firing `freeze` (headless Chromium never freezes
+/// a page, so the test fires the event): the tab lets go of the stream, another takes over,
+/// and on `resume` it follows.
+#[actix_web::test]
+async fn a_leader_tab_being_frozen_hands_the_stream_over_and_follows_on_resume() {
+    let Some(mut s) = library_scene("frozen", 3600).await else {
+        return;
+    };
+    let url = s.url("alice", "news", "message", "");
+    for tab in ["tab1", "tab2", "tab3"] {
+        s.open_tab(tab, &url).await;
+    }
+    s.app.wait_for_open_streams(1).await;
+    assert_eq!(streams_opened(&s.app), 1);
+    publish_numbered(&s, 0..10).await;
+    s.wait_for_events("tab2", 10).await;
+
+    let publisher = publish_paced(&s, 10..60);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    s.browser
+        .eval("tab1", "document.dispatchEvent(new Event('freeze'))")
+        .await;
+    publisher.await.unwrap();
+    for tab in ["tab2", "tab3"] {
+        assert_eq!(s.wait_for_events(tab, 60).await, numbered(0..60), "{tab}");
+    }
+    s.app.wait_for_open_streams(1).await;
+    assert_eq!(streams_opened(&s.app), 2, "another tab opened the stream");
+
+    s.browser
+        .eval("tab1", "document.dispatchEvent(new Event('resume'))")
+        .await;
+    publish_numbered(&s, 60..70).await;
+    for tab in ["tab1", "tab2", "tab3"] {
+        assert_eq!(s.wait_for_events(tab, 70).await, numbered(0..70), "{tab}");
+    }
+    assert_eq!(streams_opened(&s.app), 2, "the resumed tab follows");
     s.browser.quit().await;
 }
