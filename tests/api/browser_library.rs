@@ -90,12 +90,20 @@ struct LibraryScene {
 }
 
 async fn library_scene(slug: &str, token_secs: i64) -> Option<LibraryScene> {
+    library_scene_with(slug, token_secs, None).await
+}
+
+async fn library_scene_with(
+    slug: &str,
+    token_secs: i64,
+    issued_secs_ago: Option<i64>,
+) -> Option<LibraryScene> {
     let browser = Browser::launch().await?;
     let dir = TempDir::new().unwrap();
     let (app, _) = start_herald(&dir).await;
     // The tenant's origin is known only once its server listens; it is allowed after.
     let tenant = app.create_tenant(slug).await;
-    let page = serve_library_page(&tenant, token_secs);
+    let page = serve_library_page(&tenant, token_secs, issued_secs_ago);
     tenant_for_origin(&app, slug, &page.origin).await;
     Some(LibraryScene {
         browser,
@@ -357,6 +365,32 @@ async fn a_five_second_token_is_renewed_with_no_event_lost_or_repeated() {
         json!(["open"]),
         "renewals do not show as reconnects"
     );
+    s.browser.quit().await;
+}
+
+#[actix_web::test]
+async fn session_expired_brings_a_new_token_with_no_event_lost_or_repeated() {
+    // Tokens that claim to have been issued hours ago: by its claims each has hours left
+    // before the library would renew it, but Herald ends the stream at `exp`, 4 s on.
+    let Some(mut s) = library_scene_with("expiring", 4, Some(10_000)).await else {
+        return;
+    };
+    let url = s.url("alice", "news", "message", "");
+    s.open_tab("page", &url).await;
+    let began = std::time::Instant::now();
+    let mut published = 0;
+    while began.elapsed() < Duration::from_secs(10) {
+        s.publish(numbered_event(published)).await;
+        published += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        s.wait_for_events("page", published).await,
+        numbered(0..published)
+    );
+    let mints = s.page.mints.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(mints >= 3, "the page asked for {mints} tokens");
+    s.app.wait_for_open_streams(1).await;
     s.browser.quit().await;
 }
 

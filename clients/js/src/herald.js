@@ -46,7 +46,8 @@ const parse = (data) => {
   }
 };
 
-/** How long before a token's expiry it is renewed: a quarter of its life, 1–60 s. */
+/** How long before a token's expiry it is renewed: a quarter of its life, 1–60 s (and never
+ * before half of it has passed, nor within a second of the last renewal). */
 const margin = (lifeMs) => Math.min(60000, Math.max(1000, lifeMs / 4));
 
 export function connect({ url, tenant, token, topics = [], share = true, lastEventId = null }) {
@@ -105,12 +106,15 @@ export function connect({ url, tenant, token, topics = [], share = true, lastEve
     emit(type, parse(data), { type, id, data });
   };
 
-  /** A token with time left, asking `token()` for a new one when `renew` or needed. */
+  /** A token with time left, asking `token()` for a new one when `renew` or it is due. */
   const fresh = async (renew) => {
-    if (renew || !current || current.exp * 1000 - Date.now() < margin(current.life)) {
+    if (renew || !current || Date.now() >= current.renewAt) {
       const value = (typeof token === "function" ? await token() : token).trim();
-      const { sub, exp } = claims(value);
-      current = { token: value, sub, exp: exp || Infinity, life: exp * 1000 - Date.now() };
+      const { sub, exp, iat } = claims(value);
+      // Its lifetime by its own claims where it can (this clock may be off from Herald's).
+      let life = exp ? (exp - (iat || Date.now() / 1000)) * 1000 : Infinity;
+      if (!(life > 0)) life = 60000;
+      current = { token: value, sub, renewAt: Date.now() + Math.max(1000, life / 2, life - margin(life)) };
     }
     return current;
   };
@@ -174,7 +178,7 @@ export function connect({ url, tenant, token, topics = [], share = true, lastEve
     clearTimeout(timer);
     if (!source && state !== "connecting") setState("reconnecting");
     try {
-      const { token: bearer, exp } = await fresh(renew);
+      const { token: bearer, renewAt } = await fresh(renew);
       const response = await fetch(`${base}/session`, {
         method: "POST",
         credentials: "include",
@@ -183,8 +187,9 @@ export function connect({ url, tenant, token, topics = [], share = true, lastEve
       if (mine !== run) return;
       if (!response.ok) throw new HeraldError(response.status, await response.json().catch(() => null));
       open();
-      const left = exp * 1000 - Date.now();
-      if (left < 2 ** 31) timer = setTimeout(() => start(true), Math.max(0, left - margin(current.life)));
+      if (typeof token === "function" && renewAt - Date.now() < 2 ** 31) {
+        timer = setTimeout(() => start(true), renewAt - Date.now());
+      }
     } catch (error) {
       if (mine !== run) return;
       emit("error", error);

@@ -228,13 +228,18 @@ pub fn page_url(
 }
 
 /// The library test page's origin: `/library.html`, and `/token?user=U&topics=a,b`, which
-/// mints a user token living `token_secs` as a tenant's backend would (counted in `mints`).
+/// mints a user token living `token_secs` as a tenant's backend would (counted in `mints`);
+/// with `issued_secs_ago` it also claims (`iat`) to have been issued that long ago.
 pub struct LibraryOrigin {
     pub origin: String,
     pub mints: Arc<AtomicUsize>,
 }
 
-pub fn serve_library_page(tenant: &TestTenant, token_secs: i64) -> LibraryOrigin {
+pub fn serve_library_page(
+    tenant: &TestTenant,
+    token_secs: i64,
+    issued_secs_ago: Option<i64>,
+) -> LibraryOrigin {
     #[derive(serde::Deserialize)]
     struct TokenQuery {
         user: String,
@@ -260,10 +265,15 @@ pub fn serve_library_page(tenant: &TestTenant, token_secs: i64) -> LibraryOrigin
                 web::get().to(move |query: web::Query<TokenQuery>| {
                     let topics: Vec<&str> =
                         query.topics.split(',').filter(|t| !t.is_empty()).collect();
-                    let token = tenant.token_with(json!({
-                        "sub": query.user, "aud": "herald", "exp": super::now_secs() + token_secs,
+                    let now = super::now_secs();
+                    let mut claims = json!({
+                        "sub": query.user, "aud": "herald", "exp": now + token_secs,
                         "topics": topics,
-                    }));
+                    });
+                    if let Some(ago) = issued_secs_ago {
+                        claims["iat"] = json!(now - ago);
+                    }
+                    let token = tenant.token_with(claims);
                     counter.fetch_add(1, Ordering::SeqCst);
                     async move { HttpResponse::Ok().content_type("text/plain").body(token) }
                 }),
