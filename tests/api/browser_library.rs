@@ -291,6 +291,15 @@ async fn three_tabs_share_one_stream_and_each_gets_every_event_once_in_order() {
         s.open_tab(tab, &url).await;
     }
     s.app.wait_for_open_streams(1).await;
+    // What the operator sees too.
+    let usage: Value = s
+        .app
+        .admin(reqwest::Method::GET, "/admin/tenants/tabs/usage", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(usage["streams_open"], 1, "{usage}");
     publish_numbered(&s, 0..30).await;
     for tab in ["tab1", "tab2", "tab3"] {
         assert_eq!(s.wait_for_events(tab, 30).await, numbered(0..30), "{tab}");
