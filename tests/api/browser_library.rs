@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use crate::support::browser::{
-    Browser, LibraryOrigin, library_url, serve_library_page, start_herald,
+    Browser, LibraryOrigin, allow_origins, library_url, serve_library_page, start_herald,
 };
 use crate::support::{TestApp, TestTenant, spawn_app};
 
@@ -104,7 +104,7 @@ async fn library_scene_with(
     // The tenant's origin is known only once its server listens; it is allowed after.
     let tenant = app.create_tenant(slug).await;
     let page = serve_library_page(&tenant, token_secs, issued_secs_ago);
-    tenant_for_origin(&app, slug, &page.origin).await;
+    allow_origins(&app, slug, &[&page.origin]).await;
     Some(LibraryScene {
         browser,
         app,
@@ -112,13 +112,6 @@ async fn library_scene_with(
         page,
         _dir: dir,
     })
-}
-
-async fn tenant_for_origin(app: &TestApp, slug: &str, origin: &str) {
-    let response = app
-        .patch_tenant(slug, json!({"allowed_origins": [origin]}))
-        .await;
-    assert_eq!(response.status(), 200);
 }
 
 impl LibraryScene {
@@ -140,6 +133,27 @@ impl LibraryScene {
         self.browser
             .wait(tab, "window.page?.states.includes('open')", WAIT)
             .await;
+    }
+
+    /// Opens three tabs of the page for alice (topic `news`); the first holds the one stream.
+    async fn open_three_tabs(&mut self) {
+        let url = self.url("alice", "news", "message", "");
+        for tab in ["tab1", "tab2", "tab3"] {
+            self.open_tab(tab, &url).await;
+        }
+        self.app.wait_for_open_streams(1).await;
+    }
+
+    /// Publishes numbered events, one every 20 ms, for `duration`; returns how many.
+    async fn publish_for(&self, duration: Duration) -> usize {
+        let began = std::time::Instant::now();
+        let mut published = 0;
+        while began.elapsed() < duration {
+            self.publish(numbered_event(published)).await;
+            published += 1;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        published
     }
 
     async fn publish(&self, body: Value) {
@@ -286,11 +300,7 @@ async fn three_tabs_share_one_stream_and_each_gets_every_event_once_in_order() {
     let Some(mut s) = library_scene("tabs", 3600).await else {
         return;
     };
-    let url = s.url("alice", "news", "message", "");
-    for tab in ["tab1", "tab2", "tab3"] {
-        s.open_tab(tab, &url).await;
-    }
-    s.app.wait_for_open_streams(1).await;
+    s.open_three_tabs().await;
     // What the operator sees too.
     let usage: Value = s
         .app
@@ -319,12 +329,8 @@ async fn when_the_leader_tab_closes_another_takes_over_with_nothing_lost_or_repe
     let Some(mut s) = library_scene("takeover", 3600).await else {
         return;
     };
-    let url = s.url("alice", "news", "message", "");
     // The first tab to ask for the stream's lock holds it.
-    for tab in ["tab1", "tab2", "tab3"] {
-        s.open_tab(tab, &url).await;
-    }
-    s.app.wait_for_open_streams(1).await;
+    s.open_three_tabs().await;
     publish_numbered(&s, 0..10).await;
     s.wait_for_events("tab2", 10).await;
 
@@ -349,17 +355,7 @@ async fn a_five_second_token_is_renewed_with_no_event_lost_or_repeated() {
     s.open_tab("page", &url).await;
     // Twelve seconds of events, one every 20 ms: the session is renewed at least twice on
     // the way, and each time events arrive on the old stream while the new one opens.
-    let began = std::time::Instant::now();
-    let mut published = 0;
-    while began.elapsed() < Duration::from_secs(12) {
-        let to = match published % 2 {
-            0 => json!({"user": "alice"}),
-            _ => json!({"topic": "news"}),
-        };
-        s.publish(json!({"to": to, "data": published})).await;
-        published += 1;
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let published = s.publish_for(Duration::from_secs(12)).await;
     assert_eq!(
         s.wait_for_events("page", published).await,
         numbered(0..published)
@@ -386,13 +382,7 @@ async fn session_expired_brings_a_new_token_with_no_event_lost_or_repeated() {
     };
     let url = s.url("alice", "news", "message", "");
     s.open_tab("page", &url).await;
-    let began = std::time::Instant::now();
-    let mut published = 0;
-    while began.elapsed() < Duration::from_secs(10) {
-        s.publish(numbered_event(published)).await;
-        published += 1;
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let published = s.publish_for(Duration::from_secs(10)).await;
     assert_eq!(
         s.wait_for_events("page", published).await,
         numbered(0..published)
@@ -456,11 +446,7 @@ async fn a_leader_tab_being_frozen_hands_the_stream_over_and_follows_on_resume()
     let Some(mut s) = library_scene("frozen", 3600).await else {
         return;
     };
-    let url = s.url("alice", "news", "message", "");
-    for tab in ["tab1", "tab2", "tab3"] {
-        s.open_tab(tab, &url).await;
-    }
-    s.app.wait_for_open_streams(1).await;
+    s.open_three_tabs().await;
     assert_eq!(streams_opened(&s.app), 1);
     publish_numbered(&s, 0..10).await;
     s.wait_for_events("tab2", 10).await;

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::sse_client::SseStream;
-use crate::support::{TestApp, TestTenant, spawn_app};
+use crate::support::{TestApp, TestTenant, retry_after, spawn_app};
 
 const STREAMS: usize = 5_000;
 const BATCH: usize = 1_000;
@@ -122,12 +122,8 @@ async fn a_tenant_s_broadcast_storm_does_not_hold_up_another_tenant_s_events() {
                         201 => batches += 1,
                         // As fast as the limit allows: again when the bucket has room.
                         429 => {
-                            let wait: u64 = response.headers()["retry-after"]
-                                .to_str()
-                                .unwrap()
-                                .parse()
-                                .unwrap();
-                            tokio::time::sleep(Duration::from_secs(wait)).await;
+                            let wait = Duration::from_secs(retry_after(&response));
+                            tokio::time::sleep(wait).await;
                         }
                         status => panic!("A's publish answered {status}"),
                     }

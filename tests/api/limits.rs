@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::support::{
-    TestApp, TestTenant, assert_error, spawn_app, spawn_app_with, spawn_with_settings,
+    TestApp, TestTenant, assert_error, retry_after, spawn_app, spawn_app_with, spawn_with_settings,
 };
 
 async fn set_limits(app: &TestApp, slug: &str, limits: Value) -> Value {
@@ -24,12 +24,6 @@ fn batch(n: usize) -> Value {
         .map(|i| json!({"to": {"user": "u"}, "data": i}))
         .collect();
     json!({ "events": events })
-}
-
-/// A 429's `Retry-After`, in seconds.
-fn retry_after(response: &reqwest::Response) -> u64 {
-    let value = response.headers()["retry-after"].to_str().unwrap();
-    value.parse().unwrap()
 }
 
 async fn stored(app: &TestApp, t: &TestTenant) -> usize {

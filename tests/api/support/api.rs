@@ -31,6 +31,12 @@ impl TestTenant {
     }
 }
 
+/// A 429's `Retry-After`, in seconds.
+pub fn retry_after(response: &Response) -> u64 {
+    let value = response.headers()["retry-after"].to_str().unwrap();
+    value.parse().unwrap()
+}
+
 pub fn now_secs() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

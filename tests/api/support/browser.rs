@@ -143,14 +143,21 @@ impl Browser {
 
 /// Serves the test page on 127.0.0.1:port: an origin other than Herald's `localhost`.
 pub fn serve_page() -> String {
+    serve_origin(|config| {
+        config.route(
+            "/page.html",
+            web::get().to(|| async { HttpResponse::Ok().content_type("text/html").body(PAGE) }),
+        );
+    })
+}
+
+/// A tenant's origin on 127.0.0.1:port, its routes set by `configure` (and a favicon).
+fn serve_origin(configure: impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static) -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let server = HttpServer::new(|| {
+    let server = HttpServer::new(move || {
         App::new()
-            .route(
-                "/page.html",
-                web::get().to(|| async { HttpResponse::Ok().content_type("text/html").body(PAGE) }),
-            )
+            .configure(configure.clone())
             .route("/favicon.ico", web::get().to(HttpResponse::NoContent))
     })
     .workers(1)
@@ -183,11 +190,16 @@ pub async fn start_herald(dir: &TempDir) -> (TestApp, String) {
 
 pub async fn tenant_for(app: &TestApp, slug: &str, origins: &[&str]) -> TestTenant {
     let tenant = app.create_tenant(slug).await;
+    allow_origins(app, slug, origins).await;
+    tenant
+}
+
+/// Sets the tenant's allowed origins.
+pub async fn allow_origins(app: &TestApp, slug: &str, origins: &[&str]) {
     let response = app
         .patch_tenant(slug, json!({"allowed_origins": origins}))
         .await;
     assert_eq!(response.status(), 200);
-    tenant
 }
 
 /// What every browser test starts from: Chromium, Herald with a database of its own, and
@@ -245,13 +257,11 @@ pub fn serve_library_page(
         user: String,
         topics: String,
     }
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
     let mints = Arc::new(AtomicUsize::new(0));
     let (tenant, counter) = (tenant.clone(), mints.clone());
-    let server = HttpServer::new(move || {
+    let origin = serve_origin(move |config| {
         let (tenant, counter) = (tenant.clone(), counter.clone());
-        App::new()
+        config
             .route(
                 "/library.html",
                 web::get().to(|| async {
@@ -277,19 +287,9 @@ pub fn serve_library_page(
                     counter.fetch_add(1, Ordering::SeqCst);
                     async move { HttpResponse::Ok().content_type("text/plain").body(token) }
                 }),
-            )
-            .route("/favicon.ico", web::get().to(HttpResponse::NoContent))
-    })
-    .workers(1)
-    .disable_signals()
-    .listen(listener)
-    .unwrap()
-    .run();
-    actix_web::rt::spawn(server);
-    LibraryOrigin {
-        origin: format!("http://127.0.0.1:{port}"),
-        mints,
-    }
+            );
+    });
+    LibraryOrigin { origin, mints }
 }
 
 /// The library test page for `user` of `tenant`; `extra` is more of its query (`&share=false`…).

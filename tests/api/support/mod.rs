@@ -10,7 +10,9 @@ pub mod cluster;
 pub mod process;
 pub mod sse_client;
 
-pub use api::{TestTenant, assert_error, now_secs, seq_of, sign_hs256, skip_unless_ci};
+pub use api::{
+    TestTenant, assert_error, now_secs, retry_after, seq_of, sign_hs256, skip_unless_ci,
+};
 pub use app::{
     ADMIN_TOKEN, Api, TestApp, captured_logs, fresh_database_url, postgres_server, spawn_app,
     spawn_app_with, spawn_with_settings, test_settings,
