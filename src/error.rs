@@ -12,6 +12,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use actix_web::http::StatusCode;
+use actix_web::http::header::RETRY_AFTER;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
@@ -123,8 +124,14 @@ error_codes! {
     TooManyStreams = "too_many_streams", TOO_MANY_REQUESTS;
     InternalError = "internal_error", INTERNAL_SERVER_ERROR;
     ShuttingDown = "shutting_down", SERVICE_UNAVAILABLE;
-    DatabaseUnavailable = "database_unavailable", SERVICE_UNAVAILABLE;
+    StorageFull = "storage_full", SERVICE_UNAVAILABLE;
+    StorageUnavailable = "storage_unavailable", SERVICE_UNAVAILABLE;
 }
+
+/// `Retry-After` on `storage_full`: space comes back when an operator acts, not at once.
+pub const STORAGE_FULL_RETRY_SECS: u32 = 30;
+/// `Retry-After` on `storage_unavailable`: a restart or failover takes seconds.
+pub const STORAGE_UNAVAILABLE_RETRY_SECS: u32 = 5;
 
 /// Every error answer: `{"error": {"code", "message"}}`.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -181,9 +188,18 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         ANSWERED[self.code.index()].fetch_add(1, Ordering::Relaxed);
         let mut response = HttpResponse::build(self.code.status());
-        if self.code == ErrorCode::BodyTimeout {
+        match self.code {
             // What is left of the body may still trickle in: the connection cannot be reused.
-            response.force_close();
+            ErrorCode::BodyTimeout => {
+                response.force_close();
+            }
+            ErrorCode::StorageFull => {
+                response.insert_header((RETRY_AFTER, STORAGE_FULL_RETRY_SECS));
+            }
+            ErrorCode::StorageUnavailable => {
+                response.insert_header((RETRY_AFTER, STORAGE_UNAVAILABLE_RETRY_SECS));
+            }
+            _ => {}
         }
         response.json(ErrorBody {
             error: ErrorDetail {
@@ -268,11 +284,18 @@ impl From<StoreError> for ApiError {
         match &error {
             // Retrying later is the answer, as for any unavailable dependency. Still
             // Herald's side, so logged.
-            StoreError::Unavailable(_) => {
-                tracing::error!(%error, "the database is unavailable");
+            StoreError::Full(_) => {
+                tracing::error!(%error, "the storage is full");
                 ApiError::new(
-                    ErrorCode::DatabaseUnavailable,
-                    "the database is not answering; retry shortly",
+                    ErrorCode::StorageFull,
+                    "Herald's storage is full: nothing was acknowledged; retry later",
+                )
+            }
+            StoreError::Unavailable(_) => {
+                tracing::error!(%error, "the storage is unavailable");
+                ApiError::new(
+                    ErrorCode::StorageUnavailable,
+                    "Herald's storage is not answering or failing: nothing was acknowledged; retry shortly",
                 )
             }
             _ => ApiError::internal(&error),

@@ -10,6 +10,7 @@ use std::sync::atomic::Ordering;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::state::AppState;
+use crate::store::fault::Fault;
 
 fn handle() -> Option<&'static PrometheusHandle> {
     static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -42,6 +43,17 @@ pub fn render(state: &AppState) -> String {
     metrics::counter!("herald_publish_requests_total")
         .absolute(log.requests.load(Ordering::Relaxed));
     metrics::counter!("herald_commit_groups_total").absolute(log.groups.load(Ordering::Relaxed));
+    let health = state.store.health();
+    for (fault, failed) in [
+        (Fault::Full, &health.full),
+        (Fault::Unavailable, &health.unavailable),
+    ] {
+        metrics::counter!("herald_storage_failed_commits_total", "fault" => fault.as_str())
+            .absolute(failed.load(Ordering::Relaxed));
+        let now = health.current() == Some(fault);
+        metrics::gauge!("herald_storage_fault", "fault" => fault.as_str())
+            .set(f64::from(u8::from(now)));
+    }
     for (code, count) in crate::error::answered() {
         metrics::counter!("herald_error_answers_total", "code" => code.as_str()).absolute(count);
     }

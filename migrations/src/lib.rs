@@ -12,6 +12,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261121_000001_initial;
 mod m20261130_000001_limits_and_usage;
 mod m20261201_000001_inbox;
+mod m20261203_000001_storage_probe;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000001_initial::Migration),
             Box::new(m20261130_000001_limits_and_usage::Migration),
             Box::new(m20261201_000001_inbox::Migration),
+            Box::new(m20261203_000001_storage_probe::Migration),
         ]
     }
 }

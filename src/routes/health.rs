@@ -6,6 +6,8 @@ use utoipa::ToSchema;
 
 use super::resource;
 use crate::state::AppState;
+use crate::store::Store;
+use crate::store::fault::Fault;
 
 /// How long `/readyz` waits for the database before calling it unreachable.
 const READINESS_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -29,7 +31,8 @@ pub struct Readiness {
     /// `ready`, `degraded` (serving without Redis: events from other nodes arrive through
     /// the periodic catch-up, and rate limits are this node's share) or `unavailable`.
     pub status: &'static str,
-    /// `ok` or `unreachable`.
+    /// `ok`; `unavailable` (it does not answer, or fails to read or write its files);
+    /// `full` (the event log's last commit found no space left, and there is still none).
     pub database: &'static str,
     /// With several nodes only: `ok` or `unreachable`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -47,28 +50,17 @@ pub(super) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(Liveness { status: "ok" })
 }
 
-/// 200 when the database answers — `degraded` if, with several nodes, Redis does not (the
-/// node still serves, so publishing never stops because Redis blinked) — and 503 when the
-/// database does not.
+/// 200 when the database answers and takes writes — `degraded` if, with several nodes,
+/// Redis does not (the node still serves, so publishing never stops because Redis blinked)
+/// — and 503 when the database does not answer, or the event log's last commit failed for
+/// a fault of the storage that a test write (`Store::probe`) still finds.
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses(
-        (status = 200, description = "the database answers; `status` says whether Redis does too", body = Readiness),
-        (status = 503, description = "the database does not answer", body = Readiness),
+        (status = 200, description = "the database answers and takes writes; `status` says whether Redis does too", body = Readiness),
+        (status = 503, description = "the database does not answer, or its storage is full or failing (`database` says which)", body = Readiness),
     ))]
 pub(super) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    // A probe must answer quickly even when the pool waits for a database that is gone.
-    let ping = tokio::time::timeout(READINESS_WAIT, state.store.ping()).await;
-    let database = match ping {
-        Ok(Ok(())) => "ok",
-        Ok(Err(error)) => {
-            tracing::warn!(%error, "readiness: database unreachable");
-            "unreachable"
-        }
-        Err(_) => {
-            tracing::warn!("readiness: the database did not answer within {READINESS_WAIT:?}");
-            "unreachable"
-        }
-    };
+    let database = database_readiness(&state.store).await;
     let redis = state
         .broker
         .as_ref()
@@ -98,6 +90,30 @@ pub(super) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         HttpResponse::Ok().json(answer)
     } else {
         HttpResponse::ServiceUnavailable().json(answer)
+    }
+}
+
+/// `ok`, `unavailable` or `full`. A probe must answer quickly even when the pool waits for
+/// a database that is gone, or the writer for a lock another process holds.
+async fn database_readiness(store: &Store) -> &'static str {
+    let answered = tokio::time::timeout(READINESS_WAIT, async {
+        store.ping().await?;
+        match store.health().current() {
+            None => Ok(()),
+            Some(_) => store.probe().await,
+        }
+    })
+    .await;
+    match answered {
+        Ok(Ok(())) => "ok",
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "readiness: the storage is not ready");
+            error.fault().unwrap_or(Fault::Unavailable).as_str()
+        }
+        Err(_) => {
+            tracing::warn!("readiness: the database did not answer within {READINESS_WAIT:?}");
+            Fault::Unavailable.as_str()
+        }
     }
 }
 

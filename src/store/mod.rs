@@ -7,21 +7,35 @@
 //! timeout. Readers use their own pool and, thanks to WAL, never wait for the writer. On
 //! PostgreSQL both pools are the same.
 //!
+//! A connection is only ever reused in the transaction state it is believed to be in: one
+//! returned to its pool while the driver still counts a transaction open is closed, never
+//! handed out again (`close_if_in_transaction`). SQLite ends a transaction by itself when a
+//! statement or `COMMIT` fails with `SQLITE_FULL` or an I/O error; the `ROLLBACK` that
+//! follows then fails, and the driver's count stays one transaction too high — so on that
+//! connection the next `BEGIN` would be a `SAVEPOINT` and every later "commit" only its
+//! `RELEASE`, inside a transaction nobody commits.
+//!
 //! The submodules split the state by concept: `tenants`, `keys`, and `log` (the event log:
 //! group-committed appends and replay reads); `credentials` keeps the tenants and signing
-//! keys that streams read, for a short while.
+//! keys that streams read, for a short while; `fault` tells storage faults from other
+//! errors and remembers the last one.
 
 pub mod credentials;
 pub mod entities;
+pub mod fault;
 pub mod inbox;
 pub mod keys;
 pub mod log;
 pub mod tenants;
 pub mod usage;
 
+use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
+use sea_orm::sqlx::pool::PoolConnectionMetadata;
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
@@ -29,6 +43,7 @@ use sea_orm::{
 };
 
 use crate::config::{self, DatabaseSettings};
+use fault::{Fault, StorageHealth};
 
 /// The PostgreSQL advisory lock nodes take turns on to migrate ("HERALD" in ASCII).
 const MIGRATION_LOCK: i64 = 0x4845_5241_4c44;
@@ -37,8 +52,12 @@ const MIGRATION_LOCK: i64 = 0x4845_5241_4c44;
 pub enum StoreError {
     #[error("database error: {0}")]
     Database(DbErr),
-    /// The database does not answer (down, unreachable, or every connection stuck).
-    #[error("the database is unavailable: {0}")]
+    /// The storage has no space left for the write.
+    #[error("the storage is full: {0}")]
+    Full(String),
+    /// The database does not answer (down, unreachable, every connection stuck) or cannot
+    /// read or write its files.
+    #[error("the storage is unavailable: {0}")]
     Unavailable(String),
     #[error("cannot prepare the database: {0}")]
     Setup(String),
@@ -52,11 +71,21 @@ pub enum StoreError {
 
 impl From<DbErr> for StoreError {
     fn from(error: DbErr) -> Self {
-        match error {
-            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
-                StoreError::Unavailable(error.to_string())
-            }
-            error => StoreError::Database(error),
+        match Fault::of(&error) {
+            Some(Fault::Full) => StoreError::Full(error.to_string()),
+            Some(Fault::Unavailable) => StoreError::Unavailable(error.to_string()),
+            None => StoreError::Database(error),
+        }
+    }
+}
+
+impl StoreError {
+    /// The storage fault this error is, if it is one.
+    pub fn fault(&self) -> Option<Fault> {
+        match self {
+            StoreError::Full(_) => Some(Fault::Full),
+            StoreError::Unavailable(_) => Some(Fault::Unavailable),
+            _ => None,
         }
     }
 }
@@ -65,29 +94,106 @@ impl From<DbErr> for StoreError {
 pub struct Store {
     reader: DatabaseConnection,
     writer: DatabaseConnection,
+    /// The SQLite database file; `None` on PostgreSQL.
+    sqlite_file: Option<PathBuf>,
+    health: Arc<StorageHealth>,
 }
+
+/// Below this much free space on the SQLite database's file system, a storage that filled up
+/// is still called full, whatever a small test write says: the space a failed write took
+/// stays with the database's files, and a probe can fit in it where real writes do not.
+const FULL_UNTIL_FREE_BYTES: u64 = 8 << 20;
 
 impl Store {
     /// Opens (and for SQLite creates) the database. Does not migrate: see `migrate`.
     pub async fn open(settings: &DatabaseSettings) -> Result<Store, StoreError> {
+        let health = Arc::default();
         if settings.url.starts_with("sqlite:") {
-            create_sqlite_parent_dir(&settings.url)?;
+            let file = sqlite_file(&settings.url)?;
+            if let Some(parent) = file.parent()
+                && !parent.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    StoreError::Setup(format!("cannot create {}: {e}", parent.display()))
+                })?;
+            }
             let writer = Database::connect(sqlite_options(settings, 1)).await?;
             let reader =
                 Database::connect(sqlite_options(settings, settings.max_connections)).await?;
-            Ok(Store { reader, writer })
+            Ok(Store {
+                reader,
+                writer,
+                sqlite_file: Some(file),
+                health,
+            })
         } else {
             let mut options = ConnectOptions::new(settings.url.clone());
             options
                 .max_connections(settings.max_connections)
                 .acquire_timeout(Duration::from_secs(10))
-                .sqlx_logging(false);
+                .sqlx_logging(false)
+                .map_sqlx_postgres_pool_opts(|pool| pool.after_release(close_if_in_transaction));
             let pool = Database::connect(options).await?;
             Ok(Store {
                 reader: pool.clone(),
                 writer: pool,
+                sqlite_file: None,
+                health,
             })
         }
+    }
+
+    /// What the event log's commits have lately found of the storage.
+    pub fn health(&self) -> &StorageHealth {
+        &self.health
+    }
+
+    /// Tries a write, for `/readyz` while `health` holds a fault: `Ok` clears it. A row of
+    /// 64 KiB, more than most commits write, replaces the last probe's; on SQLite a file
+    /// system with less than 8 MiB free stays full.
+    pub async fn probe(&self) -> Result<(), StoreError> {
+        let result = self.try_probe().await;
+        match &result {
+            Ok(()) => self.health.recovered(),
+            Err(error) => {
+                if let Some(fault) = error.fault() {
+                    self.health.failed(fault);
+                }
+            }
+        }
+        result
+    }
+
+    async fn try_probe(&self) -> Result<(), StoreError> {
+        use sea_orm::Statement;
+        if let Some(file) = &self.sqlite_file {
+            let directory = file.parent().filter(|p| !p.as_os_str().is_empty());
+            let free = rustix::fs::statvfs(directory.unwrap_or(std::path::Path::new(".")))
+                .map(|fs| fs.f_bavail.saturating_mul(fs.f_frsize))
+                .map_err(|e| StoreError::Unavailable(format!("statvfs: {e}")))?;
+            if free < FULL_UNTIL_FREE_BYTES {
+                return Err(StoreError::Full(format!(
+                    "{free} bytes free on the database's file system"
+                )));
+            }
+        }
+        let backend = self.backend();
+        let txn = self.begin_write().await?;
+        txn.execute_unprepared("DELETE FROM storage_probe").await?;
+        let padding = vec![0x5a_u8; 64 << 10];
+        txn.execute_raw(Statement::from_sql_and_values(
+            backend,
+            match backend {
+                DbBackend::Postgres => {
+                    "INSERT INTO storage_probe (probed_at, padding) VALUES ($1, $2)"
+                }
+                _ => "INSERT INTO storage_probe (probed_at, padding) VALUES (?, ?)",
+            },
+            [crate::domain::now_ms().into(), padding.into()],
+        ))
+        .await?;
+        txn.commit().await?;
+        Ok(())
     }
 
     /// Brings the schema up to date. On PostgreSQL, nodes starting together take turns:
@@ -148,25 +254,44 @@ fn sqlite_options(settings: &DatabaseSettings, max_connections: u32) -> ConnectO
         config::SqliteSynchronous::Full => SqliteSynchronous::Full,
         config::SqliteSynchronous::Normal => SqliteSynchronous::Normal,
     };
-    options.map_sqlx_sqlite_opts(move |opts: SqliteConnectOptions| {
-        opts.create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(synchronous)
-            .busy_timeout(busy_timeout)
-            .foreign_keys(true)
-    });
+    options
+        .map_sqlx_sqlite_opts(move |opts: SqliteConnectOptions| {
+            opts.create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(synchronous)
+                .busy_timeout(busy_timeout)
+                .foreign_keys(true)
+        })
+        .map_sqlx_sqlite_pool_opts(|pool| pool.after_release(close_if_in_transaction));
     options
 }
 
-/// `sqlite://data/herald.db` lives in `data/`: make sure that folder exists.
-fn create_sqlite_parent_dir(url: &str) -> Result<(), StoreError> {
+/// The pool's check on every connection handed back: one the driver still counts inside a
+/// transaction is closed (which rolls back whatever SQLite or PostgreSQL still holds open)
+/// rather than reused. A transaction dropped without commit has its `ROLLBACK` queued on the
+/// connection; the ping waits for it before the count is read again.
+fn close_if_in_transaction<C: sea_orm::sqlx::Connection>(
+    connection: &mut C,
+    _: PoolConnectionMetadata,
+) -> BoxFuture<'_, Result<bool, sea_orm::sqlx::Error>> {
+    Box::pin(async move {
+        if !connection.is_in_transaction() {
+            return Ok(true);
+        }
+        connection.ping().await?;
+        if connection.is_in_transaction() {
+            tracing::warn!(
+                "closing a database connection left inside a transaction after a failure"
+            );
+            return Ok(false);
+        }
+        Ok(true)
+    })
+}
+
+/// The database file `sqlite://data/herald.db` names.
+fn sqlite_file(url: &str) -> Result<PathBuf, StoreError> {
     let options = SqliteConnectOptions::from_str(url)
         .map_err(|e| StoreError::Setup(format!("database.url `{url}`: {e}")))?;
-    if let Some(parent) = options.get_filename().parent()
-        && !parent.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| StoreError::Setup(format!("cannot create {}: {e}", parent.display())))?;
-    }
-    Ok(())
+    Ok(options.get_filename().to_path_buf())
 }

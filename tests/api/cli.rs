@@ -11,7 +11,20 @@ use crate::support::{spawn_with_settings, test_settings};
 /// The `herald` binary, configured as the tests run it: the repository's `config/`, the
 /// `local` environment, and the given database.
 pub fn herald_command(database_url: &str) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
+    herald_command_under(&[], database_url)
+}
+
+/// `herald`, run by `wrapper` (a program and its arguments, such as `fiu-run -x`) if given.
+pub fn herald_command_under(wrapper: &[&str], database_url: &str) -> Command {
+    let herald = env!("CARGO_BIN_EXE_herald");
+    let mut command = match wrapper.split_first() {
+        None => Command::new(herald),
+        Some((program, args)) => {
+            let mut command = Command::new(program);
+            command.args(args).arg(herald);
+            command
+        }
+    };
     command
         .env_remove("HERALD_ENV")
         .env(

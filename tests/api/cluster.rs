@@ -390,7 +390,7 @@ async fn a_node_rides_out_a_postgresql_restart() {
     assert_error(
         refused,
         StatusCode::SERVICE_UNAVAILABLE,
-        "database_unavailable",
+        "storage_unavailable",
     )
     .await;
     postgres.up();

@@ -26,6 +26,7 @@ mod resume;
 mod revocation;
 mod sequence;
 mod session;
+mod storage;
 mod stream;
 mod stream_path;
 mod support;

@@ -135,6 +135,7 @@ async fn run_writer(
         let group_events: usize = group.iter().map(|job| job.events.len()).sum();
         match commit_group(&store, &group).await {
             Ok(outcomes) => {
+                store.health().recovered();
                 let committed: Vec<&LoggedEvent> = outcomes
                     .iter()
                     .filter_map(|outcome| match outcome {
@@ -162,9 +163,13 @@ async fn run_writer(
             }
             Err(error) => {
                 tracing::error!(%error, requests = group.len(), "group commit failed");
+                if let Some(fault) = error.fault() {
+                    store.health().failed(fault);
+                }
                 for job in group {
-                    // Each request gets the same answer: unavailable is retried later.
+                    // Each request gets the same answer: a storage fault is retried later.
                     let failure = match &error {
+                        StoreError::Full(message) => StoreError::Full(message.clone()),
                         StoreError::Unavailable(message) => {
                             StoreError::Unavailable(message.clone())
                         }

@@ -9,11 +9,15 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 use super::{ADMIN_TOKEN, Api, fresh_database_url};
-use crate::cli::herald_command;
+use crate::cli::herald_command_under;
 
 pub struct ServerProcess {
     pub api: Api,
     pub child: Child,
+    /// What it was started with, for `restart`.
+    database_url: String,
+    extra_env: Vec<(String, String)>,
+    wrapper: Vec<String>,
     _dir: TempDir,
 }
 
@@ -42,7 +46,17 @@ impl ServerProcess {
 
     /// Starts `herald serve` on the database at `url` (several processes may share one).
     pub async fn start_on(url: &str, dir: TempDir, extra_env: &[(&str, &str)]) -> ServerProcess {
-        let mut command = herald_command(url);
+        ServerProcess::start_under(&[], url, dir, extra_env).await
+    }
+
+    /// Starts `herald serve` run by `wrapper` (e.g. `fiu-run -x`, which keeps the pid).
+    pub async fn start_under(
+        wrapper: &[&str],
+        url: &str,
+        dir: TempDir,
+        extra_env: &[(&str, &str)],
+    ) -> ServerProcess {
+        let mut command = herald_command_under(wrapper, url);
         command
             .arg("serve")
             .env("HERALD__SERVER__PORT", "0")
@@ -84,8 +98,35 @@ impl ServerProcess {
                 client: reqwest::Client::new(),
             },
             child,
+            database_url: url.to_owned(),
+            extra_env: extra_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            wrapper: wrapper.iter().map(|w| w.to_string()).collect(),
             _dir: dir,
         }
+    }
+
+    /// Stops the process with `signal` (`KILL`, `TERM`) and starts it again on the same
+    /// database with the same settings (on another port).
+    pub async fn restart(mut self, signal: &str) -> ServerProcess {
+        self.signal(signal);
+        self.wait_for_exit(Duration::from_secs(15))
+            .expect("herald exits");
+        let (url, env, wrapper) = (
+            std::mem::take(&mut self.database_url),
+            std::mem::take(&mut self.extra_env),
+            std::mem::take(&mut self.wrapper),
+        );
+        let dir = std::mem::replace(&mut self._dir, TempDir::new().unwrap());
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
+        ServerProcess::start_under(&wrapper, &url, dir, &env).await
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn resident_kib(&self) -> u64 {

@@ -1,0 +1,481 @@
+//! Storage faults, each made real: a file system that fills up, writes and syncs that fail
+//! (libfiu, injected into the running process), a write lock another process holds, a
+//! PostgreSQL restarted, killed, cut off or out of space — and Herald itself killed with
+//! SIGKILL after each. Through every one, seen from outside: each `201` is in the history
+//! once, no id is handed out twice and sequence numbers are gap-free; a stream gets exactly
+//! the committed events, in order; a publish during the fault answers within 10 s with a
+//! `201` or a `503` storage code with `Retry-After`; `/readyz` names the fault and is 200
+//! again once it is gone, without a restart.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+use crate::support::cluster::{PG_BIN, Postgres, as_postgres, wait_for_readiness};
+use crate::support::process::ServerProcess;
+use crate::support::sse_client::SseStream;
+use crate::support::{
+    Api, TestTenant, fresh_database_url, postgres_server, seq_of, skip_unless_ci,
+};
+
+/// The longest a publish may take to answer while the storage fails.
+const ANSWER_WITHIN: Duration = Duration::from_secs(10);
+const USER: &str = "alice";
+
+/// What the publishes through a fault were answered.
+#[derive(Default)]
+struct Ledger {
+    /// Every acknowledged id, in the order the answers came.
+    acknowledged: Vec<String>,
+    /// How many publishes were refused, by error code.
+    refused: BTreeMap<String, usize>,
+}
+
+impl Ledger {
+    /// Publishes `body` and files the answer; the refusal's code if it was refused.
+    async fn publish(&mut self, api: &Api, tenant: &TestTenant, body: &Value) -> Option<String> {
+        let request = api
+            .client
+            .post(api.url("/v1/events"))
+            .bearer_auth(&tenant.api_key)
+            .json(body)
+            .send();
+        let response = tokio::time::timeout(ANSWER_WITHIN, request)
+            .await
+            .expect("a publish answers within 10 s")
+            .expect("Herald answers");
+        let status = response.status().as_u16();
+        let retry_after = response.headers().get("retry-after").cloned();
+        let answer: Value = response.json().await.expect("a JSON answer");
+        match status {
+            201 => {
+                let ids = answer["events"].as_array().expect("receipts");
+                self.acknowledged
+                    .extend(ids.iter().map(|r| r["id"].as_str().unwrap().to_owned()));
+                None
+            }
+            503 => {
+                let code = answer["error"]["code"].as_str().unwrap_or_default();
+                assert!(
+                    ["storage_full", "storage_unavailable"].contains(&code),
+                    "a storage fault is answered as one: {answer}"
+                );
+                let wait: u64 = retry_after
+                    .and_then(|v| v.to_str().ok()?.parse().ok())
+                    .expect("a 503 for the storage carries Retry-After");
+                assert!(wait >= 1);
+                *self.refused.entry(code.to_owned()).or_default() += 1;
+                Some(code.to_owned())
+            }
+            _ => panic!("a publish during a storage fault answered {status}: {answer}"),
+        }
+    }
+
+    fn refusals(&self) -> usize {
+        self.refused.values().sum()
+    }
+
+    /// Every acknowledged id is in the tenant's log exactly once, nothing else is, no id
+    /// was handed out twice, and the sequence numbers run 1, 2, 3… without a gap.
+    async fn assert_stored(&self, api: &Api, tenant: &TestTenant) {
+        let distinct: HashSet<&String> = self.acknowledged.iter().collect();
+        assert_eq!(
+            distinct.len(),
+            self.acknowledged.len(),
+            "{} acknowledged ids were handed out more than once",
+            self.acknowledged.len() - distinct.len()
+        );
+        let history: Vec<String> = api
+            .full_history(&tenant.api_key, &format!("user={USER}"))
+            .await
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().to_owned())
+            .collect();
+        let stored: HashSet<&String> = history.iter().collect();
+        let lost = self
+            .acknowledged
+            .iter()
+            .filter(|id| !stored.contains(id))
+            .count();
+        assert_eq!(
+            lost,
+            0,
+            "{lost} of {} acknowledged events are gone",
+            self.acknowledged.len()
+        );
+        assert_eq!(
+            history, self.acknowledged,
+            "the log holds exactly what was acknowledged"
+        );
+        let seqs: Vec<i64> = history.iter().map(|id| seq_of(&json!(id))).collect();
+        assert_eq!(
+            seqs,
+            (1..=seqs.len() as i64).collect::<Vec<_>>(),
+            "gap-free"
+        );
+    }
+
+    /// `stream` (and, where it was cut, its resumption on `api`) brings exactly the
+    /// acknowledged events, each once, in order.
+    async fn assert_streamed(&self, api: &Api, tenant: &TestTenant, mut stream: SseStream) {
+        let token = tenant.token(USER, &[]);
+        let mut got: Vec<String> = Vec::new();
+        let began = Instant::now();
+        while got.len() < self.acknowledged.len() {
+            assert!(
+                began.elapsed() < Duration::from_secs(30),
+                "the stream brought {} of {} events",
+                got.len(),
+                self.acknowledged.len()
+            );
+            match stream.next_event(Duration::from_secs(2)).await {
+                Some(event) => {
+                    assert_ne!(event.event, "reset", "no gap: {}", event.data);
+                    got.push(event.id);
+                }
+                None if stream.ended => {
+                    let from = stream.last_event_id.clone();
+                    stream = api.open_stream(tenant, &token, "", Some(&from)).await;
+                }
+                None => {}
+            }
+        }
+        assert_eq!(
+            got, self.acknowledged,
+            "the stream's events are the committed ones"
+        );
+    }
+}
+
+fn batch(n: usize, events: usize, bytes: usize) -> Value {
+    let events: Vec<Value> = (0..events)
+        .map(|i| json!({"to": {"user": USER}, "type": "mail", "data": format!("{n}.{i}:{}", "x".repeat(bytes))}))
+        .collect();
+    json!({ "events": events })
+}
+
+/// Waits until `/readyz` says `database` is `state`; returns its status code.
+async fn wait_for_database(node: &ServerProcess, state: &str) -> Value {
+    wait_for_readiness(node, |body| body["database"] == state).await
+}
+
+/// A tmpfs of `mib` MiB the test mounts, unmounted when dropped; `None` (after saying why)
+/// where this process may not mount.
+struct Tmpfs {
+    dir: TempDir,
+}
+
+impl Tmpfs {
+    fn mount(mib: u32) -> Option<Tmpfs> {
+        let dir = TempDir::new().unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(dir.path())
+            .output();
+        match mounted {
+            Ok(output) if output.status.success() => Some(Tmpfs { dir }),
+            Ok(output) => {
+                skip_unless_ci(
+                    "a full-disk test",
+                    &format!(
+                        "cannot mount a tmpfs: {}",
+                        String::from_utf8_lossy(&output.stderr)
+                    ),
+                );
+                None
+            }
+            Err(error) => {
+                skip_unless_ci("a full-disk test", &format!("no mount: {error}"));
+                None
+            }
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Fills all but `leave` bytes with a file of its own; returns its path.
+    fn fill(&self, leave: u64) -> PathBuf {
+        let stats = rustix::fs::statvfs(self.path()).unwrap();
+        let free = stats.f_bavail * stats.f_frsize;
+        let filler = self.path().join("filler");
+        let file = std::fs::File::create(&filler).unwrap();
+        file.set_len(0).unwrap();
+        use std::io::Write;
+        let mut writer = std::io::BufWriter::new(file);
+        let block = vec![1u8; 1 << 16];
+        let mut left = free.saturating_sub(leave);
+        while left > 0 {
+            let n = left.min(block.len() as u64) as usize;
+            writer.write_all(&block[..n]).unwrap();
+            left -= n as u64;
+        }
+        writer.flush().unwrap();
+        filler
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .output();
+    }
+}
+
+fn sqlite_only(what: &str) -> bool {
+    if postgres_server().is_some() {
+        eprintln!("skipped: {what} is a SQLite test (the suite runs on PostgreSQL)");
+        return false;
+    }
+    true
+}
+
+/// Herald on a SQLite database on a 24 MiB tmpfs with 20 MiB taken: 10-event batches of
+/// 4 KB events until 20 publishes have been refused; then the space comes back; then
+/// Herald is killed and started again.
+#[actix_web::test]
+async fn a_full_disk_refuses_publishes_and_loses_no_acknowledged_event() {
+    if !sqlite_only("the full-disk test") {
+        return;
+    }
+    let Some(tmpfs) = Tmpfs::mount(24) else {
+        return;
+    };
+    let url = format!("sqlite://{}/herald.db", tmpfs.path().display());
+    let node = ServerProcess::start_on(&url, TempDir::new().unwrap(), &[]).await;
+    let tenant = node.create_tenant("acme").await;
+    let stream = node
+        .open_stream(&tenant, &tenant.token(USER, &[]), "", None)
+        .await;
+    let filler = tmpfs.fill(4 << 20);
+
+    let mut ledger = Ledger::default();
+    let mut sent = 0;
+    while ledger.refusals() < 20 {
+        assert!(sent < 2_000, "the disk never filled up");
+        if ledger
+            .publish(&node, &tenant, &batch(sent, 10, 4_000))
+            .await
+            .is_some()
+        {
+            assert_eq!(ledger.refused.keys().collect::<Vec<_>>(), ["storage_full"]);
+            let ready = wait_for_database(&node, "full").await;
+            assert_eq!(ready["status"], "unavailable");
+        }
+        sent += 1;
+    }
+    assert!(
+        ledger.acknowledged.len() >= 100,
+        "some publishes were stored first"
+    );
+    eprintln!(
+        "full disk: {} requests, {} events acknowledged, {} refused",
+        sent,
+        ledger.acknowledged.len(),
+        ledger.refusals()
+    );
+    ledger.assert_stored(&node, &tenant).await;
+
+    // Space comes back: Herald is ready and takes publishes again, by itself.
+    std::fs::remove_file(filler).unwrap();
+    wait_for_database(&node, "ok").await;
+    for n in 0..5 {
+        assert_eq!(
+            ledger
+                .publish(&node, &tenant, &batch(sent + n, 10, 4_000))
+                .await,
+            None
+        );
+    }
+    ledger.assert_stored(&node, &tenant).await;
+    ledger.assert_streamed(&node, &tenant, stream).await;
+
+    // Killed and started again: the same log, and the next id follows it.
+    let node = node.restart("KILL").await;
+    ledger.assert_stored(&node, &tenant).await;
+    assert_eq!(ledger.publish(&node, &tenant, &batch(0, 1, 10)).await, None);
+    ledger.assert_stored(&node, &tenant).await;
+}
+
+/// libfiu's failure points, switched on and off in the running process.
+struct Fiu;
+
+impl Fiu {
+    fn available() -> bool {
+        let found = Command::new("fiu-run").arg("-h").output().is_ok()
+            && Path::new("/usr/lib/fiu/fiu_posix_preload.so").exists();
+        if !found {
+            skip_unless_ci(
+                "the I/O error test",
+                "libfiu (Debian's fiu-utils) is not installed",
+            );
+        }
+        found
+    }
+
+    fn control(pid: u32, commands: &[&str]) {
+        let mut command = Command::new("fiu-ctrl");
+        for c in commands {
+            command.args(["-c", c]);
+        }
+        let output = command.arg(pid.to_string()).output().unwrap();
+        assert!(
+            output.status.success(),
+            "fiu-ctrl: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+/// Herald under libfiu, one publisher sending single events; for 2 s every sync of a file
+/// fails and half its positioned writes do; then Herald is stopped and started again.
+#[actix_web::test]
+async fn failing_writes_and_syncs_refuse_publishes_and_lose_no_acknowledged_event() {
+    if !sqlite_only("the I/O error test") || !Fiu::available() {
+        return;
+    }
+    let dir = TempDir::new().unwrap();
+    let url = fresh_database_url(dir.path()).await;
+    let node = ServerProcess::start_under(&["fiu-run", "-x"], &url, dir, &[]).await;
+    let tenant = node.create_tenant("acme").await;
+    let stream = node
+        .open_stream(&tenant, &tenant.token(USER, &[]), "", None)
+        .await;
+    let mut ledger = Ledger::default();
+    for n in 0..50 {
+        assert_eq!(
+            ledger.publish(&node, &tenant, &batch(n, 1, 100)).await,
+            None
+        );
+    }
+    const POINTS: [&str; 2] = ["posix/io/rw/pwrite*", "posix/io/sync/*"];
+    Fiu::control(
+        node.pid(),
+        &[
+            // failinfo: the errno the failed call sets (EIO).
+            &format!(
+                "enable_random name={},probability=0.5,failinfo=5",
+                POINTS[0]
+            ),
+            &format!("enable name={},failinfo=5", POINTS[1]),
+        ],
+    );
+    let began = Instant::now();
+    let mut during = 0;
+    while began.elapsed() < Duration::from_secs(2) {
+        ledger
+            .publish(&node, &tenant, &batch(100 + during, 1, 100))
+            .await;
+        during += 1;
+    }
+    let refused_during = ledger.refusals();
+    assert!(refused_during > 0, "the faults refused publishes");
+    assert_eq!(
+        ledger.refused.keys().collect::<Vec<_>>(),
+        ["storage_unavailable"]
+    );
+    assert_eq!(
+        wait_for_database(&node, "unavailable").await["status"],
+        "unavailable"
+    );
+    Fiu::control(
+        node.pid(),
+        &POINTS
+            .map(|p| format!("disable name={p}"))
+            .each_ref()
+            .map(String::as_str),
+    );
+
+    wait_for_database(&node, "ok").await;
+    for n in 0..50 {
+        assert_eq!(
+            ledger
+                .publish(&node, &tenant, &batch(10_000 + n, 1, 100))
+                .await,
+            None
+        );
+    }
+    eprintln!(
+        "I/O errors: {during} publishes during the fault, {refused_during} refused; {} acknowledged in all",
+        ledger.acknowledged.len()
+    );
+    ledger.assert_stored(&node, &tenant).await;
+    ledger.assert_streamed(&node, &tenant, stream).await;
+
+    // A clean restart keeps every acknowledged event (every commit after the fault was
+    // durable), and so does a kill after it.
+    let node = node.restart("TERM").await;
+    ledger.assert_stored(&node, &tenant).await;
+    assert_eq!(ledger.publish(&node, &tenant, &batch(0, 1, 10)).await, None);
+    let node = node.restart("KILL").await;
+    ledger.assert_stored(&node, &tenant).await;
+}
+
+/// Another process holds SQLite's write lock for longer than Herald's busy timeout.
+#[actix_web::test]
+async fn a_write_lock_held_elsewhere_refuses_publishes_until_it_is_released() {
+    if !sqlite_only("the write-lock test") {
+        return;
+    }
+    use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
+    let dir = TempDir::new().unwrap();
+    let url = fresh_database_url(dir.path()).await;
+    let env = [("HERALD__DATABASE__BUSY_TIMEOUT_MS", "500")];
+    let node = ServerProcess::start_on(&url, dir, &env).await;
+    let tenant = node.create_tenant("acme").await;
+    let stream = node
+        .open_stream(&tenant, &tenant.token(USER, &[]), "", None)
+        .await;
+    let mut ledger = Ledger::default();
+    for n in 0..20 {
+        assert_eq!(
+            ledger.publish(&node, &tenant, &batch(n, 2, 100)).await,
+            None
+        );
+    }
+
+    // This test process is the other one: it takes the write lock and keeps it 3 s.
+    let other = sea_orm::Database::connect(url.as_str()).await.unwrap();
+    let immediate = TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..Default::default()
+    };
+    let lock = other.begin_with_options(immediate).await.unwrap();
+    let held = Instant::now();
+    while held.elapsed() < Duration::from_secs(3) {
+        ledger.publish(&node, &tenant, &batch(100, 2, 100)).await;
+    }
+    assert!(ledger.refusals() > 0);
+    assert_eq!(
+        ledger.refused.keys().collect::<Vec<_>>(),
+        ["storage_unavailable"]
+    );
+    assert_eq!(
+        wait_for_database(&node, "unavailable").await["status"],
+        "unavailable"
+    );
+    lock.rollback().await.unwrap();
+    other.close().await.unwrap();
+
+    wait_for_database(&node, "ok").await;
+    for n in 0..20 {
+        assert_eq!(
+            ledger
+                .publish(&node, &tenant, &batch(200 + n, 2, 100))
+                .await,
+            None
+        );
+    }
+    ledger.assert_stored(&node, &tenant).await;
+    ledger.assert_streamed(&node, &tenant, stream).await;
+    let node = node.restart("KILL").await;
+    ledger.assert_stored(&node, &tenant).await;
+}
