@@ -128,9 +128,11 @@ impl Store {
             })
         } else {
             let mut options = ConnectOptions::new(settings.url.clone());
+            // While the server is down the pool keeps trying to connect until this runs
+            // out: a publish then answers 503 within it, well inside a client's patience.
             options
                 .max_connections(settings.max_connections)
-                .acquire_timeout(Duration::from_secs(10))
+                .acquire_timeout(Duration::from_secs(5))
                 .sqlx_logging(false)
                 .map_sqlx_postgres_pool_opts(|pool| pool.after_release(close_if_in_transaction));
             let pool = Database::connect(options).await?;

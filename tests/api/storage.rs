@@ -8,6 +8,7 @@
 //! again once it is gone, without a restart.
 
 use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,16 +35,40 @@ struct Ledger {
     acknowledged: Vec<String>,
     /// How many publishes were refused, by error code.
     refused: BTreeMap<String, usize>,
+    /// The data of every event whose publish was refused: a refusal by a storage that broke
+    /// off mid-commit (a connection lost in `COMMIT`) cannot know whether it was stored.
+    refused_data: HashSet<String>,
+    /// Publishes sent, which makes every event's data unique.
+    sent: usize,
+    /// Whether a refused publish may still have been stored: a connection to PostgreSQL lost
+    /// during `COMMIT` leaves Herald (like any client) not knowing. SQLite, in process,
+    /// always knows.
+    unknown_outcomes: bool,
 }
 
 impl Ledger {
-    /// Publishes `body` and files the answer; the refusal's code if it was refused.
-    async fn publish(&mut self, api: &Api, tenant: &TestTenant, body: &Value) -> Option<String> {
+    /// Publishes `events` events of `bytes` bytes each to `USER` and files the answer;
+    /// the refusal's code if it was refused.
+    async fn publish(
+        &mut self,
+        api: &Api,
+        tenant: &TestTenant,
+        events: usize,
+        bytes: usize,
+    ) -> Option<String> {
+        self.sent += 1;
+        let data: Vec<String> = (0..events)
+            .map(|i| format!("{}.{i}:{}", self.sent, "x".repeat(bytes)))
+            .collect();
+        let body = json!({"events": data
+            .iter()
+            .map(|data| json!({"to": {"user": USER}, "type": "mail", "data": data}))
+            .collect::<Vec<_>>()});
         let request = api
             .client
             .post(api.url("/v1/events"))
             .bearer_auth(&tenant.api_key)
-            .json(body)
+            .json(&body)
             .send();
         let response = tokio::time::timeout(ANSWER_WITHIN, request)
             .await
@@ -70,6 +95,7 @@ impl Ledger {
                     .expect("a 503 for the storage carries Retry-After");
                 assert!(wait >= 1);
                 *self.refused.entry(code.to_owned()).or_default() += 1;
+                self.refused_data.extend(data);
                 Some(code.to_owned())
             }
             _ => panic!("a publish during a storage fault answered {status}: {answer}"),
@@ -80,9 +106,10 @@ impl Ledger {
         self.refused.values().sum()
     }
 
-    /// Every acknowledged id is in the tenant's log exactly once, nothing else is, no id
-    /// was handed out twice, and the sequence numbers run 1, 2, 3… without a gap.
-    async fn assert_stored(&self, api: &Api, tenant: &TestTenant) {
+    /// Every acknowledged id is in the tenant's log exactly once, no id was handed out
+    /// twice, the sequence numbers run 1, 2, 3… without a gap, and nothing else is there
+    /// but (where `unknown_outcomes`) events whose publish was refused. Returns the log's ids.
+    async fn assert_stored(&self, api: &Api, tenant: &TestTenant) -> Vec<String> {
         let distinct: HashSet<&String> = self.acknowledged.iter().collect();
         assert_eq!(
             distinct.len(),
@@ -90,13 +117,14 @@ impl Ledger {
             "{} acknowledged ids were handed out more than once",
             self.acknowledged.len() - distinct.len()
         );
-        let history: Vec<String> = api
+        let history = api
             .full_history(&tenant.api_key, &format!("user={USER}"))
-            .await
+            .await;
+        let ids: Vec<String> = history
             .iter()
             .map(|e| e["id"].as_str().unwrap().to_owned())
             .collect();
-        let stored: HashSet<&String> = history.iter().collect();
+        let stored: HashSet<&String> = ids.iter().collect();
         let lost = self
             .acknowledged
             .iter()
@@ -108,30 +136,49 @@ impl Ledger {
             "{lost} of {} acknowledged events are gone",
             self.acknowledged.len()
         );
-        assert_eq!(
-            history, self.acknowledged,
-            "the log holds exactly what was acknowledged"
+        assert_eq!(stored.len(), ids.len(), "an id is in the log twice");
+        let extra: Vec<&Value> = history
+            .iter()
+            .filter(|e| !distinct.contains(&e["id"].as_str().unwrap().to_owned()))
+            .collect();
+        for event in &extra {
+            let data = event["data"].as_str().unwrap_or_default();
+            assert!(
+                self.unknown_outcomes && self.refused_data.contains(data),
+                "the log holds an event nobody was told of: {}",
+                event["id"]
+            );
+        }
+        let acknowledged_in_log: Vec<&String> =
+            ids.iter().filter(|id| distinct.contains(id)).collect();
+        assert!(
+            acknowledged_in_log.into_iter().eq(self.acknowledged.iter()),
+            "the log holds the acknowledged events in the order they were acknowledged"
         );
-        let seqs: Vec<i64> = history.iter().map(|id| seq_of(&json!(id))).collect();
-        assert_eq!(
-            seqs,
-            (1..=seqs.len() as i64).collect::<Vec<_>>(),
-            "gap-free"
+        let seqs: Vec<i64> = ids.iter().map(|id| seq_of(&json!(id))).collect();
+        assert!(
+            seqs.iter().zip(1..).all(|(seq, n)| *seq == n),
+            "sequence numbers are gap-free"
         );
+        if !extra.is_empty() {
+            eprintln!("{} refused publishes turned out stored", extra.len());
+        }
+        ids
     }
 
-    /// `stream` (and, where it was cut, its resumption on `api`) brings exactly the
-    /// acknowledged events, each once, in order.
+    /// `stream` (and, where it was cut, its resumption on `api`) brings exactly the events
+    /// of the log, each once, in order.
     async fn assert_streamed(&self, api: &Api, tenant: &TestTenant, mut stream: SseStream) {
+        let log = self.assert_stored(api, tenant).await;
         let token = tenant.token(USER, &[]);
         let mut got: Vec<String> = Vec::new();
         let began = Instant::now();
-        while got.len() < self.acknowledged.len() {
+        while got.len() < log.len() {
             assert!(
                 began.elapsed() < Duration::from_secs(30),
                 "the stream brought {} of {} events",
                 got.len(),
-                self.acknowledged.len()
+                log.len()
             );
             match stream.next_event(Duration::from_secs(2)).await {
                 Some(event) => {
@@ -145,18 +192,12 @@ impl Ledger {
                 None => {}
             }
         }
+        let first_difference = got.iter().zip(&log).position(|(a, b)| a != b);
         assert_eq!(
-            got, self.acknowledged,
-            "the stream's events are the committed ones"
+            first_difference, None,
+            "the stream's events are the log's, in order"
         );
     }
-}
-
-fn batch(n: usize, events: usize, bytes: usize) -> Value {
-    let events: Vec<Value> = (0..events)
-        .map(|i| json!({"to": {"user": USER}, "type": "mail", "data": format!("{n}.{i}:{}", "x".repeat(bytes))}))
-        .collect();
-    json!({ "events": events })
 }
 
 /// Waits until `/readyz` says `database` is `state`; returns its status code.
@@ -261,11 +302,7 @@ async fn a_full_disk_refuses_publishes_and_loses_no_acknowledged_event() {
     let mut sent = 0;
     while ledger.refusals() < 20 {
         assert!(sent < 2_000, "the disk never filled up");
-        if ledger
-            .publish(&node, &tenant, &batch(sent, 10, 4_000))
-            .await
-            .is_some()
-        {
+        if ledger.publish(&node, &tenant, 10, 4_000).await.is_some() {
             assert_eq!(ledger.refused.keys().collect::<Vec<_>>(), ["storage_full"]);
             let ready = wait_for_database(&node, "full").await;
             assert_eq!(ready["status"], "unavailable");
@@ -287,13 +324,8 @@ async fn a_full_disk_refuses_publishes_and_loses_no_acknowledged_event() {
     // Space comes back: Herald is ready and takes publishes again, by itself.
     std::fs::remove_file(filler).unwrap();
     wait_for_database(&node, "ok").await;
-    for n in 0..5 {
-        assert_eq!(
-            ledger
-                .publish(&node, &tenant, &batch(sent + n, 10, 4_000))
-                .await,
-            None
-        );
+    for _ in 0..5 {
+        assert_eq!(ledger.publish(&node, &tenant, 10, 4_000).await, None);
     }
     ledger.assert_stored(&node, &tenant).await;
     ledger.assert_streamed(&node, &tenant, stream).await;
@@ -301,7 +333,7 @@ async fn a_full_disk_refuses_publishes_and_loses_no_acknowledged_event() {
     // Killed and started again: the same log, and the next id follows it.
     let node = node.restart("KILL").await;
     ledger.assert_stored(&node, &tenant).await;
-    assert_eq!(ledger.publish(&node, &tenant, &batch(0, 1, 10)).await, None);
+    assert_eq!(ledger.publish(&node, &tenant, 1, 10).await, None);
     ledger.assert_stored(&node, &tenant).await;
 }
 
@@ -350,11 +382,8 @@ async fn failing_writes_and_syncs_refuse_publishes_and_lose_no_acknowledged_even
         .open_stream(&tenant, &tenant.token(USER, &[]), "", None)
         .await;
     let mut ledger = Ledger::default();
-    for n in 0..50 {
-        assert_eq!(
-            ledger.publish(&node, &tenant, &batch(n, 1, 100)).await,
-            None
-        );
+    for _ in 0..50 {
+        assert_eq!(ledger.publish(&node, &tenant, 1, 100).await, None);
     }
     const POINTS: [&str; 2] = ["posix/io/rw/pwrite*", "posix/io/sync/*"];
     Fiu::control(
@@ -371,9 +400,7 @@ async fn failing_writes_and_syncs_refuse_publishes_and_lose_no_acknowledged_even
     let began = Instant::now();
     let mut during = 0;
     while began.elapsed() < Duration::from_secs(2) {
-        ledger
-            .publish(&node, &tenant, &batch(100 + during, 1, 100))
-            .await;
+        ledger.publish(&node, &tenant, 1, 100).await;
         during += 1;
     }
     let refused_during = ledger.refusals();
@@ -395,13 +422,8 @@ async fn failing_writes_and_syncs_refuse_publishes_and_lose_no_acknowledged_even
     );
 
     wait_for_database(&node, "ok").await;
-    for n in 0..50 {
-        assert_eq!(
-            ledger
-                .publish(&node, &tenant, &batch(10_000 + n, 1, 100))
-                .await,
-            None
-        );
+    for _ in 0..50 {
+        assert_eq!(ledger.publish(&node, &tenant, 1, 100).await, None);
     }
     eprintln!(
         "I/O errors: {during} publishes during the fault, {refused_during} refused; {} acknowledged in all",
@@ -414,7 +436,7 @@ async fn failing_writes_and_syncs_refuse_publishes_and_lose_no_acknowledged_even
     // durable), and so does a kill after it.
     let node = node.restart("TERM").await;
     ledger.assert_stored(&node, &tenant).await;
-    assert_eq!(ledger.publish(&node, &tenant, &batch(0, 1, 10)).await, None);
+    assert_eq!(ledger.publish(&node, &tenant, 1, 10).await, None);
     let node = node.restart("KILL").await;
     ledger.assert_stored(&node, &tenant).await;
 }
@@ -435,11 +457,8 @@ async fn a_write_lock_held_elsewhere_refuses_publishes_until_it_is_released() {
         .open_stream(&tenant, &tenant.token(USER, &[]), "", None)
         .await;
     let mut ledger = Ledger::default();
-    for n in 0..20 {
-        assert_eq!(
-            ledger.publish(&node, &tenant, &batch(n, 2, 100)).await,
-            None
-        );
+    for _ in 0..20 {
+        assert_eq!(ledger.publish(&node, &tenant, 2, 100).await, None);
     }
 
     // This test process is the other one: it takes the write lock and keeps it 3 s.
@@ -451,7 +470,7 @@ async fn a_write_lock_held_elsewhere_refuses_publishes_until_it_is_released() {
     let lock = other.begin_with_options(immediate).await.unwrap();
     let held = Instant::now();
     while held.elapsed() < Duration::from_secs(3) {
-        ledger.publish(&node, &tenant, &batch(100, 2, 100)).await;
+        ledger.publish(&node, &tenant, 2, 100).await;
     }
     assert!(ledger.refusals() > 0);
     assert_eq!(
@@ -466,13 +485,198 @@ async fn a_write_lock_held_elsewhere_refuses_publishes_until_it_is_released() {
     other.close().await.unwrap();
 
     wait_for_database(&node, "ok").await;
-    for n in 0..20 {
-        assert_eq!(
-            ledger
-                .publish(&node, &tenant, &batch(200 + n, 2, 100))
-                .await,
-            None
+    for _ in 0..20 {
+        assert_eq!(ledger.publish(&node, &tenant, 2, 100).await, None);
+    }
+    ledger.assert_stored(&node, &tenant).await;
+    ledger.assert_streamed(&node, &tenant, stream).await;
+    let node = node.restart("KILL").await;
+    ledger.assert_stored(&node, &tenant).await;
+}
+
+/// Herald (as a process) on a PostgreSQL server of the test's own, its data directory
+/// under `parent` if given; `None`, after saying why, where there is no PostgreSQL.
+async fn on_own_postgres(parent: Option<&Path>) -> Option<(Postgres, ServerProcess, TestTenant)> {
+    if postgres_server().is_none() {
+        eprintln!("skipped: a PostgreSQL fault test (the suite runs on SQLite)");
+        return None;
+    }
+    let has_user = Command::new("id")
+        .arg("postgres")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !Path::new(PG_BIN).join("initdb").exists() || !has_user {
+        skip_unless_ci(
+            "a PostgreSQL fault test",
+            "no PostgreSQL 15 binaries or postgres user",
         );
+        return None;
+    }
+    if let Some(parent) = parent {
+        as_postgres(&format!("chmod 777 {}", parent.display()), true);
+    }
+    let postgres = Postgres::start_in(parent.unwrap_or(&std::env::temp_dir()));
+    let node = ServerProcess::start_on(&postgres.url(), TempDir::new().unwrap(), &[]).await;
+    let tenant = node.create_tenant("acme").await;
+    Some((postgres, node, tenant))
+}
+
+/// Publishes single events one after another until `fault` is over; returns its output.
+async fn publishing_during<T>(
+    ledger: &mut Ledger,
+    api: &Api,
+    tenant: &TestTenant,
+    fault: impl Future<Output = T>,
+) -> T {
+    let over = AtomicBool::new(false);
+    let publishing = async {
+        while !over.load(Ordering::Relaxed) {
+            ledger.publish(api, tenant, 1, 100).await;
+        }
+    };
+    let faulting = async {
+        let output = fault.await;
+        over.store(true, Ordering::Relaxed);
+        output
+    };
+    tokio::join!(publishing, faulting).1
+}
+
+/// Runs a blocking step (a `pg_ctl`, a `kill`) off the test's runtime, so the publisher
+/// goes on meanwhile.
+async fn blocking(step: impl FnOnce() + Send + 'static) {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::task::spawn_blocking(step).await.unwrap();
+}
+
+/// PostgreSQL restarted, Herald's connections terminated, then PostgreSQL killed with
+/// SIGKILL (postmaster and backends) and crash-recovered — each while a publisher sends —
+/// and at last Herald itself killed.
+#[actix_web::test]
+async fn postgresql_restarted_cut_off_and_killed_loses_no_acknowledged_event() {
+    let Some((postgres, node, tenant)) = on_own_postgres(None).await else {
+        return;
+    };
+    let postgres = std::sync::Arc::new(postgres);
+    let stream = node
+        .open_stream(&tenant, &tenant.token(USER, &[]), "", None)
+        .await;
+    let mut ledger = Ledger {
+        unknown_outcomes: true,
+        ..Ledger::default()
+    };
+    for _ in 0..20 {
+        assert_eq!(ledger.publish(&node, &tenant, 1, 100).await, None);
+    }
+
+    let server = postgres.clone();
+    publishing_during(
+        &mut ledger,
+        &node,
+        &tenant,
+        blocking(move || server.restart()),
+    )
+    .await;
+    wait_for_database(&node, "ok").await;
+    let restarted = ledger.acknowledged.len();
+
+    let url = postgres.url();
+    let terminate = async move {
+        use sea_orm::ConnectionTrait;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let admin = sea_orm::Database::connect(url.as_str()).await.unwrap();
+        admin
+            .execute_unprepared(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            )
+            .await
+            .unwrap();
+        admin.close().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    publishing_during(&mut ledger, &node, &tenant, terminate).await;
+    let terminated = ledger.acknowledged.len();
+
+    let server = postgres.clone();
+    let kill = async {
+        blocking(move || server.kill()).await;
+        // While it is down, /readyz says so.
+        let ready = wait_for_database(&node, "unavailable").await;
+        assert_eq!(ready["status"], "unavailable");
+        let server = postgres.clone();
+        tokio::task::spawn_blocking(move || server.up())
+            .await
+            .unwrap();
+    };
+    publishing_during(&mut ledger, &node, &tenant, kill).await;
+    wait_for_database(&node, "ok").await;
+    for _ in 0..20 {
+        assert_eq!(ledger.publish(&node, &tenant, 1, 100).await, None);
+    }
+    eprintln!(
+        "PostgreSQL faults: {} acknowledged ({restarted} by the restart, {terminated} by the \
+         terminations), refused {:?}",
+        ledger.acknowledged.len(),
+        ledger.refused
+    );
+    assert_eq!(
+        ledger
+            .refused
+            .keys()
+            .filter(|c| *c != "storage_unavailable")
+            .count(),
+        0,
+        "a server that is down or cut off is unavailable, not full"
+    );
+    ledger.assert_stored(&node, &tenant).await;
+    ledger.assert_streamed(&node, &tenant, stream).await;
+    let node = node.restart("KILL").await;
+    ledger.assert_stored(&node, &tenant).await;
+}
+
+/// PostgreSQL's data directory on a tmpfs that fills up, then has space again.
+#[actix_web::test]
+async fn postgresql_out_of_space_refuses_publishes_and_loses_no_acknowledged_event() {
+    let Some(tmpfs) = Tmpfs::mount(160) else {
+        return;
+    };
+    let Some((postgres, node, tenant)) = on_own_postgres(Some(tmpfs.path())).await else {
+        return;
+    };
+    let stream = node
+        .open_stream(&tenant, &tenant.token(USER, &[]), "", None)
+        .await;
+    let filler = tmpfs.fill(4 << 20);
+    let mut ledger = Ledger {
+        unknown_outcomes: true,
+        ..Ledger::default()
+    };
+    let mut sent = 0;
+    while ledger.refusals() < 10 {
+        assert!(sent < 3_000, "the disk never filled up");
+        ledger.publish(&node, &tenant, 10, 4_000).await;
+        sent += 1;
+    }
+    let ready = wait_for_readiness(&node, |body| body["status"] == "unavailable").await;
+    assert!(
+        ["full", "unavailable"].contains(&ready["database"].as_str().unwrap()),
+        "{ready}"
+    );
+    eprintln!(
+        "PostgreSQL disk full: {sent} requests, {} events acknowledged, refused {:?}",
+        ledger.acknowledged.len(),
+        ledger.refused
+    );
+
+    // Space comes back (and PostgreSQL, if it stopped at a full WAL, is started again).
+    std::fs::remove_file(filler).unwrap();
+    if !postgres.is_running() {
+        postgres.up();
+    }
+    wait_for_database(&node, "ok").await;
+    for _ in 0..5 {
+        assert_eq!(ledger.publish(&node, &tenant, 10, 4_000).await, None);
     }
     ledger.assert_stored(&node, &tenant).await;
     ledger.assert_streamed(&node, &tenant, stream).await;

@@ -31,6 +31,9 @@ use crate::store::{Store, StoreError};
 const MAX_GROUP_EVENTS: usize = 5_000;
 /// Rows per INSERT statement (well under every engine's bound-parameter limit).
 const INSERT_CHUNK: usize = 500;
+/// The most events read back after a commit whose outcome was unknown (one group's worth,
+/// with room for other nodes' events between; beyond it the broker's catch-up reads on).
+const UNSURE_READ: u64 = 2 * MAX_GROUP_EVENTS as u64;
 /// How many append requests may wait for the writer before publishers are held back.
 const QUEUE_DEPTH: usize = 4_096;
 
@@ -116,6 +119,7 @@ async fn run_writer(
     listener: Arc<dyn CommitListener>,
 ) {
     let mut waiting = RoundRobin::default();
+    let mut unsure = Unsure::default();
     loop {
         if waiting.is_empty() {
             match queue.recv().await {
@@ -133,7 +137,8 @@ async fn run_writer(
         }
         let group = waiting.take_group(MAX_GROUP_EVENTS);
         let group_events: usize = group.iter().map(|job| job.events.len()).sum();
-        match commit_group(&store, &group).await {
+        let mut first_seqs = HashMap::new();
+        match commit_group(&store, &group, &mut first_seqs).await {
             Ok(outcomes) => {
                 store.health().recovered();
                 let committed: Vec<&LoggedEvent> = outcomes
@@ -144,6 +149,10 @@ async fn run_writer(
                     })
                     .flatten()
                     .collect();
+                let earlier = unsure.resolve(&store, &committed).await;
+                if !earlier.is_empty() {
+                    listener.committed(&earlier.iter().collect::<Vec<_>>());
+                }
                 listener.committed(&committed);
                 stats.groups.fetch_add(1, Ordering::Relaxed);
                 stats
@@ -166,6 +175,7 @@ async fn run_writer(
                 if let Some(fault) = error.fault() {
                     store.health().failed(fault);
                 }
+                unsure.failed(first_seqs);
                 for job in group {
                     // Each request gets the same answer: a storage fault is retried later.
                     let failure = match &error {
@@ -182,10 +192,69 @@ async fn run_writer(
     }
 }
 
+/// Tenants whose group failed in a way that may have committed it all the same: a
+/// connection lost during `COMMIT` leaves the outcome unknown (PostgreSQL may have
+/// committed it before the answer was lost). Their publishers were told it failed, but
+/// streams must still get whatever did commit, in order: the tenant's next commit here
+/// first reads what lies between the failed group's first seq and its own.
+#[derive(Default)]
+struct Unsure(HashMap<i64, i64>);
+
+impl Unsure {
+    /// A group failed; `first_seqs` are the seqs it began at, per tenant.
+    fn failed(&mut self, first_seqs: HashMap<i64, i64>) {
+        for (tenant, seq) in first_seqs {
+            let first = self.0.entry(tenant).or_insert(seq);
+            *first = (*first).min(seq);
+        }
+    }
+
+    /// The events committed since a failed group of a tenant in `committed` began, before
+    /// `committed`'s own; they are read from the log (failing that, only a reconnecting
+    /// stream gets them).
+    async fn resolve(&mut self, store: &Store, committed: &[&LoggedEvent]) -> Vec<LoggedEvent> {
+        let mut earlier = Vec::new();
+        if self.0.is_empty() {
+            return earlier;
+        }
+        let mut seen = std::collections::HashSet::new();
+        for event in committed {
+            if !seen.insert(event.tenant_id) {
+                continue;
+            }
+            let Some(from) = self.0.remove(&event.tenant_id) else {
+                continue;
+            };
+            if event.id.seq <= from {
+                continue;
+            }
+            let read = store
+                .read_range(
+                    event.tenant_id,
+                    &event.id.epoch,
+                    from - 1,
+                    event.id.seq - 1,
+                    UNSURE_READ,
+                )
+                .await;
+            match read {
+                Ok(events) => earlier.extend(events),
+                Err(error) => {
+                    tracing::error!(%error, "cannot read events of a commit whose outcome was unknown")
+                }
+            }
+        }
+        earlier
+    }
+}
+
 /// One transaction for the whole group; the outcomes are in the group's order.
+/// `first_seqs` gets each tenant's first seq as it is handed out, so that a failure says
+/// where the group began.
 async fn commit_group(
     store: &Store,
     group: &[AppendJob],
+    first_seqs: &mut HashMap<i64, i64>,
 ) -> Result<Vec<AppendOutcome>, StoreError> {
     let txn = store.begin_write().await?;
     let now = now_ms();
@@ -216,6 +285,7 @@ async fn commit_group(
             continue;
         };
         let mut next_seq = counter.next_seq;
+        first_seqs.insert(tenant_id, next_seq);
         let first_row = rows.len();
         let mut inbox_items = Vec::new();
         for index in jobs {

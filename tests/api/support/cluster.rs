@@ -93,8 +93,13 @@ pub const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 
 impl Postgres {
     pub fn start() -> Postgres {
+        Postgres::start_in(&std::env::temp_dir())
+    }
+
+    /// A server whose data directory is under `parent` (a file system the test controls).
+    pub fn start_in(parent: &std::path::Path) -> Postgres {
         let port = free_port();
-        let dir = TempDir::new().unwrap();
+        let dir = TempDir::new_in(parent).unwrap();
         let path = dir.path().display().to_string();
         as_postgres(&format!("chown postgres {path}"), true);
         as_postgres(
@@ -127,6 +132,48 @@ impl Postgres {
 
     pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// `pg_ctl restart -m fast`: sessions are ended and the server comes back.
+    pub fn restart(&self) {
+        let path = self.dir.path().display();
+        as_postgres(
+            &format!(
+                "{PG_BIN}/pg_ctl -D {path}/data -l {path}/log -m fast -w restart -o '-p {} -k {path} -c listen_addresses=127.0.0.1'",
+                self.port
+            ),
+            false,
+        );
+    }
+
+    /// SIGKILL to the postmaster and every backend: no shutdown, crash recovery on `up`.
+    pub fn kill(&self) {
+        let pid = self.postmaster_pid().expect("PostgreSQL is running");
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-P", &pid.to_string()])
+            .status();
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+        let began = Instant::now();
+        while self.is_running() {
+            assert!(
+                began.elapsed() < Duration::from_secs(10),
+                "PostgreSQL outlived SIGKILL"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether the postmaster named in `postmaster.pid` is alive.
+    pub fn is_running(&self) -> bool {
+        self.postmaster_pid()
+            .is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
+    }
+
+    fn postmaster_pid(&self) -> Option<u32> {
+        let file = std::fs::read_to_string(self.dir.path().join("data/postmaster.pid")).ok()?;
+        file.lines().next()?.trim().parse().ok()
     }
 }
 
