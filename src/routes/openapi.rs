@@ -150,7 +150,7 @@ fn complete_operations(document: &mut Value) {
             if !WITHOUT_DATABASE.contains(&path.as_str()) {
                 answers.push((
                     503,
-                    "Herald is shutting down, or the database does not answer: retry shortly",
+                    "`storage_full` or `storage_unavailable` (the database is full, does not answer or fails to write: nothing was acknowledged; retry after `Retry-After` seconds), or `shutting_down`",
                 ));
             }
             if reads_body {
@@ -205,6 +205,12 @@ fn error_answer(status: u16, description: &str) -> Value {
         answer["headers"] = json!({
             "Allow": {"required": true, "schema": {"type": "string"},
                       "description": "the methods this path answers"},
+        });
+    }
+    if status == 503 {
+        answer["headers"] = json!({
+            "Retry-After": {"schema": {"type": "string"},
+                            "description": "whole seconds; on the storage codes"},
         });
     }
     answer

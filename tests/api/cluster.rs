@@ -384,7 +384,7 @@ async fn a_node_rides_out_a_postgresql_restart() {
 
     postgres.down();
     let body = wait_until_ready(&node, "unavailable").await;
-    assert_eq!(body["database"], "unreachable");
+    assert_eq!(body["database"], "unavailable");
     // Publishing while it is down is refused as unavailable, not as Herald's bug.
     let refused = node.publish(&tenant.api_key, &broadcast("never")).await;
     assert_error(

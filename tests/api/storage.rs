@@ -14,6 +14,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -21,7 +22,7 @@ use crate::support::cluster::{PG_BIN, Postgres, as_postgres, wait_for_readiness}
 use crate::support::process::ServerProcess;
 use crate::support::sse_client::SseStream;
 use crate::support::{
-    Api, TestTenant, fresh_database_url, postgres_server, seq_of, skip_unless_ci,
+    Api, TestTenant, assert_error, fresh_database_url, postgres_server, seq_of, skip_unless_ci,
 };
 
 /// The longest a publish may take to answer while the storage fails.
@@ -385,6 +386,15 @@ async fn failing_writes_and_syncs_refuse_publishes_and_lose_no_acknowledged_even
     for _ in 0..50 {
         assert_eq!(ledger.publish(&node, &tenant, 1, 100).await, None);
     }
+    let inbox: Vec<Value> = (0..3)
+        .map(|_| json!({"to": {"user": USER}, "type": "note", "data": "n", "inbox": true}))
+        .collect();
+    let items = node
+        .publish_ok(&tenant.api_key, &json!({ "events": inbox }))
+        .await;
+    ledger
+        .acknowledged
+        .extend(items.iter().map(|r| r["id"].as_str().unwrap().to_owned()));
     const POINTS: [&str; 2] = ["posix/io/rw/pwrite*", "posix/io/sync/*"];
     Fiu::control(
         node.pid(),
@@ -413,6 +423,44 @@ async fn failing_writes_and_syncs_refuse_publishes_and_lose_no_acknowledged_even
         wait_for_database(&node, "unavailable").await["status"],
         "unavailable"
     );
+    // The other writers fail the same way, and change nothing: a tenant, an API key, an
+    // inbox read, an idempotency record.
+    let unavailable = StatusCode::SERVICE_UNAVAILABLE;
+    let tenant_body = json!({"slug": "during", "allowed_origins": []});
+    assert_error(
+        node.post_tenant(tenant_body).await,
+        unavailable,
+        "storage_unavailable",
+    )
+    .await;
+    assert_error(
+        node.post_api_key("acme", None).await,
+        unavailable,
+        "storage_unavailable",
+    )
+    .await;
+    let read_all = || {
+        node.client
+            .post(node.url(&format!("/v1/inbox/read?user={USER}")))
+            .bearer_auth(&tenant.api_key)
+            .json(&json!({"all": true}))
+            .send()
+    };
+    assert_error(
+        read_all().await.unwrap(),
+        unavailable,
+        "storage_unavailable",
+    )
+    .await;
+    let keyed = || {
+        node.client
+            .post(node.url("/v1/events"))
+            .bearer_auth(&tenant.api_key)
+            .header("Idempotency-Key", "during-the-fault")
+            .json(&json!({"to": {"user": USER}, "data": "keyed"}))
+            .send()
+    };
+    assert_error(keyed().await.unwrap(), unavailable, "storage_unavailable").await;
     Fiu::control(
         node.pid(),
         &POINTS
@@ -422,6 +470,30 @@ async fn failing_writes_and_syncs_refuse_publishes_and_lose_no_acknowledged_even
     );
 
     wait_for_database(&node, "ok").await;
+    assert_eq!(
+        node.get_tenant("during").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(node.list_api_keys("acme").await.len(), 1);
+    let listed: Value = node
+        .client
+        .get(node.url(&format!("/v1/inbox?user={USER}")))
+        .bearer_auth(&tenant.api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["unread"], 3, "the failed read-all changed nothing");
+    // The key's first request was never stored: its retry is new, not a replay or a 409.
+    let retried = keyed().await.unwrap();
+    assert_eq!(retried.status(), StatusCode::CREATED);
+    assert!(retried.headers().get("idempotent-replayed").is_none());
+    let receipt: Value = retried.json().await.unwrap();
+    ledger
+        .acknowledged
+        .push(receipt["events"][0]["id"].as_str().unwrap().to_owned());
     for _ in 0..50 {
         assert_eq!(ledger.publish(&node, &tenant, 1, 100).await, None);
     }
