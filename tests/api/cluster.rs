@@ -171,16 +171,9 @@ async fn an_inbox_read_on_one_node_moves_the_count_on_every_node() {
     for stream in &mut streams {
         assert!(stream.wait_for_inbox(0, Duration::from_secs(10)).await);
     }
-    let listed: Value = cluster.nodes[0]
-        .client
-        .get(cluster.nodes[0].url("/v1/inbox?user=u1"))
-        .bearer_auth(&cluster.tenant.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = cluster.nodes[0]
+        .get_json("/v1/inbox?user=u1", &cluster.tenant.api_key)
+        .await;
     let newest = listed["items"][0]["id"].clone();
     let answer: Value = mark(0, "unread", json!({"ids": [newest]}))
         .await

@@ -167,6 +167,25 @@ impl Ledger {
         ids
     }
 
+    /// Once the fault is gone: `/readyz` is 200 again by itself, `publishes` more publishes
+    /// of `events` events are stored, the log and the stream hold what was acknowledged —
+    /// and still do after Herald is killed with SIGKILL and started again.
+    async fn after_the_fault(
+        &mut self,
+        node: ServerProcess,
+        tenant: &TestTenant,
+        stream: SseStream,
+        (publishes, events, bytes): (usize, usize, usize),
+    ) {
+        wait_for_database(&node, "ok").await;
+        for _ in 0..publishes {
+            assert_eq!(self.publish(&node, tenant, events, bytes).await, None);
+        }
+        self.assert_streamed(&node, tenant, stream).await;
+        let node = node.restart("KILL").await;
+        self.assert_stored(&node, tenant).await;
+    }
+
     /// `stream` (and, where it was cut, its resumption on `api`) brings exactly the events
     /// of the log, each once, in order.
     async fn assert_streamed(&self, api: &Api, tenant: &TestTenant, mut stream: SseStream) {
@@ -482,16 +501,9 @@ async fn failing_writes_and_syncs_refuse_publishes_and_lose_no_acknowledged_even
         StatusCode::NOT_FOUND
     );
     assert_eq!(node.list_api_keys("acme").await.len(), 1);
-    let listed: Value = node
-        .client
-        .get(node.url(&format!("/v1/inbox?user={USER}")))
-        .bearer_auth(&tenant.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = node
+        .get_json(&format!("/v1/inbox?user={USER}"), &tenant.api_key)
+        .await;
     assert_eq!(listed["unread"], 3, "the failed read-all changed nothing");
     // The key's first request was never stored: its retry is new, not a replay or a 409.
     let retried = keyed().await.unwrap();
@@ -563,14 +575,9 @@ async fn a_write_lock_held_elsewhere_refuses_publishes_until_it_is_released() {
     lock.rollback().await.unwrap();
     other.close().await.unwrap();
 
-    wait_for_database(&node, "ok").await;
-    for _ in 0..20 {
-        assert_eq!(ledger.publish(&node, &tenant, 2, 100).await, None);
-    }
-    ledger.assert_stored(&node, &tenant).await;
-    ledger.assert_streamed(&node, &tenant, stream).await;
-    let node = node.restart("KILL").await;
-    ledger.assert_stored(&node, &tenant).await;
+    ledger
+        .after_the_fault(node, &tenant, stream, (20, 2, 100))
+        .await;
 }
 
 /// Herald (as a process) on a PostgreSQL server of the test's own, its data directory
@@ -689,10 +696,6 @@ async fn postgresql_restarted_cut_off_and_killed_loses_no_acknowledged_event() {
             .unwrap();
     };
     publishing_during(&mut ledger, &node, &tenant, kill).await;
-    wait_for_database(&node, "ok").await;
-    for _ in 0..20 {
-        assert_eq!(ledger.publish(&node, &tenant, 1, 100).await, None);
-    }
     eprintln!(
         "PostgreSQL faults: {} acknowledged ({restarted} by the restart, {terminated} by the \
          terminations), refused {:?}",
@@ -708,10 +711,9 @@ async fn postgresql_restarted_cut_off_and_killed_loses_no_acknowledged_event() {
         0,
         "a server that is down or cut off is unavailable, not full"
     );
-    ledger.assert_stored(&node, &tenant).await;
-    ledger.assert_streamed(&node, &tenant, stream).await;
-    let node = node.restart("KILL").await;
-    ledger.assert_stored(&node, &tenant).await;
+    ledger
+        .after_the_fault(node, &tenant, stream, (20, 1, 100))
+        .await;
 }
 
 /// PostgreSQL's data directory on a tmpfs that fills up, then has space again.
@@ -753,12 +755,7 @@ async fn postgresql_out_of_space_refuses_publishes_and_loses_no_acknowledged_eve
     if !postgres.is_running() {
         postgres.up();
     }
-    wait_for_database(&node, "ok").await;
-    for _ in 0..5 {
-        assert_eq!(ledger.publish(&node, &tenant, 10, 4_000).await, None);
-    }
-    ledger.assert_stored(&node, &tenant).await;
-    ledger.assert_streamed(&node, &tenant, stream).await;
-    let node = node.restart("KILL").await;
-    ledger.assert_stored(&node, &tenant).await;
+    ledger
+        .after_the_fault(node, &tenant, stream, (5, 10, 4_000))
+        .await;
 }

@@ -274,6 +274,19 @@ impl Api {
         answer["events"].as_array().unwrap().clone()
     }
 
+    /// `GET path` with a bearer credential; the JSON answer, whatever its status.
+    pub async fn get_json(&self, path: &str, bearer: &str) -> Value {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(bearer)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub async fn history(&self, api_key: &str, query: &str) -> Response {
         self.client
             .get(self.url(&format!("/v1/events?{query}")))
