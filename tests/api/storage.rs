@@ -220,6 +220,15 @@ impl Ledger {
     }
 }
 
+/// The tenant `acme` and its user's stream, open before anything is published.
+async fn tenant_and_stream(node: &ServerProcess) -> (TestTenant, SseStream) {
+    let tenant = node.create_tenant("acme").await;
+    let stream = node
+        .open_stream(&tenant, &tenant.token(USER, &[]), "", None)
+        .await;
+    (tenant, stream)
+}
+
 /// Waits until `/readyz` says `database` is `state`; returns its status code.
 async fn wait_for_database(node: &ServerProcess, state: &str) -> Value {
     wait_for_readiness(node, |body| body["database"] == state).await
@@ -312,10 +321,7 @@ async fn a_full_disk_refuses_publishes_and_loses_no_acknowledged_event() {
     };
     let url = format!("sqlite://{}/herald.db", tmpfs.path().display());
     let node = ServerProcess::start_on(&url, TempDir::new().unwrap(), &[]).await;
-    let tenant = node.create_tenant("acme").await;
-    let stream = node
-        .open_stream(&tenant, &tenant.token(USER, &[]), "", None)
-        .await;
+    let (tenant, stream) = tenant_and_stream(&node).await;
     let filler = tmpfs.fill(4 << 20);
 
     let mut ledger = Ledger::default();
@@ -404,10 +410,7 @@ async fn failing_writes_and_syncs_refuse_publishes_and_lose_no_acknowledged_even
     let dir = TempDir::new().unwrap();
     let url = fresh_database_url(dir.path()).await;
     let node = ServerProcess::start_under(&["fiu-run", "-x"], &url, dir, &[]).await;
-    let tenant = node.create_tenant("acme").await;
-    let stream = node
-        .open_stream(&tenant, &tenant.token(USER, &[]), "", None)
-        .await;
+    let (tenant, stream) = tenant_and_stream(&node).await;
     let mut ledger = Ledger::default();
     for _ in 0..50 {
         assert_eq!(ledger.publish(&node, &tenant, 1, 100).await, None);
@@ -543,10 +546,7 @@ async fn a_write_lock_held_elsewhere_refuses_publishes_until_it_is_released() {
     let url = fresh_database_url(dir.path()).await;
     let env = [("HERALD__DATABASE__BUSY_TIMEOUT_MS", "500")];
     let node = ServerProcess::start_on(&url, dir, &env).await;
-    let tenant = node.create_tenant("acme").await;
-    let stream = node
-        .open_stream(&tenant, &tenant.token(USER, &[]), "", None)
-        .await;
+    let (tenant, stream) = tenant_and_stream(&node).await;
     let mut ledger = Ledger::default();
     for _ in 0..20 {
         assert_eq!(ledger.publish(&node, &tenant, 2, 100).await, None);
