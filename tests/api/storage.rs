@@ -42,8 +42,7 @@ struct Ledger {
     /// Publishes sent, which makes every event's data unique.
     sent: usize,
     /// Whether a refused publish may still have been stored: a connection to PostgreSQL lost
-    /// during `COMMIT` leaves Herald (like any client) not knowing. SQLite, in process,
-    /// always knows.
+    /// during `COMMIT`, or a crash after a SQLite commit whose sync failed, leaves it unknown.
     unknown_outcomes: bool,
 }
 
@@ -401,7 +400,8 @@ impl Fiu {
 }
 
 /// Herald under libfiu, one publisher sending single events; for 2 s every sync of a file
-/// fails and half its positioned writes do; then Herald is stopped and started again.
+/// fails and half its positioned writes do; then Herald is stopped and started again, and
+/// at last killed with SIGKILL while its writes fail.
 #[actix_web::test]
 async fn failing_writes_and_syncs_refuse_publishes_and_lose_no_acknowledged_event() {
     if !sqlite_only("the I/O error test") || !Fiu::available() {
@@ -425,17 +425,20 @@ async fn failing_writes_and_syncs_refuse_publishes_and_lose_no_acknowledged_even
         .acknowledged
         .extend(items.iter().map(|r| r["id"].as_str().unwrap().to_owned()));
     const POINTS: [&str; 2] = ["posix/io/rw/pwrite*", "posix/io/sync/*"];
-    Fiu::control(
-        node.pid(),
-        &[
-            // failinfo: the errno the failed call sets (EIO).
-            &format!(
-                "enable_random name={},probability=0.5,failinfo=5",
-                POINTS[0]
-            ),
-            &format!("enable name={},failinfo=5", POINTS[1]),
-        ],
-    );
+    let fail = |pid| {
+        Fiu::control(
+            pid,
+            &[
+                // failinfo: the errno the failed call sets (EIO).
+                &format!(
+                    "enable_random name={},probability=0.5,failinfo=5",
+                    POINTS[0]
+                ),
+                &format!("enable name={},failinfo=5", POINTS[1]),
+            ],
+        )
+    };
+    fail(node.pid());
     let began = Instant::now();
     let mut during = 0;
     while began.elapsed() < Duration::from_secs(2) {
@@ -533,6 +536,20 @@ async fn failing_writes_and_syncs_refuse_publishes_and_lose_no_acknowledged_even
     assert_eq!(ledger.publish(&node, &tenant, 1, 10).await, None);
     let node = node.restart("KILL").await;
     ledger.assert_stored(&node, &tenant).await;
+
+    // Killed while its writes fail: the new process (without the faults) has the same log.
+    // A commit whose writes all landed but whose sync failed was refused, yet SQLite's
+    // recovery after a crash finds it whole in the WAL: its outcome is unknown, as a
+    // commit cut off on PostgreSQL is.
+    ledger.unknown_outcomes = true;
+    fail(node.pid());
+    for _ in 0..20 {
+        ledger.publish(&node, &tenant, 1, 10).await;
+    }
+    let node = node.restart("KILL").await;
+    ledger.assert_stored(&node, &tenant).await;
+    assert_eq!(ledger.publish(&node, &tenant, 1, 10).await, None);
+    ledger.assert_stored(&node, &tenant).await;
 }
 
 /// Another process holds SQLite's write lock for longer than Herald's busy timeout.
@@ -572,8 +589,13 @@ async fn a_write_lock_held_elsewhere_refuses_publishes_until_it_is_released() {
         wait_for_database(&node, "unavailable").await["status"],
         "unavailable"
     );
-    lock.rollback().await.unwrap();
-    other.close().await.unwrap();
+    // Herald is killed while the lock is held, and started again once it is released.
+    let release = async {
+        lock.rollback().await.unwrap();
+        other.close().await.unwrap();
+    };
+    let node = node.restart_after("KILL", release).await;
+    ledger.assert_stored(&node, &tenant).await;
 
     ledger
         .after_the_fault(node, &tenant, stream, (20, 2, 100))
@@ -690,12 +712,17 @@ async fn postgresql_restarted_cut_off_and_killed_loses_no_acknowledged_event() {
         // While it is down, /readyz says so.
         let ready = wait_for_database(&node, "unavailable").await;
         assert_eq!(ready["status"], "unavailable");
-        let server = postgres.clone();
+    };
+    publishing_during(&mut ledger, &node, &tenant, kill).await;
+    // Herald is killed while PostgreSQL is down, and started again once it is back.
+    let server = postgres.clone();
+    let recovered = async move {
         tokio::task::spawn_blocking(move || server.up())
             .await
             .unwrap();
     };
-    publishing_during(&mut ledger, &node, &tenant, kill).await;
+    let node = node.restart_after("KILL", recovered).await;
+    ledger.assert_stored(&node, &tenant).await;
     eprintln!(
         "PostgreSQL faults: {} acknowledged ({restarted} by the restart, {terminated} by the \
          terminations), refused {:?}",

@@ -110,10 +110,21 @@ impl ServerProcess {
 
     /// Stops the process with `signal` (`KILL`, `TERM`) and starts it again on the same
     /// database with the same settings (on another port).
-    pub async fn restart(mut self, signal: &str) -> ServerProcess {
+    pub async fn restart(self, signal: &str) -> ServerProcess {
+        self.restart_after(signal, async {}).await
+    }
+
+    /// As `restart`, running `between` once the process is gone and before the new one
+    /// starts (a database brought back, a lock released).
+    pub async fn restart_after(
+        mut self,
+        signal: &str,
+        between: impl std::future::Future<Output = ()>,
+    ) -> ServerProcess {
         self.signal(signal);
         self.wait_for_exit(Duration::from_secs(15))
             .expect("herald exits");
+        between.await;
         let (url, env, wrapper) = (
             std::mem::take(&mut self.database_url),
             std::mem::take(&mut self.extra_env),
