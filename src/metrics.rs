@@ -5,12 +5,17 @@
 //! copies them into the `metrics` recorder and renders it with metrics-exporter-prometheus.
 
 use std::sync::OnceLock;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::state::AppState;
 use crate::store::fault::Fault;
+
+/// Inbox pages listed and read/unread requests done on this node: counted where they are
+/// answered (`routes::inbox`), read here.
+pub static INBOX_LISTED: AtomicU64 = AtomicU64::new(0);
+pub static INBOX_MARKED: AtomicU64 = AtomicU64::new(0);
 
 fn handle() -> Option<&'static PrometheusHandle> {
     static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -59,10 +64,8 @@ pub fn render(state: &AppState) -> String {
     }
     metrics::counter!("herald_malformed_requests_total")
         .absolute(crate::error::malformed_requests());
-    metrics::counter!("herald_inbox_lists_total")
-        .absolute(crate::routes::inbox::LISTED.load(Ordering::Relaxed));
-    metrics::counter!("herald_inbox_marks_total")
-        .absolute(crate::routes::inbox::MARKED.load(Ordering::Relaxed));
+    metrics::counter!("herald_inbox_lists_total").absolute(INBOX_LISTED.load(Ordering::Relaxed));
+    metrics::counter!("herald_inbox_marks_total").absolute(INBOX_MARKED.load(Ordering::Relaxed));
     state.usage.delivered(&hub.delivered_to);
     for line in state.usage.lines(&state.hub.open_streams()) {
         let tenant = line.label;

@@ -2,7 +2,7 @@
 //!
 //! `Application` holds the `ShutdownTrigger`; every open stream holds a `Shutdown` and ends
 //! as soon as it fires, before the HTTP server gives requests in flight their grace period.
-//! `signal()` is what `herald serve` waits for: SIGTERM or SIGINT.
+//! `signals()` is what `herald serve` waits for: SIGTERM or SIGINT.
 
 use tokio::sync::watch;
 
@@ -39,26 +39,26 @@ impl Shutdown {
     }
 }
 
-/// Completes on SIGTERM or SIGINT (Ctrl-C elsewhere than Unix).
-pub async fn signal() {
+/// Installs the SIGTERM and SIGINT handlers (Ctrl-C elsewhere than Unix) and returns what
+/// completes on either. A handler that cannot be installed is an error, so that start-up
+/// fails instead of running a Herald that SIGTERM would never stop.
+pub fn signals() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                }
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
             }
-            _ => std::future::pending::<()>().await,
-        }
+        })
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }

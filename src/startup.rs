@@ -13,7 +13,7 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::web;
 
 use crate::broker::{BrokerSettings, RedisBroker};
-use crate::config::{DatabaseSettings, Environment, Settings};
+use crate::config::{DatabaseSettings, Settings};
 use crate::demo::{self, DemoCredentials};
 use crate::domain::keys::{AdminToken, random_token};
 use crate::domain::now_ms;
@@ -60,7 +60,7 @@ impl Application {
     pub async fn build(mut settings: Settings) -> anyhow::Result<Application> {
         let mut report = StartupReport::default();
         cap_streams_per_tenant(&mut settings);
-        let admin_token = admin_token(&settings, &mut report)?;
+        let admin_token = admin_token(&settings, &mut report);
         // Listen first: the demo tenant's allowed origin is the demo page's actual port.
         let listeners = Listeners::bind(&settings)?;
         let store = open_store(&settings.database).await?;
@@ -129,8 +129,9 @@ impl Application {
     /// Serves until SIGTERM or SIGINT (or a `Stopper`), then shuts down gracefully.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let stopper = self.stopper();
+        let signalled = shutdown::signals()?;
         actix_web::rt::spawn(async move {
-            shutdown::signal().await;
+            signalled.await;
             tracing::info!("shutting down: ending streams, finishing requests in flight");
             stopper.stop().await;
         });
@@ -158,21 +159,19 @@ impl Stopper {
     }
 }
 
-/// The configured admin token; `local` makes one up for this run (and reports it),
-/// `production` refuses to start without one.
-fn admin_token(settings: &Settings, report: &mut StartupReport) -> anyhow::Result<AdminToken> {
-    let token = match (&settings.admin.token, settings.environment) {
-        (Some(token), _) => token.clone(),
-        (None, Environment::Local) => {
+/// The configured admin token, or one made up for this run (and reported): the
+/// configuration has no token only in `local`, since loading it refuses `production`
+/// without one.
+fn admin_token(settings: &Settings, report: &mut StartupReport) -> AdminToken {
+    let token = match &settings.admin.token {
+        Some(token) => token.clone(),
+        None => {
             let token = random_token(24);
             report.generated_admin_token = Some(token.clone());
             token
         }
-        (None, Environment::Production) => {
-            anyhow::bail!("admin.token is missing: production needs HERALD__ADMIN__TOKEN")
-        }
     };
-    Ok(AdminToken::new(&token))
+    AdminToken::new(&token)
 }
 
 /// The API's listener and, in development, the demo page's.

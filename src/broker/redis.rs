@@ -190,13 +190,16 @@ impl RedisBroker {
             notices,
             stats.clone(),
         ));
-        tokio::spawn(subscribe(
+        tokio::spawn(subscribe(Subscriber {
             client,
-            settings.channel,
-            node.clone(),
-            (work.clone(), hub_for_notices, credentials),
-            (subscribed.clone(), stats.clone()),
-        ));
+            channel: settings.channel,
+            node: node.clone(),
+            work: work.clone(),
+            hub: hub_for_notices,
+            credentials,
+            subscribed: subscribed.clone(),
+            stats: stats.clone(),
+        }));
         let catch_up = work.clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(settings.catch_up_every);
@@ -357,15 +360,33 @@ async fn publish(
     }
 }
 
-/// Listens for the other nodes' notices; after every (re)subscription, asks for a catch-up,
-/// since notices sent while this node was not subscribed are gone.
-async fn subscribe(
+/// What the subscriber task needs: where to listen, and where the notices go.
+struct Subscriber {
     client: redis::Client,
     channel: String,
+    /// This node's id: its own notices come back on the channel and are skipped.
     node: String,
-    (work, hub, credentials): (mpsc::UnboundedSender<Work>, Hub, Credentials),
-    (subscribed, stats): (Arc<AtomicBool>, Arc<BrokerStats>),
-) {
+    /// The sequencer's queue, for other nodes' events and catch-ups.
+    work: mpsc::UnboundedSender<Work>,
+    hub: Hub,
+    credentials: Credentials,
+    subscribed: Arc<AtomicBool>,
+    stats: Arc<BrokerStats>,
+}
+
+/// Listens for the other nodes' notices; after every (re)subscription, asks for a catch-up,
+/// since notices sent while this node was not subscribed are gone.
+async fn subscribe(subscriber: Subscriber) {
+    let Subscriber {
+        client,
+        channel,
+        node,
+        work,
+        hub,
+        credentials,
+        subscribed,
+        stats,
+    } = subscriber;
     let mut backoff = Duration::from_millis(100);
     loop {
         match client.get_async_pubsub().await {

@@ -207,13 +207,14 @@ impl Connection {
     }
 
     /// A stream that has caught up gives its socket to its hub shard, which writes the
-    /// live part (see `hub::shard`); one that has ended drops it.
-    pub fn hand_over(self, socket: std::net::TcpStream) {
+    /// live part (see `hub::shard`); one that has ended drops it and answers `false`.
+    pub fn hand_over(self, socket: std::net::TcpStream) -> bool {
         if self.done || self.replaying || self.opening.is_some() || self.inbox.is_none() {
-            return;
+            return false;
         }
         self.subscription
             .hand_over(socket, self.last_seq, self.expires_at, self.inbox);
+        true
     }
 
     /// One page of the log after `last_seq`; `None` once the replay has caught up.

@@ -3,7 +3,7 @@
 //! `/v1/inbox?user=U` for the tenant's backend (API key). Read state and the count are
 //! `store::inbox`'s.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -19,13 +19,10 @@ use crate::domain::names::UserId;
 use crate::domain::tenant::Tenant;
 use crate::domain::{Invalid, ValidationError, format_ms};
 use crate::error::{ApiError, ErrorBody};
+use crate::metrics;
 use crate::state::AppState;
 use crate::store::inbox::{InboxPage, Marking};
 use crate::stream::request::SESSION_COOKIE;
-
-/// Inbox pages listed and read/unread requests done on this node (`/metrics`).
-pub static LISTED: AtomicU64 = AtomicU64::new(0);
-pub static MARKED: AtomicU64 = AtomicU64::new(0);
 
 const DEFAULT_LIMIT: u64 = 50;
 /// The most ids one read or unread request names.
@@ -203,7 +200,7 @@ async fn list(
             query.unread.unwrap_or(false),
         )
         .await?;
-    LISTED.fetch_add(1, Ordering::Relaxed);
+    metrics::INBOX_LISTED.fetch_add(1, Ordering::Relaxed);
     Ok(HttpResponse::Ok().json(page_out(page)?))
 }
 
@@ -345,7 +342,7 @@ async fn mark(
         (_, _, Mark::Unread) => return Err(invalid("send `{\"ids\": [...]}`".to_owned())),
     };
     let unread = state.store.inbox_mark(tenant.id, user, marking).await?;
-    MARKED.fetch_add(1, Ordering::Relaxed);
+    metrics::INBOX_MARKED.fetch_add(1, Ordering::Relaxed);
     state.inbox_changed(tenant.id, user, unread);
     Ok(HttpResponse::Ok().json(UnreadOut {
         unread: unread.count,

@@ -111,14 +111,6 @@ impl Store {
             .transpose()
     }
 
-    pub async fn tenant_by_id(&self, id: i64) -> Result<Option<Tenant>, StoreError> {
-        tenant::Entity::find_by_id(id)
-            .one(self.reader())
-            .await?
-            .map(Tenant::try_from)
-            .transpose()
-    }
-
     /// Applies `patch`, with `limits` (the tenant's own, the patch's `limits` applied)
     /// when it changes them; `Ok(None)` when there is no such tenant.
     pub async fn update_tenant(

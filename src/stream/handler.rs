@@ -53,15 +53,22 @@ pub async fn serve(state: &AppState, mut socket: TcpStream, head: StreamHead) {
             if !catch_up(&mut connection, &mut socket).await {
                 return;
             }
-            match socket.into_std() {
-                Ok(socket) => connection.hand_over(socket),
-                Err(error) => tracing::error!(%error, "cannot hand a stream socket over"),
+            match socket.into_std().map(|socket| connection.hand_over(socket)) {
+                Ok(true) => {
+                    let seconds = began.elapsed().as_secs_f64();
+                    tracing::info!(
+                        %tenant, %request_id, status = 200, seconds,
+                        "stream opened (Herald's path)"
+                    );
+                }
+                // It ended while catching up (its expiry, a revocation, a shutdown).
+                Ok(false) => {
+                    tracing::info!(%tenant, %request_id, "stream ended before it went live")
+                }
+                Err(error) => {
+                    tracing::error!(%tenant, %request_id, %error, "cannot hand a stream socket over")
+                }
             }
-            let seconds = began.elapsed().as_secs_f64();
-            tracing::info!(
-                %tenant, %request_id, status = 200, seconds,
-                "stream opened (Herald's path)"
-            );
         }
         Err(error) => {
             let status = error.code.status().as_u16();

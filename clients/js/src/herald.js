@@ -1,4 +1,4 @@
-// herald.js — the browser client for Herald (https://github.com/…/herald, docs/browser.md).
+// herald.js — the browser client for Herald (https://github.com/…/herald, docs/browser-library.md).
 //
 // `connect()` posts the session, opens the EventSource with credentials and hands each event
 // to the listeners of its type. It renews the user's token before it expires (and when the

@@ -40,7 +40,16 @@ impl Store {
         let mut pruned = Pruned::default();
         for t in tenants {
             let mut cutoff = t.pruned_seq;
-            let limits: TenantLimits = serde_json::from_str(&t.limits).unwrap_or_default();
+            // Limits that cannot be read prune nothing: "no cap" could keep too much, a
+            // guessed one remove what the tenant keeps.
+            let limits: TenantLimits = match serde_json::from_str(&t.limits) {
+                Ok(limits) => limits,
+                Err(error) => {
+                    let error = StoreError::Corrupt(format!("tenant {} limits: {error}", t.slug));
+                    tracing::error!(%error, "retention skips the tenant");
+                    continue;
+                }
+            };
             let stored_cap = limits
                 .max_stored_events
                 .or(default_max_stored)
