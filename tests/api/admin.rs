@@ -7,7 +7,7 @@ const EC_PUBLIC_KEY: &str = include_str!("keys/ec_public.pem");
 const ED_PUBLIC_KEY: &str = include_str!("keys/ed_public.pem");
 
 #[actix_web::test]
-async fn tenant_lifecycle() {
+async fn a_tenant_is_created_once_per_slug_changed_listed_and_removed() {
     let app = spawn_app().await;
     let created = app
         .post_tenant(json!({
@@ -170,7 +170,7 @@ async fn api_keys_are_shown_once_listed_without_secrets_and_revoked_at_once() {
 }
 
 #[actix_web::test]
-async fn signing_keys_lifecycle() {
+async fn signing_keys_are_created_listed_without_secrets_and_revoked() {
     let app = spawn_app().await;
     app.create_tenant("sign").await;
     let hs = app

@@ -77,7 +77,7 @@ async fn public_key_algorithms_verify_with_the_uploaded_key() {
 }
 
 #[actix_web::test]
-async fn the_token_attack_matrix() {
+async fn a_forged_or_misused_token_opens_no_stream() {
     let app = spawn_app().await;
     let t = app.create_tenant("victim").await;
     let other = app.create_tenant("other").await;

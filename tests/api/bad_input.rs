@@ -259,7 +259,7 @@ async fn credentials_are_checked_before_anything_else() {
 }
 
 #[actix_web::test]
-async fn bad_history_queries() {
+async fn a_bad_history_query_gets_its_400_and_reads_nothing() {
     let app = spawn_app().await;
     let t = app.create_tenant("hist").await;
     app.publish_ok(&t.api_key, &json!({"to": {"user": "u"}}))

@@ -24,8 +24,7 @@ async fn a_cross_origin_page_streams_custom_types_in_order() {
         mut browser,
         app,
         origin,
-        database_url: _,
-        dir: _dir,
+        ..
     }) = scene().await
     else {
         return;
@@ -164,10 +163,9 @@ async fn the_demo_page_s_unread_badge_follows_publishes_and_reads_in_two_tabs() 
 async fn the_browser_reconnects_after_a_restart_and_gets_every_event_once() {
     let Some(Scene {
         mut browser,
-        app,
+        mut app,
         origin,
         database_url,
-        dir,
     }) = scene().await
     else {
         return;
@@ -196,11 +194,12 @@ async fn the_browser_reconnects_after_a_restart_and_gets_every_event_once() {
     // Herald goes away (its streams end) and comes back on the same port and database;
     // events are published before the browser has reconnected.
     app.stopper.stop().await;
+    let dir = app.take_tempdir().unwrap();
     drop(app);
     let app = spawn_with_settings(
         browser_settings(&database_url, port),
         dir.path().to_path_buf(),
-        None,
+        Some(dir),
     )
     .await;
     for i in 10..20 {
@@ -297,8 +296,7 @@ async fn two_tenants_in_one_browser_each_get_only_their_own_events() {
         mut browser,
         app,
         origin,
-        database_url: _,
-        dir: _dir,
+        ..
     }) = scene().await
     else {
         return;
@@ -356,8 +354,7 @@ async fn an_expired_token_ends_the_stream_with_session_expired() {
         mut browser,
         app,
         origin,
-        database_url: _,
-        dir: _dir,
+        ..
     }) = scene().await
     else {
         return;

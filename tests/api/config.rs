@@ -13,7 +13,7 @@ fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
 }
 
 #[test]
-fn layers_apply_in_order() {
+fn a_later_configuration_layer_wins_over_an_earlier_one() {
     let dir = tempfile::TempDir::new().unwrap();
     write(
         dir.path(),

@@ -1,12 +1,22 @@
 use crate::support::spawn_app;
 
 #[actix_web::test]
-async fn healthz_and_readyz_answer_200() {
-    let app = spawn_app().await;
-    for path in ["/healthz", "/readyz"] {
+async fn a_running_node_is_live_and_ready_with_its_database_ok() {
+    let app = &spawn_app().await;
+    let answer = |path: &'static str| async move {
         let response = app.client.get(app.url(path)).send().await.unwrap();
         assert_eq!(response.status(), 200, "{path}");
-    }
+        response.json::<serde_json::Value>().await.unwrap()
+    };
+    assert_eq!(
+        answer("/healthz").await,
+        serde_json::json!({"status": "ok"})
+    );
+    // One node: no Redis, so neither `redis` nor `rate_limits` is said.
+    assert_eq!(
+        answer("/readyz").await,
+        serde_json::json!({"status": "ready", "database": "ok"})
+    );
 }
 
 #[actix_web::test]

@@ -60,7 +60,7 @@ async fn a_repeated_request_gets_the_first_answer_and_writes_nothing() {
 }
 
 #[actix_web::test]
-async fn a_key_is_scoped_to_its_tenant() {
+async fn an_idempotency_key_of_one_tenant_never_answers_for_another() {
     let app = spawn_app().await;
     let one = app.create_tenant("one").await;
     let two = app.create_tenant("two").await;

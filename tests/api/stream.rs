@@ -91,7 +91,7 @@ async fn one_tenants_events_never_reach_another_tenants_streams() {
 }
 
 #[actix_web::test]
-async fn the_wire_format() {
+async fn events_go_out_as_sse_frames_that_no_data_can_break() {
     let app = spawn_app().await;
     let t = app.create_tenant("wire").await;
     let response = app

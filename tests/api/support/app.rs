@@ -65,7 +65,7 @@ pub struct TestApp {
     /// The demo page's port, when the settings serve it.
     pub demo_page: Option<u16>,
     pub dir: PathBuf,
-    _tempdir: Option<TempDir>,
+    tempdir: Option<TempDir>,
 }
 
 /// The settings a test server runs with: `local` defaults, its own database, port 0.
@@ -150,7 +150,7 @@ pub async fn spawn_with_settings(
         stopper,
         demo_page,
         dir,
-        _tempdir: tempdir,
+        tempdir,
     }
 }
 
@@ -163,6 +163,11 @@ impl std::ops::Deref for TestApp {
 }
 
 impl TestApp {
+    /// The temporary folder the app's database is in, to keep it after the app is dropped.
+    pub fn take_tempdir(&mut self) -> Option<TempDir> {
+        self.tempdir.take()
+    }
+
     /// Waits until the hub counts `open` streams (they register and leave asynchronously).
     pub async fn wait_for_open_streams(&self, open: u64) {
         let stats = self.state.hub.stats();

@@ -206,22 +206,23 @@ pub async fn allow_origins(app: &TestApp, slug: &str, origins: &[&str]) {
 /// the test page served on another origin.
 pub struct Scene {
     pub browser: Browser,
+    /// Holds the database's folder (`TestApp::take_tempdir` to keep it past the app).
     pub app: TestApp,
     pub origin: String,
     pub database_url: String,
-    pub dir: TempDir,
 }
 
 pub async fn scene() -> Option<Scene> {
     let browser = Browser::launch().await?;
     let dir = TempDir::new().unwrap();
-    let (app, database_url) = start_herald(&dir).await;
+    let database_url = fresh_database_url(dir.path()).await;
+    let settings = browser_settings(&database_url, 0);
+    let app = spawn_with_settings(settings, dir.path().to_path_buf(), Some(dir)).await;
     Some(Scene {
         browser,
         app,
         origin: serve_page(),
         database_url,
-        dir,
     })
 }
 
