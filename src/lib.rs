@@ -1,9 +1,44 @@
 //! Herald: a multi-tenant real-time notification server.
 //!
-//! Tenants' backends publish events over HTTP (`routes::publish`); each is validated
-//! (`domain`), authenticated (`auth`) and appended to the tenant's durable log (`store`)
-//! before it is acknowledged. `startup::Application` wires it all together; `main.rs` and
-//! the tests both start Herald through it.
+//! Tenants' backends publish events over HTTP; each is validated, authenticated and
+//! appended to the tenant's durable log before it is acknowledged, then written to every
+//! stream it goes to; browsers stream their events over Server-Sent Events and resume from
+//! the log. `startup::Application` wires it all together; `main.rs` and the tests both
+//! start Herald through it.
+//!
+//! # Layout
+//!
+//! **The publish path**, from request to socket:
+//! - `server` — the actix-web application; `routes/` its handlers (`publish/`, `history`,
+//!   `inbox`, `session`, `admin/`, `health`, `openapi`), `routes::json` and `query` reading
+//!   bodies and query strings, `error` turning every layer's error into one JSON answer.
+//! - `auth/` — who is calling: the admin token, API keys, user JWTs, per-tenant CORS.
+//! - `limits/` — may this tenant publish now (token buckets: `local`, or `rates` in Redis),
+//!   may it open another stream (`streams`), and what it did (`usage`).
+//! - `domain/` — the vocabulary, parsed at the edge: names, targets, event ids, tenants,
+//!   limits, keys, the log's positions.
+//! - `store/` — the database: `log/` (the group-commit `writer`, `idempotency`, `read`,
+//!   `retention`), `tenants`, `keys`, `credentials` (kept in memory), `inbox`, `usage`,
+//!   `fault` (storage faults told apart); `fair` gives tenants turns in the writer and hub.
+//! - `hub/` — after the commit: shard actors (`shard/`) own the streams' sockets and write
+//!   each event's bytes (`sse`) to every stream it goes to (`index`, `socket`, `reactor`,
+//!   `deadlines`, `inbox` for the live unread count).
+//!
+//! **The stream path**, from connection to live:
+//! - `stream/` — Herald's own HTTP/1.1 path: the accept-time `router` peeks at a
+//!   connection's `head`; the `handler` answers a stream request with the rules in
+//!   `stream::request` (shared with actix-web's `routes::stream`, which serves TLS, HTTP/2
+//!   and keep-alive connections).
+//! - `hub::open` decides where a stream starts (resume or `reset`); `hub::connection`
+//!   replays the log, then hands the socket to its shard (`hub::shard::owned`).
+//!
+//! **Between nodes** (PostgreSQL + Redis): `broker/` — `redis` publishes what this node
+//! committed and hears the others; `sequencer` hands the hub every tenant's events in seq
+//! order, reading gaps from the log. `hub::ledger` and `limits::streams` count streams
+//! deployment-wide; `limits::redis` is the link the limits use.
+//!
+//! **Around it**: `config`, `cli`, `startup` (imported by nobody), `state` (what handlers
+//! reach), `shutdown`, `telemetry`, `metrics`, `tls`, `demo/` (the `local` demo tenant).
 
 pub mod auth;
 pub mod broker;
