@@ -25,10 +25,10 @@
 //!   `deadlines`, `inbox` for the live unread count).
 //!
 //! **The stream path**, from connection to live:
-//! - `stream/` — Herald's own HTTP/1.1 path: the accept-time `router` peeks at a
+//! - `stream_path/` — Herald's own HTTP/1.1 path: the accept-time `router` peeks at a
 //!   connection's `head`; the `handler` answers a stream request with the rules in
-//!   `stream::request` (shared with actix-web's `routes::stream`, which serves TLS, HTTP/2
-//!   and keep-alive connections).
+//!   `stream_path::request` (shared with actix-web's `routes::stream`, which serves TLS,
+//!   HTTP/2 and keep-alive connections).
 //! - `hub::open` decides where a stream starts (resume or `reset`); `hub::connection`
 //!   replays the log, then hands the socket to its shard (`hub::shard::owned`).
 //!
@@ -59,6 +59,6 @@ pub mod sse;
 pub mod startup;
 pub mod state;
 pub mod store;
-pub mod stream;
+pub mod stream_path;
 pub mod telemetry;
 pub mod tls;

@@ -36,7 +36,7 @@ pub fn render(state: &AppState) -> String {
         return String::new();
     };
     let (log, hub) = (state.log.stats(), state.hub.stats());
-    metrics::gauge!("herald_streams_open").set(hub.connections.load(Ordering::Relaxed) as f64);
+    metrics::gauge!("herald_streams_open").set(hub.streams_open.load(Ordering::Relaxed) as f64);
     metrics::counter!("herald_streams_closed_slow_total")
         .absolute(hub.slow_closed.load(Ordering::Relaxed));
     metrics::counter!("herald_frames_queued_total").absolute(hub.delivered.load(Ordering::Relaxed));

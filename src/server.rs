@@ -2,7 +2,7 @@
 //!
 //! With a certificate, actix-web's `HttpServer` serves HTTPS (and HTTP/2) for every request.
 //! Without one, the listener is actix-server with one service per connection that routes it
-//! when it is accepted (`crate::stream::router`): a stream request to Herald's own stream
+//! when it is accepted (`crate::stream_path::router`): a stream request to Herald's own stream
 //! handler, everything else to actix-http's `HttpService` running the same application.
 
 use std::net::{SocketAddr, TcpListener};
@@ -23,12 +23,12 @@ use tracing_actix_web::{RequestId, TracingLogger};
 use crate::error::path_error;
 use crate::routes;
 use crate::state::AppState;
-use crate::stream::{self, router::Route};
+use crate::stream_path::{self, router::Route};
 
 /// The HTTP server on `listener`. With a certificate: HTTPS (and HTTP/2) on actix-web for
 /// every request. Without: plain HTTP, each connection routed when it is accepted — stream
 /// requests to Herald's own handler (unless `stream.herald_path` is off), everything else to
-/// actix-web (see `crate::stream`).
+/// actix-web (see `crate::stream_path`).
 pub fn http_server(state: web::Data<AppState>, listener: TcpListener) -> anyhow::Result<Server> {
     let server_settings = &state.settings.server;
     let shutdown_timeout = server_settings.shutdown_timeout_secs;
@@ -116,12 +116,12 @@ where
     let tcp_user_timeout = Duration::from_secs(state.settings.stream.tcp_user_timeout_secs);
     limit_unacknowledged_time(&socket, tcp_user_timeout);
     let route = match state.settings.stream.herald_path {
-        true => stream::router::route(&socket).await,
+        true => stream_path::router::route(&socket).await,
         false => Route::Actix,
     };
     match route {
         Route::Stream(head) => {
-            Box::pin(stream::handler::serve(&state, socket, head)).await;
+            Box::pin(stream_path::handler::serve(&state, socket, head)).await;
             Ok(())
         }
         Route::Actix => Box::pin(http.call(socket)).await.map_err(|error| {

@@ -25,7 +25,7 @@ use crate::store::log::StreamSelector;
 /// What woke a live connection up.
 enum Wake {
     ShuttingDown,
-    Frames(Option<super::Frames>),
+    Queued(Option<super::Queued>),
     Expired,
     Idle,
 }
@@ -267,7 +267,7 @@ impl Connection {
             // the other three (the shutdown wait locks a list shared by every stream).
             let wake = tokio::select! {
                 biased;
-                frames = self.subscription.frames.recv() => Wake::Frames(frames),
+                frames = self.subscription.frames.recv() => Wake::Queued(frames),
                 _ = &mut self.shutdown => Wake::ShuttingDown,
                 _ = &mut self.expiry => Wake::Expired,
                 _ = &mut self.keepalive => Wake::Idle,
@@ -275,8 +275,8 @@ impl Connection {
             match wake {
                 Wake::ShuttingDown => return None,
                 // The hub closed this connection: it could not keep up.
-                Wake::Frames(None) => return None,
-                Wake::Frames(Some(frames)) => {
+                Wake::Queued(None) => return None,
+                Wake::Queued(Some(frames)) => {
                     let mut chunk = Vec::new();
                     let mut counted = self.take_new(frames, &mut chunk);
                     while chunk.len() < LIVE_BATCH && !self.done {
@@ -317,7 +317,7 @@ impl Connection {
 
     /// Keeps the frames this stream has not sent yet (the replay may have sent some);
     /// true when the user's unread count changed with them.
-    fn take_new(&mut self, frames: super::Frames, chunk: &mut Vec<Bytes>) -> bool {
+    fn take_new(&mut self, frames: super::Queued, chunk: &mut Vec<Bytes>) -> bool {
         let mut counted = false;
         let mut keep = |frame: super::LiveFrame| {
             if frame.seq > self.last_seq {
@@ -329,14 +329,14 @@ impl Connection {
             }
         };
         match frames {
-            super::Frames::One(frame) => keep(frame),
-            super::Frames::Many(frames) => frames.into_iter().for_each(keep),
-            super::Frames::End(last) => {
+            super::Queued::One(frame) => keep(frame),
+            super::Queued::Many(frames) => frames.into_iter().for_each(keep),
+            super::Queued::End(last) => {
                 chunk.push(last);
                 self.done = true;
             }
-            super::Frames::Recount => self.recount = self.inbox.is_some(),
-            super::Frames::Inbox(unread) => {
+            super::Queued::Recount => self.recount = self.inbox.is_some(),
+            super::Queued::Inbox(unread) => {
                 if let Some(count) = &mut self.inbox {
                     match count.update(unread, self.last_seq) {
                         Ok(changed) => counted = changed,

@@ -7,7 +7,7 @@ use super::{Delivery, HubError};
 use crate::domain::event::Target;
 
 #[derive(Default)]
-pub(super) struct Listeners {
+pub(super) struct ListenerIndex {
     tenants: HashMap<i64, TenantIndex>,
 }
 
@@ -25,7 +25,7 @@ impl TenantIndex {
     }
 }
 
-impl Listeners {
+impl ListenerIndex {
     /// Adds connection `id` for the user's own events, the tenant's broadcasts and
     /// `topics` — unless the user has `max_per_user` connections here already.
     pub(super) fn add(

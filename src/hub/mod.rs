@@ -53,11 +53,11 @@ pub struct LiveFrame {
     pub inbox: bool,
 }
 
-/// What one commit group holds for one connection: a connection's queue counts groups,
-/// not events, so a big batch is one entry and only a connection that falls behind by many
-/// commits counts as slow.
+/// One entry of a stream's queue: what one commit group holds for the stream (a queue
+/// counts groups, not events, so a big batch is one entry and only a stream that falls
+/// behind by many commits counts as slow), its last frame, or an unread-count change.
 #[derive(Debug)]
-pub enum Frames {
+pub enum Queued {
     One(LiveFrame),
     Many(Vec<LiveFrame>),
     /// The stream's last frame (its session is over): write it and end.
@@ -68,24 +68,24 @@ pub enum Frames {
     Recount,
 }
 
-impl Frames {
+impl Queued {
     /// The live frames, in order (none in a stream's last frame).
     fn as_slice(&self) -> &[LiveFrame] {
         match self {
-            Frames::One(frame) => std::slice::from_ref(frame),
-            Frames::Many(frames) => frames,
-            Frames::End(_) | Frames::Inbox(_) | Frames::Recount => &[],
+            Queued::One(frame) => std::slice::from_ref(frame),
+            Queued::Many(frames) => frames,
+            Queued::End(_) | Queued::Inbox(_) | Queued::Recount => &[],
         }
     }
 
     fn push(&mut self, frame: LiveFrame) {
         match self {
-            Frames::One(first) => {
+            Queued::One(first) => {
                 let first = first.clone();
-                *self = Frames::Many(vec![first, frame]);
+                *self = Queued::Many(vec![first, frame]);
             }
-            Frames::Many(frames) => frames.push(frame),
-            Frames::End(_) | Frames::Inbox(_) | Frames::Recount => {}
+            Queued::Many(frames) => frames.push(frame),
+            Queued::End(_) | Queued::Inbox(_) | Queued::Recount => {}
         }
     }
 }
@@ -103,7 +103,7 @@ pub(crate) struct Delivery {
 pub struct HubStats {
     /// Streams registered with the shards now (a stream dropped as too slow leaves at
     /// once, even while its socket waits to be closed).
-    pub connections: AtomicU64,
+    pub streams_open: AtomicU64,
     /// Streams closed because their queue was full.
     pub slow_closed: AtomicU64,
     /// Frames put into connection queues.
@@ -156,7 +156,7 @@ impl StreamCaps {
     }
 }
 
-/// Streams opened on each path (see `crate::stream`).
+/// Streams opened on each path (see `crate::stream_path`).
 #[derive(Debug, Default)]
 pub struct OpenedByPath {
     /// Herald's own HTTP/1.1 stream handler.
@@ -376,7 +376,7 @@ impl CommitListener for Hub {
 
 /// A registered connection's queue of live frames. Dropping it unregisters the connection.
 pub struct Subscription {
-    pub frames: mpsc::Receiver<Frames>,
+    pub frames: mpsc::Receiver<Queued>,
     guard: SubscriptionGuard,
 }
 

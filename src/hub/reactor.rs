@@ -24,7 +24,7 @@ pub(super) struct Reactor {
 }
 
 /// What happened to one socket.
-pub(super) struct Readiness {
+pub(super) struct SocketEvent {
     pub id: u64,
     pub readable: bool,
     pub writable: bool,
@@ -55,7 +55,7 @@ impl Reactor {
 
     /// Every socket ready now, without waiting. Called until it returns fewer than
     /// `EVENTS_PER_POLL`, so nothing ready is left behind.
-    pub(super) fn ready(&mut self, out: &mut Vec<Readiness>) -> usize {
+    pub(super) fn ready(&mut self, out: &mut Vec<SocketEvent>) -> usize {
         if let Err(error) = self
             .poll
             .poll(&mut self.events, Some(std::time::Duration::ZERO))
@@ -65,7 +65,7 @@ impl Reactor {
             return 0;
         }
         let before = out.len();
-        out.extend(self.events.iter().map(|event| Readiness {
+        out.extend(self.events.iter().map(|event| SocketEvent {
             id: event.token().0 as u64,
             readable: event.is_readable(),
             writable: event.is_writable(),

@@ -7,11 +7,11 @@ use tokio::sync::mpsc::{self, error::TrySendError};
 
 use super::inbox::{InboxCount, Stale};
 use super::socket::{Stop, StreamSocket};
-use super::{Frames, HubStats};
+use super::{HubStats, Queued};
 
 pub(super) enum Sink {
     /// A stream served by its own task: frames go to its queue.
-    Queue(mpsc::Sender<Frames>),
+    Queue(mpsc::Sender<Queued>),
     /// A stream whose socket the shard owns.
     Socket(OwnedStream),
 }
@@ -52,7 +52,7 @@ impl Sink {
     /// that is older than what the stream has sent; it must be taken afresh.
     pub(super) fn take(
         &mut self,
-        frames: Frames,
+        frames: Queued,
         now: u64,
         stats: &HubStats,
         backlog_limit: usize,
@@ -71,7 +71,7 @@ impl Sink {
                 }
             }
             Sink::Socket(owned) => {
-                if let Frames::Inbox(unread) = frames {
+                if let Queued::Inbox(unread) = frames {
                     let Some(count) = &mut owned.inbox else {
                         return Ok(Ok(()));
                     };
@@ -124,7 +124,7 @@ impl Sink {
     pub(super) fn last(&mut self, frame: &bytes::Bytes) {
         match self {
             Sink::Queue(sender) => {
-                let _ = sender.try_send(Frames::End(frame.clone()));
+                let _ = sender.try_send(Queued::End(frame.clone()));
             }
             Sink::Socket(owned) => {
                 let _ = owned.socket.send([frame], usize::MAX);

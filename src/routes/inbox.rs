@@ -22,7 +22,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::metrics;
 use crate::state::AppState;
 use crate::store::inbox::{InboxPage, Marking};
-use crate::stream::request::SESSION_COOKIE;
+use crate::stream_path::request::SESSION_COOKIE;
 
 const DEFAULT_LIMIT: u64 = 50;
 /// The most ids one read or unread request names.

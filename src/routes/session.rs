@@ -11,7 +11,7 @@ use crate::config::CookieSettings;
 use crate::domain::now_ms;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
-use crate::stream::request::SESSION_COOKIE;
+use crate::stream_path::request::SESSION_COOKIE;
 
 /// The `Set-Cookie` value: the cookie is scoped to the tenant's path, so two tenants'
 /// sessions live side by side in one browser. (Written out here because the cookie crate

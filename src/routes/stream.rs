@@ -1,6 +1,6 @@
 //! `GET /t/{slug}/stream` on actix-web: streams over TLS or HTTP/2, and over keep-alive
 //! connections that began with another request. (A fresh plain-HTTP connection is served by
-//! Herald's own handler, `crate::stream`.) The rules are `stream::request::open`'s.
+//! Herald's own handler, `crate::stream_path`.) The rules are `stream_path::request::open`'s.
 
 use actix_web::http::header::{AUTHORIZATION, HeaderMap};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -8,7 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use crate::auth::cors::request_tenant;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
-use crate::stream::request::{SESSION_COOKIE, StreamPath, StreamQuery, StreamRequest, open};
+use crate::stream_path::request::{SESSION_COOKIE, StreamPath, StreamQuery, StreamRequest, open};
 
 /// Opens the stream. Identity: `Authorization: Bearer <user JWT>`, else the session
 /// cookie. Resume: `Last-Event-ID`, else `?lastEventId=`.

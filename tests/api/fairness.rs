@@ -158,7 +158,7 @@ async fn a_tenant_s_broadcast_storm_does_not_hold_up_another_tenant_s_events() {
     assert!(
         settled >= frames * 20,
         "A's streams got {settled} bytes for {frames} deliveries; {} streams open",
-        app.state.hub.stats().connections.load(Ordering::SeqCst)
+        app.state.hub.stats().streams_open.load(Ordering::SeqCst)
     );
     let (idle_p99, storm_p99) = (p99(&idle.arrived), p99(&during.arrived));
     let fan_out_p99 = p99(&during.after_answer);

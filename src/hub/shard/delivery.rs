@@ -5,7 +5,7 @@
 //! groups arrive faster than they can be handed out cannot put another tenant's event
 //! behind all of them. A group joins the tenant's last run while that run waits for its
 //! first turn (up to `RUN_EVENTS`), so a tenant with many small groups waiting gets them
-//! out in one turn and each stream in one write. Each `Work` message then does one bounded
+//! out in one turn and each stream in one write. Each `TakeTurn` message then does one bounded
 //! turn of the next tenant's front run and lets the mailbox in before the next.
 //!
 //! A run is handed out in two phases, both of which a turn may stop in: gathering, per
@@ -24,7 +24,7 @@ use actix::{AsyncContext, Context, Handler, Message};
 
 use super::Shard;
 use crate::hub::sink::Ending;
-use crate::hub::{Delivery, Frames};
+use crate::hub::{Delivery, Queued};
 
 /// How much one turn does: a frame gathered for a stream costs 1, writing a stream its
 /// frames `WRITE_COST` more (a system call or a task's wake-up, the dearer part). About a
@@ -52,9 +52,9 @@ pub(super) struct Run {
     /// Its first turn has come: what it hands out is settled.
     begun: bool,
     /// Per stream, the frames gathered so far.
-    gathered: HashMap<u64, Frames>,
+    gathered: HashMap<u64, Queued>,
     /// Once all are gathered: the streams still to be written, with their frames.
-    writes: Vec<(u64, Frames)>,
+    writes: Vec<(u64, Queued)>,
 }
 
 struct Slice {
@@ -90,8 +90,8 @@ impl Run {
 /// A finished run's emptied collections, kept so the next run reuses their memory.
 #[derive(Default)]
 pub(super) struct Spare {
-    gathered: HashMap<u64, Frames>,
-    writes: Vec<(u64, Frames)>,
+    gathered: HashMap<u64, Queued>,
+    writes: Vec<(u64, Queued)>,
 }
 
 impl Handler<Deliver> for Shard {
@@ -130,7 +130,7 @@ impl Handler<Deliver> for Shard {
         }
         if !self.working {
             self.working = true;
-            ctx.notify(Work);
+            ctx.notify(TakeTurn);
         }
     }
 }
@@ -139,12 +139,12 @@ impl Handler<Deliver> for Shard {
 /// other tenants' groups, sockets ready) before the next.
 #[derive(Message)]
 #[rtype(result = "()")]
-struct Work;
+struct TakeTurn;
 
-impl Handler<Work> for Shard {
+impl Handler<TakeTurn> for Shard {
     type Result = ();
 
-    fn handle(&mut self, _: Work, ctx: &mut Context<Self>) {
+    fn handle(&mut self, _: TakeTurn, ctx: &mut Context<Self>) {
         if let Some((tenant_id, mut run)) = self.waiting.pop() {
             if self.turn(tenant_id, &mut run) {
                 self.spare.keep(run);
@@ -155,7 +155,7 @@ impl Handler<Work> for Shard {
         if self.waiting.is_empty() {
             self.working = false;
         } else {
-            ctx.notify(Work);
+            ctx.notify(TakeTurn);
         }
     }
 }
@@ -177,7 +177,7 @@ impl Shard {
             && let Some((id, frames)) = run.writes.pop()
         {
             work += WRITE_COST + frames.as_slice().len();
-            if let Some(connection) = self.connections.get_mut(&id)
+            if let Some(connection) = self.streams.get_mut(&id)
                 && let Err(ending) =
                     connection
                         .sink
@@ -218,7 +218,7 @@ impl Shard {
             run.writes.extend(
                 listeners
                     .iter()
-                    .map(|&id| (id, Frames::One(delivery.frame.clone()))),
+                    .map(|&id| (id, Queued::One(delivery.frame.clone()))),
             );
             return listeners.len();
         }
@@ -229,7 +229,7 @@ impl Shard {
             match run.gathered.get_mut(&id) {
                 Some(frames) => frames.push(delivery.frame.clone()),
                 None => {
-                    run.gathered.insert(id, Frames::One(delivery.frame.clone()));
+                    run.gathered.insert(id, Queued::One(delivery.frame.clone()));
                 }
             }
         }
@@ -244,7 +244,7 @@ impl Shard {
     /// for them goes.
     fn too_far_behind(&mut self, tenant_id: i64) {
         self.waiting.remove(tenant_id);
-        let streams = self.tenant_streams(tenant_id, |_| true);
+        let streams = self.tenant_stream_ids(tenant_id, |_| true);
         tracing::warn!(
             tenant_id,
             streams = streams.len(),

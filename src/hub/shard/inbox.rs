@@ -6,7 +6,7 @@ use actix::{ActorFutureExt, AsyncContext, Context, Handler, Message};
 
 use super::Shard;
 use crate::domain::names::UserId;
-use crate::hub::Frames;
+use crate::hub::Queued;
 use crate::hub::sink::Sink;
 use crate::store::inbox::Unread;
 
@@ -44,14 +44,14 @@ impl Handler<InboxPruned> for Shard {
     type Result = ();
 
     fn handle(&mut self, pruned: InboxPruned, ctx: &mut Context<Self>) {
-        for id in self.tenant_streams(pruned.tenant_id, |_| true) {
-            let Some(connection) = self.connections.get_mut(&id) else {
+        for id in self.tenant_stream_ids(pruned.tenant_id, |_| true) {
+            let Some(connection) = self.streams.get_mut(&id) else {
                 continue;
             };
             match &connection.sink {
                 // Its task takes the count.
                 Sink::Queue(sender) => {
-                    let _ = sender.try_send(Frames::Recount);
+                    let _ = sender.try_send(Queued::Recount);
                 }
                 Sink::Socket(_) => self.recount(id, ctx),
             }
@@ -80,12 +80,12 @@ impl Shard {
     /// afresh, and comes back here.
     pub(super) fn inbox_count(&mut self, id: u64, unread: Unread, ctx: &mut Context<Self>) {
         let now = self.clock.now();
-        let Some(connection) = self.connections.get_mut(&id) else {
+        let Some(connection) = self.streams.get_mut(&id) else {
             return;
         };
         match connection
             .sink
-            .take(Frames::Inbox(unread), now, &self.stats, self.backlog_limit)
+            .take(Queued::Inbox(unread), now, &self.stats, self.backlog_limit)
         {
             Ok(Ok(())) => {}
             Ok(Err(_stale)) => self.recount(id, ctx),
@@ -95,7 +95,7 @@ impl Shard {
 
     /// Takes stream `id`'s count afresh from the database; it comes back as `Recounted`.
     fn recount(&mut self, id: u64, ctx: &mut Context<Self>) {
-        let Some(connection) = self.connections.get(&id) else {
+        let Some(connection) = self.streams.get(&id) else {
             return;
         };
         let (tenant_id, store) = (connection.tenant_id, self.store.clone());

@@ -23,11 +23,11 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::deadlines::{Clock, Deadlines};
-use super::index::Listeners;
+use super::index::ListenerIndex;
 use super::reactor::Reactor;
 use super::sink::{Ending, Sink};
 use super::slots::TenantSlots;
-use super::{Frames, HubError, HubStats};
+use super::{HubError, HubStats, Queued};
 use crate::config::StreamSettings;
 use crate::fair::Turns;
 use crate::shutdown::Shutdown;
@@ -43,8 +43,8 @@ pub(super) use inbox::{InboxChanged, InboxPruned};
 pub(super) use owned::Attach;
 
 pub(super) struct Shard {
-    connections: HashMap<u64, Connection>,
-    listeners: Listeners,
+    streams: HashMap<u64, ShardStream>,
+    listeners: ListenerIndex,
     stats: Arc<HubStats>,
     slots: Arc<TenantSlots>,
     /// How many commit groups a stream may have waiting before it counts as slow.
@@ -53,7 +53,7 @@ pub(super) struct Shard {
     waiting: Turns<Run>,
     /// The memory of the last run handed out, for the next.
     spare: Spare,
-    /// A `Work` message is on its way.
+    /// A `TakeTurn` message is on its way.
     working: bool,
     reactor: Reactor,
     clock: Clock,
@@ -68,7 +68,7 @@ pub(super) struct Shard {
     store: Store,
 }
 
-struct Connection {
+struct ShardStream {
     tenant_id: i64,
     user: String,
     topics: Vec<String>,
@@ -88,8 +88,8 @@ impl Shard {
         let keepalive_every = Duration::from_secs_f64(settings.keepalive_secs);
         let clock = Clock::for_keepalive(keepalive_every);
         Ok(Shard {
-            connections: HashMap::new(),
-            listeners: Listeners::default(),
+            streams: HashMap::new(),
+            listeners: ListenerIndex::default(),
             stats,
             slots,
             backlog_limit: settings.queue_capacity,
@@ -108,9 +108,9 @@ impl Shard {
         })
     }
 
-    /// The tenant's connections on this shard that satisfy `keep`.
-    fn tenant_streams(&self, tenant_id: i64, keep: impl Fn(&Connection) -> bool) -> Vec<u64> {
-        self.connections
+    /// The tenant's streams on this shard that satisfy `keep`.
+    fn tenant_stream_ids(&self, tenant_id: i64, keep: impl Fn(&ShardStream) -> bool) -> Vec<u64> {
+        self.streams
             .iter()
             .filter(|(_, c)| c.tenant_id == tenant_id && keep(c))
             .map(|(&id, _)| id)
@@ -118,9 +118,9 @@ impl Shard {
     }
 
     /// Takes a connection out of the indexes.
-    fn remove(&mut self, id: u64) -> Option<Connection> {
-        let connection = self.connections.remove(&id)?;
-        self.stats.connections.fetch_sub(1, Ordering::Relaxed);
+    fn remove(&mut self, id: u64) -> Option<ShardStream> {
+        let connection = self.streams.remove(&id)?;
+        self.stats.streams_open.fetch_sub(1, Ordering::Relaxed);
         self.listeners.remove(
             id,
             connection.tenant_id,
@@ -176,7 +176,7 @@ pub(super) struct Register {
     pub user: String,
     pub topics: Vec<String>,
     pub key_id: Box<str>,
-    pub sender: mpsc::Sender<Frames>,
+    pub sender: mpsc::Sender<Queued>,
     /// The most streams the user may hold.
     pub max_per_user: usize,
 }
@@ -192,10 +192,10 @@ impl Handler<Register> for Shard {
             &register.topics,
             register.max_per_user,
         )?;
-        self.stats.connections.fetch_add(1, Ordering::Relaxed);
-        self.connections.insert(
+        self.stats.streams_open.fetch_add(1, Ordering::Relaxed);
+        self.streams.insert(
             register.id,
-            Connection {
+            ShardStream {
                 tenant_id: register.tenant_id,
                 user: register.user,
                 topics: register.topics,
@@ -236,11 +236,11 @@ impl Handler<EndStreams> for Shard {
     type Result = ();
 
     fn handle(&mut self, end: EndStreams, _: &mut Context<Self>) {
-        let ending = self.tenant_streams(end.tenant_id, |c| {
+        let ending = self.tenant_stream_ids(end.tenant_id, |c| {
             end.key_id.as_deref().is_none_or(|key| *c.key_id == *key)
         });
         for id in ending {
-            if let Some(connection) = self.connections.get_mut(&id) {
+            if let Some(connection) = self.streams.get_mut(&id) {
                 connection.sink.last(&end.last);
             }
             self.end(id, Ending::Over);

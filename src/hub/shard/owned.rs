@@ -6,10 +6,10 @@
 use actix::{Context, Handler, Message, StreamHandler};
 use tokio::sync::mpsc;
 
-use super::{Connection, Shard};
-use crate::hub::Frames;
+use super::{Shard, ShardStream};
+use crate::hub::Queued;
 use crate::hub::inbox::InboxCount;
-use crate::hub::reactor::{Reactor, Readiness};
+use crate::hub::reactor::{Reactor, SocketEvent};
 use crate::hub::sink::{Ending, OwnedStream, Sink};
 use crate::hub::socket::StreamSocket;
 use crate::sse;
@@ -21,7 +21,7 @@ impl Shard {
         let mut due = Vec::new();
         self.expiries.take_due(now, &mut due);
         for id in due.drain(..) {
-            if let Some(connection) = self.connections.get_mut(&id) {
+            if let Some(connection) = self.streams.get_mut(&id) {
                 connection
                     .sink
                     .last(&sse::session_expired(sse::TOKEN_EXPIRED));
@@ -53,7 +53,7 @@ impl Shard {
     }
 
     fn owned(&mut self, id: u64) -> Option<&mut OwnedStream> {
-        match &mut self.connections.get_mut(&id)?.sink {
+        match &mut self.streams.get_mut(&id)?.sink {
             Sink::Socket(owned) => Some(owned),
             Sink::Queue(_) => None,
         }
@@ -64,17 +64,17 @@ impl Shard {
         let mut ready = Vec::new();
         loop {
             let taken = self.reactor.ready(&mut ready);
-            for Readiness {
+            for SocketEvent {
                 id,
                 readable,
                 writable,
                 closed,
             } in ready.drain(..)
             {
-                let Some(Connection {
+                let Some(ShardStream {
                     sink: Sink::Socket(owned),
                     ..
-                }) = self.connections.get_mut(&id)
+                }) = self.streams.get_mut(&id)
                 else {
                     continue;
                 };
@@ -99,7 +99,7 @@ impl Shard {
     pub(super) fn stop_streams(&mut self) {
         self.stopping = true;
         let owned: Vec<u64> = self
-            .connections
+            .streams
             .iter()
             .filter(|(_, connection)| matches!(connection.sink, Sink::Socket(_)))
             .map(|(&id, _)| id)
@@ -131,7 +131,7 @@ pub(in crate::hub) struct Attach {
     pub id: u64,
     pub tenant_id: i64,
     pub socket: std::net::TcpStream,
-    pub queued: mpsc::Receiver<Frames>,
+    pub queued: mpsc::Receiver<Queued>,
     /// The highest seq the stream has sent.
     pub last_seq: i64,
     /// When the stream's token runs out (Unix seconds).
@@ -157,13 +157,13 @@ impl Handler<Attach> for Shard {
         // Each event goes out as it comes, not held back for the peer's acknowledgement.
         let _ = socket.set_nodelay(true);
         let registered = self.reactor.register(&mut socket, id);
-        let Some(connection) = self.connections.get_mut(&id) else {
+        let Some(connection) = self.streams.get_mut(&id) else {
             // Ended while it caught up (too slow, its session over, or Herald is stopping):
             // the client reconnects and resumes. A session that is over says so first.
             self.reactor.deregister(&mut socket);
             let mut socket = StreamSocket::new(socket);
             while let Ok(frames) = queued.try_recv() {
-                if let Frames::End(last) = frames {
+                if let Queued::End(last) = frames {
                     let _ = socket.send([&last], usize::MAX);
                 }
             }
@@ -189,11 +189,11 @@ impl Handler<Attach> for Shard {
         }
         // What was delivered while the stream caught up, less what its replay sent.
         while let Ok(frames) = queued.try_recv() {
-            if let Frames::Inbox(unread) = frames {
+            if let Queued::Inbox(unread) = frames {
                 self.inbox_count(id, unread, ctx);
                 continue;
             }
-            let Some(connection) = self.connections.get_mut(&id) else {
+            let Some(connection) = self.streams.get_mut(&id) else {
                 return;
             };
             if let Err(ending) = connection

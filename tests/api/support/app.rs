@@ -172,14 +172,14 @@ impl TestApp {
     pub async fn wait_for_open_streams(&self, open: u64) {
         let stats = self.state.hub.stats();
         for _ in 0..200 {
-            if stats.connections.load(std::sync::atomic::Ordering::SeqCst) == open {
+            if stats.streams_open.load(std::sync::atomic::Ordering::SeqCst) == open {
                 return;
             }
             actix_web::rt::time::sleep(std::time::Duration::from_millis(25)).await;
         }
         panic!(
             "the hub counts {} open streams, expected {open}",
-            stats.connections.load(std::sync::atomic::Ordering::SeqCst)
+            stats.streams_open.load(std::sync::atomic::Ordering::SeqCst)
         );
     }
 }

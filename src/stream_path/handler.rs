@@ -2,7 +2,7 @@
 //! has read, writes the stream's opening and replay, then hands the socket to the stream's
 //! hub shard, which writes the live part until either side ends it (`hub::shard`).
 //!
-//! The answer is the same as actix-web's route gives (same rules, `stream::request::open`;
+//! The answer is the same as actix-web's route gives (same rules, `stream_path::request::open`;
 //! same headers; the same JSON error bodies), with `Connection: close`: the body runs until
 //! the connection closes, so it needs neither chunked encoding nor a dispatcher. A peer
 //! that closes its side ends the stream at once, and bytes it sends after the head
