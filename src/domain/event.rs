@@ -180,6 +180,10 @@ impl EventType {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
 }
 
 impl Default for EventType {

@@ -1,46 +1,35 @@
-//! The group-commit writer: one task takes every append request that is waiting, commits
-//! them all in one transaction (the cost of a commit is paid once for the whole group),
-//! tells the `CommitListener`, and only then answers each request.
-//!
-//! Inside that transaction each tenant's counter row is read with a row lock (`SELECT …
-//! FOR UPDATE` on PostgreSQL; SQLite has one writer at a time anyway), sequence numbers are
-//! handed out from it and it is moved on. So sequence order is commit order, per tenant,
-//! even with several Herald nodes on one PostgreSQL: a reader that has seen seq N can never
-//! later find a new event below N.
+//! The group-commit writer: one task takes every append request that is waiting (tenants
+//! in turns), commits them all in one transaction (`group`: the cost of a commit is paid
+//! once for the whole group), tells the `CommitListener`, and only then answers each
+//! request. A group that failed in a way that may have committed anyway is read back before
+//! the tenant's next one is delivered (`Unsure`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use tokio::sync::{mpsc, oneshot};
 
-use super::idempotency::{IdempotencyClaim, InFlight, claim_key, record_receipts};
+use super::group::commit_group;
+use super::idempotency::{IdempotencyClaim, InFlight};
 use super::{AppendOutcome, AppendRejection, CommitListener};
-use crate::domain::event::{EventId, NewEvent};
+use crate::domain::event::NewEvent;
 use crate::domain::log::LoggedEvent;
-use crate::domain::now_ms;
 use crate::fair::Turns;
-use crate::store::entities::{event, tenant};
-use crate::store::inbox::assign_ordinals;
-use crate::store::usage::{UsageCounts, add_usage, day_of};
 use crate::store::{Store, StoreError};
 
 /// The most events one group commit takes; more wait for the next one.
 const MAX_GROUP_EVENTS: usize = 5_000;
-/// Rows per INSERT statement (well under every engine's bound-parameter limit).
-const INSERT_CHUNK: usize = 500;
 /// The most events read back after a commit whose outcome was unknown (one group's worth,
 /// with room for other nodes' events between; beyond it the broker's catch-up reads on).
 const UNSURE_READ: u64 = 2 * MAX_GROUP_EVENTS as u64;
 /// How many append requests may wait for the writer before publishers are held back.
 const QUEUE_DEPTH: usize = 4_096;
 
-struct AppendJob {
-    tenant_id: i64,
-    events: Vec<NewEvent>,
-    claim: Option<IdempotencyClaim>,
+pub(super) struct AppendJob {
+    pub(super) tenant_id: i64,
+    pub(super) events: Vec<NewEvent>,
+    pub(super) claim: Option<IdempotencyClaim>,
     reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
 }
 
@@ -135,10 +124,10 @@ async fn run_writer(
                 Err(_) => break,
             }
         }
-        let group = waiting.take_group(MAX_GROUP_EVENTS);
+        let mut group = waiting.take_group(MAX_GROUP_EVENTS);
         let group_events: usize = group.iter().map(|job| job.events.len()).sum();
         let mut first_seqs = HashMap::new();
-        match commit_group(&store, &group, &mut first_seqs).await {
+        match commit_group(&store, &mut group, &mut first_seqs).await {
             Ok(outcomes) => {
                 store.health().recovered();
                 let committed: Vec<&LoggedEvent> = outcomes
@@ -246,127 +235,6 @@ impl Unsure {
         }
         earlier
     }
-}
-
-/// One transaction for the whole group; the outcomes are in the group's order.
-/// `first_seqs` gets each tenant's first seq as it is handed out, so that a failure says
-/// where the group began.
-async fn commit_group(
-    store: &Store,
-    group: &[AppendJob],
-    first_seqs: &mut HashMap<i64, i64>,
-) -> Result<Vec<AppendOutcome>, StoreError> {
-    let txn = store.begin_write().await?;
-    let now = now_ms();
-    let mut outcomes: Vec<Option<AppendOutcome>> = group.iter().map(|_| None).collect();
-    let mut rows = Vec::new();
-
-    // Tenants in order of first appearance, each with its jobs in arrival order.
-    let mut by_tenant: Vec<(i64, Vec<usize>)> = Vec::new();
-    let mut position: HashMap<i64, usize> = HashMap::new();
-    for (index, job) in group.iter().enumerate() {
-        let slot = *position.entry(job.tenant_id).or_insert_with(|| {
-            by_tenant.push((job.tenant_id, Vec::new()));
-            by_tenant.len() - 1
-        });
-        by_tenant[slot].1.push(index);
-    }
-
-    for (tenant_id, jobs) in by_tenant {
-        // The row lock that makes sequence order commit order on PostgreSQL.
-        let Some(counter) = tenant::Entity::find_by_id(tenant_id)
-            .lock_exclusive()
-            .one(&txn)
-            .await?
-        else {
-            for index in jobs {
-                outcomes[index] = Some(AppendOutcome::Rejected(AppendRejection::TenantGone));
-            }
-            continue;
-        };
-        let mut next_seq = counter.next_seq;
-        first_seqs.insert(tenant_id, next_seq);
-        let first_row = rows.len();
-        let mut inbox_items = Vec::new();
-        for index in jobs {
-            let job = &group[index];
-            if let Some(claim) = &job.claim
-                && let Some(earlier) = claim_key(&txn, tenant_id, claim, now).await?
-            {
-                outcomes[index] = Some(earlier);
-                continue;
-            }
-            let committed: Vec<LoggedEvent> = job
-                .events
-                .iter()
-                .map(|new| {
-                    let seq = next_seq;
-                    next_seq += 1;
-                    LoggedEvent {
-                        tenant_id,
-                        id: EventId {
-                            epoch: counter.epoch.clone(),
-                            seq,
-                        },
-                        target: new.target.clone(),
-                        event_type: new.event_type.as_str().to_owned(),
-                        data: new.data.clone(),
-                        created_at: now,
-                        inbox: new.inbox,
-                    }
-                })
-                .collect();
-            rows.extend(committed.iter().map(|e| event::ActiveModel {
-                tenant_id: Set(tenant_id),
-                seq: Set(e.id.seq),
-                target_kind: Set(e.target.kind().to_owned()),
-                target: Set(e.target.name().to_owned()),
-                event_type: Set(e.event_type.clone()),
-                data: Set(e.data.clone()),
-                created_at: Set(e.created_at),
-                inbox_ordinal: Set(None),
-            }));
-            inbox_items.extend(job.events.iter().map(|new| (&new.target, new.inbox)));
-            if let Some(claim) = &job.claim {
-                // Written now rather than at the end, so that a retry of the same request
-                // in this very group already finds the answer.
-                record_receipts(&txn, tenant_id, claim, &committed).await?;
-            }
-            outcomes[index] = Some(AppendOutcome::Committed(committed));
-        }
-        if inbox_items.iter().any(|(_, inbox)| *inbox) {
-            let ordinals = assign_ordinals(&txn, tenant_id, &inbox_items).await?;
-            for (row, ordinal) in rows[first_row..].iter_mut().zip(ordinals) {
-                row.inbox_ordinal = Set(ordinal);
-            }
-        }
-        if next_seq != counter.next_seq {
-            tenant::Entity::update_many()
-                .col_expr(tenant::Column::NextSeq, Expr::value(next_seq))
-                .filter(tenant::Column::Id.eq(tenant_id))
-                .exec(&txn)
-                .await?;
-            // Counted with the commit: the figures are exact across restarts and nodes.
-            let published = UsageCounts {
-                published: next_seq - counter.next_seq,
-                ..UsageCounts::default()
-            };
-            add_usage(&txn, tenant_id, day_of(now), published).await?;
-        }
-    }
-
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<_> = rows.by_ref().take(INSERT_CHUNK).collect();
-        event::Entity::insert_many(chunk)
-            .exec_without_returning(&txn)
-            .await?;
-    }
-    txn.commit().await?;
-    Ok(outcomes
-        .into_iter()
-        .map(|outcome| outcome.unwrap_or(AppendOutcome::Rejected(AppendRejection::TenantGone)))
-        .collect())
 }
 
 /// The append requests waiting for the writer, per tenant, taken in turns (`fair::Turns`):
