@@ -79,11 +79,10 @@ pub fn render(state: &AppState) -> String {
         metrics::gauge!("herald_tenant_streams_open", "tenant" => tenant)
             .set(line.streams_open as f64);
     }
-    if let Some(broker) = &state.broker {
-        metrics::gauge!("herald_redis_connected").set(f64::from(u8::from(broker.is_connected())));
+    if let (Some(connected), Some(stats)) = (state.broker.connected(), state.broker.stats()) {
+        metrics::gauge!("herald_redis_connected").set(f64::from(u8::from(connected)));
         metrics::gauge!("herald_rate_limits_shared")
             .set(f64::from(u8::from(!state.budget.degraded())));
-        let stats = broker.stats();
         metrics::counter!("herald_broker_notices_received_total")
             .absolute(stats.notices_received.load(Ordering::Relaxed));
         metrics::counter!("herald_broker_notices_dropped_total")

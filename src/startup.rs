@@ -12,7 +12,7 @@ use std::time::Duration;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::web;
 
-use crate::broker::{BrokerSettings, RedisBroker};
+use crate::broker::{Broker, BrokerSettings, LocalBroker, RedisBroker};
 use crate::config::{DatabaseSettings, Settings};
 use crate::demo::{self, DemoCredentials};
 use crate::domain::keys::{AdminToken, random_token};
@@ -358,7 +358,7 @@ async fn start_delivery(
     credentials: &Credentials,
     shutdown: shutdown::Shutdown,
     ledger: Option<Arc<dyn StreamLedger>>,
-) -> anyhow::Result<(Hub, Option<RedisBroker>, EventLog)> {
+) -> anyhow::Result<(Hub, Arc<dyn Broker>, EventLog)> {
     let hub = Hub::start(&settings.stream, store.clone(), shutdown, ledger)?;
     let broker = match redis_url(settings) {
         Some(url) => {
@@ -377,9 +377,9 @@ async fn start_delivery(
         }
         None => None,
     };
-    let committed_to: Arc<dyn CommitListener> = match &broker {
-        Some(broker) => Arc::new(broker.clone()),
-        None => Arc::new(hub.clone()),
+    let (broker, committed_to): (Arc<dyn Broker>, Arc<dyn CommitListener>) = match broker {
+        Some(broker) => (Arc::new(broker.clone()), Arc::new(broker)),
+        None => (Arc::new(LocalBroker), Arc::new(hub.clone())),
     };
     let log = EventLog::start(store.clone(), committed_to);
     Ok((hub, broker, log))

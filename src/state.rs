@@ -1,13 +1,14 @@
 //! What every request handler can reach: the settings, the store, the event log, the hub
-//! and, with several nodes, the broker.
+//! and the broker to the other nodes.
 //!
 //! It sits below the routes and the credential extractors that read it, and above the
 //! parts it holds; `startup` builds it once and hands it to actix-web.
 
 use std::sync::Arc;
 
-use crate::broker::RedisBroker;
+use crate::broker::{Broker, Notice};
 use crate::config::Settings;
+use crate::domain::inbox::Unread;
 use crate::domain::keys::AdminToken;
 use crate::domain::names::UserId;
 use crate::domain::tenant::Tenant;
@@ -18,7 +19,6 @@ use crate::limits::usage::UsageMeter;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
 use crate::store::credentials::Credentials;
-use crate::store::inbox::Unread;
 use crate::store::log::EventLog;
 
 pub struct AppState {
@@ -26,8 +26,8 @@ pub struct AppState {
     pub store: Store,
     pub log: EventLog,
     pub hub: Hub,
-    /// Present when this node runs with others (`redis.url`).
-    pub broker: Option<RedisBroker>,
+    /// How this node tells the others (`LocalBroker` when it runs alone).
+    pub broker: Arc<dyn Broker>,
     /// Tenants and signing keys as streams and sessions read them (kept briefly).
     pub credentials: Credentials,
     /// Each tenant's publish budget: this node's, or the deployment's.
@@ -40,41 +40,41 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Applies `notice` to this node and tells every other node, which apply it alike.
+    pub fn notify(&self, notice: Notice) {
+        notice.apply(&self.hub, &self.credentials);
+        self.broker.publish(notice);
+    }
+
     /// Ends the tenant's open streams — those the signing key `key_id` vouched for, or all
-    /// of them — on this node and, through the broker, on every other.
-    /// What was kept about the tenant is dropped with them.
+    /// of them — on every node. What was kept about the tenant is dropped with them.
     pub fn end_streams(&self, tenant_id: i64, key_id: Option<&str>, reason: &str) {
-        self.credentials.forget_tenant(tenant_id);
-        self.hub.end_streams(tenant_id, key_id, reason);
-        if let Some(broker) = &self.broker {
-            broker.end_streams(tenant_id, key_id, reason);
-        }
+        self.notify(Notice::StreamsEnded {
+            tenant: tenant_id,
+            key_id: key_id.map(str::to_owned),
+            reason: reason.to_owned(),
+        });
     }
 
     /// A read or unread changed the user's unread count: their streams on every node say
     /// so.
     pub fn inbox_changed(&self, tenant_id: i64, user: &UserId, unread: Unread) {
-        self.hub.inbox_changed(tenant_id, user, unread);
-        if let Some(broker) = &self.broker {
-            broker.inbox_changed(tenant_id, user, unread);
-        }
+        self.notify(Notice::InboxChanged {
+            tenant: tenant_id,
+            user: user.as_str().to_owned(),
+            unread,
+        });
     }
 
     /// Retention removed some of the tenant's inbox items: streams on every node take their
     /// counts afresh.
     pub fn inbox_pruned(&self, tenant_id: i64) {
-        self.hub.inbox_pruned(tenant_id);
-        if let Some(broker) = &self.broker {
-            broker.inbox_pruned(tenant_id);
-        }
+        self.notify(Notice::InboxPruned { tenant: tenant_id });
     }
 
     /// The tenant's settings changed: every node drops what it kept about it.
     pub fn tenant_changed(&self, tenant_id: i64) {
-        self.credentials.forget_tenant(tenant_id);
-        if let Some(broker) = &self.broker {
-            broker.tenant_changed(tenant_id);
-        }
+        self.notify(Notice::TenantChanged { tenant: tenant_id });
     }
 
     /// The tenant a stream or a session is for, or the API's 404 (see `Credentials`).

@@ -8,11 +8,11 @@
 //! every (re)subscription, and every `catch_up_secs` in any case, it is asked to catch up,
 //! since notices sent while this node was not subscribed are gone.
 //!
-//! The same channel carries changes to tenants: a revoked signing key or a removed tenant
-//! ends the streams it concerns on every node (`RedisBroker::end_streams`), and any change
-//! drops what nodes keep in memory about the tenant (`RedisBroker::tenant_changed`, see
-//! `store::credentials`). A node that misses such a notice keeps those streams until their
-//! tokens expire; it keeps nothing in memory about tenants while it is not subscribed.
+//! The same channel carries every other `Notice`: a revoked signing key or a removed tenant
+//! ends the streams it concerns on every node, any change drops what nodes keep in memory
+//! about the tenant (see `store::credentials`), unread counts reach the user's streams. A
+//! node that misses such a notice keeps those streams until their tokens expire; it keeps
+//! nothing in memory about tenants while it is not subscribed.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,17 +20,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+use super::Broker;
+use super::notice::{Envelope, Notice, WireEvent};
 use super::sequencer::{Sequencer, Work};
 
-use crate::domain::event::{EventId, Target};
 use crate::domain::log::LoggedEvent;
-use crate::domain::names::UserId;
 use crate::hub::Hub;
 use crate::store::credentials::Credentials;
-use crate::store::inbox::Unread;
 use crate::store::log::CommitListener;
 use crate::store::{Store, StoreError};
 
@@ -57,90 +55,6 @@ pub struct BrokerStats {
     pub notices_dropped: AtomicU64,
     /// Events read from the database because no notice brought them.
     pub events_read_from_log: AtomicU64,
-}
-
-/// One notice on the Redis channel: a commit group of one node, or sessions it ended.
-#[derive(Serialize, Deserialize)]
-struct Notice {
-    node: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    events: Vec<WireEvent>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    ended: Option<EndedSessions>,
-    /// A tenant whose settings or keys changed: what nodes kept about it is stale.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    changed_tenant: Option<i64>,
-    /// A user's unread count, answered to a read or unread on the sending node.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    inbox: Option<InboxNotice>,
-    /// A tenant some of whose inbox items retention removed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    inbox_pruned: Option<i64>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct InboxNotice {
-    tenant: i64,
-    user: String,
-    unread: i64,
-    as_of_seq: i64,
-    version: i64,
-    pruned_seq: i64,
-}
-
-/// Streams whose sessions are over: the tenant's, or only those of one signing key.
-#[derive(Serialize, Deserialize)]
-struct EndedSessions {
-    tenant: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    key_id: Option<String>,
-    reason: String,
-}
-
-#[derive(Serialize, Deserialize)]
-struct WireEvent {
-    tenant: i64,
-    epoch: String,
-    seq: i64,
-    kind: String,
-    target: String,
-    #[serde(rename = "type")]
-    event_type: String,
-    data: String,
-    created_at: i64,
-    #[serde(default)]
-    inbox: bool,
-}
-
-impl WireEvent {
-    fn from_event(event: &LoggedEvent) -> WireEvent {
-        WireEvent {
-            tenant: event.tenant_id,
-            epoch: event.id.epoch.clone(),
-            seq: event.id.seq,
-            kind: event.target.kind().to_owned(),
-            target: event.target.name().to_owned(),
-            event_type: event.event_type.clone(),
-            data: event.data.clone(),
-            created_at: event.created_at,
-            inbox: event.inbox,
-        }
-    }
-
-    fn into_event(self) -> Option<LoggedEvent> {
-        Some(LoggedEvent {
-            tenant_id: self.tenant,
-            id: EventId {
-                epoch: self.epoch,
-                seq: self.seq,
-            },
-            target: Target::from_columns(&self.kind, &self.target)?,
-            event_type: self.event_type,
-            data: self.data,
-            created_at: self.created_at,
-            inbox: self.inbox,
-        })
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -224,71 +138,19 @@ impl RedisBroker {
         &self.stats
     }
 
-    /// Tells the other nodes to end these streams, as this node's hub has (`Hub::end_streams`).
-    pub fn end_streams(&self, tenant_id: i64, key_id: Option<&str>, reason: &str) {
-        let notice = Notice {
-            node: self.node.to_string(),
-            events: Vec::new(),
-            ended: Some(EndedSessions {
-                tenant: tenant_id,
-                key_id: key_id.map(str::to_owned),
-                reason: reason.to_owned(),
-            }),
-            changed_tenant: Some(tenant_id),
-            inbox: None,
-            inbox_pruned: None,
-        };
-        self.send(&notice);
+    /// Whether this node is subscribed to Redis right now.
+    pub fn is_connected(&self) -> bool {
+        self.subscribed.load(Ordering::Relaxed)
     }
+}
 
-    /// Tells the other nodes to drop what they kept about the tenant (`Credentials`).
-    pub fn tenant_changed(&self, tenant_id: i64) {
-        let notice = Notice {
+impl Broker for RedisBroker {
+    fn publish(&self, notice: Notice) {
+        let envelope = Envelope {
             node: self.node.to_string(),
-            events: Vec::new(),
-            ended: None,
-            changed_tenant: Some(tenant_id),
-            inbox: None,
-            inbox_pruned: None,
+            notice,
         };
-        self.send(&notice);
-    }
-
-    /// Tells the other nodes a user's unread count after a read or unread here.
-    pub fn inbox_changed(&self, tenant_id: i64, user: &UserId, unread: Unread) {
-        let notice = Notice {
-            node: self.node.to_string(),
-            events: Vec::new(),
-            ended: None,
-            changed_tenant: None,
-            inbox: Some(InboxNotice {
-                tenant: tenant_id,
-                user: user.as_str().to_owned(),
-                unread: unread.count,
-                as_of_seq: unread.as_of_seq,
-                version: unread.version,
-                pruned_seq: unread.pruned_seq,
-            }),
-            inbox_pruned: None,
-        };
-        self.send(&notice);
-    }
-
-    /// Tells the other nodes that retention removed some of the tenant's inbox items.
-    pub fn inbox_pruned(&self, tenant_id: i64) {
-        let notice = Notice {
-            node: self.node.to_string(),
-            events: Vec::new(),
-            ended: None,
-            changed_tenant: None,
-            inbox: None,
-            inbox_pruned: Some(tenant_id),
-        };
-        self.send(&notice);
-    }
-
-    fn send(&self, notice: &Notice) {
-        match serde_json::to_string(notice) {
+        match serde_json::to_string(&envelope) {
             Ok(json) => {
                 let _ = self.outbox.send(json);
             }
@@ -296,9 +158,12 @@ impl RedisBroker {
         }
     }
 
-    /// Whether this node is subscribed to Redis right now.
-    pub fn is_connected(&self) -> bool {
-        self.subscribed.load(Ordering::Relaxed)
+    fn connected(&self) -> Option<bool> {
+        Some(self.is_connected())
+    }
+
+    fn stats(&self) -> Option<&BrokerStats> {
+        Some(&self.stats)
     }
 }
 
@@ -307,15 +172,7 @@ impl CommitListener for RedisBroker {
         if events.is_empty() {
             return;
         }
-        let notice = Notice {
-            node: self.node.to_string(),
-            events: events.iter().map(|e| WireEvent::from_event(e)).collect(),
-            ended: None,
-            changed_tenant: None,
-            inbox: None,
-            inbox_pruned: None,
-        };
-        self.send(&notice);
+        self.publish(Notice::committed(events));
         let _ = self.work.send(Work::Committed(
             events.iter().map(|e| (*e).clone()).collect(),
         ));
@@ -405,31 +262,11 @@ async fn subscribe(subscriber: Subscriber) {
                             continue;
                         };
                         stats.notices_received.fetch_add(1, Ordering::Relaxed);
-                        if let Some(tenant) = notice.changed_tenant {
-                            credentials.forget_tenant(tenant);
-                        }
-                        if let Some(ended) = notice.ended {
-                            hub.end_streams(ended.tenant, ended.key_id.as_deref(), &ended.reason);
-                        }
-                        if let Some(inbox) = notice.inbox
-                            && let Ok(user) = UserId::parse(inbox.user)
-                        {
-                            let unread = Unread {
-                                count: inbox.unread,
-                                as_of_seq: inbox.as_of_seq,
-                                version: inbox.version,
-                                pruned_seq: inbox.pruned_seq,
-                            };
-                            hub.inbox_changed(inbox.tenant, &user, unread);
-                        }
-                        if let Some(tenant) = notice.inbox_pruned {
-                            hub.inbox_pruned(tenant);
-                        }
-                        if notice.events.is_empty() {
+                        let Notice::Committed { events } = notice else {
+                            notice.apply(&hub, &credentials);
                             continue;
-                        }
-                        let Some(events) = notice
-                            .events
+                        };
+                        let Some(events) = events
                             .into_iter()
                             .map(WireEvent::into_event)
                             .collect::<Option<Vec<_>>>()
@@ -459,12 +296,12 @@ async fn subscribe(subscriber: Subscriber) {
 
 /// Another node's notice; `None` for this node's own and for anything unreadable.
 fn remote_notice(payload: &[u8], node: &str) -> Option<Notice> {
-    let notice: Notice = match serde_json::from_slice(payload) {
-        Ok(notice) => notice,
+    let envelope: Envelope = match serde_json::from_slice(payload) {
+        Ok(envelope) => envelope,
         Err(error) => {
             tracing::warn!(%error, "broker: unreadable notice on the Redis channel");
             return None;
         }
     };
-    (notice.node != node).then_some(notice)
+    (envelope.node != node).then_some(envelope.notice)
 }

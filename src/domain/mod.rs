@@ -6,6 +6,7 @@
 
 pub mod event;
 pub mod identity;
+pub mod inbox;
 pub mod keys;
 pub mod limits;
 pub mod log;

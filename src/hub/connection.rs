@@ -179,7 +179,7 @@ impl Connection {
 
     /// The user's unread count from the database; a failure ends the stream (the browser
     /// reconnects and the count is taken again).
-    async fn unread_now(&mut self) -> Option<crate::store::inbox::Unread> {
+    async fn unread_now(&mut self) -> Option<crate::domain::inbox::Unread> {
         let user = self.selector.user.as_ref()?;
         match self.store.inbox_unread(self.tenant_id, user).await {
             Ok(unread) => Some(unread),

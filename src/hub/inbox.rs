@@ -15,8 +15,8 @@
 use bytes::Bytes;
 
 use super::LiveFrame;
+use crate::domain::inbox::Unread;
 use crate::sse;
-use crate::store::inbox::Unread;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InboxCount {

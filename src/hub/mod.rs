@@ -33,11 +33,11 @@ use tokio::sync::mpsc;
 
 use crate::config::StreamSettings;
 use crate::domain::event::Target;
+use crate::domain::inbox::Unread;
 use crate::domain::log::LoggedEvent;
 use crate::domain::names::{TopicList, UserId};
 use crate::shutdown::Shutdown;
 use crate::sse;
-use crate::store::inbox::Unread;
 use crate::store::log::CommitListener;
 use crate::store::{Store, StoreError};
 use inbox::InboxCount;
@@ -63,7 +63,7 @@ pub enum Queued {
     /// The stream's last frame (its session is over): write it and end.
     End(Bytes),
     /// The user's unread count, answered to a read or unread (see `hub::inbox`).
-    Inbox(crate::store::inbox::Unread),
+    Inbox(crate::domain::inbox::Unread),
     /// Take the user's unread count afresh (retention removed some of the tenant's items).
     Recount,
 }

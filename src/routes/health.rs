@@ -61,20 +61,15 @@ pub(super) async fn healthz() -> HttpResponse {
     ))]
 pub(super) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let database = database_readiness(&state.store).await;
-    let redis = state
-        .broker
-        .as_ref()
-        .map(|broker| match broker.is_connected() {
-            true => "ok",
-            false => "unreachable",
-        });
-    let rate_limits = state
-        .broker
-        .as_ref()
-        .map(|_| match state.budget.degraded() {
-            false => "shared",
-            true => "node share",
-        });
+    let connected = state.broker.connected();
+    let redis = connected.map(|connected| match connected {
+        true => "ok",
+        false => "unreachable",
+    });
+    let rate_limits = connected.map(|_| match state.budget.degraded() {
+        false => "shared",
+        true => "node share",
+    });
     let whole = redis.is_none_or(|redis| redis == "ok") && rate_limits != Some("node share");
     let answer = Readiness {
         status: match (database, whole) {

@@ -24,6 +24,7 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, Statement, Value}
 
 use super::{Store, StoreError};
 use crate::domain::event::{EventId, Target};
+use crate::domain::inbox::Unread;
 use crate::domain::names::UserId;
 
 /// Rows per upsert of the totals (well under every engine's bound-parameter limit).
@@ -47,18 +48,6 @@ pub struct InboxPage {
     /// Where the next page starts (`before`), if there is one.
     pub next: Option<EventId>,
     pub unread: Unread,
-}
-
-/// A user's unread count, and when it was taken: at which head of the log, after how many
-/// read or unread requests of the user, and after retention had removed what up to which
-/// seq. Each of the three only grows, so of two counts the later is at least as far on in
-/// all three.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Unread {
-    pub count: i64,
-    pub as_of_seq: i64,
-    pub version: i64,
-    pub pruned_seq: i64,
 }
 
 /// What a read or unread request does.

@@ -5,10 +5,10 @@
 use actix::{ActorFutureExt, AsyncContext, Context, Handler, Message};
 
 use super::Shard;
+use crate::domain::inbox::Unread;
 use crate::domain::names::UserId;
 use crate::hub::Queued;
 use crate::hub::sink::Sink;
-use crate::store::inbox::Unread;
 
 /// The count a read or unread answered, for every stream of the user.
 #[derive(Message)]
