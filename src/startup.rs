@@ -70,9 +70,16 @@ impl Application {
         }
         let (stopping, shutdown) = shutdown::channel();
         let credentials = Credentials::new(store.clone());
-        let (budget, ledger) = limits(&settings)?;
-        let (hub, broker, log) =
-            start_delivery(&settings, &store, &credentials, shutdown.clone(), ledger).await?;
+        let link = redis_link(&settings)?;
+        let (budget, ledger) = limits(link.as_ref());
+        let (hub, broker, log) = start_delivery(
+            &settings,
+            &store,
+            &credentials,
+            shutdown.clone(),
+            (ledger, link),
+        )
+        .await?;
         let demo = match listeners.demo {
             Some(listener) => {
                 report.demo_page = Some(listeners.demo_port);
@@ -270,22 +277,31 @@ fn soft_open_file_limit(limits: &str) -> Option<usize> {
         .ok()
 }
 
+/// With several nodes, this process's one link to their Redis, under one node id (a new
+/// one each start): the limits' buckets and counts and the broker's notices go through it.
+fn redis_link(settings: &Settings) -> anyhow::Result<Option<RedisLink>> {
+    let Some(url) = redis_url(settings) else {
+        return Ok(None);
+    };
+    let node = uuid::Uuid::now_v7().simple().to_string();
+    let mirror = Arc::new(StreamMirror::default());
+    Ok(Some(RedisLink::start(url, LIMIT_KEYS, node, mirror)?))
+}
+
 /// Each tenant's publish budget and, with several nodes, the count of its streams across
 /// them: this node's own, or the deployment's in Redis.
-fn limits(settings: &Settings) -> anyhow::Result<(PublishBudget, Option<Arc<dyn StreamLedger>>)> {
-    Ok(match redis_url(settings) {
-        Some(url) => {
-            let node = uuid::Uuid::now_v7().simple().to_string();
-            let mirror = Arc::new(StreamMirror::default());
-            let link = RedisLink::start(url, LIMIT_KEYS, node, mirror.clone())?;
-            let streams: Arc<dyn StreamLedger> = Arc::new(SharedStreams::new(link.clone(), mirror));
+fn limits(link: Option<&RedisLink>) -> (PublishBudget, Option<Arc<dyn StreamLedger>>) {
+    match link {
+        Some(link) => {
+            let streams: Arc<dyn StreamLedger> =
+                Arc::new(SharedStreams::new(link.clone(), link.mirror()));
             (
-                PublishBudget::Shared(SharedBuckets::new(link)),
+                PublishBudget::Shared(SharedBuckets::new(link.clone())),
                 Some(streams),
             )
         }
         None => (PublishBudget::Local(LocalBuckets::default()), None),
-    })
+    }
 }
 
 /// The prefix of the limits' keys in Redis.
@@ -357,13 +373,14 @@ async fn start_delivery(
     store: &Store,
     credentials: &Credentials,
     shutdown: shutdown::Shutdown,
-    ledger: Option<Arc<dyn StreamLedger>>,
+    (ledger, link): (Option<Arc<dyn StreamLedger>>, Option<RedisLink>),
 ) -> anyhow::Result<(Hub, Arc<dyn Broker>, EventLog)> {
     let hub = Hub::start(&settings.stream, store.clone(), shutdown, ledger)?;
-    let broker = match redis_url(settings) {
-        Some(url) => {
+    let broker = match (redis_url(settings), link) {
+        (Some(url), Some(link)) => {
             let broker_settings = BrokerSettings {
                 url: url.to_owned(),
+                link,
                 channel: settings.redis.channel.clone(),
                 catch_up_every: Duration::from_secs_f64(settings.redis.catch_up_secs),
             };
@@ -375,7 +392,7 @@ async fn start_delivery(
             );
             Some(broker.await?)
         }
-        None => None,
+        _ => None,
     };
     let (broker, committed_to): (Arc<dyn Broker>, Arc<dyn CommitListener>) = match broker {
         Some(broker) => (Arc::new(broker.clone()), Arc::new(broker)),

@@ -28,6 +28,7 @@ use super::sequencer::{Sequencer, Work};
 
 use crate::domain::log::LoggedEvent;
 use crate::hub::Hub;
+use crate::limits::redis::RedisLink;
 use crate::store::credentials::Credentials;
 use crate::store::log::CommitListener;
 use crate::store::{Store, StoreError};
@@ -57,9 +58,11 @@ pub struct BrokerStats {
     pub events_read_from_log: AtomicU64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct BrokerSettings {
     pub url: String,
+    /// The process's link to Redis: notices are published through it, as this node.
+    pub link: RedisLink,
     pub channel: String,
     pub catch_up_every: Duration,
 }
@@ -84,7 +87,7 @@ impl RedisBroker {
             .into_iter()
             .map(|(tenant, _, head)| (tenant, head))
             .collect();
-        let node = uuid::Uuid::now_v7().simple().to_string();
+        let node = settings.link.keys().node().to_owned();
         let (work, queue) = mpsc::unbounded_channel();
         let (outbox, notices) = mpsc::unbounded_channel();
         let subscribed = Arc::new(AtomicBool::new(false));
@@ -99,7 +102,7 @@ impl RedisBroker {
         };
         tokio::spawn(sequencer.run(queue));
         tokio::spawn(publish(
-            client.clone(),
+            settings.link.clone(),
             settings.channel.clone(),
             notices,
             stats.clone(),
@@ -187,32 +190,17 @@ pub enum BrokerError {
     Store(#[from] StoreError),
 }
 
-/// Publishes this node's notices, reconnecting as needed. A notice that cannot be sent is
-/// dropped: the other nodes find the gap it leaves (see the module's comment).
+/// Publishes this node's notices through the process's Redis link. A notice that cannot be
+/// sent is dropped: the other nodes find the gap it leaves (see the module's comment).
 async fn publish(
-    client: redis::Client,
+    link: RedisLink,
     channel: String,
     mut notices: mpsc::UnboundedReceiver<String>,
     stats: Arc<BrokerStats>,
 ) {
-    let mut connection: Option<redis::aio::MultiplexedConnection> = None;
     while let Some(notice) = notices.recv().await {
-        if connection.is_none() {
-            connection = client.get_multiplexed_async_connection().await.ok();
-        }
-        let Some(redis) = connection.as_mut() else {
+        if !link.publish(&channel, &notice).await {
             stats.notices_dropped.fetch_add(1, Ordering::Relaxed);
-            continue;
-        };
-        let sent: redis::RedisResult<i64> = redis::cmd("PUBLISH")
-            .arg(&channel)
-            .arg(&notice)
-            .query_async(redis)
-            .await;
-        if let Err(error) = sent {
-            tracing::warn!(%error, "broker: cannot publish to Redis; reconnecting");
-            stats.notices_dropped.fetch_add(1, Ordering::Relaxed);
-            connection = None;
         }
     }
 }

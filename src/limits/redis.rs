@@ -1,6 +1,7 @@
-//! The link from one node to the Redis its deployment shares for limits: a connection kept
-//! in the background (a node starts and goes on whether or not Redis answers), and a
-//! heartbeat in a sorted set, so each node knows how many nodes share a limit.
+//! The link from one node to the Redis its deployment shares — for the limits, and for the
+//! broker's notices (`publish`): a connection kept in the background (a node starts and
+//! goes on whether or not Redis answers), under the node's one id, and a heartbeat in a
+//! sorted set, so each node knows how many nodes share a limit.
 //!
 //! Every heartbeat also renews this node's stream counts (`streams`) and, after each
 //! (re)connection and every `RESYNC_EVERY` beats, writes them anew from what the node knows
@@ -32,6 +33,8 @@ pub struct RedisLink {
     nodes: Arc<AtomicU64>,
     connected: Arc<AtomicBool>,
     keys: Keys,
+    /// This node's own stream counts, which every heartbeat renews.
+    mirror: Arc<StreamMirror>,
 }
 
 /// Where a deployment's limits live in Redis.
@@ -88,6 +91,7 @@ impl RedisLink {
                 prefix: prefix.to_owned(),
                 node,
             },
+            mirror: streams.clone(),
         };
         tokio::spawn(keep_connected(client, publish, link.clone(), streams));
         Ok(link)
@@ -117,6 +121,32 @@ impl RedisLink {
                 None
             }
         }
+    }
+
+    /// Publishes `payload` on `channel` within `CALL_TIMEOUT`; `false` if it could not.
+    pub async fn publish(&self, channel: &str, payload: &str) -> bool {
+        let Some(mut connection) = self.connection() else {
+            return false;
+        };
+        let mut command = redis::cmd("PUBLISH");
+        command.arg(channel).arg(payload);
+        let call = command.query_async::<i64>(&mut connection);
+        match tokio::time::timeout(CALL_TIMEOUT, call).await {
+            Ok(Ok(_)) => true,
+            Ok(Err(error)) => {
+                self.failed(&error);
+                false
+            }
+            Err(_) => {
+                self.failed(&"no answer in time");
+                false
+            }
+        }
+    }
+
+    /// What this node has counted of its own open streams.
+    pub fn mirror(&self) -> Arc<StreamMirror> {
+        self.mirror.clone()
     }
 
     /// A call failed or timed out: do without Redis until it answers again.
