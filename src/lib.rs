@@ -38,9 +38,10 @@
 //! deployment-wide; `limits::redis` is the link the limits use.
 //!
 //! **Around it**: `config`, `cli`, `startup` (imported by nobody), `state` (what handlers
-//! reach), `shutdown`, `telemetry`, `metrics`, `tls`, `demo/` (the `local` demo tenant).
+//! reach), `background` (retention, usage counts), `shutdown`, `telemetry`, `metrics`, `tls`, `demo/` (the `local` demo tenant).
 
 pub mod auth;
+pub mod background;
 pub mod broker;
 pub mod cli;
 pub mod config;

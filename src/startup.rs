@@ -12,11 +12,11 @@ use std::time::Duration;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::web;
 
+use crate::background;
 use crate::broker::{Broker, BrokerSettings, LocalBroker, RedisBroker};
 use crate::config::{DatabaseSettings, Settings};
 use crate::demo::{self, DemoCredentials};
 use crate::domain::keys::{AdminToken, random_token};
-use crate::domain::now_ms;
 use crate::hub::Hub;
 use crate::hub::ledger::StreamLedger;
 use crate::limits::PublishBudget;
@@ -27,15 +27,11 @@ use crate::limits::redis::RedisLink;
 use crate::limits::streams::SharedStreams;
 use crate::limits::usage::UsageMeter;
 use crate::server::http_server;
-use crate::shutdown::{self, Shutdown, ShutdownTrigger};
+use crate::shutdown::{self, ShutdownTrigger};
 use crate::state::AppState;
 use crate::store::Store;
 use crate::store::credentials::Credentials;
 use crate::store::log::{CommitListener, EventLog};
-use crate::store::usage::day_of;
-
-/// How often retention runs.
-const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 /// Credentials made at start-up that the operator must be shown once.
 #[derive(Debug, Default)]
@@ -89,7 +85,12 @@ impl Application {
             None => None,
         };
         let usage = Arc::new(UsageMeter::new(settings.metrics.max_tenant_labels));
-        spawn_usage_flusher(usage.clone(), hub.clone(), store.clone(), shutdown.clone());
+        background::spawn_usage_flusher(
+            usage.clone(),
+            hub.clone(),
+            store.clone(),
+            shutdown.clone(),
+        );
         let state = web::Data::new(AppState {
             settings,
             store,
@@ -102,7 +103,7 @@ impl Application {
             admin_token,
             shutdown,
         });
-        spawn_pruner(state.clone());
+        background::spawn_pruner(state.clone());
         let server = http_server(state.clone(), listeners.api)?;
         Ok(Application {
             port: listeners.port,
@@ -311,59 +312,6 @@ const LIMIT_KEYS: &str = "herald";
 fn redis_url(settings: &Settings) -> Option<&str> {
     settings.redis.url.as_deref().filter(|url| !url.is_empty())
 }
-
-/// Applies retention every `PRUNE_EVERY`; streams of tenants whose inbox items went take
-/// their counts afresh, on every node.
-fn spawn_pruner(state: web::Data<AppState>) {
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(PRUNE_EVERY);
-        let default_max_stored = state.settings.tenant_defaults.max_stored_events;
-        loop {
-            ticks.tick().await;
-            match state.store.prune(default_max_stored).await {
-                Ok(pruned) => {
-                    if pruned.removed > 0 {
-                        tracing::info!(removed = pruned.removed, "retention pruned events");
-                    }
-                    for tenant_id in pruned.inboxes {
-                        state.inbox_pruned(tenant_id);
-                    }
-                }
-                Err(error) => tracing::error!(%error, "retention pruning failed"),
-            }
-        }
-    });
-}
-
-/// Adds each second's deliveries and refused publishes to the tenants' usage rows, and
-/// what is left when Herald shuts down.
-fn spawn_usage_flusher(usage: Arc<UsageMeter>, hub: Hub, store: Store, shutdown: Shutdown) {
-    let flush = move || {
-        let (usage, hub, store) = (usage.clone(), hub.clone(), store.clone());
-        async move {
-            let delivered = &hub.stats().delivered_to;
-            if let Err(error) = usage.flush(&store, delivered, day_of(now_ms())).await {
-                tracing::warn!(%error, "usage: cannot write this second's counts; kept for the next");
-            }
-        }
-    };
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(USAGE_FLUSH_EVERY);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let stopping = shutdown.wait();
-        tokio::pin!(stopping);
-        loop {
-            tokio::select! {
-                _ = every.tick() => flush().await,
-                () = &mut stopping => break,
-            }
-        }
-        flush().await;
-    });
-}
-
-/// How often usage counts reach the database.
-const USAGE_FLUSH_EVERY: Duration = Duration::from_secs(1);
 
 /// The hub, the broker (with several nodes) and the event-log writer that feeds them: one
 /// node hands commits straight to its hub; several go through Redis, which also brings the
