@@ -1,0 +1,90 @@
+//! Inbox ordinals: each inbox item's place among its stream's items, handed out in the
+//! transaction that commits it from the stream's total in `inbox_totals`.
+
+use std::collections::HashMap;
+
+use sea_orm::sea_query::{Alias, Expr, OnConflict, Query};
+use sea_orm::{ConnectionTrait, DatabaseTransaction};
+
+use crate::domain::event::Target;
+use crate::store::StoreError;
+
+/// Rows per upsert of the totals (well under every engine's bound-parameter limit).
+const TOTALS_CHUNK: usize = 1_000;
+
+/// Hands out the inbox ordinals of the inbox items among `events` (in seq order), their
+/// streams' totals moved on in the same transaction: returns one per event, `None` for
+/// events that are not inbox items.
+pub(crate) async fn assign_ordinals(
+    txn: &DatabaseTransaction,
+    tenant_id: i64,
+    events: &[(&Target, bool)],
+) -> Result<Vec<Option<i64>>, StoreError> {
+    let mut added: Vec<((&str, &str), i64)> = Vec::new();
+    let mut index: HashMap<(&str, &str), usize> = HashMap::new();
+    for (target, inbox) in events {
+        if !inbox {
+            continue;
+        }
+        let key = (target.kind(), target.name());
+        let at = *index.entry(key).or_insert_with(|| {
+            added.push((key, 0));
+            added.len() - 1
+        });
+        added[at].1 += 1;
+    }
+    if added.is_empty() {
+        return Ok(vec![None; events.len()]);
+    }
+    // Per stream, the ordinal its next item here gets.
+    let mut next: HashMap<(String, String), i64> = HashMap::new();
+    let totals = Alias::new("inbox_totals");
+    let columns = ["tenant_id", "target_kind", "target", "items"].map(Alias::new);
+    for chunk in added.chunks(TOTALS_CHUNK) {
+        let mut upsert = Query::insert();
+        upsert.into_table(totals.clone()).columns(columns.clone());
+        for ((kind, name), count) in chunk {
+            upsert
+                .values([
+                    tenant_id.into(),
+                    (*kind).into(),
+                    (*name).into(),
+                    (*count).into(),
+                ])
+                .map_err(|e| StoreError::CommitFailed(e.to_string()))?;
+        }
+        upsert
+            .on_conflict(
+                OnConflict::columns(columns[..3].iter().cloned())
+                    .value(
+                        Alias::new("items"),
+                        Expr::cust("inbox_totals.items + excluded.items"),
+                    )
+                    .to_owned(),
+            )
+            .returning(Query::returning().columns(columns[1..].iter().cloned()));
+        for row in txn.query_all(&upsert).await? {
+            let kind: String = row.try_get("", "target_kind")?;
+            let name: String = row.try_get("", "target")?;
+            let total: i64 = row.try_get("", "items")?;
+            let count = index
+                .get(&(kind.as_str(), name.as_str()))
+                .map_or(0, |&at| added[at].1);
+            next.insert((kind, name), total - count + 1);
+        }
+    }
+    let mut ordinals = Vec::with_capacity(events.len());
+    for (target, inbox) in events {
+        let ordinal = match inbox {
+            true => next
+                .get_mut(&(target.kind().to_owned(), target.name().to_owned()))
+                .map(|ordinal| {
+                    *ordinal += 1;
+                    *ordinal - 1
+                }),
+            false => None,
+        };
+        ordinals.push(ordinal);
+    }
+    Ok(ordinals)
+}
