@@ -109,7 +109,13 @@ impl RedisLink {
         invocation: &redis::ScriptInvocation<'_>,
     ) -> Option<T> {
         let mut connection = self.connection()?;
-        let call = invocation.invoke_async::<T>(&mut connection);
+        self.within(invocation.invoke_async::<T>(&mut connection))
+            .await
+    }
+
+    /// A call's answer if it comes within `CALL_TIMEOUT`; otherwise, or on an error, `None`
+    /// and this node does without Redis until it answers again.
+    async fn within<T>(&self, call: impl Future<Output = redis::RedisResult<T>>) -> Option<T> {
         match tokio::time::timeout(CALL_TIMEOUT, call).await {
             Ok(Ok(value)) => Some(value),
             Ok(Err(error)) => {
@@ -130,18 +136,9 @@ impl RedisLink {
         };
         let mut command = redis::cmd("PUBLISH");
         command.arg(channel).arg(payload);
-        let call = command.query_async::<i64>(&mut connection);
-        match tokio::time::timeout(CALL_TIMEOUT, call).await {
-            Ok(Ok(_)) => true,
-            Ok(Err(error)) => {
-                self.failed(&error);
-                false
-            }
-            Err(_) => {
-                self.failed(&"no answer in time");
-                false
-            }
-        }
+        self.within(command.query_async::<i64>(&mut connection))
+            .await
+            .is_some()
     }
 
     /// What this node has counted of its own open streams.

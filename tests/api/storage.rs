@@ -166,6 +166,17 @@ impl Ledger {
         ids
     }
 
+    /// Publishes were refused, all with `code`, and `/readyz` (503) says `database` is
+    /// `state`.
+    async fn assert_refused_as(&self, node: &ServerProcess, code: &str, state: &str) {
+        assert!(self.refusals() > 0, "the fault refused publishes");
+        assert_eq!(self.refused.keys().collect::<Vec<_>>(), [code]);
+        assert_eq!(
+            wait_for_database(node, state).await["status"],
+            "unavailable"
+        );
+    }
+
     /// Once the fault is gone: `/readyz` is 200 again by itself, `publishes` more publishes
     /// of `events` events are stored, the log and the stream hold what was acknowledged —
     /// and still do after Herald is killed with SIGKILL and started again.
@@ -446,15 +457,9 @@ async fn failing_writes_and_syncs_refuse_publishes_and_lose_no_acknowledged_even
         during += 1;
     }
     let refused_during = ledger.refusals();
-    assert!(refused_during > 0, "the faults refused publishes");
-    assert_eq!(
-        ledger.refused.keys().collect::<Vec<_>>(),
-        ["storage_unavailable"]
-    );
-    assert_eq!(
-        wait_for_database(&node, "unavailable").await["status"],
-        "unavailable"
-    );
+    ledger
+        .assert_refused_as(&node, "storage_unavailable", "unavailable")
+        .await;
     // The other writers fail the same way, and change nothing: a tenant, an API key, an
     // inbox read, an idempotency record.
     let unavailable = StatusCode::SERVICE_UNAVAILABLE;
@@ -580,15 +585,9 @@ async fn a_write_lock_held_elsewhere_refuses_publishes_until_it_is_released() {
     while held.elapsed() < Duration::from_secs(3) {
         ledger.publish(&node, &tenant, 2, 100).await;
     }
-    assert!(ledger.refusals() > 0);
-    assert_eq!(
-        ledger.refused.keys().collect::<Vec<_>>(),
-        ["storage_unavailable"]
-    );
-    assert_eq!(
-        wait_for_database(&node, "unavailable").await["status"],
-        "unavailable"
-    );
+    ledger
+        .assert_refused_as(&node, "storage_unavailable", "unavailable")
+        .await;
     // Herald is killed while the lock is held, and started again once it is released.
     let release = async {
         lock.rollback().await.unwrap();
