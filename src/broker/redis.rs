@@ -140,11 +140,6 @@ impl RedisBroker {
     pub fn stats(&self) -> &BrokerStats {
         &self.stats
     }
-
-    /// Whether this node is subscribed to Redis right now.
-    pub fn is_connected(&self) -> bool {
-        self.subscribed.load(Ordering::Relaxed)
-    }
 }
 
 impl Broker for RedisBroker {
@@ -161,8 +156,9 @@ impl Broker for RedisBroker {
         }
     }
 
+    /// Whether this node is subscribed to Redis right now.
     fn connected(&self) -> Option<bool> {
-        Some(self.is_connected())
+        Some(self.subscribed.load(Ordering::Relaxed))
     }
 
     fn stats(&self) -> Option<&BrokerStats> {

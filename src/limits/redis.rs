@@ -91,9 +91,9 @@ impl RedisLink {
                 prefix: prefix.to_owned(),
                 node,
             },
-            mirror: streams.clone(),
+            mirror: streams,
         };
-        tokio::spawn(keep_connected(client, publish, link.clone(), streams));
+        tokio::spawn(keep_connected(client, publish, link.clone()));
         Ok(link)
     }
 
@@ -174,7 +174,6 @@ async fn keep_connected(
     client: redis::Client,
     publish: watch::Sender<Option<MultiplexedConnection>>,
     link: RedisLink,
-    streams: Arc<StreamMirror>,
 ) {
     let mut connection: Option<MultiplexedConnection> = None;
     let mut beats = 0u32;
@@ -189,7 +188,7 @@ async fn keep_connected(
         }
         if let Some(redis) = connection.as_mut() {
             let resync = beats.is_multiple_of(RESYNC_EVERY);
-            let beat = heartbeat(redis, &link.keys, &streams, resync);
+            let beat = heartbeat(redis, &link.keys, &link.mirror, resync);
             match tokio::time::timeout(CALL_TIMEOUT * 4, beat).await {
                 Ok(Ok(count)) => {
                     beats = beats.wrapping_add(1);

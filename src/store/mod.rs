@@ -94,8 +94,8 @@ impl StoreError {
 pub struct Store {
     reader: DatabaseConnection,
     writer: DatabaseConnection,
-    /// The SQLite database file; `None` on PostgreSQL.
-    sqlite_file: Option<PathBuf>,
+    /// The folder of the SQLite database's files; `None` on PostgreSQL.
+    sqlite_folder: Option<PathBuf>,
     health: Arc<StorageHealth>,
 }
 
@@ -109,21 +109,17 @@ impl Store {
     pub async fn open(settings: &DatabaseSettings) -> Result<Store, StoreError> {
         let health = Arc::default();
         if settings.url.starts_with("sqlite:") {
-            let file = sqlite_file(&settings.url)?;
-            if let Some(parent) = file.parent()
-                && !parent.as_os_str().is_empty()
-            {
-                std::fs::create_dir_all(parent).map_err(|e| {
-                    StoreError::Setup(format!("cannot create {}: {e}", parent.display()))
-                })?;
-            }
+            let folder = sqlite_folder(&settings.url)?;
+            std::fs::create_dir_all(&folder).map_err(|e| {
+                StoreError::Setup(format!("cannot create {}: {e}", folder.display()))
+            })?;
             let writer = Database::connect(sqlite_options(settings, 1)).await?;
             let reader =
                 Database::connect(sqlite_options(settings, settings.max_connections)).await?;
             Ok(Store {
                 reader,
                 writer,
-                sqlite_file: Some(file),
+                sqlite_folder: Some(folder),
                 health,
             })
         } else {
@@ -139,7 +135,7 @@ impl Store {
             Ok(Store {
                 reader: pool.clone(),
                 writer: pool,
-                sqlite_file: None,
+                sqlite_folder: None,
                 health,
             })
         }
@@ -168,9 +164,8 @@ impl Store {
 
     async fn try_probe(&self) -> Result<(), StoreError> {
         use sea_orm::Statement;
-        if let Some(file) = &self.sqlite_file {
-            let directory = file.parent().filter(|p| !p.as_os_str().is_empty());
-            let free = rustix::fs::statvfs(directory.unwrap_or(std::path::Path::new(".")))
+        if let Some(folder) = &self.sqlite_folder {
+            let free = rustix::fs::statvfs(folder)
                 .map(|fs| fs.f_bavail.saturating_mul(fs.f_frsize))
                 .map_err(|e| StoreError::Unavailable(format!("statvfs: {e}")))?;
             if free < FULL_UNTIL_FREE_BYTES {
@@ -179,18 +174,13 @@ impl Store {
                 )));
             }
         }
-        let backend = self.backend();
         let txn = self.begin_write().await?;
         txn.execute_unprepared("DELETE FROM storage_probe").await?;
         let padding = vec![0x5a_u8; 64 << 10];
+        // Numbered parameters, which SQLite reads as PostgreSQL does.
         txn.execute_raw(Statement::from_sql_and_values(
-            backend,
-            match backend {
-                DbBackend::Postgres => {
-                    "INSERT INTO storage_probe (probed_at, padding) VALUES ($1, $2)"
-                }
-                _ => "INSERT INTO storage_probe (probed_at, padding) VALUES (?, ?)",
-            },
+            self.backend(),
+            "INSERT INTO storage_probe (probed_at, padding) VALUES ($1, $2)",
             [crate::domain::now_ms().into(), padding.into()],
         ))
         .await?;
@@ -291,9 +281,13 @@ fn close_if_in_transaction<C: sea_orm::sqlx::Connection>(
     })
 }
 
-/// The database file `sqlite://data/herald.db` names.
-fn sqlite_file(url: &str) -> Result<PathBuf, StoreError> {
+/// The folder `sqlite://data/herald.db` lives in (`data`; `.` for a bare file name).
+fn sqlite_folder(url: &str) -> Result<PathBuf, StoreError> {
     let options = SqliteConnectOptions::from_str(url)
         .map_err(|e| StoreError::Setup(format!("database.url `{url}`: {e}")))?;
-    Ok(options.get_filename().to_path_buf())
+    let folder = options
+        .get_filename()
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty());
+    Ok(folder.map_or_else(|| PathBuf::from("."), PathBuf::from))
 }

@@ -9,7 +9,6 @@
 //! own, so it can kill and restart it.
 
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
@@ -17,7 +16,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use crate::support::cluster::{PG_BIN, Postgres, cluster, wait_for_readiness, wait_until_ready};
+use crate::support::cluster::{Postgres, cluster, wait_for_readiness, wait_until_ready};
 use crate::support::process::ServerProcess;
 use crate::support::sse_client::SseEvent;
 use crate::support::{assert_error, seq_of, skip_unless_ci};
@@ -349,18 +348,7 @@ async fn a_node_rides_out_a_postgresql_restart() {
     let Some(cluster) = cluster(1).await else {
         return;
     };
-    let missing = if !std::path::Path::new(PG_BIN).join("initdb").exists() {
-        Some("no PostgreSQL 15 binaries in /usr/lib/postgresql/15/bin")
-    } else if Command::new("id")
-        .arg("postgres")
-        .output()
-        .map_or(true, |o| !o.status.success())
-    {
-        Some("no postgres user to run a private server as")
-    } else {
-        None
-    };
-    if let Some(reason) = missing {
+    if let Some(reason) = Postgres::cannot_run() {
         skip_unless_ci("the PostgreSQL restart test", reason);
         return;
     }

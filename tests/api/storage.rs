@@ -18,7 +18,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use crate::support::cluster::{PG_BIN, Postgres, as_postgres, wait_for_readiness};
+use crate::support::cluster::{Postgres, as_postgres, wait_for_readiness};
 use crate::support::process::ServerProcess;
 use crate::support::sse_client::SseStream;
 use crate::support::{
@@ -286,7 +286,6 @@ impl Tmpfs {
         let free = stats.f_bavail * stats.f_frsize;
         let filler = self.path().join("filler");
         let file = std::fs::File::create(&filler).unwrap();
-        file.set_len(0).unwrap();
         use std::io::Write;
         let mut writer = std::io::BufWriter::new(file);
         let block = vec![1u8; 1 << 16];
@@ -608,15 +607,8 @@ async fn on_own_postgres(parent: Option<&Path>) -> Option<(Postgres, ServerProce
         eprintln!("skipped: a PostgreSQL fault test (the suite runs on SQLite)");
         return None;
     }
-    let has_user = Command::new("id")
-        .arg("postgres")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !Path::new(PG_BIN).join("initdb").exists() || !has_user {
-        skip_unless_ci(
-            "a PostgreSQL fault test",
-            "no PostgreSQL 15 binaries or postgres user",
-        );
+    if let Some(reason) = Postgres::cannot_run() {
+        skip_unless_ci("a PostgreSQL fault test", reason);
         return None;
     }
     if let Some(parent) = parent {

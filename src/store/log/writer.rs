@@ -206,11 +206,9 @@ impl Unsure {
         if self.0.is_empty() {
             return earlier;
         }
-        let mut seen = std::collections::HashSet::new();
+        // A tenant's events are in seq order: its first one here takes the entry, and
+        // the rest find none.
         for event in committed {
-            if !seen.insert(event.tenant_id) {
-                continue;
-            }
             let Some(from) = self.0.remove(&event.tenant_id) else {
                 continue;
             };

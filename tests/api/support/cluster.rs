@@ -92,6 +92,21 @@ pub struct Postgres {
 pub const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 
 impl Postgres {
+    /// Why a PostgreSQL of the test's own cannot run here, if it cannot.
+    pub fn cannot_run() -> Option<&'static str> {
+        if !std::path::Path::new(PG_BIN).join("initdb").exists() {
+            Some("no PostgreSQL 15 binaries in /usr/lib/postgresql/15/bin")
+        } else if Command::new("id")
+            .arg("postgres")
+            .output()
+            .map_or(true, |o| !o.status.success())
+        {
+            Some("no postgres user to run a private server as")
+        } else {
+            None
+        }
+    }
+
     pub fn start() -> Postgres {
         Postgres::start_in(&std::env::temp_dir())
     }

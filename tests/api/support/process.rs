@@ -18,7 +18,7 @@ pub struct ServerProcess {
     database_url: String,
     extra_env: Vec<(String, String)>,
     wrapper: Vec<String>,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 impl std::ops::Deref for ServerProcess {
@@ -104,7 +104,7 @@ impl ServerProcess {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             wrapper: wrapper.iter().map(|w| w.to_string()).collect(),
-            _dir: dir,
+            dir,
         }
     }
 
@@ -130,7 +130,7 @@ impl ServerProcess {
             std::mem::take(&mut self.extra_env),
             std::mem::take(&mut self.wrapper),
         );
-        let dir = std::mem::replace(&mut self._dir, TempDir::new().unwrap());
+        let dir = std::mem::replace(&mut self.dir, TempDir::new().unwrap());
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
         ServerProcess::start_under(&wrapper, &url, dir, &env).await
