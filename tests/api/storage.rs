@@ -768,11 +768,16 @@ async fn postgresql_out_of_space_refuses_publishes_and_loses_no_acknowledged_eve
         ledger.refused
     );
 
-    // Space comes back (and PostgreSQL, if it stopped at a full WAL, is started again).
-    std::fs::remove_file(filler).unwrap();
-    if !postgres.is_running() {
-        postgres.up();
-    }
+    // Herald is killed while the disk is full; space comes back (and PostgreSQL, if it
+    // stopped at a full WAL, is started again) before the new one starts.
+    let space_back = async {
+        std::fs::remove_file(filler).unwrap();
+        if !postgres.is_running() {
+            postgres.up();
+        }
+    };
+    let node = node.restart_after("KILL", space_back).await;
+    ledger.assert_stored(&node, &tenant).await;
     ledger
         .after_the_fault(node, &tenant, stream, (5, 10, 4_000))
         .await;
