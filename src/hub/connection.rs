@@ -1,68 +1,45 @@
-//! One SSE connection's life: the opening frames, the replay from the log, then live
-//! events from the hub, with keep-alives, token expiry and shutdown along the way.
+//! A stream served by its own task: the opening frames, the replay from the log, then
+//! (on actix-web's path) the live events from its queue, with keep-alives, token expiry
+//! and shutdown along the way.
 //!
 //! The connection registers with the hub *before* it reads the log (see `hub::open`), so
-//! an event committed during the replay is both in the log and in the live queue: the live
-//! side drops every seq it has already sent, and the stream gets each event exactly once,
-//! in order. Replay reads one page at a time, only when the
-//! client has taken the previous one, so any backlog streams with back-pressure and is
-//! never held in memory whole.
+//! an event committed during the replay is both in the log and in the live queue; the
+//! live rules (`hub::live`) drop every seq already sent, and the stream gets each event
+//! exactly once, in order. Replay reads one page at a time, only when the client has taken
+//! the previous one, so any backlog streams with back-pressure and is never held in memory
+//! whole. On Herald's own path the task stops once the stream has caught up and hands its
+//! socket to the shard (`hub::shard::handover`).
 
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use tokio::sync::mpsc;
 use tokio::time::{Instant, Sleep};
 
-use super::Subscription;
-use super::inbox::InboxCount;
+use super::live::{LiveStream, Taken};
+use super::{Queued, Subscription};
 use crate::shutdown::Shutdown;
 use crate::sse;
 use crate::store::Store;
 use crate::store::log::StreamSelector;
 
-/// What woke a live connection up.
-enum Wake {
-    ShuttingDown,
-    Queued(Option<super::Queued>),
-    Expired,
-    Idle,
-}
-
-/// Frames gathered from the live queue into one chunk, at most (beyond the first group).
-const LIVE_BATCH: usize = 64;
-
 pub struct Connection {
     /// Frames to send before anything else (`retry:`, a position, a reset).
     opening: Option<Bytes>,
     replaying: bool,
-    done: bool,
+    /// The catch-up failed (the browser reconnects and resumes).
+    failed: bool,
     store: Store,
     tenant_id: i64,
     epoch: String,
     selector: StreamSelector,
     replay_page: u64,
-    /// The highest seq sent so far (or the position the stream started from).
-    last_seq: i64,
-    /// The user's unread count as this stream last sent it; `None` until it has been
-    /// counted after the replay.
-    inbox: Option<InboxCount>,
-    /// A count arrived that is older than what the stream has sent: take it afresh.
-    recount: bool,
-    subscription: Subscription,
-    keepalive_every: Duration,
+    pub(super) subscription: Subscription,
     /// When the user's token runs out (Unix seconds).
-    expires_at: i64,
-    /// When the stream last sent something: a keep-alive goes out `keepalive_every` after it.
-    last_sent: Instant,
-    /// Fires at (or after) the keep-alive's deadline. It is moved only when it fires, not
-    /// on every frame: a busy stream would otherwise re-file its timer for each event.
-    keepalive: Pin<Box<Sleep>>,
-    expiry: Pin<Box<Sleep>>,
-    /// Completes when Herald shuts down. Made once, so the wait stays registered across
-    /// wake-ups instead of re-registering with the shared watch on every one.
-    shutdown: Pin<Box<dyn Future<Output = ()> + Send>>,
+    pub(super) expires_at: i64,
+    pub(super) task: LiveTask,
 }
 
 /// Where a new connection starts.
@@ -88,27 +65,20 @@ pub struct ConnectionParts {
 
 impl Connection {
     pub fn new(parts: ConnectionParts, start: Start) -> Connection {
+        let live = LiveStream::new(start.after_seq, Instant::now());
+        let expires_in = crate::domain::time_until(parts.expires_at);
         Connection {
             opening: Some(start.opening),
             replaying: start.replay,
-            done: false,
+            failed: false,
             store: parts.store,
             tenant_id: parts.tenant_id,
             epoch: parts.epoch,
             selector: parts.selector,
             replay_page: parts.replay_page,
-            last_seq: start.after_seq,
-            inbox: None,
-            recount: false,
             subscription: parts.subscription,
-            keepalive_every: parts.keepalive_every,
             expires_at: parts.expires_at,
-            last_sent: Instant::now(),
-            keepalive: Box::pin(tokio::time::sleep(parts.keepalive_every)),
-            expiry: Box::pin(tokio::time::sleep(crate::domain::time_until(
-                parts.expires_at,
-            ))),
-            shutdown: Box::pin(parts.shutdown.wait()),
+            task: LiveTask::new(live, parts.keepalive_every, expires_in, parts.shutdown),
         }
     }
 
@@ -130,20 +100,31 @@ impl Connection {
         if let Some(chunk) = self.catch_up_chunk().await {
             return Some(chunk);
         }
-        if self.done {
+        if !self.is_caught_up() {
             return None;
         }
-        self.live_step().await
+        loop {
+            match self.task.next(&mut self.subscription.frames).await {
+                LiveChunk::Bytes(chunk) => return Some(chunk),
+                LiveChunk::Over => return None,
+                LiveChunk::Recount => {
+                    let unread = self.unread_now().await?;
+                    if let Some(frame) = self.task.recounted(unread) {
+                        return Some(frame);
+                    }
+                }
+            }
+        }
     }
 
     /// The opening, the replay, and then the user's unread count, chunk by chunk; `None`
-    /// once the stream has caught up with the log (or has ended: see `hand_over`).
+    /// once the stream has caught up with the log (or has ended: see `is_caught_up`).
     /// Cancel-safe.
     pub async fn catch_up_chunk(&mut self) -> Option<Bytes> {
         if let Some(opening) = self.opening.take() {
             return Some(opening);
         }
-        if self.done {
+        if self.failed {
             return None;
         }
         if self.replaying {
@@ -151,14 +132,19 @@ impl Connection {
             if let Some(chunk) = self.replay_step().await {
                 return Some(chunk);
             }
-            if self.done || self.replaying {
+            if self.failed || self.replaying {
                 return None;
             }
         }
-        if self.inbox.is_none() {
+        if !self.task.live.is_counted() {
             return self.count_step().await;
         }
         None
+    }
+
+    /// Everything before the live part has been sent, and the stream has not failed.
+    pub(super) fn is_caught_up(&self) -> bool {
+        !self.failed && !self.replaying && self.opening.is_none() && self.task.live.is_counted()
     }
 
     /// The user's unread count, taken after the replay: `event: inbox`.
@@ -166,14 +152,12 @@ impl Connection {
         for _ in 0..3 {
             let unread = self.unread_now().await?;
             // Taken after everything replayed, so never older than it; if it were, again.
-            if let Ok(count) = InboxCount::start(unread, self.last_seq) {
-                self.inbox = Some(count);
-                self.last_sent = Instant::now();
-                return Some(count.frame());
+            if let Ok(frame) = self.task.live.start_count(unread, Instant::now()) {
+                return Some(frame);
             }
         }
         tracing::error!("the unread count stays behind the replay; ending the stream");
-        self.done = true;
+        self.failed = true;
         None
     }
 
@@ -185,39 +169,13 @@ impl Connection {
             Ok(unread) => Some(unread),
             Err(error) => {
                 tracing::error!(%error, "the unread count failed; ending the stream");
-                self.done = true;
+                self.failed = true;
                 None
             }
         }
     }
 
-    /// A count that was older than what the stream had sent, taken afresh.
-    async fn recount_step(&mut self) -> Option<Bytes> {
-        self.recount = false;
-        let unread = self.unread_now().await?;
-        let count = self.inbox.as_mut()?;
-        match count.update(unread, self.last_seq) {
-            Ok(true) => Some(count.frame()),
-            Ok(false) => None,
-            Err(_) => {
-                self.recount = true;
-                None
-            }
-        }
-    }
-
-    /// A stream that has caught up gives its socket to its hub shard, which writes the
-    /// live part (see `hub::shard`); one that has ended drops it and answers `false`.
-    pub fn hand_over(self, socket: std::net::TcpStream) -> bool {
-        if self.done || self.replaying || self.opening.is_some() || self.inbox.is_none() {
-            return false;
-        }
-        self.subscription
-            .hand_over(socket, self.last_seq, self.expires_at, self.inbox);
-        true
-    }
-
-    /// One page of the log after `last_seq`; `None` once the replay has caught up.
+    /// One page of the log after what was sent; `None` once the replay has caught up.
     async fn replay_step(&mut self) -> Option<Bytes> {
         let page = self
             .store
@@ -225,7 +183,7 @@ impl Connection {
                 self.tenant_id,
                 &self.epoch,
                 &self.selector,
-                self.last_seq,
+                self.task.live.last_seq(),
                 self.replay_page,
             )
             .await;
@@ -234,7 +192,7 @@ impl Connection {
             Err(error) => {
                 // The browser reconnects with the last id it got and the replay resumes.
                 tracing::error!(%error, "replay failed; ending the stream");
-                self.done = true;
+                self.failed = true;
                 return None;
             }
         };
@@ -242,110 +200,135 @@ impl Connection {
             self.replaying = false;
         }
         let last = events.last()?;
-        self.last_seq = last.id.seq;
+        self.task.live.replayed(last.id.seq, Instant::now());
         let mut chunk = BytesMut::new();
         for event in &events {
             chunk.extend_from_slice(&sse::encode(event));
         }
-        self.last_sent = Instant::now();
         Some(chunk.freeze())
     }
+}
 
-    async fn live_step(&mut self) -> Option<Bytes> {
+/// Queue entries gathered into one chunk, at most (beyond the first).
+const LIVE_BATCH: usize = 64;
+
+/// The live half as a task runs it: the stream's rules, fed from its queue and its timers.
+pub(super) struct LiveTask {
+    pub(super) live: LiveStream<Instant>,
+    keepalive_every: Duration,
+    /// Fires at (or after) the keep-alive's deadline. It is moved only when it fires, not
+    /// on every frame: a busy stream would otherwise re-file its timer for each event.
+    keepalive: Pin<Box<Sleep>>,
+    expiry: Pin<Box<Sleep>>,
+    /// Completes when Herald shuts down. Made once, so the wait stays registered across
+    /// wake-ups instead of re-registering with the shared watch on every one.
+    shutdown: Pin<Box<dyn Future<Output = ()> + Send>>,
+    over: bool,
+    /// The user's unread count must be taken afresh before anything else.
+    recount: bool,
+}
+
+/// What a live task does next.
+pub(super) enum LiveChunk {
+    /// Write these bytes.
+    Bytes(Bytes),
+    /// Take the user's unread count afresh and give it to `recounted`.
+    Recount,
+    /// The stream is over.
+    Over,
+}
+
+/// What woke a live task up.
+enum Wake {
+    ShuttingDown,
+    Queued(Option<Queued>),
+    Expired,
+    Idle,
+}
+
+impl LiveTask {
+    pub(super) fn new(
+        live: LiveStream<Instant>,
+        keepalive_every: Duration,
+        expires_in: Duration,
+        shutdown: Shutdown,
+    ) -> LiveTask {
+        LiveTask {
+            live,
+            keepalive_every,
+            keepalive: Box::pin(tokio::time::sleep(keepalive_every)),
+            expiry: Box::pin(tokio::time::sleep(expires_in)),
+            shutdown: Box::pin(shutdown.wait()),
+            over: false,
+            recount: false,
+        }
+    }
+
+    /// The next bytes to write, once there are some. Cancel-safe.
+    pub(super) async fn next(&mut self, queue: &mut mpsc::Receiver<Queued>) -> LiveChunk {
+        let mut out = Vec::new();
         loop {
+            if self.over {
+                return LiveChunk::Over;
+            }
             if self.recount {
-                let frame = self.recount_step().await;
-                if self.done {
-                    return None;
-                }
-                if let Some(frame) = frame {
-                    self.last_sent = Instant::now();
-                    return Some(frame);
-                }
+                return LiveChunk::Recount;
             }
             // Frames first: a woken stream with frames waiting takes them without touching
             // the other three (the shutdown wait locks a list shared by every stream).
             let wake = tokio::select! {
                 biased;
-                frames = self.subscription.frames.recv() => Wake::Queued(frames),
+                entry = queue.recv() => Wake::Queued(entry),
                 _ = &mut self.shutdown => Wake::ShuttingDown,
                 _ = &mut self.expiry => Wake::Expired,
                 _ = &mut self.keepalive => Wake::Idle,
             };
+            let now = Instant::now();
             match wake {
-                Wake::ShuttingDown => return None,
-                // The hub closed this connection: it could not keep up.
-                Wake::Queued(None) => return None,
-                Wake::Queued(Some(frames)) => {
-                    let mut chunk = Vec::new();
-                    let mut counted = self.take_new(frames, &mut chunk);
-                    while chunk.len() < LIVE_BATCH && !self.done {
-                        let Ok(more) = self.subscription.frames.try_recv() else {
+                // The hub closed the queue: the stream could not keep up.
+                Wake::ShuttingDown | Wake::Queued(None) => self.over = true,
+                Wake::Queued(Some(entry)) => {
+                    let mut taken = self.live.take(entry, now, &mut out);
+                    while taken == Taken::Live && out.len() < LIVE_BATCH {
+                        let Ok(more) = queue.try_recv() else {
                             break;
                         };
-                        counted |= self.take_new(more, &mut chunk);
+                        taken = self.live.take(more, now, &mut out);
                     }
-                    if counted && !self.done {
-                        chunk.extend(self.inbox.map(|count| count.frame()));
-                    }
-                    if chunk.is_empty() {
-                        continue;
-                    }
-                    self.last_sent = Instant::now();
-                    return Some(concat(chunk));
+                    self.after(taken);
                 }
                 Wake::Expired => {
-                    self.done = true;
-                    return Some(sse::session_expired(sse::TOKEN_EXPIRED));
+                    let taken = self.live.expired(&mut out);
+                    self.after(taken);
                 }
                 Wake::Idle => {
-                    let due = self.last_sent + self.keepalive_every;
-                    if due > Instant::now() {
-                        // Something went out since the timer was set: wait from there.
-                        self.keepalive.as_mut().reset(due);
-                        continue;
-                    }
-                    self.last_sent = Instant::now();
-                    self.keepalive
-                        .as_mut()
-                        .reset(self.last_sent + self.keepalive_every);
-                    return Some(sse::keep_alive());
+                    let next = self.live.idle(now, self.keepalive_every, false, &mut out);
+                    self.keepalive.as_mut().reset(next);
                 }
+            }
+            if !out.is_empty() {
+                return LiveChunk::Bytes(concat(out));
             }
         }
     }
 
-    /// Keeps the frames this stream has not sent yet (the replay may have sent some);
-    /// true when the user's unread count changed with them.
-    fn take_new(&mut self, frames: super::Queued, chunk: &mut Vec<Bytes>) -> bool {
-        let mut counted = false;
-        let mut keep = |frame: super::LiveFrame| {
-            if frame.seq > self.last_seq {
-                self.last_seq = frame.seq;
-                if let Some(count) = &mut self.inbox {
-                    counted |= count.sending(&frame);
-                }
-                chunk.push(frame.bytes);
-            }
-        };
-        match frames {
-            super::Queued::One(frame) => keep(frame),
-            super::Queued::Many(frames) => frames.into_iter().for_each(keep),
-            super::Queued::End(last) => {
-                chunk.push(last);
-                self.done = true;
-            }
-            super::Queued::Recount => self.recount = self.inbox.is_some(),
-            super::Queued::Inbox(unread) => {
-                if let Some(count) = &mut self.inbox {
-                    match count.update(unread, self.last_seq) {
-                        Ok(changed) => counted = changed,
-                        Err(_) => self.recount = true,
-                    }
-                }
-            }
+    /// The user's unread count, taken afresh: its frame, if it changed.
+    pub(super) fn recounted(&mut self, unread: crate::domain::inbox::Unread) -> Option<Bytes> {
+        self.recount = false;
+        let mut out = Vec::new();
+        let taken = self
+            .live
+            .take(Queued::Inbox(unread), Instant::now(), &mut out);
+        self.after(taken);
+        out.pop()
+    }
+
+    fn after(&mut self, taken: Taken) {
+        match taken {
+            Taken::Live => {}
+            Taken::Recount => self.recount = true,
+            Taken::Over => self.over = true,
         }
-        counted
     }
 }
 

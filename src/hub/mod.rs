@@ -15,6 +15,7 @@ mod deadlines;
 mod inbox;
 mod index;
 pub mod ledger;
+mod live;
 mod open;
 mod reactor;
 mod shard;
@@ -23,6 +24,7 @@ mod slots;
 mod socket;
 mod stats;
 
+pub use shard::Handover;
 pub use stats::{HubStats, OpenedByPath, TenantCounts};
 
 use std::collections::HashMap;
@@ -43,8 +45,7 @@ use crate::shutdown::Shutdown;
 use crate::sse;
 use crate::store::log::CommitListener;
 use crate::store::{Store, StoreError};
-use inbox::InboxCount;
-use shard::{Attach, Deliver, EndStreams, InboxChanged, InboxPruned, Register, Shard, Unregister};
+use shard::{Deliver, EndStreams, InboxChanged, InboxPruned, Register, Shard, Unregister};
 use slots::TenantSlots;
 
 /// One event ready for the wire, shared by every connection it goes to.
@@ -330,29 +331,6 @@ impl CommitListener for Hub {
 pub struct Subscription {
     pub frames: mpsc::Receiver<Queued>,
     guard: SubscriptionGuard,
-}
-
-impl Subscription {
-    /// Gives the stream's socket to its shard, which writes the stream from now on (see
-    /// `shard`): what is in the queue and after `last_seq` goes out first.
-    pub fn hand_over(
-        mut self,
-        socket: std::net::TcpStream,
-        last_seq: i64,
-        expires_at: i64,
-        inbox: Option<InboxCount>,
-    ) {
-        self.guard.handed_over = true;
-        self.guard.shard.do_send(Attach {
-            id: self.guard.id,
-            tenant_id: self.guard.tenant_id,
-            socket,
-            queued: self.frames,
-            last_seq,
-            expires_at,
-            inbox,
-        });
-    }
 }
 
 struct SubscriptionGuard {

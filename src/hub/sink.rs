@@ -1,11 +1,13 @@
 //! Where a shard sends a stream's frames: the queue of the task that serves the stream, or
-//! the stream's socket, once the shard owns it.
+//! the stream's socket, once the shard owns it. An owned socket runs the live rules
+//! (`hub::live`) on the shard's clock; this file only moves their bytes.
 
 use std::sync::atomic::Ordering;
 
+use bytes::Bytes;
 use tokio::sync::mpsc::{self, error::TrySendError};
 
-use super::inbox::{InboxCount, Stale};
+use super::live::{LiveStream, Taken};
 use super::socket::{Stop, StreamSocket};
 use super::{HubStats, Queued};
 
@@ -18,12 +20,8 @@ pub(super) enum Sink {
 
 pub(super) struct OwnedStream {
     pub socket: StreamSocket,
-    /// The highest seq written.
-    pub last_seq: i64,
-    /// The tick of the last write: the keep-alive is due a keep-alive interval after it.
-    pub last_sent: u64,
-    /// The user's unread count as the stream last sent it.
-    pub inbox: Option<InboxCount>,
+    /// The live rules, on the shard's tick.
+    pub live: LiveStream<u64>,
 }
 
 /// Why the shard ends a stream.
@@ -46,89 +44,95 @@ impl From<Stop> for Ending {
     }
 }
 
+/// What became of a stream given something to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Sent {
+    /// It goes on.
+    Live,
+    /// It goes on; its user's unread count must be taken afresh (see `hub::live::Taken`).
+    Recount,
+    /// It ends, and why.
+    Ended(Ending),
+}
+
 impl Sink {
-    /// Queues or writes one group's frames (with the user's unread count after them when
-    /// they change it); `now` is the shard's tick. `Ok(Err(Stale))`: an unread count came
-    /// that is older than what the stream has sent; it must be taken afresh.
+    /// Queues or writes one entry: a group's frames (with the user's unread count after
+    /// them when they change it), a count, or a last frame; `now` is the shard's tick and
+    /// `out` scratch space for the bytes.
     pub(super) fn take(
         &mut self,
-        frames: Queued,
+        entry: Queued,
         now: u64,
         stats: &HubStats,
         backlog_limit: usize,
-    ) -> Result<Result<(), Stale>, Ending> {
-        match self {
-            Sink::Queue(sender) => {
-                let count = frames.as_slice().len() as u64;
-                match sender.try_send(frames) {
-                    Ok(()) => {
-                        stats.delivered.fetch_add(count, Ordering::Relaxed);
-                        Ok(Ok(()))
-                    }
-                    Err(TrySendError::Full(_)) => Err(Ending::Slow),
-                    // The stream has ended already; its unregistration is on its way.
-                    Err(TrySendError::Closed(_)) => Err(Ending::Gone),
-                }
-            }
+        out: &mut Vec<Bytes>,
+    ) -> Sent {
+        let frames = entry.as_slice().len() as u64;
+        let sent = match self {
+            Sink::Queue(sender) => match sender.try_send(entry) {
+                Ok(()) => Sent::Live,
+                Err(TrySendError::Full(_)) => Sent::Ended(Ending::Slow),
+                // The stream has ended already; its unregistration is on its way.
+                Err(TrySendError::Closed(_)) => Sent::Ended(Ending::Gone),
+            },
             Sink::Socket(owned) => {
-                if let Queued::Inbox(unread) = frames {
-                    let Some(count) = &mut owned.inbox else {
-                        return Ok(Ok(()));
-                    };
-                    return match count.update(unread, owned.last_seq) {
-                        Ok(true) => {
-                            owned.last_sent = now;
-                            let frame = count.frame();
-                            owned
-                                .socket
-                                .send([&frame], backlog_limit)
-                                .map(Ok)
-                                .map_err(Ending::from)
-                        }
-                        Ok(false) => Ok(Ok(())),
-                        Err(stale) => Ok(Err(stale)),
-                    };
-                }
-                // The replay may have sent some of them already.
-                let frames = frames.as_slice();
-                let fresh = &frames[frames.partition_point(|f| f.seq <= owned.last_seq)..];
-                let Some(last) = fresh.last() else {
-                    return Ok(Ok(()));
-                };
-                owned.last_seq = last.seq;
-                owned.last_sent = now;
-                stats
-                    .delivered
-                    .fetch_add(fresh.len() as u64, Ordering::Relaxed);
-                let mut counted = false;
-                if let Some(count) = &mut owned.inbox {
-                    for frame in fresh {
-                        counted |= count.sending(frame);
-                    }
-                }
-                let count = owned.inbox.filter(|_| counted).map(|count| count.frame());
-                owned
-                    .socket
-                    .send(
-                        fresh.iter().map(|f| &f.bytes).chain(count.as_ref()),
-                        backlog_limit,
-                    )
-                    .map(Ok)
-                    .map_err(Ending::from)
+                let taken = owned.live.take(entry, now, out);
+                owned.write(taken, out, backlog_limit)
             }
+        };
+        if !matches!(sent, Sent::Ended(Ending::Slow | Ending::Gone)) {
+            stats.delivered.fetch_add(frames, Ordering::Relaxed);
         }
+        sent
     }
 
     /// The stream's last frame, best effort: a stream too far behind to take it is ended
     /// all the same.
-    pub(super) fn last(&mut self, frame: &bytes::Bytes) {
+    pub(super) fn last(&mut self, frame: Bytes, out: &mut Vec<Bytes>) {
         match self {
             Sink::Queue(sender) => {
-                let _ = sender.try_send(Queued::End(frame.clone()));
+                let _ = sender.try_send(Queued::End(frame));
             }
             Sink::Socket(owned) => {
-                let _ = owned.socket.send([frame], usize::MAX);
+                let taken = owned.live.take(Queued::End(frame), 0, out);
+                owned.write(taken, out, usize::MAX);
             }
+        }
+    }
+}
+
+impl OwnedStream {
+    /// A keep-alive deadline came at tick `now`: the tick of the next one.
+    pub(super) fn idle(
+        &mut self,
+        now: u64,
+        every: u64,
+        out: &mut Vec<Bytes>,
+    ) -> Result<u64, Ending> {
+        let next = self.live.idle(now, every, self.socket.is_backlogged(), out);
+        match self.write(Taken::Live, out, usize::MAX) {
+            Sent::Ended(ending) => Err(ending),
+            Sent::Live | Sent::Recount => Ok(next),
+        }
+    }
+
+    /// The stream's token ran out: its last frame goes out.
+    pub(super) fn expired(&mut self, out: &mut Vec<Bytes>) {
+        let taken = self.live.expired(out);
+        self.write(taken, out, usize::MAX);
+    }
+
+    /// Writes what the live rules pushed to `out` (emptying it).
+    fn write(&mut self, taken: Taken, out: &mut Vec<Bytes>, backlog_limit: usize) -> Sent {
+        if !out.is_empty()
+            && let Err(stop) = self.socket.send(out.drain(..), backlog_limit)
+        {
+            return Sent::Ended(stop.into());
+        }
+        match taken {
+            Taken::Live => Sent::Live,
+            Taken::Recount => Sent::Recount,
+            Taken::Over => Sent::Ended(Ending::Over),
         }
     }
 }

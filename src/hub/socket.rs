@@ -53,12 +53,12 @@ impl StreamSocket {
     }
 
     /// Writes `frames` after anything still waiting, keeping what the kernel does not take.
-    pub(super) fn send<'a>(
+    pub(super) fn send(
         &mut self,
-        frames: impl IntoIterator<Item = &'a Bytes>,
+        frames: impl IntoIterator<Item = Bytes>,
         backlog_limit: usize,
     ) -> Result<(), Stop> {
-        self.backlog.extend(frames.into_iter().cloned());
+        self.backlog.extend(frames);
         if !self.blocked {
             self.flush()?;
         }

@@ -20,6 +20,7 @@ use super::head::{StreamHead, cookie};
 use super::request::{SESSION_COOKIE, StreamPath, StreamRequest, open};
 use crate::auth::cors::{CORS_HEADERS, tenant_for_origin};
 use crate::error::ApiError;
+use crate::hub::Handover;
 use crate::hub::connection::Connection;
 use crate::state::AppState;
 
@@ -53,19 +54,18 @@ pub async fn serve(state: &AppState, mut socket: TcpStream, head: StreamHead) {
             if !catch_up(&mut connection, &mut socket).await {
                 return;
             }
-            match socket.into_std().map(|socket| connection.hand_over(socket)) {
-                Ok(true) => {
+            match connection.hand_over(socket) {
+                Handover::Live => {
                     let seconds = began.elapsed().as_secs_f64();
                     tracing::info!(
                         %tenant, %request_id, status = 200, seconds,
                         "stream opened (Herald's path)"
                     );
                 }
-                // It ended while catching up (its expiry, a revocation, a shutdown).
-                Ok(false) => {
+                Handover::Ended => {
                     tracing::info!(%tenant, %request_id, "stream ended before it went live")
                 }
-                Err(error) => {
+                Handover::Failed(error) => {
                     tracing::error!(%tenant, %request_id, %error, "cannot hand a stream socket over")
                 }
             }

@@ -146,7 +146,7 @@ impl Handler<TakeTurn> for Shard {
 
     fn handle(&mut self, _: TakeTurn, ctx: &mut Context<Self>) {
         if let Some((tenant_id, mut run)) = self.waiting.pop() {
-            if self.turn(tenant_id, &mut run) {
+            if self.turn(tenant_id, &mut run, ctx) {
                 self.spare.keep(run);
             } else {
                 self.waiting.put_back(tenant_id, run);
@@ -162,7 +162,7 @@ impl Handler<TakeTurn> for Shard {
 
 impl Shard {
     /// Hands out up to a turn's work of `run`; true when all of it is handed out.
-    fn turn(&mut self, tenant_id: i64, run: &mut Run) -> bool {
+    fn turn(&mut self, tenant_id: i64, run: &mut Run, ctx: &mut Context<Self>) -> bool {
         run.begun = true;
         let mut work = 0;
         let mut reached = 0;
@@ -172,27 +172,16 @@ impl Shard {
             work += streams.max(1);
         }
         let now = self.clock.now();
-        let mut ended = Vec::new();
         while work < TURN_WORK
             && let Some((id, frames)) = run.writes.pop()
         {
             work += WRITE_COST + frames.as_slice().len();
-            if let Some(connection) = self.streams.get_mut(&id)
-                && let Err(ending) =
-                    connection
-                        .sink
-                        .take(frames, now, &self.stats, self.backlog_limit)
-            {
-                ended.push((id, ending));
-            }
+            // A stream that cannot take them ends; a queue's task then ends it, and the
+            // browser reconnects and resumes from the log.
+            self.send_to(id, frames, now, ctx);
         }
         if reached > 0 {
             self.stats.delivered_to.add([(tenant_id, reached)]);
-        }
-        for (id, ending) in ended {
-            // A queue's task sees its queue close and ends the stream; the browser then
-            // reconnects and resumes from the log.
-            self.end(id, ending);
         }
         run.at == run.slices.len() && run.writes.is_empty()
     }

@@ -80,21 +80,11 @@ impl Shard {
     /// afresh, and comes back here.
     pub(super) fn inbox_count(&mut self, id: u64, unread: Unread, ctx: &mut Context<Self>) {
         let now = self.clock.now();
-        let Some(connection) = self.streams.get_mut(&id) else {
-            return;
-        };
-        match connection
-            .sink
-            .take(Queued::Inbox(unread), now, &self.stats, self.backlog_limit)
-        {
-            Ok(Ok(())) => {}
-            Ok(Err(_stale)) => self.recount(id, ctx),
-            Err(ending) => self.end(id, ending),
-        }
+        self.send_to(id, Queued::Inbox(unread), now, ctx);
     }
 
     /// Takes stream `id`'s count afresh from the database; it comes back as `Recounted`.
-    fn recount(&mut self, id: u64, ctx: &mut Context<Self>) {
+    pub(super) fn recount(&mut self, id: u64, ctx: &mut Context<Self>) {
         let Some(connection) = self.streams.get(&id) else {
             return;
         };

@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 use super::deadlines::{Clock, Deadlines};
 use super::index::ListenerIndex;
 use super::reactor::Reactor;
-use super::sink::{Ending, Sink};
+use super::sink::{Ending, Sent, Sink};
 use super::slots::TenantSlots;
 use super::{HubError, HubStats, Queued};
 use crate::config::StreamSettings;
@@ -34,13 +34,14 @@ use crate::shutdown::Shutdown;
 use crate::store::Store;
 
 mod delivery;
+mod handover;
 mod inbox;
 mod owned;
 
 pub(super) use delivery::Deliver;
 use delivery::{Run, Spare};
+pub use handover::Handover;
 pub(super) use inbox::{InboxChanged, InboxPruned};
-pub(super) use owned::Attach;
 
 pub(super) struct Shard {
     streams: HashMap<u64, ShardStream>,
@@ -64,6 +65,8 @@ pub(super) struct Shard {
     stopping: bool,
     /// Where bytes a peer sends are read to and dropped.
     scratch: Box<[u8]>,
+    /// Where the bytes for an owned socket are gathered before they are written.
+    out: Vec<Bytes>,
     /// Where a stream's unread count is taken afresh.
     store: Store,
 }
@@ -104,6 +107,7 @@ impl Shard {
             shutdown: Some(shutdown),
             stopping: false,
             scratch: vec![0; 4096].into_boxed_slice(),
+            out: Vec::new(),
             store,
         })
     }
@@ -128,6 +132,24 @@ impl Shard {
             &connection.topics,
         );
         Some(connection)
+    }
+
+    /// Gives stream `id` one entry of its queue at tick `now`, and does what that leaves to do: an
+    /// unread count older than what the stream has sent is taken afresh, and a stream
+    /// that cannot take it ends.
+    fn send_to(&mut self, id: u64, entry: Queued, now: u64, ctx: &mut Context<Self>) -> Sent {
+        let Some(connection) = self.streams.get_mut(&id) else {
+            return Sent::Ended(Ending::Gone);
+        };
+        let sent = connection
+            .sink
+            .take(entry, now, &self.stats, self.backlog_limit, &mut self.out);
+        match sent {
+            Sent::Live => {}
+            Sent::Recount => self.recount(id, ctx),
+            Sent::Ended(ending) => self.end(id, ending),
+        }
+        sent
     }
 
     /// Ends a stream. A queue's task sees its queue close (and gives the tenant's slot back
@@ -241,7 +263,7 @@ impl Handler<EndStreams> for Shard {
         });
         for id in ending {
             if let Some(connection) = self.streams.get_mut(&id) {
-                connection.sink.last(&end.last);
+                connection.sink.last(end.last.clone(), &mut self.out);
             }
             self.end(id, Ending::Over);
         }
