@@ -4,6 +4,9 @@
 pub mod api_key;
 pub mod event;
 pub mod idempotency_key;
+pub mod inbox_mark;
+pub mod inbox_reader;
+pub mod inbox_total;
 pub mod signing_key;
 pub mod tenant;
 pub mod tenant_usage;

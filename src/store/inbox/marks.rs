@@ -2,12 +2,17 @@
 //! (`inbox_marks`), changed one request of the user at a time, each answering the count
 //! after it.
 
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, Statement, Value};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter,
+    QuerySelect,
+};
 
 use super::Marking;
 use super::count::unread;
 use crate::domain::inbox::Unread;
 use crate::domain::names::UserId;
+use crate::store::entities::{event, inbox_mark, inbox_reader, tenant};
 use crate::store::{Store, StoreError};
 
 impl Store {
@@ -18,13 +23,10 @@ impl Store {
         tenant_id: i64,
         seq: i64,
     ) -> Result<(), StoreError> {
-        let writer = self.writer();
-        writer
-            .execute_raw(Statement::from_sql_and_values(
-                writer.get_database_backend(),
-                "DELETE FROM inbox_marks WHERE tenant_id = $1 AND seq <= $2",
-                [tenant_id.into(), seq.into()],
-            ))
+        inbox_mark::Entity::delete_many()
+            .filter(inbox_mark::Column::TenantId.eq(tenant_id))
+            .filter(inbox_mark::Column::Seq.lte(seq))
+            .exec(self.writer())
             .await?;
         Ok(())
     }
@@ -38,56 +40,57 @@ impl Store {
         marking: Marking,
     ) -> Result<Unread, StoreError> {
         let txn = self.begin_write().await?;
-        let backend = txn.get_database_backend();
-        // The reader's key, the parameters $1 and $2 of each statement below.
-        let reader = || -> [Value; 2] { [tenant_id.into(), user.as_str().into()] };
-        // One request of a user at a time (SQLite has one writer anyway): each counts what
-        // the one before it did, and moves the version on.
-        txn.execute_raw(Statement::from_sql_and_values(
-            backend,
-            "INSERT INTO inbox_readers (tenant_id, user_id, read_through, version) \
-             VALUES ($1, $2, 0, 0) ON CONFLICT (tenant_id, user_id) DO NOTHING",
-            reader(),
-        ))
+        let reader = Condition::all()
+            .add(inbox_reader::Column::TenantId.eq(tenant_id))
+            .add(inbox_reader::Column::UserId.eq(user.as_str()));
+        let marks = Condition::all()
+            .add(inbox_mark::Column::TenantId.eq(tenant_id))
+            .add(inbox_mark::Column::UserId.eq(user.as_str()));
+        // One request of a user at a time (SQLite has one writer anyway; PostgreSQL locks
+        // the reader's row): each counts what the one before it did, and moves the version
+        // on.
+        inbox_reader::Entity::insert(inbox_reader::ActiveModel {
+            tenant_id: Set(tenant_id),
+            user_id: Set(user.as_str().to_owned()),
+            read_through: Set(0),
+            version: Set(0),
+        })
+        .on_conflict_do_nothing_on([inbox_reader::Column::TenantId, inbox_reader::Column::UserId])
+        .exec_without_returning(&txn)
         .await?;
-        let lock = match backend {
-            DbBackend::Postgres => " FOR UPDATE",
-            _ => "",
-        };
-        let cursor: i64 = txn
-            .query_one_raw(Statement::from_sql_and_values(
-                backend,
-                format!(
-                    "SELECT read_through FROM inbox_readers WHERE tenant_id = $1 AND user_id = $2{lock}"
-                ),
-                reader(),
-            ))
+        let cursor: i64 = inbox_reader::Entity::find()
+            .select_only()
+            .column(inbox_reader::Column::ReadThrough)
+            .filter(reader.clone())
+            .lock_exclusive()
+            .into_tuple()
+            .one(&txn)
             .await?
-            .map(|row| row.try_get("", "read_through"))
-            .transpose()?
             .unwrap_or(0);
-        txn.execute_raw(Statement::from_sql_and_values(
-            backend,
-            "UPDATE inbox_readers SET version = version + 1 WHERE tenant_id = $1 AND user_id = $2",
-            reader(),
-        ))
-        .await?;
+        inbox_reader::Entity::update_many()
+            .col_expr(
+                inbox_reader::Column::Version,
+                Expr::col(inbox_reader::Column::Version).add(1),
+            )
+            .filter(reader.clone())
+            .exec(&txn)
+            .await?;
         match marking {
             Marking::AllRead => {
-                txn.execute_raw(Statement::from_sql_and_values(
-                    backend,
-                    "UPDATE inbox_readers SET read_through = \
-                     (SELECT next_seq - 1 FROM tenants WHERE id = $1) \
-                     WHERE tenant_id = $1 AND user_id = $2",
-                    reader(),
-                ))
-                .await?;
-                txn.execute_raw(Statement::from_sql_and_values(
-                    backend,
-                    "DELETE FROM inbox_marks WHERE tenant_id = $1 AND user_id = $2",
-                    reader(),
-                ))
-                .await?;
+                let head = Query::select()
+                    .expr(Expr::col(tenant::Column::NextSeq).sub(1))
+                    .from(tenant::Entity)
+                    .and_where(tenant::Column::Id.eq(tenant_id))
+                    .to_owned();
+                inbox_reader::Entity::update_many()
+                    .col_expr(inbox_reader::Column::ReadThrough, Expr::expr(head))
+                    .filter(reader)
+                    .exec(&txn)
+                    .await?;
+                inbox_mark::Entity::delete_many()
+                    .filter(marks)
+                    .exec(&txn)
+                    .await?;
             }
             Marking::Read(seqs) | Marking::Unread(seqs) if seqs.is_empty() => {}
             Marking::Read(seqs) => mark(&txn, tenant_id, user, cursor, &seqs, true).await?,
@@ -109,40 +112,50 @@ async fn mark(
     seqs: &[i64],
     read: bool,
 ) -> Result<(), StoreError> {
-    let backend = txn.get_database_backend();
-    let list: Vec<String> = (0..seqs.len()).map(|n| format!("${}", n + 3)).collect();
-    let list = list.join(", ");
-    let mut values: Vec<Value> = vec![tenant_id.into(), user.as_str().into()];
-    values.extend(seqs.iter().map(|&seq| Value::from(seq)));
-    let owned = txn
-        .query_all_raw(Statement::from_sql_and_values(
-            backend,
-            format!(
-                "SELECT seq FROM events WHERE tenant_id = $1 AND inbox_ordinal IS NOT NULL \
-                 AND ((target_kind = 'user' AND target = $2) OR target_kind = 'broadcast') \
-                 AND seq IN ({list})"
-            ),
-            values,
-        ))
+    let users_or_broadcast = Condition::any()
+        .add(
+            Condition::all()
+                .add(event::Column::TargetKind.eq("user"))
+                .add(event::Column::Target.eq(user.as_str())),
+        )
+        .add(event::Column::TargetKind.eq("broadcast"));
+    let owned: Vec<i64> = event::Entity::find()
+        .select_only()
+        .column(event::Column::Seq)
+        .filter(event::Column::TenantId.eq(tenant_id))
+        .filter(event::Column::InboxOrdinal.is_not_null())
+        .filter(users_or_broadcast)
+        .filter(event::Column::Seq.is_in(seqs.iter().copied()))
+        .into_tuple()
+        .all(txn)
         .await?;
-    for row in owned {
-        let seq: i64 = row.try_get("", "seq")?;
+    for seq in owned {
         // Above the cursor an item is unread unless marked read; at or below it, read
         // unless marked unread.
         let keeps_mark = (seq > cursor) == read;
-        let sql = match keeps_mark {
-            true => {
-                "INSERT INTO inbox_marks (tenant_id, user_id, seq, read) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (tenant_id, user_id, seq) DO UPDATE SET read = excluded.read"
-            }
-            false => "DELETE FROM inbox_marks WHERE tenant_id = $1 AND user_id = $2 AND seq = $3",
-        };
-        let mut values: Vec<Value> = vec![tenant_id.into(), user.as_str().into(), seq.into()];
         if keeps_mark {
-            values.push(read.into());
-        }
-        txn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            inbox_mark::Entity::insert(inbox_mark::ActiveModel {
+                tenant_id: Set(tenant_id),
+                user_id: Set(user.as_str().to_owned()),
+                seq: Set(seq),
+                read: Set(read),
+            })
+            .on_conflict(
+                OnConflict::columns([
+                    inbox_mark::Column::TenantId,
+                    inbox_mark::Column::UserId,
+                    inbox_mark::Column::Seq,
+                ])
+                .update_column(inbox_mark::Column::Read)
+                .to_owned(),
+            )
+            .exec_without_returning(txn)
             .await?;
+        } else {
+            inbox_mark::Entity::delete_by_id((tenant_id, user.as_str().to_owned(), seq))
+                .exec(txn)
+                .await?;
+        }
     }
     Ok(())
 }

@@ -18,9 +18,12 @@
 //! from one snapshot.
 
 //! The submodules: `ordinals` (handed out at commit), `count` (the unread count), `pages`
-//! (the list), `marks` (read, unread, read all). Their SQL is written once for both engines,
-//! with numbered parameters (`$1`, which SQLite reads as PostgreSQL does), each value bound
-//! once however often the statement uses it.
+//! (the list), `marks` (read, unread, read all). The tables have sea-orm entities
+//! (`store::entities::inbox_*`), and `ordinals` and `marks` build their statements from
+//! them. The count and the page are each one statement of SQL text, written once for both
+//! engines with numbered parameters (`$1`, which SQLite reads as PostgreSQL does, each value
+//! bound once however often the statement uses it): they are arithmetic over correlated
+//! sub-selects in one snapshot, which reads plainer as SQL than as a builder's calls.
 
 mod count;
 mod marks;

@@ -3,11 +3,12 @@
 
 use std::collections::HashMap;
 
-use sea_orm::sea_query::{Alias, Expr, OnConflict, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{ConnectionTrait, DatabaseTransaction};
 
 use crate::domain::event::Target;
 use crate::store::StoreError;
+use crate::store::entities::inbox_total::{Column, Entity as InboxTotals};
 
 /// Rows per upsert of the totals (well under every engine's bound-parameter limit).
 const TOTALS_CHUNK: usize = 1_000;
@@ -38,11 +39,12 @@ pub(crate) async fn assign_ordinals(
     }
     // Per stream, the ordinal its next item here gets.
     let mut next: HashMap<(String, String), i64> = HashMap::new();
-    let totals = Alias::new("inbox_totals");
-    let columns = ["tenant_id", "target_kind", "target", "items"].map(Alias::new);
+    let key = [Column::TenantId, Column::TargetKind, Column::Target];
     for chunk in added.chunks(TOTALS_CHUNK) {
         let mut upsert = Query::insert();
-        upsert.into_table(totals.clone()).columns(columns.clone());
+        upsert
+            .into_table(InboxTotals)
+            .columns(key.into_iter().chain([Column::Items]));
         for ((kind, name), count) in chunk {
             upsert
                 .values([
@@ -55,14 +57,19 @@ pub(crate) async fn assign_ordinals(
         }
         upsert
             .on_conflict(
-                OnConflict::columns(columns[..3].iter().cloned())
+                OnConflict::columns(key)
                     .value(
-                        Alias::new("items"),
-                        Expr::cust("inbox_totals.items + excluded.items"),
+                        Column::Items,
+                        Expr::col((InboxTotals, Column::Items))
+                            .add(Expr::col(("excluded", Column::Items))),
                     )
                     .to_owned(),
             )
-            .returning(Query::returning().columns(columns[1..].iter().cloned()));
+            .returning(Query::returning().columns([
+                Column::TargetKind,
+                Column::Target,
+                Column::Items,
+            ]));
         for row in txn.query_all(&upsert).await? {
             let kind: String = row.try_get("", "target_kind")?;
             let name: String = row.try_get("", "target")?;
