@@ -30,12 +30,16 @@
 //!   `stream_path::request` (shared with actix-web's `routes::stream`, which serves TLS,
 //!   HTTP/2 and keep-alive connections).
 //! - `hub::open` decides where a stream starts (resume or `reset`); `hub::connection`
-//!   replays the log, then hands the socket to its shard (`hub::shard::owned`).
+//!   replays the log, then hands the socket to its shard (`hub::shard::handover`), which
+//!   writes the rest (`hub::shard::owned`). The live half's rules — send each event once,
+//!   keep the unread count, keep-alives, expiry — are one type, `hub::live`, which both a
+//!   stream's task and its shard run.
 //!
 //! **Between nodes** (PostgreSQL + Redis): `broker/` — `redis` publishes what this node
 //! committed and hears the others; `sequencer` hands the hub every tenant's events in seq
 //! order, reading gaps from the log. `hub::ledger` and `limits::streams` count streams
-//! deployment-wide; `limits::redis` is the link the limits use.
+//! deployment-wide; `limits::redis` is the node's one link to Redis (the limits and the
+//! broker both use it).
 //!
 //! **Around it**: `config`, `cli`, `startup` (imported by nobody), `state` (what handlers
 //! reach), `background` (retention, usage counts), `shutdown`, `telemetry`, `metrics`, `tls`, `demo/` (the `local` demo tenant).
