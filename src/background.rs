@@ -1,4 +1,5 @@
-//! What a node does on its own clock: retention every minute, and each second's usage
+//! What a node does on its own clock: retention every minute (events, and webhook messages
+//! past `webhooks.keep_deliveries_secs`), and each second's usage
 //! counts into the tenants' usage rows (and what is left when Herald shuts down).
 
 use std::sync::Arc;
@@ -35,6 +36,14 @@ pub fn spawn_pruner(state: web::Data<AppState>) {
                     }
                 }
                 Err(error) => tracing::error!(%error, "retention pruning failed"),
+            }
+            let keep = state.settings.webhooks.keep_deliveries_secs as i64 * 1000;
+            match state.store.prune_webhook_messages(now_ms() - keep).await {
+                Ok(0) => {}
+                Ok(removed) => {
+                    tracing::info!(removed, "pruned webhook messages past keep_deliveries_secs")
+                }
+                Err(error) => tracing::error!(%error, "pruning webhook messages failed"),
             }
         }
     });

@@ -17,7 +17,9 @@ use crate::domain::keys::SigningKeySpec;
 use crate::domain::limits::{LimitsPatch, TenantLimits};
 use crate::domain::names::UserId;
 use crate::domain::tenant::{NewTenant, Retention, Tenant, TenantPatch};
+use crate::domain::webhook::{Subscription, WebhookUrl};
 use crate::routes::admin::{CreatedApiKey, CreatedSigningKey, TenantList, TenantView};
+use crate::routes::webhooks::{CreatedWebhook, WebhookList, WebhookView};
 use crate::startup::{Application, StartupReport};
 use crate::store::Store;
 
@@ -53,6 +55,9 @@ pub enum Command {
     /// Manage tenant signing keys for user tokens.
     #[command(subcommand)]
     SigningKey(SigningKeyCommand),
+    /// Manage a tenant's webhook endpoints.
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
     /// Mint a user JWT with the tenant's newest HS256 key (development and tests).
     Token {
         slug: String,
@@ -96,6 +101,8 @@ pub enum TenantCommand {
         max_event_data_bytes: Option<LimitArg>,
         #[arg(long, value_name = "N|default")]
         max_stored_events: Option<LimitArg>,
+        #[arg(long, value_name = "N|default")]
+        max_webhooks: Option<LimitArg>,
     },
 }
 
@@ -137,6 +144,23 @@ pub enum SigningKeyCommand {
         /// PEM file of the public key, for ES256, EdDSA and RS256.
         #[arg(long, value_name = "FILE")]
         public_key: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhookCommand {
+    /// List a tenant's endpoints (without their secrets).
+    List { slug: String },
+    /// Create an endpoint; its secret is printed once.
+    Create {
+        slug: String,
+        #[arg(long)]
+        url: String,
+        /// Message types it gets, comma-separated, or `*` for all.
+        #[arg(long, value_delimiter = ',', default_value = "*")]
+        events: Vec<String>,
+        #[arg(long, default_value = "")]
+        description: String,
     },
 }
 
@@ -182,6 +206,7 @@ pub async fn run_command(
             max_streams_per_user,
             max_event_data_bytes,
             max_stored_events,
+            max_webhooks,
         }) => {
             let value = |arg: Option<LimitArg>| arg.map(|LimitArg(value)| value);
             let change = LimitsPatch {
@@ -191,6 +216,7 @@ pub async fn run_command(
                 max_streams_per_user: value(max_streams_per_user),
                 max_event_data_bytes: value(max_event_data_bytes),
                 max_stored_events: value(max_stored_events),
+                max_webhooks: value(max_webhooks),
             };
             let current = tenant(&store, &slug).await?;
             let server_max = settings.limits.max_event_data_bytes as u64;
@@ -223,6 +249,32 @@ pub async fn run_command(
             let spec = SigningKeySpec::parse(Some(&alg), pem)?;
             let key = store.create_signing_key(tenant.id, spec).await?;
             Ok(serde_json::to_value(CreatedSigningKey::from(key))?)
+        }
+        Command::Webhook(WebhookCommand::List { slug }) => {
+            let tenant = tenant(&store, &slug).await?;
+            let webhooks = store.webhooks(tenant.id).await?;
+            Ok(serde_json::to_value(WebhookList {
+                webhooks: webhooks.into_iter().map(WebhookView::from).collect(),
+            })?)
+        }
+        Command::Webhook(WebhookCommand::Create {
+            slug,
+            url,
+            events,
+            description,
+        }) => {
+            let tenant = tenant(&store, &slug).await?;
+            let url = WebhookUrl::parse(&url, settings.webhooks.targets())?;
+            let subscription = Subscription::parse(&events)?;
+            let max = tenant.limits.effective(defaults).max_webhooks;
+            let endpoint = store
+                .create_webhook(tenant.id, &url, &subscription, &description, max)
+                .await?;
+            let secret = endpoint.secret.as_str().to_owned();
+            Ok(serde_json::to_value(CreatedWebhook {
+                webhook: WebhookView::from(endpoint),
+                secret,
+            })?)
         }
         Command::Token {
             slug,

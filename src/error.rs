@@ -95,6 +95,8 @@ error_codes! {
     TenantNotFound = "tenant_not_found", NOT_FOUND;
     ApiKeyNotFound = "api_key_not_found", NOT_FOUND;
     SigningKeyNotFound = "signing_key_not_found", NOT_FOUND;
+    WebhookNotFound = "webhook_not_found", NOT_FOUND;
+    MessageNotFound = "message_not_found", NOT_FOUND;
     MethodNotAllowed = "method_not_allowed", METHOD_NOT_ALLOWED;
     SlugTaken = "slug_taken", CONFLICT;
     IdempotencyKeyInFlight = "idempotency_key_in_flight", CONFLICT;
@@ -116,6 +118,9 @@ error_codes! {
     InvalidRetention = "invalid_retention", UNPROCESSABLE_ENTITY;
     InvalidLimits = "invalid_limits", UNPROCESSABLE_ENTITY;
     InvalidInbox = "invalid_inbox", UNPROCESSABLE_ENTITY;
+    InvalidWebhookUrl = "invalid_webhook_url", UNPROCESSABLE_ENTITY;
+    InvalidWebhookEvents = "invalid_webhook_events", UNPROCESSABLE_ENTITY;
+    TooManyWebhooks = "too_many_webhooks", UNPROCESSABLE_ENTITY;
     InvalidName = "invalid_name", UNPROCESSABLE_ENTITY;
     InvalidAlg = "invalid_alg", UNPROCESSABLE_ENTITY;
     InvalidPublicKey = "invalid_public_key", UNPROCESSABLE_ENTITY;
@@ -234,6 +239,8 @@ impl From<ValidationError> for ApiError {
             Invalid::IdempotencyKey => ErrorCode::InvalidIdempotencyKey,
             Invalid::Limits => ErrorCode::InvalidLimits,
             Invalid::Inbox => ErrorCode::InvalidInbox,
+            Invalid::WebhookUrl => ErrorCode::InvalidWebhookUrl,
+            Invalid::WebhookEvents => ErrorCode::InvalidWebhookEvents,
         };
         ApiError {
             code,

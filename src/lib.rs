@@ -41,6 +41,12 @@
 //! deployment-wide; `limits::redis` is the node's one link to Redis (the limits and the
 //! broker both use it).
 //!
+//! **Talking back**: `webhooks/` sends the tenants' webhook messages — `worker` claims
+//! what is due from the outbox in `store::webhooks`, `sender` makes one signed attempt,
+//! `schedule` says when a failure is due again; `presence` turns the hub's per-node stream
+//! transitions (`hub::slots`) into the deployment's, written by `store::presence`, which
+//! puts `user.online` and `user.offline` in the outbox.
+//!
 //! **Around it**: `config`, `cli`, `startup` (imported by nobody), `state` (what handlers
 //! reach), `background` (retention, usage counts), `shutdown`, `telemetry`, `metrics`, `tls`, `demo/` (the `local` demo tenant).
 
@@ -56,6 +62,7 @@ pub mod fair;
 pub mod hub;
 pub mod limits;
 pub mod metrics;
+pub mod presence;
 pub mod query;
 pub mod routes;
 pub mod server;
@@ -67,3 +74,4 @@ pub mod store;
 pub mod stream_path;
 pub mod telemetry;
 pub mod tls;
+pub mod webhooks;

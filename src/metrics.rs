@@ -66,6 +66,26 @@ pub fn render(state: &AppState) -> String {
         .absolute(crate::error::malformed_requests());
     metrics::counter!("herald_inbox_lists_total").absolute(INBOX_LISTED.load(Ordering::Relaxed));
     metrics::counter!("herald_inbox_marks_total").absolute(INBOX_MARKED.load(Ordering::Relaxed));
+    let webhooks = state.outbox.stats();
+    for (kind, counts) in webhooks.by_type() {
+        for (outcome, count) in [
+            ("delivered", counts.delivered),
+            ("failed_attempt", counts.failed_attempts),
+            ("failed", counts.given_up),
+        ] {
+            metrics::counter!("herald_webhook_messages_total", "type" => kind.clone(), "outcome" => outcome)
+                .absolute(count);
+        }
+    }
+    for (kind, pending) in webhooks.pending() {
+        metrics::gauge!("herald_webhook_pending", "type" => kind).set(pending as f64);
+    }
+    metrics::counter!("herald_webhook_attempts_total")
+        .absolute(webhooks.attempts.load(Ordering::Relaxed));
+    metrics::counter!("herald_webhook_attempt_milliseconds_total")
+        .absolute(webhooks.attempt_ms_total.load(Ordering::Relaxed));
+    metrics::counter!("herald_webhook_endpoints_disabled_total")
+        .absolute(webhooks.endpoints_disabled.load(Ordering::Relaxed));
     state.usage.delivered(&hub.delivered_to);
     for line in state.usage.lines(&state.hub.open_streams()) {
         let tenant = line.label;

@@ -26,12 +26,16 @@ use crate::limits::rates::SharedBuckets;
 use crate::limits::redis::RedisLink;
 use crate::limits::streams::SharedStreams;
 use crate::limits::usage::UsageMeter;
+use crate::presence::PresenceTask;
 use crate::server::http_server;
-use crate::shutdown::{self, ShutdownTrigger};
+use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 use crate::state::AppState;
 use crate::store::Store;
 use crate::store::credentials::Credentials;
 use crate::store::log::{CommitListener, EventLog};
+use crate::store::presence::Transition;
+use crate::webhooks::{self, Outbox};
+use tokio::sync::mpsc;
 
 /// Credentials made at start-up that the operator must be shown once.
 #[derive(Debug, Default)]
@@ -68,12 +72,15 @@ impl Application {
         let credentials = Credentials::new(store.clone());
         let link = redis_link(&settings)?;
         let (budget, ledger) = limits(link.as_ref());
+        let several_nodes = link.is_some();
+        let (transitions, transitions_received) = mpsc::unbounded_channel();
         let (hub, broker, log) = start_delivery(
             &settings,
             &store,
             &credentials,
             shutdown.clone(),
             (ledger, link),
+            transitions,
         )
         .await?;
         let demo = match listeners.demo {
@@ -91,9 +98,19 @@ impl Application {
             store.clone(),
             shutdown.clone(),
         );
+        let outbox = start_outbox(&settings, &store, shutdown.clone()).await?;
+        let presence = PresenceTask {
+            store: store.clone(),
+            hub: hub.clone(),
+            outbox: outbox.clone(),
+            grace: Duration::from_secs_f64(settings.presence.offline_grace_secs),
+            several_nodes,
+        };
+        tokio::spawn(presence.run(transitions_received, shutdown.clone()));
         let state = web::Data::new(AppState {
             settings,
             store,
+            outbox,
             log,
             hub,
             broker,
@@ -322,8 +339,15 @@ async fn start_delivery(
     credentials: &Credentials,
     shutdown: shutdown::Shutdown,
     (ledger, link): (Option<Arc<dyn StreamLedger>>, Option<RedisLink>),
+    transitions: mpsc::UnboundedSender<Transition>,
 ) -> anyhow::Result<(Hub, Arc<dyn Broker>, EventLog)> {
-    let hub = Hub::start(&settings.stream, store.clone(), shutdown, ledger)?;
+    let hub = Hub::start(
+        &settings.stream,
+        store.clone(),
+        shutdown,
+        ledger,
+        Some(transitions),
+    )?;
     let broker = match (redis_url(settings), link) {
         (Some(url), Some(link)) => {
             let broker_settings = BrokerSettings {
@@ -348,6 +372,38 @@ async fn start_delivery(
     };
     let log = EventLog::start(store.clone(), committed_to);
     Ok((hub, broker, log))
+}
+
+/// The node's webhook workers. On SQLite this process is the only node: claims a killed
+/// run left behind are given back first, so its messages are attempted again at once.
+async fn start_outbox(
+    settings: &Settings,
+    store: &Store,
+    shutdown: Shutdown,
+) -> anyhow::Result<Outbox> {
+    let webhooks = &settings.webhooks;
+    if store.backend() == sea_orm::DbBackend::Sqlite {
+        store.release_all_webhook_claims().await?;
+    }
+    let timeout = Duration::from_secs_f64(webhooks.timeout_secs);
+    let sender = webhooks::Sender::new(webhooks.targets(), timeout)?;
+    let schedule = webhooks::RetrySchedule::new(
+        webhooks
+            .retry_schedule_secs
+            .iter()
+            .map(|secs| Duration::from_secs_f64(*secs))
+            .collect(),
+    );
+    let workers = webhooks::WorkerSettings {
+        workers: webhooks.workers,
+        per_endpoint: webhooks.per_endpoint,
+        poll: Duration::from_secs_f64(webhooks.poll_secs),
+        // An attempt's timeout and some: a claim outlives the attempt it is for.
+        lease: timeout + Duration::from_secs(10),
+        disable_after: Duration::from_secs_f64(webhooks.disable_after_secs),
+        schedule,
+    };
+    Ok(Outbox::start(store.clone(), sender, workers, shutdown))
 }
 
 #[cfg(test)]

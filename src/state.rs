@@ -20,11 +20,14 @@ use crate::shutdown::Shutdown;
 use crate::store::Store;
 use crate::store::credentials::Credentials;
 use crate::store::log::EventLog;
+use crate::webhooks::Outbox;
 
 pub struct AppState {
     pub settings: Settings,
     pub store: Store,
     pub log: EventLog,
+    /// The node's webhook workers: woken when this node writes a message.
+    pub outbox: Outbox,
     pub hub: Hub,
     /// How this node tells the others (`LocalBroker` when it runs alone).
     pub broker: Arc<dyn Broker>,

@@ -13,6 +13,8 @@ mod m20261121_000001_initial;
 mod m20261130_000001_limits_and_usage;
 mod m20261201_000001_inbox;
 mod m20261203_000001_storage_probe;
+mod m20261204_000001_webhooks;
+mod m20261204_000002_presence;
 
 pub struct Migrator;
 
@@ -24,6 +26,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000001_limits_and_usage::Migration),
             Box::new(m20261201_000001_inbox::Migration),
             Box::new(m20261203_000001_storage_probe::Migration),
+            Box::new(m20261204_000001_webhooks::Migration),
+            Box::new(m20261204_000002_presence::Migration),
         ]
     }
 }

@@ -17,6 +17,8 @@ const MAX_STREAMS: u64 = 100_000_000;
 const MAX_STREAMS_PER_USER: u64 = 100_000;
 /// The most events a tenant may keep (the log's seqs are `i64`).
 const MAX_STORED_EVENTS: u64 = i64::MAX as u64;
+/// The most webhook endpoints a tenant may be allowed.
+const MAX_WEBHOOKS: u64 = 1_000;
 
 /// A tenant's own limits; `None`: the server's default. Stored as JSON naming only the
 /// fields set (the pruner finds tenants with their own `max_stored_events` by its name).
@@ -34,6 +36,8 @@ pub struct TenantLimits {
     pub max_event_data_bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_stored_events: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_webhooks: Option<u64>,
 }
 
 /// The limits that apply to a tenant, as tenant answers show them (and as the
@@ -54,6 +58,8 @@ pub struct EffectiveLimits {
     /// The oldest events beyond this many are pruned; null: no such limit.
     #[serde(default)]
     pub max_stored_events: Option<u64>,
+    /// Webhook endpoints.
+    pub max_webhooks: u64,
 }
 
 impl TenantLimits {
@@ -70,6 +76,7 @@ impl TenantLimits {
                 .max_event_data_bytes
                 .unwrap_or(defaults.max_event_data_bytes),
             max_stored_events: self.max_stored_events.or(defaults.max_stored_events),
+            max_webhooks: self.max_webhooks.unwrap_or(defaults.max_webhooks),
         }
     }
 
@@ -134,6 +141,12 @@ impl TenantLimits {
                 self.max_stored_events,
                 MAX_STORED_EVENTS,
             )?,
+            max_webhooks: field(
+                "max_webhooks",
+                &patch.max_webhooks,
+                self.max_webhooks,
+                MAX_WEBHOOKS,
+            )?,
         })
     }
 }
@@ -163,6 +176,9 @@ pub struct LimitsPatch {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<u64>, minimum = 1, maximum = 9223372036854775807_u64)]
     pub max_stored_events: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u64>, minimum = 1, maximum = 1000)]
+    pub max_webhooks: Option<Value>,
 }
 
 /// A field that is present, `null` included (absent fields stay `None` by `default`).
@@ -182,6 +198,7 @@ mod tests {
             max_streams_per_user: 32,
             max_event_data_bytes: 65536,
             max_stored_events: None,
+            max_webhooks: 20,
         }
     }
 

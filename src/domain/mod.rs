@@ -13,6 +13,7 @@ pub mod log;
 pub mod names;
 pub mod tenant;
 mod validation;
+pub mod webhook;
 
 pub use validation::{Invalid, ValidationError};
 

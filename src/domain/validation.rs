@@ -27,6 +27,10 @@ pub enum Invalid {
     Limits,
     /// `inbox` where it cannot be, or an inbox request of the wrong shape.
     Inbox,
+    /// A webhook endpoint's `url`.
+    WebhookUrl,
+    /// A webhook endpoint's `events`.
+    WebhookEvents,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]

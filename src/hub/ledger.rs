@@ -26,4 +26,12 @@ pub trait StreamLedger: Send + Sync {
 
     /// The tenant's open streams across the deployment, where they can be counted now.
     fn open_streams(&self, tenant_id: i64) -> Pending<'_, Option<u64>>;
+
+    /// The open streams of each of `users` on the other live nodes (this node's own are
+    /// the caller's to add), where they can be counted now.
+    fn user_streams_elsewhere<'a>(
+        &'a self,
+        tenant_id: i64,
+        users: &'a [String],
+    ) -> Pending<'a, Option<Vec<u64>>>;
 }

@@ -167,10 +167,11 @@ impl Hub {
         store: Store,
         shutdown: Shutdown,
         ledger: Option<Arc<dyn ledger::StreamLedger>>,
+        transitions: Option<tokio::sync::mpsc::UnboundedSender<crate::store::presence::Transition>>,
     ) -> std::io::Result<Hub> {
         let count = std::thread::available_parallelism().map_or(2, |n| n.get());
         let stats = Arc::new(HubStats::default());
-        let slots = Arc::new(TenantSlots::new(ledger));
+        let slots = Arc::new(TenantSlots::new(ledger, transitions));
         let mut shards = Vec::with_capacity(count);
         let mut arbiters = Vec::with_capacity(count);
         for _ in 0..count {
@@ -211,6 +212,34 @@ impl Hub {
 
     pub fn stats(&self) -> &HubStats {
         &self.inner.stats
+    }
+
+    /// Each of `users`' open streams across the deployment: this node's, and the other
+    /// nodes' where they can be counted now.
+    pub async fn user_streams(&self, tenant_id: i64, users: &[String]) -> Vec<u64> {
+        let here = self.inner.slots.user_streams_here(tenant_id, users);
+        match self
+            .inner
+            .slots
+            .user_streams_elsewhere(tenant_id, users)
+            .await
+        {
+            Some(elsewhere) => here.iter().zip(elsewhere).map(|(h, e)| h + e).collect(),
+            None => here,
+        }
+    }
+
+    /// Each of `users`' open streams on the other nodes (none when this node runs alone);
+    /// `None` when they cannot be counted now.
+    pub async fn user_streams_elsewhere(
+        &self,
+        tenant_id: i64,
+        users: &[String],
+    ) -> Option<Vec<u64>> {
+        self.inner
+            .slots
+            .user_streams_elsewhere(tenant_id, users)
+            .await
     }
 
     fn shard_for(&self, tenant_id: i64, user: &str) -> &Addr<Shard> {

@@ -60,6 +60,23 @@ end
 return total
 "#;
 
+/// KEYS[1]: the live nodes. ARGV: the prefix of every node's counts, how old a heartbeat
+/// may be (ms), this node's id (left out of the sums), then one user field per user.
+/// Returns each user's streams on the other nodes.
+const USERS: &str = r#"
+local now = redis.call('TIME')
+now = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local totals = {}
+for i = 4, #ARGV do totals[i - 3] = 0 end
+for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], now - tonumber(ARGV[2]), '+inf')) do
+  if node ~= ARGV[3] and #ARGV >= 4 then
+    local counts = redis.call('HMGET', ARGV[1] .. node, unpack(ARGV, 4))
+    for i, count in ipairs(counts) do totals[i] = totals[i] + (tonumber(count) or 0) end
+  end
+end
+return totals
+"#;
+
 fn fields(tenant_id: i64, user: &str) -> [String; 2] {
     [format!("t:{tenant_id}"), format!("u:{tenant_id}:{user}")]
 }
@@ -69,6 +86,7 @@ pub struct SharedStreams {
     mirror: Arc<StreamMirror>,
     reserve: redis::Script,
     count: redis::Script,
+    users: redis::Script,
     releases: mpsc::UnboundedSender<[String; 2]>,
 }
 
@@ -81,6 +99,7 @@ impl SharedStreams {
             mirror,
             reserve: redis::Script::new(RESERVE),
             count: redis::Script::new(COUNT),
+            users: redis::Script::new(USERS),
             releases,
         }
     }
@@ -151,6 +170,25 @@ impl StreamLedger for SharedStreams {
                 .arg(keys.streams_prefix())
                 .arg(format!("t:{tenant_id}"))
                 .arg(NODE_EXPIRY.as_millis() as u64);
+            self.link.run(&invocation).await
+        })
+    }
+
+    fn user_streams_elsewhere<'a>(
+        &'a self,
+        tenant_id: i64,
+        users: &'a [String],
+    ) -> Pending<'a, Option<Vec<u64>>> {
+        Box::pin(async move {
+            let keys = self.link.keys();
+            let mut invocation = self.users.key(keys.nodes());
+            invocation
+                .arg(keys.streams_prefix())
+                .arg(NODE_EXPIRY.as_millis() as u64)
+                .arg(keys.node());
+            for user in users {
+                invocation.arg(format!("u:{tenant_id}:{user}"));
+            }
             self.link.run(&invocation).await
         })
     }

@@ -9,9 +9,11 @@ pub(crate) mod history;
 pub(crate) mod inbox;
 mod json;
 pub mod openapi;
+mod presence;
 pub mod publish;
 mod session;
 pub(crate) mod stream;
+pub(crate) mod webhooks;
 
 use actix_web::{HttpResponse, web};
 
@@ -49,7 +51,36 @@ pub fn configure(config: &mut web::ServiceConfig) {
         )
         .service(resource("/v1/inbox", "GET").route(web::get().to(inbox::backend_list)))
         .service(resource("/v1/inbox/read", "POST").route(web::post().to(inbox::backend_read)))
-        .service(resource("/v1/inbox/unread", "POST").route(web::post().to(inbox::backend_unread)));
+        .service(resource("/v1/inbox/unread", "POST").route(web::post().to(inbox::backend_unread)))
+        .service(
+            resource("/v1/presence", "GET, POST")
+                .route(web::get().to(presence::one))
+                .route(web::post().to(presence::many)),
+        )
+        .service(
+            resource("/v1/webhooks", "GET, POST")
+                .route(web::post().to(webhooks::create))
+                .route(web::get().to(webhooks::list)),
+        )
+        .service(
+            resource("/v1/webhooks/{id}", "GET, PATCH, DELETE")
+                .route(web::get().to(webhooks::get))
+                .route(web::patch().to(webhooks::update))
+                .route(web::delete().to(webhooks::delete)),
+        )
+        .service(
+            resource("/v1/webhooks/{id}/rotate-secret", "POST")
+                .route(web::post().to(webhooks::rotate_secret)),
+        )
+        .service(resource("/v1/webhooks/{id}/test", "POST").route(web::post().to(webhooks::test)))
+        .service(
+            resource("/v1/webhooks/{id}/deliveries", "GET")
+                .route(web::get().to(webhooks::deliveries)),
+        )
+        .service(
+            resource("/v1/webhooks/{id}/deliveries/{message_id}/retry", "POST")
+                .route(web::post().to(webhooks::retry)),
+        );
 }
 
 /// A path and the methods it answers (`allow`, as the `Allow` header lists them); any other

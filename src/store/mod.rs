@@ -26,8 +26,10 @@ pub mod fault;
 pub mod inbox;
 pub mod keys;
 pub mod log;
+pub mod presence;
 pub mod tenants;
 pub mod usage;
+pub mod webhooks;
 
 use std::path::PathBuf;
 use std::str::FromStr;

@@ -46,7 +46,7 @@ async fn limits_are_shown_effective_set_reset_and_refused_when_bad() {
         tenant["limits"],
         json!({"publish_per_sec": 50, "publish_burst": 5, "max_streams": 100000,
                "max_streams_per_user": 32, "max_event_data_bytes": 65536,
-               "max_stored_events": null})
+               "max_stored_events": null, "max_webhooks": 20})
     );
     let tenant = set_limits(
         &app,

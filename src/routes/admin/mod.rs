@@ -55,6 +55,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
             .service(
                 resource("/{slug}/signing-keys/{kid}", "DELETE")
                     .route(web::delete().to(revoke_signing_key)),
+            )
+            .service(
+                resource("/{slug}/webhooks", "GET")
+                    .route(web::get().to(super::webhooks::operator_list)),
             ),
     );
 }

@@ -246,6 +246,11 @@ impl Cluster {
 /// PostgreSQL database and one Redis, with one tenant; `None`, after saying why, where
 /// either is missing.
 pub async fn cluster(count: usize) -> Option<Cluster> {
+    cluster_with(count, &[]).await
+}
+
+/// As `cluster`, each node with `extra_env` too.
+pub async fn cluster_with(count: usize, extra_env: &[(&str, &str)]) -> Option<Cluster> {
     if postgres_server().is_none() {
         // Nodes share a PostgreSQL database: these run in the suite's PostgreSQL pass.
         eprintln!("skipped: several nodes need PostgreSQL (HERALD_TEST_POSTGRES is not set)");
@@ -268,10 +273,11 @@ pub async fn cluster(count: usize) -> Option<Cluster> {
     let scratch = TempDir::new().unwrap();
     let database = fresh_database_url(scratch.path()).await;
     let redis_url = redis.url();
-    let env = [
+    let mut env = vec![
         ("HERALD__REDIS__URL", redis_url.as_str()),
         ("HERALD__REDIS__CATCH_UP_SECS", "1"),
     ];
+    env.extend_from_slice(extra_env);
     let nodes = join_all(
         (0..count).map(|_| ServerProcess::start_on(&database, TempDir::new().unwrap(), &env)),
     )

@@ -1,0 +1,466 @@
+//! `/v1/webhooks`: a tenant's backend manages its own webhook endpoints with its API key —
+//! create (the secret shown once), list, change, remove, rotate the secret, send a test
+//! message, read the deliveries log and retry a message — and the operator lists a
+//! tenant's (`/admin/tenants/{slug}/webhooks`). What is sent, and how, is
+//! `crate::webhooks`'s.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::admin::TenantRouteErrors;
+use super::history::page_limit;
+use super::json::json;
+use crate::auth::{Operator, Publisher};
+use crate::domain::webhook::{
+    Endpoint, EndpointPatch, MAX_DESCRIPTION_CHARS, MessageType, Subscription, WebhookUrl,
+};
+use crate::domain::{Invalid, ValidationError, format_ms};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
+use crate::state::AppState;
+use crate::store::webhooks::{CreateError, Delivery, Recipients};
+
+/// How long the secret a rotation replaces still signs.
+const ROTATION_OVERLAP_MS: i64 = 24 * 3600 * 1000;
+const DEFAULT_DELIVERIES: u64 = 50;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewWebhook {
+    /// Where messages are posted: `https` (in production, a public host).
+    pub url: String,
+    /// The message types it gets, or `["*"]` for all.
+    #[schema(value_type = Vec<WebhookEventName>)]
+    pub events: Vec<String>,
+    #[schema(max_length = 500)]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookPatch {
+    pub url: Option<String>,
+    #[schema(value_type = Option<Vec<WebhookEventName>>)]
+    pub events: Option<Vec<String>>,
+    #[schema(max_length = 500)]
+    pub description: Option<String>,
+    /// `false` enables a disabled endpoint again (its failures are forgotten); `true`
+    /// disables it.
+    pub disabled: Option<bool>,
+}
+
+/// A message type, or `*`.
+#[derive(ToSchema)]
+#[allow(dead_code)] // a schema only
+enum WebhookEventName {
+    #[serde(rename = "*")]
+    All,
+    #[serde(rename = "webhook.test")]
+    Test,
+    #[serde(rename = "user.online")]
+    UserOnline,
+    #[serde(rename = "user.offline")]
+    UserOffline,
+    #[serde(rename = "notification.unseen")]
+    NotificationUnseen,
+}
+
+/// An endpoint, without its secret.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Webhook)]
+pub struct WebhookView {
+    pub id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub description: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    /// Set while it gets nothing: after a `410`, after failing for
+    /// `webhooks.disable_after_secs`, or when disabled by request.
+    #[schema(format = DateTime)]
+    pub disabled_at: Option<String>,
+    /// `gone`, `failing` or `disabled`.
+    pub disabled_reason: Option<String>,
+}
+
+impl From<Endpoint> for WebhookView {
+    fn from(endpoint: Endpoint) -> WebhookView {
+        WebhookView {
+            events: endpoint.subscription.names(),
+            id: endpoint.id,
+            url: endpoint.url,
+            description: endpoint.description,
+            created_at: format_ms(endpoint.created_at),
+            disabled_at: endpoint.disabled_at.map(format_ms),
+            disabled_reason: endpoint.disabled_reason,
+        }
+    }
+}
+
+/// A new endpoint: its secret appears in this answer only.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedWebhook {
+    #[serde(flatten)]
+    pub webhook: WebhookView,
+    /// `whsec_…`: verifies every message's `webhook-signature`.
+    pub secret: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WebhookList {
+    pub webhooks: Vec<WebhookView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RotatedSecret {
+    /// The new `whsec_…`; the one before also signs for 24 hours.
+    pub secret: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TestMessage {
+    pub message_id: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AttemptOut {
+    #[schema(format = DateTime)]
+    pub at: String,
+    pub status_code: Option<u16>,
+    pub error: Option<String>,
+    pub duration_ms: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeliveryOut {
+    pub message_id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    pub attempts: Vec<AttemptOut>,
+    #[schema(format = DateTime)]
+    pub next_attempt_at: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeliveryPage {
+    pub deliveries: Vec<DeliveryOut>,
+    /// `before` for the next (older) page; null on the last.
+    pub next: Option<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveriesQuery {
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u64>,
+    /// A message id: the page holds older messages only.
+    before: Option<String>,
+}
+
+impl From<Delivery> for DeliveryOut {
+    fn from(delivery: Delivery) -> DeliveryOut {
+        DeliveryOut {
+            message_id: delivery.message_id,
+            kind: delivery.kind,
+            status: delivery.status,
+            attempts: delivery
+                .attempts
+                .into_iter()
+                .map(|a| AttemptOut {
+                    at: format_ms(a.at),
+                    status_code: a.status_code,
+                    error: a.error,
+                    duration_ms: a.duration_ms,
+                })
+                .collect(),
+            next_attempt_at: delivery.next_attempt_at.map(format_ms),
+        }
+    }
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::new(ErrorCode::WebhookNotFound, format!("no webhook `{id}`"))
+}
+
+fn description(text: Option<String>) -> Result<Option<String>, ValidationError> {
+    match text {
+        Some(text) if text.chars().count() > MAX_DESCRIPTION_CHARS => Err(ValidationError::new(
+            Invalid::Name,
+            format!("a description is at most {MAX_DESCRIPTION_CHARS} characters"),
+        )),
+        other => Ok(other),
+    }
+}
+
+#[utoipa::path(post, path = "/v1/webhooks", tag = "tenant backend",
+    request_body = NewWebhook,
+    responses(
+        (status = 201, body = CreatedWebhook),
+        (status = 401, description = "missing, unknown or revoked API key", body = ErrorBody),
+        (status = 422, description = "`invalid_webhook_url`, `invalid_webhook_events`, or `too_many_webhooks` (the tenant's `max_webhooks`)", body = ErrorBody),
+    ),
+    security(("api_key" = [])))]
+pub async fn create(
+    publisher: Publisher,
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body: NewWebhook = json(&request, payload, &state.settings.server).await?;
+    let url = WebhookUrl::parse(&body.url, state.settings.webhooks.targets())?;
+    let subscription = Subscription::parse(&body.events)?;
+    let description = description(body.description)?.unwrap_or_default();
+    let max = publisher
+        .tenant
+        .limits
+        .effective(&state.settings.tenant_defaults)
+        .max_webhooks;
+    let tenant_id = publisher.tenant.id;
+    match state
+        .store
+        .create_webhook(tenant_id, &url, &subscription, &description, max)
+        .await
+    {
+        Ok(endpoint) => {
+            let secret = endpoint.secret.as_str().to_owned();
+            Ok(HttpResponse::Created().json(CreatedWebhook {
+                webhook: WebhookView::from(endpoint),
+                secret,
+            }))
+        }
+        Err(CreateError::TooMany(count)) => Err(ApiError::new(
+            ErrorCode::TooManyWebhooks,
+            format!(
+                "the tenant has {count} webhook endpoints, as many as its `max_webhooks` allows"
+            ),
+        )),
+        Err(CreateError::Store(error)) => Err(error.into()),
+    }
+}
+
+#[utoipa::path(get, path = "/v1/webhooks", tag = "tenant backend",
+    responses(
+        (status = 200, body = WebhookList),
+        (status = 401, description = "missing, unknown or revoked API key", body = ErrorBody),
+    ),
+    security(("api_key" = [])))]
+pub async fn list(
+    publisher: Publisher,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    list_of(&state, publisher.tenant.id).await
+}
+
+async fn list_of(state: &AppState, tenant_id: i64) -> Result<HttpResponse, ApiError> {
+    let webhooks = state.store.webhooks(tenant_id).await?;
+    Ok(HttpResponse::Ok().json(WebhookList {
+        webhooks: webhooks.into_iter().map(WebhookView::from).collect(),
+    }))
+}
+
+#[utoipa::path(get, path = "/admin/tenants/{slug}/webhooks", tag = "operator",
+    params(("slug" = String, Path, description = "the tenant's slug")),
+    responses((status = 200, body = WebhookList), TenantRouteErrors),
+    security(("admin_token" = [])))]
+pub async fn operator_list(
+    _: Operator,
+    state: web::Data<AppState>,
+    slug: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = state.tenant(&slug).await?;
+    list_of(&state, tenant.id).await
+}
+
+#[utoipa::path(get, path = "/v1/webhooks/{id}", tag = "tenant backend",
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, body = WebhookView),
+        (status = 401, description = "missing, unknown or revoked API key", body = ErrorBody),
+        (status = 404, description = "no such webhook of this tenant", body = ErrorBody),
+    ),
+    security(("api_key" = [])))]
+pub async fn get(
+    publisher: Publisher,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let endpoint = state
+        .store
+        .webhook(publisher.tenant.id, &id)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    Ok(HttpResponse::Ok().json(WebhookView::from(endpoint)))
+}
+
+#[utoipa::path(patch, path = "/v1/webhooks/{id}", tag = "tenant backend",
+    params(("id" = String, Path)),
+    request_body = WebhookPatch,
+    responses(
+        (status = 200, body = WebhookView),
+        (status = 401, description = "missing, unknown or revoked API key", body = ErrorBody),
+        (status = 404, description = "no such webhook of this tenant", body = ErrorBody),
+        (status = 422, description = "`invalid_webhook_url` or `invalid_webhook_events`", body = ErrorBody),
+    ),
+    security(("api_key" = [])))]
+pub async fn update(
+    publisher: Publisher,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    request: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body: WebhookPatch = json(&request, payload, &state.settings.server).await?;
+    let targets = state.settings.webhooks.targets();
+    let patch = EndpointPatch {
+        url: body
+            .url
+            .map(|url| WebhookUrl::parse(&url, targets))
+            .transpose()?,
+        subscription: body.events.map(|e| Subscription::parse(&e)).transpose()?,
+        description: description(body.description)?,
+        disabled: body.disabled,
+    };
+    let endpoint = state
+        .store
+        .update_webhook(publisher.tenant.id, &id, patch)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    Ok(HttpResponse::Ok().json(WebhookView::from(endpoint)))
+}
+
+#[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "tenant backend",
+    params(("id" = String, Path)),
+    responses(
+        (status = 204, description = "removed: nothing more is sent to it"),
+        (status = 401, description = "missing, unknown or revoked API key", body = ErrorBody),
+        (status = 404, description = "no such webhook of this tenant", body = ErrorBody),
+    ),
+    security(("api_key" = [])))]
+pub async fn delete(
+    publisher: Publisher,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    match state.store.delete_webhook(publisher.tenant.id, &id).await? {
+        true => Ok(HttpResponse::NoContent().finish()),
+        false => Err(not_found(&id)),
+    }
+}
+
+#[utoipa::path(post, path = "/v1/webhooks/{id}/rotate-secret", tag = "tenant backend",
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, body = RotatedSecret),
+        (status = 401, description = "missing, unknown or revoked API key", body = ErrorBody),
+        (status = 404, description = "no such webhook of this tenant", body = ErrorBody),
+    ),
+    security(("api_key" = [])))]
+pub async fn rotate_secret(
+    publisher: Publisher,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let secret = state
+        .store
+        .rotate_webhook_secret(publisher.tenant.id, &id, ROTATION_OVERLAP_MS)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    Ok(HttpResponse::Ok().json(RotatedSecret {
+        secret: secret.as_str().to_owned(),
+    }))
+}
+
+#[utoipa::path(post, path = "/v1/webhooks/{id}/test", tag = "tenant backend",
+    params(("id" = String, Path)),
+    responses(
+        (status = 202, body = TestMessage, description = "a `webhook.test` message is on its way"),
+        (status = 401, description = "missing, unknown or revoked API key", body = ErrorBody),
+        (status = 404, description = "no such webhook of this tenant", body = ErrorBody),
+    ),
+    security(("api_key" = [])))]
+pub async fn test(
+    publisher: Publisher,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let data = serde_json::json!({"webhook_id": id.as_str()});
+    let ids = state
+        .store
+        .enqueue_webhook(
+            publisher.tenant.id,
+            MessageType::Test,
+            &data,
+            Recipients::Endpoint(&id),
+        )
+        .await?;
+    let message_id = ids.into_iter().next().ok_or_else(|| not_found(&id))?;
+    state.outbox.wake();
+    Ok(HttpResponse::Accepted().json(TestMessage { message_id }))
+}
+
+#[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", tag = "tenant backend",
+    params(("id" = String, Path), DeliveriesQuery),
+    responses(
+        (status = 200, body = DeliveryPage),
+        (status = 401, description = "missing, unknown or revoked API key", body = ErrorBody),
+        (status = 404, description = "no such webhook of this tenant", body = ErrorBody),
+        (status = 422, description = "an invalid `limit`", body = ErrorBody),
+    ),
+    security(("api_key" = [])))]
+pub async fn deliveries(
+    publisher: Publisher,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let query: DeliveriesQuery = crate::query::parse(request.query_string())?;
+    let limit = page_limit(query.limit, DEFAULT_DELIVERIES)?;
+    let endpoint = state
+        .store
+        .webhook(publisher.tenant.id, &id)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    let (page, more) = state
+        .store
+        .webhook_deliveries(&endpoint.id, query.before.as_deref(), limit)
+        .await?;
+    let next = more
+        .then(|| page.last().map(|d| d.message_id.clone()))
+        .flatten();
+    Ok(HttpResponse::Ok().json(DeliveryPage {
+        deliveries: page.into_iter().map(DeliveryOut::from).collect(),
+        next,
+    }))
+}
+
+#[utoipa::path(post, path = "/v1/webhooks/{id}/deliveries/{message_id}/retry", tag = "tenant backend",
+    params(("id" = String, Path), ("message_id" = String, Path)),
+    responses(
+        (status = 202, description = "attempted again now, whatever its state"),
+        (status = 401, description = "missing, unknown or revoked API key", body = ErrorBody),
+        (status = 404, description = "no such webhook of this tenant, or no such message of it", body = ErrorBody),
+    ),
+    security(("api_key" = [])))]
+pub async fn retry(
+    publisher: Publisher,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, message_id) = path.into_inner();
+    let endpoint = state
+        .store
+        .webhook(publisher.tenant.id, &id)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    if !state.store.retry_webhook(&endpoint.id, &message_id).await? {
+        return Err(ApiError::new(
+            ErrorCode::MessageNotFound,
+            format!("webhook `{id}` has no message `{message_id}`"),
+        ));
+    }
+    state.outbox.wake();
+    Ok(HttpResponse::Accepted().finish())
+}

@@ -1,0 +1,419 @@
+//! The outbox: messages to endpoints, written before they count as sent, claimed by one
+//! node at a time when due, and every attempt's outcome.
+//!
+//! A claim is a lease (`claimed_until`): the node that holds it attempts the message; one
+//! that dies mid-attempt leaves it to whichever node claims it once the lease is over, so
+//! a message is attempted at least once and never lost. On PostgreSQL nodes claim with
+//! `FOR UPDATE SKIP LOCKED`, so two never take the same message; on SQLite the one writer
+//! makes each claim whole.
+
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement, Value,
+};
+
+use super::super::entities::{webhook_attempt, webhook_endpoint, webhook_message};
+use super::super::{Store, StoreError};
+use super::endpoints::disable;
+use crate::domain::webhook::{Endpoint, MessageType};
+use crate::domain::{format_ms, now_ms};
+
+pub(crate) const PENDING: &str = "pending";
+pub(crate) const DELIVERED: &str = "delivered";
+pub(crate) const FAILED: &str = "failed";
+
+/// Who a new message goes to.
+#[derive(Debug, Clone, Copy)]
+pub enum Recipients<'a> {
+    /// Every enabled endpoint of the tenant whose `events` name the type.
+    Subscribed,
+    /// This endpoint of the tenant's, whatever its `events` and state (a test message).
+    Endpoint(&'a str),
+}
+
+/// A message a node has claimed, with the endpoint it goes to.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: String,
+    pub kind: String,
+    pub body: String,
+    /// Attempts before this one.
+    pub attempts: i32,
+    pub endpoint: Endpoint,
+}
+
+/// One attempt, as the deliveries log shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub at: i64,
+    pub status_code: Option<u16>,
+    pub error: Option<String>,
+    pub duration_ms: i64,
+}
+
+/// What becomes of a message after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    Delivered,
+    /// Failed; due again then.
+    RetryAt(i64),
+    /// Failed for good: its retries are spent.
+    Failed,
+    /// The endpoint answered 410: it is disabled at once.
+    Gone,
+}
+
+/// A message and its attempts, as the deliveries log shows them.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub message_id: String,
+    pub kind: String,
+    pub status: String,
+    pub attempts: Vec<Attempt>,
+    pub next_attempt_at: Option<i64>,
+}
+
+/// The body every attempt of a message sends.
+fn body(kind: MessageType, data: &serde_json::Value, now: i64) -> String {
+    serde_json::json!({"type": kind.as_str(), "timestamp": format_ms(now), "data": data})
+        .to_string()
+}
+
+/// Writes a message of `kind` to each of `to`, due now, inside the caller's transaction:
+/// the ids of the messages written (none if no endpoint wants it).
+pub async fn enqueue(
+    db: &impl ConnectionTrait,
+    tenant_id: i64,
+    kind: MessageType,
+    data: &serde_json::Value,
+    to: Recipients<'_>,
+) -> Result<Vec<String>, StoreError> {
+    let mut endpoints =
+        webhook_endpoint::Entity::find().filter(webhook_endpoint::Column::TenantId.eq(tenant_id));
+    endpoints = match to {
+        Recipients::Subscribed => endpoints.filter(webhook_endpoint::Column::DisabledAt.is_null()),
+        Recipients::Endpoint(id) => endpoints.filter(webhook_endpoint::Column::Id.eq(id)),
+    };
+    let now = now_ms();
+    let body = body(kind, data, now);
+    let mut ids = Vec::new();
+    for model in endpoints.all(db).await? {
+        let endpoint = Endpoint::try_from(model)?;
+        if matches!(to, Recipients::Subscribed) && !endpoint.subscription.includes(kind) {
+            continue;
+        }
+        let id = format!("msg_{}", uuid::Uuid::now_v7().simple());
+        webhook_message::ActiveModel {
+            id: Set(id.clone()),
+            tenant_id: Set(tenant_id),
+            endpoint_id: Set(endpoint.id),
+            kind: Set(kind.as_str().to_owned()),
+            body: Set(body.clone()),
+            created_at: Set(now),
+            status: Set(PENDING.to_owned()),
+            next_attempt_at: Set(Some(now)),
+            claimed_until: Set(None),
+            attempts: Set(0),
+        }
+        .insert(db)
+        .await?;
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+impl Store {
+    /// Writes a message (see `enqueue`) in a transaction of its own.
+    pub async fn enqueue_webhook(
+        &self,
+        tenant_id: i64,
+        kind: MessageType,
+        data: &serde_json::Value,
+        to: Recipients<'_>,
+    ) -> Result<Vec<String>, StoreError> {
+        let txn = self.begin_write().await?;
+        let ids = enqueue(&txn, tenant_id, kind, data, to).await?;
+        txn.commit().await?;
+        Ok(ids)
+    }
+
+    /// Claims up to `limit` due messages until `lease_until`, soonest due first, none of
+    /// an endpoint in `busy` (this node attempts as many of theirs as it will at once).
+    pub async fn claim_due_webhooks(
+        &self,
+        limit: usize,
+        lease_until: i64,
+        busy: &[String],
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let writer = self.writer();
+        let backend = writer.get_database_backend();
+        let now = now_ms();
+        let mut values: Vec<Value> = vec![lease_until.into(), now.into(), (limit as i64).into()];
+        let mut exclusion = String::new();
+        if !busy.is_empty() {
+            let list: Vec<String> = (0..busy.len()).map(|n| format!("${}", n + 4)).collect();
+            exclusion = format!("AND m.endpoint_id NOT IN ({})", list.join(", "));
+            values.extend(busy.iter().map(|id| Value::from(id.as_str())));
+        }
+        let lock = match backend {
+            DbBackend::Postgres => "FOR UPDATE SKIP LOCKED",
+            _ => "",
+        };
+        let sql = format!(
+            "UPDATE webhook_messages SET claimed_until = $1 WHERE id IN (\
+               SELECT m.id FROM webhook_messages m \
+               WHERE m.next_attempt_at IS NOT NULL AND m.next_attempt_at <= $2 \
+                 AND (m.claimed_until IS NULL OR m.claimed_until <= $2) {exclusion} \
+               ORDER BY m.next_attempt_at LIMIT $3 {lock}) \
+             RETURNING id, endpoint_id, type, body, attempts"
+        );
+        let rows = writer
+            .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut claimed = Vec::with_capacity(rows.len());
+        let mut endpoint_ids = Vec::with_capacity(rows.len());
+        for row in &rows {
+            endpoint_ids.push(row.try_get::<String>("", "endpoint_id")?);
+        }
+        let endpoints: Vec<Endpoint> = webhook_endpoint::Entity::find()
+            .filter(webhook_endpoint::Column::Id.is_in(endpoint_ids.clone()))
+            .all(writer)
+            .await?
+            .into_iter()
+            .map(Endpoint::try_from)
+            .collect::<Result<_, _>>()?;
+        for (row, endpoint_id) in rows.iter().zip(endpoint_ids) {
+            // An endpoint removed since: its messages went with it.
+            let Some(endpoint) = endpoints.iter().find(|e| e.id == endpoint_id) else {
+                continue;
+            };
+            claimed.push(Claimed {
+                id: row.try_get("", "id")?,
+                kind: row.try_get("", "type")?,
+                body: row.try_get("", "body")?,
+                attempts: row.try_get("", "attempts")?,
+                endpoint: endpoint.clone(),
+            });
+        }
+        Ok(claimed)
+    }
+
+    /// Gives back claims this node will not attempt after all (it is stopping, or took
+    /// more of one endpoint than it attempts at once): due again at once, for any node.
+    pub async fn release_webhooks(&self, ids: &[String]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        webhook_message::Entity::update_many()
+            .col_expr(
+                webhook_message::Column::ClaimedUntil,
+                Expr::value(Option::<i64>::None),
+            )
+            .filter(webhook_message::Column::Id.is_in(ids.iter().cloned()))
+            .exec(self.writer())
+            .await?;
+        Ok(())
+    }
+
+    /// Gives back every claim: on SQLite, where this process is the only node, those a
+    /// run that was killed left behind (no other node holds them).
+    pub async fn release_all_webhook_claims(&self) -> Result<(), StoreError> {
+        webhook_message::Entity::update_many()
+            .col_expr(
+                webhook_message::Column::ClaimedUntil,
+                Expr::value(Option::<i64>::None),
+            )
+            .filter(webhook_message::Column::ClaimedUntil.is_not_null())
+            .exec(self.writer())
+            .await?;
+        Ok(())
+    }
+
+    /// Records an attempt and what follows it; `true` if the endpoint is disabled by it
+    /// (it answered 410, or has failed for `disable_after_ms` without a success).
+    pub async fn finish_webhook_attempt(
+        &self,
+        message: &Claimed,
+        attempt: Attempt,
+        next: Next,
+        disable_after_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let txn = self.begin_write().await?;
+        let (status, next_at) = match next {
+            Next::Delivered => (DELIVERED, None),
+            Next::RetryAt(at) => (PENDING, Some(at)),
+            Next::Failed | Next::Gone => (FAILED, None),
+        };
+        let updated = webhook_message::Entity::update_many()
+            .col_expr(webhook_message::Column::Status, Expr::value(status))
+            .col_expr(webhook_message::Column::NextAttemptAt, Expr::value(next_at))
+            .col_expr(
+                webhook_message::Column::ClaimedUntil,
+                Expr::value(Option::<i64>::None),
+            )
+            .col_expr(
+                webhook_message::Column::Attempts,
+                Expr::col(webhook_message::Column::Attempts).add(1),
+            )
+            .filter(webhook_message::Column::Id.eq(message.id.as_str()))
+            .exec(&txn)
+            .await?;
+        if updated.rows_affected == 0 {
+            // Removed with its endpoint meanwhile.
+            return Ok(false);
+        }
+        webhook_attempt::ActiveModel {
+            message_id: Set(message.id.clone()),
+            at: Set(attempt.at),
+            status_code: Set(attempt.status_code.map(i32::from)),
+            error: Set(attempt.error),
+            duration_ms: Set(attempt.duration_ms),
+            ..Default::default()
+        }
+        .insert(&txn)
+        .await?;
+        let endpoint_id = message.endpoint.id.as_str();
+        let mut disabled = false;
+        match next {
+            Next::Delivered => {
+                webhook_endpoint::Entity::update_many()
+                    .col_expr(
+                        webhook_endpoint::Column::FailingSince,
+                        Expr::value(Option::<i64>::None),
+                    )
+                    .filter(webhook_endpoint::Column::Id.eq(endpoint_id))
+                    .exec(&txn)
+                    .await?;
+            }
+            Next::Gone => {
+                disable(&txn, endpoint_id, attempt.at, "gone").await?;
+                disabled = true;
+            }
+            Next::RetryAt(_) | Next::Failed => {
+                webhook_endpoint::Entity::update_many()
+                    .col_expr(
+                        webhook_endpoint::Column::FailingSince,
+                        Expr::col(webhook_endpoint::Column::FailingSince).if_null(attempt.at),
+                    )
+                    .filter(webhook_endpoint::Column::Id.eq(endpoint_id))
+                    .exec(&txn)
+                    .await?;
+                let failing_since: Option<Option<i64>> =
+                    webhook_endpoint::Entity::find_by_id(endpoint_id)
+                        .select_only()
+                        .column(webhook_endpoint::Column::FailingSince)
+                        .filter(webhook_endpoint::Column::DisabledAt.is_null())
+                        .into_tuple()
+                        .one(&txn)
+                        .await?;
+                if let Some(Some(since)) = failing_since
+                    && attempt.at - since >= disable_after_ms
+                {
+                    disable(&txn, endpoint_id, attempt.at, "failing").await?;
+                    disabled = true;
+                }
+            }
+        }
+        txn.commit().await?;
+        Ok(disabled)
+    }
+
+    /// An endpoint's messages, newest first, each with its attempts: a page of `limit`
+    /// before the message `before`, and whether there are older ones.
+    pub async fn webhook_deliveries(
+        &self,
+        endpoint_id: &str,
+        before: Option<&str>,
+        limit: u64,
+    ) -> Result<(Vec<Delivery>, bool), StoreError> {
+        let mut query = webhook_message::Entity::find()
+            .filter(webhook_message::Column::EndpointId.eq(endpoint_id));
+        if let Some(before) = before {
+            query = query.filter(webhook_message::Column::Id.lt(before));
+        }
+        let mut messages = query
+            .order_by_desc(webhook_message::Column::Id)
+            .limit(limit + 1)
+            .all(self.reader())
+            .await?;
+        let more = messages.len() as u64 > limit;
+        messages.truncate(limit as usize);
+        let attempts = webhook_attempt::Entity::find()
+            .filter(webhook_attempt::Column::MessageId.is_in(messages.iter().map(|m| m.id.clone())))
+            .order_by_asc(webhook_attempt::Column::Id)
+            .all(self.reader())
+            .await?;
+        let deliveries = messages
+            .into_iter()
+            .map(|message| Delivery {
+                attempts: attempts
+                    .iter()
+                    .filter(|a| a.message_id == message.id)
+                    .map(|a| Attempt {
+                        at: a.at,
+                        status_code: a.status_code.and_then(|c| u16::try_from(c).ok()),
+                        error: a.error.clone(),
+                        duration_ms: a.duration_ms,
+                    })
+                    .collect(),
+                message_id: message.id,
+                kind: message.kind,
+                status: message.status,
+                next_attempt_at: message.next_attempt_at,
+            })
+            .collect();
+        Ok((deliveries, more))
+    }
+
+    /// Makes a message of the endpoint due now, whatever its state; `false` if the
+    /// endpoint has no such message.
+    pub async fn retry_webhook(
+        &self,
+        endpoint_id: &str,
+        message_id: &str,
+    ) -> Result<bool, StoreError> {
+        let updated = webhook_message::Entity::update_many()
+            .col_expr(webhook_message::Column::Status, Expr::value(PENDING))
+            .col_expr(
+                webhook_message::Column::NextAttemptAt,
+                Expr::value(now_ms()),
+            )
+            .col_expr(
+                webhook_message::Column::ClaimedUntil,
+                Expr::value(Option::<i64>::None),
+            )
+            .filter(webhook_message::Column::Id.eq(message_id))
+            .filter(webhook_message::Column::EndpointId.eq(endpoint_id))
+            .exec(self.writer())
+            .await?;
+        Ok(updated.rows_affected > 0)
+    }
+
+    /// Removes messages older than `before_ms` that are no longer due, with their
+    /// attempts: how many.
+    pub async fn prune_webhook_messages(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let deleted = webhook_message::Entity::delete_many()
+            .filter(webhook_message::Column::CreatedAt.lt(before_ms))
+            .filter(webhook_message::Column::Status.ne(PENDING))
+            .exec(self.writer())
+            .await?;
+        Ok(deleted.rows_affected)
+    }
+
+    /// Messages still due, deployment-wide, per type.
+    pub async fn pending_webhooks(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(webhook_message::Entity::find()
+            .select_only()
+            .column(webhook_message::Column::Kind)
+            .column_as(webhook_message::Column::Id.count(), "pending")
+            .filter(webhook_message::Column::Status.eq(PENDING))
+            .group_by(webhook_message::Column::Kind)
+            .into_tuple()
+            .all(self.reader())
+            .await?)
+    }
+}
