@@ -28,6 +28,7 @@ const DEFAULT_DELIVERIES: u64 = 50;
 #[serde(deny_unknown_fields)]
 pub struct NewWebhook {
     /// Where messages are posted: `https` (in production, a public host).
+    #[schema(format = "uri")]
     pub url: String,
     /// The message types it gets, or `["*"]` for all.
     #[schema(value_type = Vec<WebhookEventName>)]
@@ -39,6 +40,7 @@ pub struct NewWebhook {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookPatch {
+    #[schema(format = "uri")]
     pub url: Option<String>,
     #[schema(value_type = Option<Vec<WebhookEventName>>)]
     pub events: Option<Vec<String>>,
