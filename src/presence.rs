@@ -139,7 +139,7 @@ impl PresenceTask {
         };
         let gone = self.without_streams(&due).await;
         let settled: Vec<((i64, String), bool)> = due.into_iter().zip(gone).collect();
-        match self.store.settle_offline(&settled).await {
+        match self.store.settle_offline(settled).await {
             Ok(true) => self.outbox.wake(),
             Ok(false) => {}
             Err(error) => tracing::warn!(%error, "presence: cannot settle departures"),
@@ -170,7 +170,7 @@ impl PresenceTask {
                 .collect();
             if let Err(error) = self
                 .store
-                .presence_orphaned(&orphans, now_ms(), self.grace_ms())
+                .presence_orphaned(orphans, now_ms(), self.grace_ms())
                 .await
             {
                 tracing::warn!(%error, "presence: cannot start the grace of users nobody streams to");

@@ -28,13 +28,13 @@ use crate::limits::streams::SharedStreams;
 use crate::limits::usage::UsageMeter;
 use crate::presence::PresenceTask;
 use crate::server::http_server;
-use crate::shutdown::{self, Shutdown, ShutdownTrigger};
+use crate::shutdown::{self, ShutdownTrigger};
 use crate::state::AppState;
 use crate::store::Store;
 use crate::store::credentials::Credentials;
 use crate::store::log::{CommitListener, EventLog};
 use crate::store::presence::Transition;
-use crate::webhooks::{self, Outbox};
+use crate::webhooks::Outbox;
 use tokio::sync::mpsc;
 
 /// Credentials made at start-up that the operator must be shown once.
@@ -98,7 +98,7 @@ impl Application {
             store.clone(),
             shutdown.clone(),
         );
-        let outbox = start_outbox(&settings, &store, shutdown.clone()).await?;
+        let outbox = Outbox::configured(&settings.webhooks, &store, shutdown.clone()).await?;
         let presence = PresenceTask {
             store: store.clone(),
             hub: hub.clone(),
@@ -372,38 +372,6 @@ async fn start_delivery(
     };
     let log = EventLog::start(store.clone(), committed_to);
     Ok((hub, broker, log))
-}
-
-/// The node's webhook workers. On SQLite this process is the only node: claims a killed
-/// run left behind are given back first, so its messages are attempted again at once.
-async fn start_outbox(
-    settings: &Settings,
-    store: &Store,
-    shutdown: Shutdown,
-) -> anyhow::Result<Outbox> {
-    let webhooks = &settings.webhooks;
-    if store.backend() == sea_orm::DbBackend::Sqlite {
-        store.release_all_webhook_claims().await?;
-    }
-    let timeout = Duration::from_secs_f64(webhooks.timeout_secs);
-    let sender = webhooks::Sender::new(webhooks.targets(), timeout)?;
-    let schedule = webhooks::RetrySchedule::new(
-        webhooks
-            .retry_schedule_secs
-            .iter()
-            .map(|secs| Duration::from_secs_f64(*secs))
-            .collect(),
-    );
-    let workers = webhooks::WorkerSettings {
-        workers: webhooks.workers,
-        per_endpoint: webhooks.per_endpoint,
-        poll: Duration::from_secs_f64(webhooks.poll_secs),
-        // An attempt's timeout and some: a claim outlives the attempt it is for.
-        lease: timeout + Duration::from_secs(10),
-        disable_after: Duration::from_secs_f64(webhooks.disable_after_secs),
-        schedule,
-    };
-    Ok(Outbox::start(store.clone(), sender, workers, shutdown))
 }
 
 #[cfg(test)]

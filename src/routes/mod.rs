@@ -72,14 +72,17 @@ pub fn configure(config: &mut web::ServiceConfig) {
             resource("/v1/webhooks/{id}/rotate-secret", "POST")
                 .route(web::post().to(webhooks::rotate_secret)),
         )
-        .service(resource("/v1/webhooks/{id}/test", "POST").route(web::post().to(webhooks::test)))
+        .service(
+            resource("/v1/webhooks/{id}/test", "POST")
+                .route(web::post().to(webhooks::deliveries::test)),
+        )
         .service(
             resource("/v1/webhooks/{id}/deliveries", "GET")
-                .route(web::get().to(webhooks::deliveries)),
+                .route(web::get().to(webhooks::deliveries::list)),
         )
         .service(
             resource("/v1/webhooks/{id}/deliveries/{message_id}/retry", "POST")
-                .route(web::post().to(webhooks::retry)),
+                .route(web::post().to(webhooks::deliveries::retry)),
         );
 }
 

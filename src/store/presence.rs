@@ -3,9 +3,12 @@
 //! write, so however many nodes see a user come and go, `user.online` and `user.offline`
 //! are each written once, in the transaction that makes the transition.
 
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 
 use super::entities::presence;
@@ -30,84 +33,65 @@ pub struct Seen {
     pub last_seen_at: Option<i64>,
 }
 
-fn user_key(tenant_id: i64, user: &str) -> Condition {
-    Condition::all()
-        .add(presence::Column::TenantId.eq(tenant_id))
-        .add(presence::Column::UserId.eq(user))
-}
-
 impl Store {
-    /// Applies node-level transitions in order, in one transaction: an arrival makes an
-    /// offline user online (writing `user.online`) or keeps an online one from going; a
-    /// departure of a user no node streams to any more starts their grace. Answers whether
-    /// a message was written.
+    /// Applies a batch of node-level transitions in one transaction, a few statements per
+    /// tenant whatever the batch's size: users who arrived are online (those who were
+    /// offline get `user.online`; those within their grace stay, with nothing sent), and
+    /// users whose last transition here was a departure start their grace (no other node
+    /// streams to them: the caller has checked). Answers whether a message was written.
     pub async fn record_presence(
         &self,
         transitions: &[Transition],
         grace_ms: i64,
     ) -> Result<bool, StoreError> {
-        if transitions.is_empty() {
+        let batch = Batch::of(transitions);
+        if batch.is_empty() {
             return Ok(false);
         }
         let txn = self.begin_write().await?;
         let mut wrote = false;
-        for change in transitions {
-            let key = || user_key(change.tenant_id, &change.user);
-            if change.arrived {
-                let back = presence::Entity::update_many()
+        for (tenant_id, users) in &batch.arrived {
+            for chunk in users.chunks(CHUNK) {
+                let names = chunk.iter().map(|(user, _)| user.clone());
+                // Back within their grace: online all along.
+                presence::Entity::update_many()
                     .col_expr(
                         presence::Column::OfflineDueAt,
                         Expr::value(Option::<i64>::None),
                     )
-                    .filter(key())
+                    .filter(presence::Column::TenantId.eq(*tenant_id))
+                    .filter(presence::Column::UserId.is_in(names))
                     .filter(presence::Column::Online.eq(true))
                     .exec(&txn)
                     .await?;
-                if back.rows_affected > 0 {
-                    continue;
-                }
-                let came = presence::Entity::insert(presence::ActiveModel {
-                    tenant_id: Set(change.tenant_id),
-                    user_id: Set(change.user.clone()),
-                    online: Set(true),
-                    online_at: Set(change.at),
-                    last_seen_at: Set(None),
-                    offline_due_at: Set(None),
-                })
-                .on_conflict(
-                    OnConflict::columns([presence::Column::TenantId, presence::Column::UserId])
-                        .update_columns([
-                            presence::Column::Online,
-                            presence::Column::OnlineAt,
-                            presence::Column::OfflineDueAt,
-                        ])
-                        .action_and_where(
-                            Expr::col((presence::Entity, presence::Column::Online)).eq(false),
-                        )
-                        .to_owned(),
+                let came = came_online(&txn, *tenant_id, chunk).await?;
+                let data: Vec<serde_json::Value> = chunk
+                    .iter()
+                    .filter(|(user, _)| came.contains(user))
+                    .map(|(user, at)| serde_json::json!({"user": user, "at": format_ms(*at)}))
+                    .collect();
+                let ids = enqueue(
+                    &txn,
+                    *tenant_id,
+                    MessageType::UserOnline,
+                    &data,
+                    Recipients::Subscribed,
                 )
-                .exec_without_returning(&txn)
                 .await?;
-                if came > 0 {
-                    let data = serde_json::json!({"user": change.user, "at": format_ms(change.at)});
-                    let ids = enqueue(
-                        &txn,
-                        change.tenant_id,
-                        MessageType::UserOnline,
-                        &data,
-                        Recipients::Subscribed,
-                    )
-                    .await?;
-                    wrote |= !ids.is_empty();
-                }
-            } else {
+                wrote |= !ids.is_empty();
+            }
+        }
+        for (tenant_id, users) in &batch.departed {
+            for chunk in users.chunks(CHUNK) {
+                // One time for the chunk: the latest of its departures (within a batch).
+                let at = chunk.iter().map(|(_, at)| *at).max().unwrap_or_else(now_ms);
                 presence::Entity::update_many()
-                    .col_expr(presence::Column::LastSeenAt, Expr::value(change.at))
-                    .col_expr(
-                        presence::Column::OfflineDueAt,
-                        Expr::value(change.at + grace_ms),
+                    .col_expr(presence::Column::LastSeenAt, Expr::value(at))
+                    .col_expr(presence::Column::OfflineDueAt, Expr::value(at + grace_ms))
+                    .filter(presence::Column::TenantId.eq(*tenant_id))
+                    .filter(
+                        presence::Column::UserId.is_in(chunk.iter().map(|(user, _)| user.clone())),
                     )
-                    .filter(key())
                     .filter(presence::Column::Online.eq(true))
                     .filter(presence::Column::OfflineDueAt.is_null())
                     .exec(&txn)
@@ -132,60 +116,57 @@ impl Store {
             .await?)
     }
 
-    /// Ends the grace of each user of `due` whose grace is still over: those in `gone`
+    /// Ends the grace of each user of `due` whose grace is still over: those marked gone
     /// (no stream anywhere) go offline, writing `user.offline`; the others stay online.
-    /// Answers whether a message was written.
-    pub async fn settle_offline(&self, due: &[((i64, String), bool)]) -> Result<bool, StoreError> {
+    /// A few statements per tenant. Answers whether a message was written.
+    pub async fn settle_offline(
+        &self,
+        due: Vec<((i64, String), bool)>,
+    ) -> Result<bool, StoreError> {
+        let by_tenant = by_tenant_and_fate(&due);
         let txn = self.begin_write().await?;
         let now = now_ms();
         let mut wrote = false;
-        for ((tenant_id, user), gone) in due {
-            let still_due = || {
-                user_key(*tenant_id, user)
-                    .add(presence::Column::Online.eq(true))
-                    .add(presence::Column::OfflineDueAt.lte(now))
-            };
-            if !gone {
-                presence::Entity::update_many()
-                    .col_expr(
-                        presence::Column::OfflineDueAt,
-                        Expr::value(Option::<i64>::None),
-                    )
-                    .filter(still_due())
-                    .exec(&txn)
+        for ((tenant_id, gone), users) in by_tenant {
+            for chunk in users.chunks(CHUNK) {
+                let mut update = Query::update();
+                update
+                    .table(presence::Entity)
+                    .value(presence::Column::OfflineDueAt, Option::<i64>::None)
+                    .and_where(presence::Column::TenantId.eq(tenant_id))
+                    .and_where(presence::Column::UserId.is_in(chunk.iter().cloned()))
+                    .and_where(presence::Column::Online.eq(true))
+                    .and_where(presence::Column::OfflineDueAt.lte(now));
+                if !gone {
+                    txn.execute_raw(txn.get_database_backend().build(&update))
+                        .await?;
+                    continue;
+                }
+                update.value(presence::Column::Online, false).returning(
+                    Query::returning()
+                        .columns([presence::Column::UserId, presence::Column::LastSeenAt]),
+                );
+                let went = txn
+                    .query_all_raw(txn.get_database_backend().build(&update))
                     .await?;
-                continue;
-            }
-            let last_seen: Option<Option<i64>> = presence::Entity::find()
-                .select_only()
-                .column(presence::Column::LastSeenAt)
-                .filter(still_due())
-                .into_tuple()
-                .one(&txn)
-                .await?;
-            let went = presence::Entity::update_many()
-                .col_expr(presence::Column::Online, Expr::value(false))
-                .col_expr(
-                    presence::Column::OfflineDueAt,
-                    Expr::value(Option::<i64>::None),
+                let mut data = Vec::with_capacity(went.len());
+                for row in went {
+                    let user: String = row.try_get("", "user_id")?;
+                    let last_seen: Option<i64> = row.try_get("", "last_seen_at")?;
+                    data.push(serde_json::json!({
+                        "user": user, "at": format_ms(now), "last_seen_at": last_seen.map(format_ms),
+                    }));
+                }
+                let ids = enqueue(
+                    &txn,
+                    tenant_id,
+                    MessageType::UserOffline,
+                    &data,
+                    Recipients::Subscribed,
                 )
-                .filter(still_due())
-                .exec(&txn)
                 .await?;
-            if went.rows_affected == 0 {
-                continue;
+                wrote |= !ids.is_empty();
             }
-            let last_seen_at = last_seen.flatten().map(format_ms);
-            let data = serde_json::json!({"user": user, "at": format_ms(now), "last_seen_at": last_seen_at});
-            let ids = enqueue(
-                &txn,
-                *tenant_id,
-                MessageType::UserOffline,
-                &data,
-                Recipients::Subscribed,
-            )
-            .await?;
-            wrote |= !ids.is_empty();
         }
         txn.commit().await?;
         Ok(wrote)
@@ -195,23 +176,27 @@ impl Store {
     /// `at`: users a node that stopped had streams for.
     pub async fn presence_orphaned(
         &self,
-        users: &[(i64, String)],
+        users: Vec<(i64, String)>,
         at: i64,
         grace_ms: i64,
     ) -> Result<(), StoreError> {
         if users.is_empty() {
             return Ok(());
         }
+        let by_tenant = by_tenant(&users);
         let txn = self.begin_write().await?;
-        for (tenant_id, user) in users {
-            presence::Entity::update_many()
-                .col_expr(presence::Column::LastSeenAt, Expr::value(at))
-                .col_expr(presence::Column::OfflineDueAt, Expr::value(at + grace_ms))
-                .filter(user_key(*tenant_id, user))
-                .filter(presence::Column::Online.eq(true))
-                .filter(presence::Column::OfflineDueAt.is_null())
-                .exec(&txn)
-                .await?;
+        for (tenant_id, users) in by_tenant {
+            for chunk in users.chunks(CHUNK) {
+                presence::Entity::update_many()
+                    .col_expr(presence::Column::LastSeenAt, Expr::value(at))
+                    .col_expr(presence::Column::OfflineDueAt, Expr::value(at + grace_ms))
+                    .filter(presence::Column::TenantId.eq(tenant_id))
+                    .filter(presence::Column::UserId.is_in(chunk.iter().cloned()))
+                    .filter(presence::Column::Online.eq(true))
+                    .filter(presence::Column::OfflineDueAt.is_null())
+                    .exec(&txn)
+                    .await?;
+            }
         }
         txn.commit().await?;
         Ok(())
@@ -272,4 +257,120 @@ impl Store {
             })
             .collect())
     }
+}
+
+/// Users per statement (well under every engine's bound-parameter limit).
+const CHUNK: usize = 500;
+
+/// A batch of transitions reduced to what each user's come to: arrived (any arrival in the
+/// batch — their stream may have closed since, which a departure later in it says), and
+/// departed (the last transition a departure), each with its time, per tenant.
+#[derive(Default)]
+struct Batch {
+    arrived: BTreeMap<i64, Vec<(String, i64)>>,
+    departed: BTreeMap<i64, Vec<(String, i64)>>,
+}
+
+impl Batch {
+    fn of(transitions: &[Transition]) -> Batch {
+        let mut first_arrival: HashMap<(i64, &str), i64> = HashMap::new();
+        let mut last: HashMap<(i64, &str), &Transition> = HashMap::new();
+        for t in transitions {
+            let key = (t.tenant_id, t.user.as_str());
+            if t.arrived {
+                first_arrival.entry(key).or_insert(t.at);
+            }
+            last.insert(key, t);
+        }
+        let mut batch = Batch::default();
+        for ((tenant_id, user), at) in first_arrival {
+            batch
+                .arrived
+                .entry(tenant_id)
+                .or_default()
+                .push((user.to_owned(), at));
+        }
+        for ((tenant_id, user), t) in last {
+            if !t.arrived {
+                batch
+                    .departed
+                    .entry(tenant_id)
+                    .or_default()
+                    .push((user.to_owned(), t.at));
+            }
+        }
+        batch
+    }
+
+    fn is_empty(&self) -> bool {
+        self.arrived.is_empty() && self.departed.is_empty()
+    }
+}
+
+/// Of `users` (each with the time of their arrival), those who were offline or unknown
+/// and are online now: one upsert that changes only rows that were offline.
+async fn came_online(
+    txn: &DatabaseTransaction,
+    tenant_id: i64,
+    users: &[(String, i64)],
+) -> Result<HashSet<String>, StoreError> {
+    let mut upsert = Query::insert();
+    upsert.into_table(presence::Entity).columns([
+        presence::Column::TenantId,
+        presence::Column::UserId,
+        presence::Column::Online,
+        presence::Column::OnlineAt,
+    ]);
+    for (user, at) in users {
+        upsert
+            .values([
+                tenant_id.into(),
+                user.as_str().into(),
+                true.into(),
+                (*at).into(),
+            ])
+            .map_err(|e| StoreError::CommitFailed(e.to_string()))?;
+    }
+    upsert
+        .on_conflict(
+            OnConflict::columns([presence::Column::TenantId, presence::Column::UserId])
+                .update_columns([presence::Column::Online, presence::Column::OnlineAt])
+                .value(
+                    presence::Column::OfflineDueAt,
+                    Expr::value(Option::<i64>::None),
+                )
+                .action_and_where(Expr::col((presence::Entity, presence::Column::Online)).eq(false))
+                .to_owned(),
+        )
+        .returning(Query::returning().column(presence::Column::UserId));
+    let rows = txn
+        .query_all_raw(txn.get_database_backend().build(&upsert))
+        .await?;
+    rows.iter()
+        .map(|row| {
+            row.try_get::<String>("", "user_id")
+                .map_err(StoreError::from)
+        })
+        .collect()
+}
+
+/// Users grouped by tenant, in tenant order.
+fn by_tenant(users: &[(i64, String)]) -> BTreeMap<i64, Vec<String>> {
+    let mut grouped: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+    for (tenant_id, user) in users {
+        grouped.entry(*tenant_id).or_default().push(user.clone());
+    }
+    grouped
+}
+
+/// Users grouped by tenant and by whether they are gone.
+fn by_tenant_and_fate(due: &[((i64, String), bool)]) -> BTreeMap<(i64, bool), Vec<String>> {
+    let mut grouped: BTreeMap<(i64, bool), Vec<String>> = BTreeMap::new();
+    for ((tenant_id, user), gone) in due {
+        grouped
+            .entry((*tenant_id, *gone))
+            .or_default()
+            .push(user.clone());
+    }
+    grouped
 }

@@ -17,11 +17,11 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-pub use schedule::RetrySchedule;
-pub use sender::Sender;
-use worker::Worker;
-pub use worker::WorkerSettings;
+use schedule::RetrySchedule;
+use sender::Sender;
+use worker::{Worker, WorkerSettings};
 
+use crate::config::WebhookSettings;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
 use crate::store::webhooks::Next;
@@ -87,13 +87,40 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// Starts the workers.
-    pub fn start(
-        store: Store,
-        sender: Sender,
-        settings: WorkerSettings,
+    /// Starts the workers `settings` describe. On SQLite this process is the only node:
+    /// claims a killed run left behind are given back first, so their messages are
+    /// attempted again at once.
+    pub async fn configured(
+        settings: &WebhookSettings,
+        store: &Store,
         shutdown: Shutdown,
-    ) -> Outbox {
+    ) -> anyhow::Result<Outbox> {
+        if store.backend() == sea_orm::DbBackend::Sqlite {
+            store.release_all_webhook_claims().await?;
+        }
+        let timeout = Duration::from_secs_f64(settings.timeout_secs);
+        let sender = Sender::new(settings.targets(), timeout)?;
+        let schedule = RetrySchedule::new(
+            settings
+                .retry_schedule_secs
+                .iter()
+                .map(|secs| Duration::from_secs_f64(*secs))
+                .collect(),
+        );
+        let workers = WorkerSettings {
+            workers: settings.workers,
+            per_endpoint: settings.per_endpoint,
+            poll: Duration::from_secs_f64(settings.poll_secs),
+            // An attempt's timeout and some: a claim outlives the attempt it is for.
+            lease: timeout + Duration::from_secs(10),
+            disable_after: Duration::from_secs_f64(settings.disable_after_secs),
+            schedule,
+        };
+        Ok(Outbox::start(store.clone(), sender, workers, shutdown))
+    }
+
+    /// Starts the workers.
+    fn start(store: Store, sender: Sender, settings: WorkerSettings, shutdown: Shutdown) -> Outbox {
         let outbox = Outbox {
             wake: Arc::new(Notify::new()),
             stats: Arc::new(WebhookStats::default()),

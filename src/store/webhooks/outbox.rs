@@ -10,7 +10,7 @@
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Statement, Value,
+    QueryFilter, QuerySelect, Statement, Value,
 };
 
 use super::super::entities::{webhook_attempt, webhook_endpoint, webhook_message};
@@ -64,31 +64,24 @@ pub enum Next {
     Gone,
 }
 
-/// A message and its attempts, as the deliveries log shows them.
-#[derive(Debug, Clone)]
-pub struct Delivery {
-    pub message_id: String,
-    pub kind: String,
-    pub status: String,
-    pub attempts: Vec<Attempt>,
-    pub next_attempt_at: Option<i64>,
-}
-
 /// The body every attempt of a message sends.
 fn body(kind: MessageType, data: &serde_json::Value, now: i64) -> String {
     serde_json::json!({"type": kind.as_str(), "timestamp": format_ms(now), "data": data})
         .to_string()
 }
 
-/// Writes a message of `kind` to each of `to`, due now, inside the caller's transaction:
-/// the ids of the messages written (none if no endpoint wants it).
+/// Writes a message of `kind` for each of `data` to each of `to`, due now, inside the
+/// caller's transaction: the ids of the messages written (none if no endpoint wants them).
 pub async fn enqueue(
     db: &impl ConnectionTrait,
     tenant_id: i64,
     kind: MessageType,
-    data: &serde_json::Value,
+    data: &[serde_json::Value],
     to: Recipients<'_>,
 ) -> Result<Vec<String>, StoreError> {
+    if data.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut endpoints =
         webhook_endpoint::Entity::find().filter(webhook_endpoint::Column::TenantId.eq(tenant_id));
     endpoints = match to {
@@ -96,29 +89,35 @@ pub async fn enqueue(
         Recipients::Endpoint(id) => endpoints.filter(webhook_endpoint::Column::Id.eq(id)),
     };
     let now = now_ms();
-    let body = body(kind, data, now);
-    let mut ids = Vec::new();
+    let mut wanting = Vec::new();
     for model in endpoints.all(db).await? {
         let endpoint = Endpoint::try_from(model)?;
-        if matches!(to, Recipients::Subscribed) && !endpoint.subscription.includes(kind) {
-            continue;
+        if matches!(to, Recipients::Endpoint(_)) || endpoint.subscription.includes(kind) {
+            wanting.push(endpoint.id);
         }
-        let id = format!("msg_{}", uuid::Uuid::now_v7().simple());
-        webhook_message::ActiveModel {
-            id: Set(id.clone()),
-            tenant_id: Set(tenant_id),
-            endpoint_id: Set(endpoint.id),
-            kind: Set(kind.as_str().to_owned()),
-            body: Set(body.clone()),
-            created_at: Set(now),
-            status: Set(PENDING.to_owned()),
-            next_attempt_at: Set(Some(now)),
-            claimed_until: Set(None),
-            attempts: Set(0),
+    }
+    let bodies: Vec<String> = data.iter().map(|data| body(kind, data, now)).collect();
+    let mut ids = Vec::new();
+    for endpoint_id in &wanting {
+        for body in &bodies {
+            let body = body.clone();
+            let id = format!("msg_{}", uuid::Uuid::now_v7().simple());
+            webhook_message::ActiveModel {
+                id: Set(id.clone()),
+                tenant_id: Set(tenant_id),
+                endpoint_id: Set(endpoint_id.clone()),
+                kind: Set(kind.as_str().to_owned()),
+                body: Set(body),
+                created_at: Set(now),
+                status: Set(PENDING.to_owned()),
+                next_attempt_at: Set(Some(now)),
+                claimed_until: Set(None),
+                attempts: Set(0),
+            }
+            .insert(db)
+            .await?;
+            ids.push(id);
         }
-        .insert(db)
-        .await?;
-        ids.push(id);
     }
     Ok(ids)
 }
@@ -129,7 +128,7 @@ impl Store {
         &self,
         tenant_id: i64,
         kind: MessageType,
-        data: &serde_json::Value,
+        data: &[serde_json::Value],
         to: Recipients<'_>,
     ) -> Result<Vec<String>, StoreError> {
         let txn = self.begin_write().await?;
@@ -320,100 +319,5 @@ impl Store {
         }
         txn.commit().await?;
         Ok(disabled)
-    }
-
-    /// An endpoint's messages, newest first, each with its attempts: a page of `limit`
-    /// before the message `before`, and whether there are older ones.
-    pub async fn webhook_deliveries(
-        &self,
-        endpoint_id: &str,
-        before: Option<&str>,
-        limit: u64,
-    ) -> Result<(Vec<Delivery>, bool), StoreError> {
-        let mut query = webhook_message::Entity::find()
-            .filter(webhook_message::Column::EndpointId.eq(endpoint_id));
-        if let Some(before) = before {
-            query = query.filter(webhook_message::Column::Id.lt(before));
-        }
-        let mut messages = query
-            .order_by_desc(webhook_message::Column::Id)
-            .limit(limit + 1)
-            .all(self.reader())
-            .await?;
-        let more = messages.len() as u64 > limit;
-        messages.truncate(limit as usize);
-        let attempts = webhook_attempt::Entity::find()
-            .filter(webhook_attempt::Column::MessageId.is_in(messages.iter().map(|m| m.id.clone())))
-            .order_by_asc(webhook_attempt::Column::Id)
-            .all(self.reader())
-            .await?;
-        let deliveries = messages
-            .into_iter()
-            .map(|message| Delivery {
-                attempts: attempts
-                    .iter()
-                    .filter(|a| a.message_id == message.id)
-                    .map(|a| Attempt {
-                        at: a.at,
-                        status_code: a.status_code.and_then(|c| u16::try_from(c).ok()),
-                        error: a.error.clone(),
-                        duration_ms: a.duration_ms,
-                    })
-                    .collect(),
-                message_id: message.id,
-                kind: message.kind,
-                status: message.status,
-                next_attempt_at: message.next_attempt_at,
-            })
-            .collect();
-        Ok((deliveries, more))
-    }
-
-    /// Makes a message of the endpoint due now, whatever its state; `false` if the
-    /// endpoint has no such message.
-    pub async fn retry_webhook(
-        &self,
-        endpoint_id: &str,
-        message_id: &str,
-    ) -> Result<bool, StoreError> {
-        let updated = webhook_message::Entity::update_many()
-            .col_expr(webhook_message::Column::Status, Expr::value(PENDING))
-            .col_expr(
-                webhook_message::Column::NextAttemptAt,
-                Expr::value(now_ms()),
-            )
-            .col_expr(
-                webhook_message::Column::ClaimedUntil,
-                Expr::value(Option::<i64>::None),
-            )
-            .filter(webhook_message::Column::Id.eq(message_id))
-            .filter(webhook_message::Column::EndpointId.eq(endpoint_id))
-            .exec(self.writer())
-            .await?;
-        Ok(updated.rows_affected > 0)
-    }
-
-    /// Removes messages older than `before_ms` that are no longer due, with their
-    /// attempts: how many.
-    pub async fn prune_webhook_messages(&self, before_ms: i64) -> Result<u64, StoreError> {
-        let deleted = webhook_message::Entity::delete_many()
-            .filter(webhook_message::Column::CreatedAt.lt(before_ms))
-            .filter(webhook_message::Column::Status.ne(PENDING))
-            .exec(self.writer())
-            .await?;
-        Ok(deleted.rows_affected)
-    }
-
-    /// Messages still due, deployment-wide, per type.
-    pub async fn pending_webhooks(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        Ok(webhook_message::Entity::find()
-            .select_only()
-            .column(webhook_message::Column::Kind)
-            .column_as(webhook_message::Column::Id.count(), "pending")
-            .filter(webhook_message::Column::Status.eq(PENDING))
-            .group_by(webhook_message::Column::Kind)
-            .into_tuple()
-            .all(self.reader())
-            .await?)
     }
 }

@@ -2,27 +2,27 @@
 //! create (the secret shown once), list, change, remove, rotate the secret, send a test
 //! message, read the deliveries log and retry a message — and the operator lists a
 //! tenant's (`/admin/tenants/{slug}/webhooks`). What is sent, and how, is
-//! `crate::webhooks`'s.
+//! `crate::webhooks`'s; an endpoint's messages are `deliveries`.
+
+pub(crate) mod deliveries;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::admin::TenantRouteErrors;
-use super::history::page_limit;
 use super::json::json;
 use crate::auth::{Operator, Publisher};
 use crate::domain::webhook::{
-    Endpoint, EndpointPatch, MAX_DESCRIPTION_CHARS, MessageType, Subscription, WebhookUrl,
+    Endpoint, EndpointPatch, MAX_DESCRIPTION_CHARS, Subscription, WebhookUrl,
 };
 use crate::domain::{Invalid, ValidationError, format_ms};
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::state::AppState;
-use crate::store::webhooks::{CreateError, Delivery, Recipients};
+use crate::store::webhooks::CreateError;
 
 /// How long the secret a rotation replaces still signs.
 const ROTATION_OVERLAP_MS: i64 = 24 * 3600 * 1000;
-const DEFAULT_DELIVERIES: u64 = 50;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -119,71 +119,7 @@ pub struct RotatedSecret {
     pub secret: String,
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct TestMessage {
-    pub message_id: String,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct AttemptOut {
-    #[schema(format = DateTime)]
-    pub at: String,
-    pub status_code: Option<u16>,
-    pub error: Option<String>,
-    pub duration_ms: i64,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct DeliveryOut {
-    pub message_id: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// `pending`, `delivered` or `failed`.
-    pub status: String,
-    pub attempts: Vec<AttemptOut>,
-    #[schema(format = DateTime)]
-    pub next_attempt_at: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct DeliveryPage {
-    pub deliveries: Vec<DeliveryOut>,
-    /// `before` for the next (older) page; null on the last.
-    pub next: Option<String>,
-}
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct DeliveriesQuery {
-    #[param(minimum = 1, maximum = 1000)]
-    limit: Option<u64>,
-    /// A message id: the page holds older messages only.
-    before: Option<String>,
-}
-
-impl From<Delivery> for DeliveryOut {
-    fn from(delivery: Delivery) -> DeliveryOut {
-        DeliveryOut {
-            message_id: delivery.message_id,
-            kind: delivery.kind,
-            status: delivery.status,
-            attempts: delivery
-                .attempts
-                .into_iter()
-                .map(|a| AttemptOut {
-                    at: format_ms(a.at),
-                    status_code: a.status_code,
-                    error: a.error,
-                    duration_ms: a.duration_ms,
-                })
-                .collect(),
-            next_attempt_at: delivery.next_attempt_at.map(format_ms),
-        }
-    }
-}
-
-fn not_found(id: &str) -> ApiError {
+pub(super) fn not_found(id: &str) -> ApiError {
     ApiError::new(ErrorCode::WebhookNotFound, format!("no webhook `{id}`"))
 }
 
@@ -373,96 +309,4 @@ pub async fn rotate_secret(
     Ok(HttpResponse::Ok().json(RotatedSecret {
         secret: secret.as_str().to_owned(),
     }))
-}
-
-#[utoipa::path(post, path = "/v1/webhooks/{id}/test", tag = "tenant backend",
-    params(("id" = String, Path)),
-    responses(
-        (status = 202, body = TestMessage, description = "a `webhook.test` message is on its way"),
-        (status = 401, description = "missing, unknown or revoked API key", body = ErrorBody),
-        (status = 404, description = "no such webhook of this tenant", body = ErrorBody),
-    ),
-    security(("api_key" = [])))]
-pub async fn test(
-    publisher: Publisher,
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let data = serde_json::json!({"webhook_id": id.as_str()});
-    let ids = state
-        .store
-        .enqueue_webhook(
-            publisher.tenant.id,
-            MessageType::Test,
-            &data,
-            Recipients::Endpoint(&id),
-        )
-        .await?;
-    let message_id = ids.into_iter().next().ok_or_else(|| not_found(&id))?;
-    state.outbox.wake();
-    Ok(HttpResponse::Accepted().json(TestMessage { message_id }))
-}
-
-#[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", tag = "tenant backend",
-    params(("id" = String, Path), DeliveriesQuery),
-    responses(
-        (status = 200, body = DeliveryPage),
-        (status = 401, description = "missing, unknown or revoked API key", body = ErrorBody),
-        (status = 404, description = "no such webhook of this tenant", body = ErrorBody),
-        (status = 422, description = "an invalid `limit`", body = ErrorBody),
-    ),
-    security(("api_key" = [])))]
-pub async fn deliveries(
-    publisher: Publisher,
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-    request: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
-    let query: DeliveriesQuery = crate::query::parse(request.query_string())?;
-    let limit = page_limit(query.limit, DEFAULT_DELIVERIES)?;
-    let endpoint = state
-        .store
-        .webhook(publisher.tenant.id, &id)
-        .await?
-        .ok_or_else(|| not_found(&id))?;
-    let (page, more) = state
-        .store
-        .webhook_deliveries(&endpoint.id, query.before.as_deref(), limit)
-        .await?;
-    let next = more
-        .then(|| page.last().map(|d| d.message_id.clone()))
-        .flatten();
-    Ok(HttpResponse::Ok().json(DeliveryPage {
-        deliveries: page.into_iter().map(DeliveryOut::from).collect(),
-        next,
-    }))
-}
-
-#[utoipa::path(post, path = "/v1/webhooks/{id}/deliveries/{message_id}/retry", tag = "tenant backend",
-    params(("id" = String, Path), ("message_id" = String, Path)),
-    responses(
-        (status = 202, description = "attempted again now, whatever its state"),
-        (status = 401, description = "missing, unknown or revoked API key", body = ErrorBody),
-        (status = 404, description = "no such webhook of this tenant, or no such message of it", body = ErrorBody),
-    ),
-    security(("api_key" = [])))]
-pub async fn retry(
-    publisher: Publisher,
-    state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
-    let (id, message_id) = path.into_inner();
-    let endpoint = state
-        .store
-        .webhook(publisher.tenant.id, &id)
-        .await?
-        .ok_or_else(|| not_found(&id))?;
-    if !state.store.retry_webhook(&endpoint.id, &message_id).await? {
-        return Err(ApiError::new(
-            ErrorCode::MessageNotFound,
-            format!("webhook `{id}` has no message `{message_id}`"),
-        ));
-    }
-    state.outbox.wake();
-    Ok(HttpResponse::Accepted().finish())
 }

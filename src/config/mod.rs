@@ -10,7 +10,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-const DEFAULTS: &str = include_str!("../config/default.toml");
+mod webhooks;
+
+pub use webhooks::{PresenceSettings, WebhookSettings};
+
+const DEFAULTS: &str = include_str!("../../config/default.toml");
 
 /// Where Herald runs: decides which file layer applies and how strict start-up is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,65 +233,6 @@ pub enum LogFormat {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct WebhookSettings {
-    /// Seconds to wait after each failed attempt; once they are spent the message has
-    /// failed. A TOML list, or from the environment a comma-separated list or one number.
-    #[serde(deserialize_with = "seconds_list")]
-    pub retry_schedule_secs: Vec<f64>,
-    /// An endpoint failing this long without a success is disabled.
-    pub disable_after_secs: f64,
-    /// Delivered and failed messages (and their attempts) are kept this long.
-    pub keep_deliveries_secs: u64,
-    /// Endpoints on loopback, private and link-local addresses, and plain `http`.
-    pub allow_private_targets: bool,
-    /// The longest an attempt may take, answer included.
-    pub timeout_secs: f64,
-    /// Attempts in flight on this node at once, and for one endpoint.
-    pub workers: usize,
-    pub per_endpoint: usize,
-    /// How often each node looks for due messages (it is woken at once for its own).
-    pub poll_secs: f64,
-}
-
-impl WebhookSettings {
-    pub fn targets(&self) -> crate::domain::webhook::Targets {
-        match self.allow_private_targets {
-            true => crate::domain::webhook::Targets::AnyAddress,
-            false => crate::domain::webhook::Targets::PublicOnly,
-        }
-    }
-}
-
-/// A list of seconds as TOML gives it, or as the environment does: `5,300,1800` or `5`.
-fn seconds_list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<f64>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Given {
-        List(Vec<f64>),
-        One(f64),
-        Text(String),
-    }
-    match Given::deserialize(deserializer)? {
-        Given::List(list) => Ok(list),
-        Given::One(one) => Ok(vec![one]),
-        Given::Text(text) => text
-            .split(',')
-            .map(|part| part.trim().parse::<f64>())
-            .collect::<Result<_, _>>()
-            .map_err(|_| serde::de::Error::custom(format!("`{text}` is not a list of seconds"))),
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PresenceSettings {
-    /// A user with no open stream for this long goes offline (`user.offline`); one back
-    /// within it never went.
-    pub offline_grace_secs: f64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct SeedSettings {
     pub demo_tenant: bool,
 }
@@ -404,26 +349,8 @@ impl Settings {
                 "stream.keepalive_secs must be above 0".into(),
             ));
         }
-        let webhooks = &self.webhooks;
-        let seconds = |value: f64| value.is_finite() && value >= 0.0;
-        let positive = |value: f64| value.is_finite() && value > 0.0;
-        let valid = webhooks.retry_schedule_secs.iter().all(|s| seconds(*s))
-            && positive(webhooks.timeout_secs)
-            && positive(webhooks.poll_secs)
-            && seconds(webhooks.disable_after_secs)
-            && webhooks.workers > 0
-            && webhooks.per_endpoint > 0;
-        if !valid {
-            return Err(ConfigError::Invalid(
-                "webhooks: retry_schedule_secs and disable_after_secs are seconds (0 or more);                  timeout_secs, poll_secs, workers and per_endpoint are above 0"
-                    .into(),
-            ));
-        }
-        if !(seconds(self.presence.offline_grace_secs)) {
-            return Err(ConfigError::Invalid(
-                "presence.offline_grace_secs is seconds (0 or more)".into(),
-            ));
-        }
+        self.webhooks.validate()?;
+        self.presence.validate()?;
         if self.database.max_connections == 0 {
             return Err(ConfigError::Invalid(
                 "database.max_connections must be above 0".into(),
