@@ -73,9 +73,11 @@ def cpu_ms():
     total = int(fields[11]) + int(fields[12])
     return total * 1000 / os.sysconf("SC_CLK_TCK")
 
-def delivered(conn):
+def delivered():
+    conn = http.client.HTTPConnection("127.0.0.1", int(port))
     conn.request("GET", "/metrics")
     text = conn.getresponse().read().decode()
+    conn.close()
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                if line.startswith("herald_webhook_messages_total") and 'outcome="delivered"' in line)
 
@@ -103,7 +105,7 @@ for t in threads: t.start()
 for t in threads: t.join()
 posted = time.monotonic() - started
 sent = (messages // 4) * 4
-while delivered(conn) < sent:
+while delivered() < sent:
     time.sleep(0.1)
 elapsed = time.monotonic() - started
 cpu = cpu_ms() - cpu_before
