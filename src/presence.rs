@@ -3,8 +3,9 @@
 //! (`store::presence`), which sends `user.online` and `user.offline` once for the whole
 //! deployment.
 //!
-//! Transitions are written a batch at a time (every `BATCH_EVERY`), so a burst of
-//! connections costs a few transactions, not one each. A departure counts only if no
+//! Transitions are written a batch at a time (every `BATCH_EVERY`, taken from the hub's
+//! `PendingTransitions`), so a burst of connections costs a few transactions, not one each,
+//! and telling one wakes no thread. A departure counts only if no
 //! other node streams to the user; a grace that runs out ends in `user.offline` only if no
 //! node streams to them then. A node that stops without saying goodbye leaves users the
 //! store counts online: each node checks the online users against the streams the
@@ -14,10 +15,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
-
 use crate::domain::now_ms;
-use crate::hub::Hub;
+use std::sync::Arc;
+
+use crate::hub::{Hub, PendingTransitions};
 use crate::shutdown::Shutdown;
 use crate::store::Store;
 use crate::store::presence::Transition;
@@ -43,29 +44,20 @@ pub struct PresenceTask {
 }
 
 impl PresenceTask {
-    pub async fn run(
-        self,
-        mut transitions: mpsc::UnboundedReceiver<Transition>,
-        shutdown: Shutdown,
-    ) {
+    pub async fn run(self, transitions: Arc<PendingTransitions>, shutdown: Shutdown) {
         let stopping = shutdown.wait();
         tokio::pin!(stopping);
         let mut batch = tokio::time::interval(BATCH_EVERY);
         let mut settle = tokio::time::interval(SETTLE_EVERY);
         let mut orphans = tokio::time::interval(ORPHANS_EVERY);
-        let mut pending = Vec::new();
         let mut checked_once = false;
         loop {
             tokio::select! {
                 _ = &mut stopping => {
-                    self.write(std::mem::take(&mut pending)).await;
+                    self.write(transitions.take()).await;
                     return;
                 }
-                received = transitions.recv() => match received {
-                    Some(transition) => pending.push(transition),
-                    None => return,
-                },
-                _ = batch.tick() => self.write(std::mem::take(&mut pending)).await,
+                _ = batch.tick() => self.write(transitions.take()).await,
                 _ = settle.tick() => self.settle().await,
                 _ = orphans.tick() => {
                     if self.several_nodes || !checked_once {

@@ -17,8 +17,8 @@ use crate::broker::{Broker, BrokerSettings, LocalBroker, RedisBroker};
 use crate::config::{DatabaseSettings, Settings};
 use crate::demo::{self, DemoCredentials};
 use crate::domain::keys::{AdminToken, random_token};
-use crate::hub::Hub;
 use crate::hub::ledger::StreamLedger;
+use crate::hub::{Hub, PendingTransitions};
 use crate::limits::PublishBudget;
 use crate::limits::local::LocalBuckets;
 use crate::limits::mirror::StreamMirror;
@@ -33,9 +33,7 @@ use crate::state::AppState;
 use crate::store::Store;
 use crate::store::credentials::Credentials;
 use crate::store::log::{CommitListener, EventLog};
-use crate::store::presence::Transition;
 use crate::webhooks::Outbox;
-use tokio::sync::mpsc;
 
 /// Credentials made at start-up that the operator must be shown once.
 #[derive(Debug, Default)]
@@ -73,14 +71,14 @@ impl Application {
         let link = redis_link(&settings)?;
         let (budget, ledger) = limits(link.as_ref());
         let several_nodes = link.is_some();
-        let (transitions, transitions_received) = mpsc::unbounded_channel();
+        let transitions = Arc::new(PendingTransitions::default());
         let (hub, broker, log) = start_delivery(
             &settings,
             &store,
             &credentials,
             shutdown.clone(),
             (ledger, link),
-            transitions,
+            transitions.clone(),
         )
         .await?;
         let demo = match listeners.demo {
@@ -106,7 +104,7 @@ impl Application {
             grace: Duration::from_secs_f64(settings.presence.offline_grace_secs),
             several_nodes,
         };
-        tokio::spawn(presence.run(transitions_received, shutdown.clone()));
+        tokio::spawn(presence.run(transitions, shutdown.clone()));
         let state = web::Data::new(AppState {
             settings,
             store,
@@ -339,7 +337,7 @@ async fn start_delivery(
     credentials: &Credentials,
     shutdown: shutdown::Shutdown,
     (ledger, link): (Option<Arc<dyn StreamLedger>>, Option<RedisLink>),
-    transitions: mpsc::UnboundedSender<Transition>,
+    transitions: Arc<PendingTransitions>,
 ) -> anyhow::Result<(Hub, Arc<dyn Broker>, EventLog)> {
     let hub = Hub::start(
         &settings.stream,

@@ -25,6 +25,7 @@ mod socket;
 mod stats;
 
 pub use shard::Handover;
+pub use slots::PendingTransitions;
 pub use stats::{HubStats, OpenedByPath, TenantCounts};
 
 use std::collections::HashMap;
@@ -167,7 +168,7 @@ impl Hub {
         store: Store,
         shutdown: Shutdown,
         ledger: Option<Arc<dyn ledger::StreamLedger>>,
-        transitions: Option<tokio::sync::mpsc::UnboundedSender<crate::store::presence::Transition>>,
+        transitions: Option<Arc<PendingTransitions>>,
     ) -> std::io::Result<Hub> {
         let count = std::thread::available_parallelism().map_or(2, |n| n.get());
         let stats = Arc::new(HubStats::default());

@@ -9,8 +9,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use tokio::sync::mpsc;
-
 use super::ledger::StreamLedger;
 use super::{HubError, StreamCaps};
 use crate::domain::now_ms;
@@ -26,17 +24,36 @@ struct Open {
     streams: HashMap<u64, UserKey>,
 }
 
+/// Presence transitions waiting for the node's presence task, which takes them a batch at
+/// a time: telling one costs a lock, never a wake-up of another thread.
+#[derive(Default)]
+pub struct PendingTransitions(Mutex<Vec<Transition>>);
+
+impl PendingTransitions {
+    fn push(&self, transition: Transition) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(transition);
+    }
+
+    /// Everything told since the last time.
+    pub fn take(&self) -> Vec<Transition> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
 #[derive(Default)]
 pub(super) struct TenantSlots {
     open: Mutex<Open>,
     ledger: Option<Arc<dyn StreamLedger>>,
-    transitions: Option<mpsc::UnboundedSender<Transition>>,
+    transitions: Option<Arc<PendingTransitions>>,
 }
 
 impl TenantSlots {
     pub(super) fn new(
         ledger: Option<Arc<dyn StreamLedger>>,
-        transitions: Option<mpsc::UnboundedSender<Transition>>,
+        transitions: Option<Arc<PendingTransitions>>,
     ) -> TenantSlots {
         TenantSlots {
             open: Mutex::default(),
@@ -171,7 +188,7 @@ impl TenantSlots {
 
     fn tell(&self, tenant_id: i64, user: &str, arrived: bool) {
         if let Some(transitions) = &self.transitions {
-            let _ = transitions.send(Transition {
+            transitions.push(Transition {
                 tenant_id,
                 user: user.to_owned(),
                 at: now_ms(),

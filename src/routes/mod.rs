@@ -54,35 +54,35 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(resource("/v1/inbox/unread", "POST").route(web::post().to(inbox::backend_unread)))
         .service(
             resource("/v1/presence", "GET, POST")
-                .route(web::get().to(presence::one))
-                .route(web::post().to(presence::many)),
+                .route(web::get().to(presence::user_presence))
+                .route(web::post().to(presence::users_presence)),
         )
         .service(
             resource("/v1/webhooks", "GET, POST")
-                .route(web::post().to(webhooks::create))
-                .route(web::get().to(webhooks::list)),
+                .route(web::post().to(webhooks::create_webhook))
+                .route(web::get().to(webhooks::list_webhooks)),
         )
         .service(
             resource("/v1/webhooks/{id}", "GET, PATCH, DELETE")
-                .route(web::get().to(webhooks::get))
-                .route(web::patch().to(webhooks::update))
-                .route(web::delete().to(webhooks::delete)),
+                .route(web::get().to(webhooks::get_webhook))
+                .route(web::patch().to(webhooks::update_webhook))
+                .route(web::delete().to(webhooks::delete_webhook)),
         )
         .service(
             resource("/v1/webhooks/{id}/rotate-secret", "POST")
-                .route(web::post().to(webhooks::rotate_secret)),
+                .route(web::post().to(webhooks::rotate_webhook_secret)),
         )
         .service(
             resource("/v1/webhooks/{id}/test", "POST")
-                .route(web::post().to(webhooks::deliveries::test)),
+                .route(web::post().to(webhooks::deliveries::send_test_message)),
         )
         .service(
             resource("/v1/webhooks/{id}/deliveries", "GET")
-                .route(web::get().to(webhooks::deliveries::list)),
+                .route(web::get().to(webhooks::deliveries::list_deliveries)),
         )
         .service(
             resource("/v1/webhooks/{id}/deliveries/{message_id}/retry", "POST")
-                .route(web::post().to(webhooks::deliveries::retry)),
+                .route(web::post().to(webhooks::deliveries::retry_delivery)),
         );
 }
 

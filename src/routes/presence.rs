@@ -74,7 +74,7 @@ async fn presence_of(
         (status = 422, description = "an invalid user id", body = ErrorBody),
     ),
     security(("api_key" = [])))]
-pub async fn one(
+pub async fn user_presence(
     publisher: Publisher,
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -97,7 +97,7 @@ pub async fn one(
         (status = 422, description = "an invalid user id, or more than 1000", body = ErrorBody),
     ),
     security(("api_key" = [])))]
-pub async fn many(
+pub async fn users_presence(
     publisher: Publisher,
     state: web::Data<AppState>,
     request: HttpRequest,

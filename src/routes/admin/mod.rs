@@ -58,7 +58,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
             )
             .service(
                 resource("/{slug}/webhooks", "GET")
-                    .route(web::get().to(super::webhooks::operator_list)),
+                    .route(web::get().to(super::webhooks::list_tenant_webhooks)),
             ),
     );
 }

@@ -88,7 +88,7 @@ impl From<Delivery> for DeliveryOut {
         (status = 404, description = "no such webhook of this tenant", body = ErrorBody),
     ),
     security(("api_key" = [])))]
-pub async fn test(
+pub async fn send_test_message(
     publisher: Publisher,
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -117,7 +117,7 @@ pub async fn test(
         (status = 422, description = "an invalid `limit`", body = ErrorBody),
     ),
     security(("api_key" = [])))]
-pub async fn list(
+pub async fn list_deliveries(
     publisher: Publisher,
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -151,7 +151,7 @@ pub async fn list(
         (status = 404, description = "no such webhook of this tenant, or no such message of it", body = ErrorBody),
     ),
     security(("api_key" = [])))]
-pub async fn retry(
+pub async fn retry_delivery(
     publisher: Publisher,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,

@@ -141,7 +141,7 @@ fn description(text: Option<String>) -> Result<Option<String>, ValidationError> 
         (status = 422, description = "`invalid_webhook_url`, `invalid_webhook_events`, or `too_many_webhooks` (the tenant's `max_webhooks`)", body = ErrorBody),
     ),
     security(("api_key" = [])))]
-pub async fn create(
+pub async fn create_webhook(
     publisher: Publisher,
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -185,7 +185,7 @@ pub async fn create(
         (status = 401, description = "missing, unknown or revoked API key", body = ErrorBody),
     ),
     security(("api_key" = [])))]
-pub async fn list(
+pub async fn list_webhooks(
     publisher: Publisher,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -203,7 +203,7 @@ async fn list_of(state: &AppState, tenant_id: i64) -> Result<HttpResponse, ApiEr
     params(("slug" = String, Path, description = "the tenant's slug")),
     responses((status = 200, body = WebhookList), TenantRouteErrors),
     security(("admin_token" = [])))]
-pub async fn operator_list(
+pub async fn list_tenant_webhooks(
     _: Operator,
     state: web::Data<AppState>,
     slug: web::Path<String>,
@@ -220,7 +220,7 @@ pub async fn operator_list(
         (status = 404, description = "no such webhook of this tenant", body = ErrorBody),
     ),
     security(("api_key" = [])))]
-pub async fn get(
+pub async fn get_webhook(
     publisher: Publisher,
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -243,7 +243,7 @@ pub async fn get(
         (status = 422, description = "`invalid_webhook_url` or `invalid_webhook_events`", body = ErrorBody),
     ),
     security(("api_key" = [])))]
-pub async fn update(
+pub async fn update_webhook(
     publisher: Publisher,
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -277,7 +277,7 @@ pub async fn update(
         (status = 404, description = "no such webhook of this tenant", body = ErrorBody),
     ),
     security(("api_key" = [])))]
-pub async fn delete(
+pub async fn delete_webhook(
     publisher: Publisher,
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -296,7 +296,7 @@ pub async fn delete(
         (status = 404, description = "no such webhook of this tenant", body = ErrorBody),
     ),
     security(("api_key" = [])))]
-pub async fn rotate_secret(
+pub async fn rotate_webhook_secret(
     publisher: Publisher,
     state: web::Data<AppState>,
     id: web::Path<String>,
