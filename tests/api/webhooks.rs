@@ -164,6 +164,12 @@ async fn a_message_carries_standard_webhooks_headers_that_the_reference_verifier
         .await;
     assert_eq!(newest["message_id"], message_id);
     assert_eq!(newest["attempts"][0]["status_code"], 204);
+    let delivered = app
+        .api
+        .metric(r#"herald_webhook_messages_total{type="webhook.test",outcome="delivered"}"#)
+        .await;
+    assert_eq!(delivered, 1.0);
+    assert_eq!(app.api.metric("herald_webhook_attempts_total").await, 1.0);
 }
 
 #[actix_web::test]
