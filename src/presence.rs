@@ -129,7 +129,10 @@ impl PresenceTask {
                 return;
             }
         };
-        let gone = self.without_streams(&due).await;
+        // Settled once the deployment's streams can be counted again.
+        let Some(gone) = self.without_streams(&due).await else {
+            return;
+        };
         let settled: Vec<((i64, String), bool)> = due.into_iter().zip(gone).collect();
         match self.store.settle_offline(settled).await {
             Ok(true) => self.outbox.wake(),
@@ -153,7 +156,9 @@ impl PresenceTask {
                 return;
             };
             let full = page.len() as u64 == PAGE;
-            let gone = self.without_streams(&page).await;
+            let Some(gone) = self.without_streams(&page).await else {
+                return;
+            };
             let orphans: Vec<(i64, String)> = page
                 .into_iter()
                 .zip(gone)
@@ -175,22 +180,26 @@ impl PresenceTask {
         }
     }
 
-    /// For each user, whether the deployment has no open stream of theirs.
-    async fn without_streams(&self, users: &[(i64, String)]) -> Vec<bool> {
+    /// For each user, whether the deployment has no open stream of theirs; `None` when the
+    /// other nodes' streams cannot be counted now (Redis does not answer): nobody is taken
+    /// for gone on one node's word.
+    async fn without_streams(&self, users: &[(i64, String)]) -> Option<Vec<bool>> {
         let mut by_tenant: BTreeMap<i64, Vec<String>> = BTreeMap::new();
         for (tenant_id, user) in users {
             by_tenant.entry(*tenant_id).or_default().push(user.clone());
         }
         let mut counts: BTreeMap<(i64, String), u64> = BTreeMap::new();
         for (tenant_id, names) in by_tenant {
-            let streams = self.hub.user_streams(tenant_id, &names).await;
+            let streams = self.hub.user_streams_counted(tenant_id, &names).await?;
             for (name, count) in names.into_iter().zip(streams) {
                 counts.insert((tenant_id, name), count);
             }
         }
-        users
-            .iter()
-            .map(|key| counts.get(key).copied().unwrap_or(0) == 0)
-            .collect()
+        Some(
+            users
+                .iter()
+                .map(|key| counts.get(key).copied().unwrap_or(0) == 0)
+                .collect(),
+        )
     }
 }

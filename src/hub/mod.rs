@@ -218,16 +218,18 @@ impl Hub {
     /// Each of `users`' open streams across the deployment: this node's, and the other
     /// nodes' where they can be counted now.
     pub async fn user_streams(&self, tenant_id: i64, users: &[String]) -> Vec<u64> {
-        let here = self.inner.slots.user_streams_here(tenant_id, users);
-        match self
-            .inner
-            .slots
-            .user_streams_elsewhere(tenant_id, users)
-            .await
-        {
-            Some(elsewhere) => here.iter().zip(elsewhere).map(|(h, e)| h + e).collect(),
-            None => here,
+        match self.user_streams_counted(tenant_id, users).await {
+            Some(counted) => counted,
+            None => self.inner.slots.user_streams_here(tenant_id, users),
         }
+    }
+
+    /// As `user_streams`, but `None` when the other nodes' streams cannot be counted now
+    /// (Redis does not answer), rather than this node's alone.
+    pub async fn user_streams_counted(&self, tenant_id: i64, users: &[String]) -> Option<Vec<u64>> {
+        let elsewhere = self.user_streams_elsewhere(tenant_id, users).await?;
+        let here = self.inner.slots.user_streams_here(tenant_id, users);
+        Some(here.iter().zip(elsewhere).map(|(h, e)| h + e).collect())
     }
 
     /// Each of `users`' open streams on the other nodes (none when this node runs alone);

@@ -246,3 +246,44 @@ async fn a_killed_node_leaves_no_user_online() {
     assert_eq!(transitions(&receiver), [online("u1"), offline("u1")]);
     drop(stream);
 }
+
+#[actix_web::test]
+async fn while_redis_is_down_no_node_takes_a_user_for_gone_on_its_own_count() {
+    let Some(mut cluster) =
+        crate::support::cluster::cluster_with(2, &[("HERALD__PRESENCE__OFFLINE_GRACE_SECS", "1")])
+            .await
+    else {
+        return;
+    };
+    let receiver = Receiver::start().await;
+    let tenant = cluster.tenant.clone();
+    cluster.nodes[0]
+        .create_webhook(
+            &tenant,
+            &receiver.url,
+            json!(["user.online", "user.offline"]),
+        )
+        .await;
+    let on_a = cluster.stream(0, None).await;
+    let on_b = cluster.stream(1, None).await;
+    receiver.wait_for(1, Duration::from_secs(5)).await;
+    cluster.redis.kill();
+    // Node 0 sees its last stream of u1 close and cannot ask whether node 1 has one.
+    drop(on_a);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        transitions(&receiver),
+        [online("u1")],
+        "offline on one node's count"
+    );
+    cluster.redis.restart();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        transitions(&receiver),
+        [online("u1")],
+        "u1 still streams on node 1"
+    );
+    drop(on_b);
+    receiver.wait_for(2, Duration::from_secs(15)).await;
+    assert_eq!(transitions(&receiver), [online("u1"), offline("u1")]);
+}
