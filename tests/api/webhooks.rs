@@ -338,7 +338,10 @@ async fn an_endpoint_failing_for_longer_than_disable_after_is_disabled() {
         .newest_delivery_becomes(&tenant, &webhook, "failed")
         .await;
     let attempts = failed["attempts"].as_array().unwrap().len();
-    assert!((3..20).contains(&attempts), "{attempts} attempts");
+    assert!(
+        (2..20).contains(&attempts),
+        "{attempts} attempts: disabled before the schedule was spent"
+    );
     let endpoint = app.api.webhook(&tenant, &webhook).await;
     assert_eq!(endpoint["disabled_reason"], "failing");
     let count = receiver.received().len();
