@@ -66,8 +66,44 @@ pub enum Next {
 
 /// The body every attempt of a message sends.
 fn body(kind: MessageType, data: &serde_json::Value, now: i64) -> String {
-    serde_json::json!({"type": kind.as_str(), "timestamp": format_ms(now), "data": data})
-        .to_string()
+    message_body(kind, data, &format_ms(now))
+}
+
+/// The largest body a message is sent with.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// A message's body: `{"type","timestamp","data"}`, within `MAX_BODY_BYTES`. An event the
+/// data carries (`data.event`, with its `id` and `to`) whose own data would make the body
+/// larger goes without it — `"data": null, "data_omitted": true` — and with `fetch`, the
+/// history call that returns it (`GET /v1/events` from just before it, one event).
+fn message_body(kind: MessageType, data: &serde_json::Value, timestamp: &str) -> String {
+    let body = |data: &serde_json::Value| {
+        serde_json::json!({"type": kind.as_str(), "timestamp": timestamp, "data": data}).to_string()
+    };
+    let whole = body(data);
+    if whole.len() <= MAX_BODY_BYTES {
+        return whole;
+    }
+    let event = &data["event"];
+    let (Some(id), Some(user)) = (event["id"].as_str(), event["to"]["user"].as_str()) else {
+        return whole;
+    };
+    let Some((epoch, seq)) = id
+        .rsplit_once('-')
+        .and_then(|(epoch, seq)| Some((epoch, seq.parse::<i64>().ok()?)))
+    else {
+        return whole;
+    };
+    let user = percent_encoding::utf8_percent_encode(user, percent_encoding::NON_ALPHANUMERIC);
+    let mut slim = data.clone();
+    slim["event"]["data"] = serde_json::Value::Null;
+    slim["event"]["data_omitted"] = true.into();
+    slim["event"]["fetch"] = format!(
+        "/v1/events?user={user}&after={epoch}-{}&limit=1",
+        std::cmp::max(seq - 1, 0)
+    )
+    .into();
+    body(&slim)
 }
 
 /// Writes a message of `kind` for each of `data` to each of `to`, due now, inside the
@@ -319,5 +355,28 @@ impl Store {
         }
         txn.commit().await?;
         Ok(disabled)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_too_large_for_a_body_is_sent_as_where_to_fetch_it() {
+        let small = serde_json::json!({"user": "al ice", "event": {"id": "E1-42", "to": {"user": "al ice"}, "data": "hi"}});
+        let body = message_body(MessageType::NotificationUnseen, &small, "t");
+        assert!(body.contains(r#""data":"hi""#));
+        let large = serde_json::json!({"user": "al ice", "event": {"id": "E1-42", "to": {"user": "al ice"}, "type": "mail", "data": "x".repeat(100_000)}});
+        let body = message_body(MessageType::NotificationUnseen, &large, "t");
+        assert!(body.len() <= MAX_BODY_BYTES, "{} bytes", body.len());
+        let sent: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        assert_eq!(sent["data"]["event"]["data"], serde_json::Value::Null);
+        assert_eq!(sent["data"]["event"]["data_omitted"], true);
+        assert_eq!(sent["data"]["event"]["type"], "mail");
+        assert_eq!(
+            sent["data"]["event"]["fetch"],
+            "/v1/events?user=al%20ice&after=E1-41&limit=1"
+        );
     }
 }
