@@ -21,7 +21,7 @@ use std::sync::Arc;
 use crate::hub::{Hub, PendingTransitions};
 use crate::shutdown::Shutdown;
 use crate::store::Store;
-use crate::store::presence::Transition;
+use crate::store::presence::{Transition, group_users};
 use crate::webhooks::Outbox;
 
 /// How long transitions gather before they are written.
@@ -79,13 +79,12 @@ impl PresenceTask {
             return;
         }
         if self.several_nodes {
-            let mut departed: BTreeMap<i64, Vec<String>> = BTreeMap::new();
-            for t in transitions.iter().filter(|t| !t.arrived) {
-                departed
-                    .entry(t.tenant_id)
-                    .or_default()
-                    .push(t.user.clone());
-            }
+            let departed = group_users(
+                transitions
+                    .iter()
+                    .filter(|t| !t.arrived)
+                    .map(|t| (t.tenant_id, t.user.clone())),
+            );
             for (tenant_id, users) in departed {
                 // Unknown (Redis does not answer): the departure stands, and a grace that
                 // runs out checks again.
@@ -184,10 +183,7 @@ impl PresenceTask {
     /// other nodes' streams cannot be counted now (Redis does not answer): nobody is taken
     /// for gone on one node's word.
     async fn without_streams(&self, users: &[(i64, String)]) -> Option<Vec<bool>> {
-        let mut by_tenant: BTreeMap<i64, Vec<String>> = BTreeMap::new();
-        for (tenant_id, user) in users {
-            by_tenant.entry(*tenant_id).or_default().push(user.clone());
-        }
+        let by_tenant = group_users(users.iter().cloned());
         let mut counts: BTreeMap<(i64, String), u64> = BTreeMap::new();
         for (tenant_id, names) in by_tenant {
             let streams = self.hub.user_streams_counted(tenant_id, &names).await?;

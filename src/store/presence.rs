@@ -123,7 +123,10 @@ impl Store {
         &self,
         due: Vec<((i64, String), bool)>,
     ) -> Result<bool, StoreError> {
-        let by_tenant = by_tenant_and_fate(&due);
+        let by_tenant = group_users(
+            due.into_iter()
+                .map(|((tenant_id, user), gone)| ((tenant_id, gone), user)),
+        );
         let txn = self.begin_write().await?;
         let now = now_ms();
         let mut wrote = false;
@@ -183,7 +186,7 @@ impl Store {
         if users.is_empty() {
             return Ok(());
         }
-        let by_tenant = by_tenant(&users);
+        let by_tenant = group_users(users);
         let txn = self.begin_write().await?;
         for (tenant_id, users) in by_tenant {
             for chunk in users.chunks(CHUNK) {
@@ -354,23 +357,14 @@ async fn came_online(
         .collect()
 }
 
-/// Users grouped by tenant, in tenant order.
-fn by_tenant(users: &[(i64, String)]) -> BTreeMap<i64, Vec<String>> {
-    let mut grouped: BTreeMap<i64, Vec<String>> = BTreeMap::new();
-    for (tenant_id, user) in users {
-        grouped.entry(*tenant_id).or_default().push(user.clone());
-    }
-    grouped
-}
-
-/// Users grouped by tenant and by whether they are gone.
-fn by_tenant_and_fate(due: &[((i64, String), bool)]) -> BTreeMap<(i64, bool), Vec<String>> {
-    let mut grouped: BTreeMap<(i64, bool), Vec<String>> = BTreeMap::new();
-    for ((tenant_id, user), gone) in due {
-        grouped
-            .entry((*tenant_id, *gone))
-            .or_default()
-            .push(user.clone());
+/// Users grouped by `key` (their tenant, and whatever else decides what becomes of them),
+/// in key order.
+pub(crate) fn group_users<K: Ord>(
+    users: impl IntoIterator<Item = (K, String)>,
+) -> BTreeMap<K, Vec<String>> {
+    let mut grouped: BTreeMap<K, Vec<String>> = BTreeMap::new();
+    for (key, user) in users {
+        grouped.entry(key).or_default().push(user);
     }
     grouped
 }

@@ -164,25 +164,21 @@ impl Sender {
                 }
             }
         }
+        let honoured = matches!(status.as_u16(), 429 | 503)
+            .then_some(retry_after)
+            .flatten();
         let verdict = if status.is_success() {
             Ok(Verdict::Delivered)
         } else if status == reqwest::StatusCode::GONE {
             Ok(Verdict::Gone)
         } else if status.is_redirection() {
             Err(format!("{status}: redirects are not followed"))
+        } else if let Some(after) = honoured {
+            Ok(Verdict::Failed {
+                retry_after: Some(after),
+            })
         } else {
-            let honoured = matches!(status.as_u16(), 429 | 503)
-                .then_some(retry_after)
-                .flatten();
-            return (
-                code,
-                match honoured {
-                    Some(after) => Ok(Verdict::Failed {
-                        retry_after: Some(after),
-                    }),
-                    None => Err(format!("answered {status}")),
-                },
-            );
+            Err(format!("answered {status}"))
         };
         (code, verdict)
     }

@@ -14,16 +14,9 @@ use crate::support::{TestTenant, assert_error, spawn_app_with};
 
 impl crate::support::app::Api {
     async fn presence(&self, tenant: &TestTenant, user: &str) -> Value {
-        let response = self
-            .backend(
-                tenant,
-                Method::GET,
-                &format!("/v1/presence?user={user}"),
-                None,
-            )
-            .await;
-        assert_eq!(response.status(), StatusCode::OK);
-        response.json().await.unwrap()
+        let path = format!("/v1/presence?user={user}");
+        self.backend_answer(tenant, Method::GET, &path, None, StatusCode::OK)
+            .await
     }
 
     /// Waits until `user`'s presence satisfies `done`; returns it.
@@ -67,6 +60,23 @@ fn online(user: &str) -> (String, String) {
 
 fn offline(user: &str) -> (String, String) {
     ("user.offline".into(), user.into())
+}
+
+/// Two nodes on one PostgreSQL and Redis, a grace of 1 s, and a receiver of the tenant's
+/// presence messages; `None` where several nodes cannot run (said by `cluster_with`).
+async fn watched_cluster() -> Option<(crate::support::cluster::Cluster, Receiver)> {
+    let cluster =
+        crate::support::cluster::cluster_with(2, &[("HERALD__PRESENCE__OFFLINE_GRACE_SECS", "1")])
+            .await?;
+    let receiver = Receiver::start().await;
+    cluster.nodes[0]
+        .create_webhook(
+            &cluster.tenant,
+            &receiver.url,
+            json!(["user.online", "user.offline"]),
+        )
+        .await;
+    Some((cluster, receiver))
 }
 
 #[actix_web::test]
@@ -174,21 +184,10 @@ async fn one_message_per_real_transition_and_none_for_a_reload_or_a_second_tab()
 
 #[actix_web::test]
 async fn with_two_nodes_a_user_moving_between_them_is_one_online_and_one_offline() {
-    let Some(cluster) =
-        crate::support::cluster::cluster_with(2, &[("HERALD__PRESENCE__OFFLINE_GRACE_SECS", "1")])
-            .await
-    else {
+    let Some((cluster, receiver)) = watched_cluster().await else {
         return;
     };
-    let receiver = Receiver::start().await;
     let tenant = &cluster.tenant;
-    cluster.nodes[0]
-        .create_webhook(
-            tenant,
-            &receiver.url,
-            json!(["user.online", "user.offline"]),
-        )
-        .await;
     let on_a = cluster.stream(0, None).await;
     receiver.wait_for(1, Duration::from_secs(5)).await;
     // The stream moves: a second one on node 1, then the first closes.
@@ -216,21 +215,10 @@ async fn with_two_nodes_a_user_moving_between_them_is_one_online_and_one_offline
 
 #[actix_web::test]
 async fn a_killed_node_leaves_no_user_online() {
-    let Some(mut cluster) =
-        crate::support::cluster::cluster_with(2, &[("HERALD__PRESENCE__OFFLINE_GRACE_SECS", "1")])
-            .await
-    else {
+    let Some((mut cluster, receiver)) = watched_cluster().await else {
         return;
     };
-    let receiver = Receiver::start().await;
     let tenant = cluster.tenant.clone();
-    cluster.nodes[0]
-        .create_webhook(
-            &tenant,
-            &receiver.url,
-            json!(["user.online", "user.offline"]),
-        )
-        .await;
     let stream = cluster.stream(1, None).await;
     receiver.wait_for(1, Duration::from_secs(5)).await;
     let mut dead: ServerProcess = cluster.nodes.remove(1);
@@ -250,21 +238,9 @@ async fn a_killed_node_leaves_no_user_online() {
 
 #[actix_web::test]
 async fn while_redis_is_down_no_node_takes_a_user_for_gone_on_its_own_count() {
-    let Some(mut cluster) =
-        crate::support::cluster::cluster_with(2, &[("HERALD__PRESENCE__OFFLINE_GRACE_SECS", "1")])
-            .await
-    else {
+    let Some((mut cluster, receiver)) = watched_cluster().await else {
         return;
     };
-    let receiver = Receiver::start().await;
-    let tenant = cluster.tenant.clone();
-    cluster.nodes[0]
-        .create_webhook(
-            &tenant,
-            &receiver.url,
-            json!(["user.online", "user.offline"]),
-        )
-        .await;
     let on_a = cluster.stream(0, None).await;
     let on_b = cluster.stream(1, None).await;
     receiver.wait_for(1, Duration::from_secs(5)).await;

@@ -37,53 +37,52 @@ impl Api {
         request.send().await.unwrap()
     }
 
+    /// A backend request that must be answered `expected`: the answer's JSON.
+    pub async fn backend_answer(
+        &self,
+        tenant: &TestTenant,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        expected: StatusCode,
+    ) -> Value {
+        let response = self.backend(tenant, method, path, body).await;
+        assert_eq!(response.status(), expected, "{path}");
+        response.json().await.unwrap()
+    }
+
     /// A new endpoint of the tenant's, as its creation answers it (the secret shown once).
     pub async fn create_webhook(&self, tenant: &TestTenant, url: &str, events: Value) -> Value {
-        let response = self
-            .backend(
-                tenant,
-                Method::POST,
-                "/v1/webhooks",
-                Some(json!({"url": url, "events": events})),
-            )
-            .await;
-        assert_eq!(response.status(), StatusCode::CREATED);
-        response.json().await.unwrap()
+        let body = json!({"url": url, "events": events});
+        self.backend_answer(
+            tenant,
+            Method::POST,
+            "/v1/webhooks",
+            Some(body),
+            StatusCode::CREATED,
+        )
+        .await
     }
 
     /// Sends the endpoint a test message: its id.
     async fn test_message(&self, tenant: &TestTenant, webhook: &str) -> String {
-        let response = self
-            .backend(
-                tenant,
-                Method::POST,
-                &format!("/v1/webhooks/{webhook}/test"),
-                None,
-            )
+        let path = format!("/v1/webhooks/{webhook}/test");
+        let body = self
+            .backend_answer(tenant, Method::POST, &path, None, StatusCode::ACCEPTED)
             .await;
-        assert_eq!(response.status(), StatusCode::ACCEPTED);
-        let body: Value = response.json().await.unwrap();
         body["message_id"].as_str().unwrap().to_owned()
     }
 
     async fn webhook(&self, tenant: &TestTenant, webhook: &str) -> Value {
-        let response = self
-            .backend(
-                tenant,
-                Method::GET,
-                &format!("/v1/webhooks/{webhook}"),
-                None,
-            )
-            .await;
-        assert_eq!(response.status(), StatusCode::OK);
-        response.json().await.unwrap()
+        let path = format!("/v1/webhooks/{webhook}");
+        self.backend_answer(tenant, Method::GET, &path, None, StatusCode::OK)
+            .await
     }
 
     async fn deliveries(&self, tenant: &TestTenant, webhook: &str, query: &str) -> Value {
         let path = format!("/v1/webhooks/{webhook}/deliveries?{query}");
-        let response = self.backend(tenant, Method::GET, &path, None).await;
-        assert_eq!(response.status(), StatusCode::OK);
-        response.json().await.unwrap()
+        self.backend_answer(tenant, Method::GET, &path, None, StatusCode::OK)
+            .await
     }
 
     /// Waits until the endpoint's newest message has `status`: that delivery.
