@@ -97,6 +97,7 @@ error_codes! {
     SigningKeyNotFound = "signing_key_not_found", NOT_FOUND;
     WebhookNotFound = "webhook_not_found", NOT_FOUND;
     MessageNotFound = "message_not_found", NOT_FOUND;
+    EventNotFound = "event_not_found", NOT_FOUND;
     MethodNotAllowed = "method_not_allowed", METHOD_NOT_ALLOWED;
     SlugTaken = "slug_taken", CONFLICT;
     IdempotencyKeyInFlight = "idempotency_key_in_flight", CONFLICT;
@@ -120,6 +121,8 @@ error_codes! {
     InvalidInbox = "invalid_inbox", UNPROCESSABLE_ENTITY;
     InvalidWebhookUrl = "invalid_webhook_url", UNPROCESSABLE_ENTITY;
     InvalidWebhookEvents = "invalid_webhook_events", UNPROCESSABLE_ENTITY;
+    InvalidFallback = "invalid_fallback", UNPROCESSABLE_ENTITY;
+    InvalidReceipts = "invalid_receipts", UNPROCESSABLE_ENTITY;
     TooManyWebhooks = "too_many_webhooks", UNPROCESSABLE_ENTITY;
     InvalidName = "invalid_name", UNPROCESSABLE_ENTITY;
     InvalidAlg = "invalid_alg", UNPROCESSABLE_ENTITY;
@@ -241,6 +244,8 @@ impl From<ValidationError> for ApiError {
             Invalid::Inbox => ErrorCode::InvalidInbox,
             Invalid::WebhookUrl => ErrorCode::InvalidWebhookUrl,
             Invalid::WebhookEvents => ErrorCode::InvalidWebhookEvents,
+            Invalid::Fallback => ErrorCode::InvalidFallback,
+            Invalid::Receipts => ErrorCode::InvalidReceipts,
         };
         ApiError {
             code,

@@ -59,6 +59,7 @@ pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod fair;
+pub mod fallbacks;
 pub mod hub;
 pub mod limits;
 pub mod metrics;

@@ -16,6 +16,16 @@ use crate::store::fault::Fault;
 /// answered (`routes::inbox`), read here.
 pub static INBOX_LISTED: AtomicU64 = AtomicU64::new(0);
 pub static INBOX_MARKED: AtomicU64 = AtomicU64::new(0);
+/// Browsers' receipt requests recorded, and the facts they newly told (`store::receipts`).
+pub static RECEIPT_REQUESTS: AtomicU64 = AtomicU64::new(0);
+pub static RECEIPTS_DELIVERED: AtomicU64 = AtomicU64::new(0);
+pub static RECEIPTS_SEEN: AtomicU64 = AtomicU64::new(0);
+pub static RECEIPTS_READ: AtomicU64 = AtomicU64::new(0);
+/// Fallbacks decided: fired (`notification.unseen` written), skipped (the fact had
+/// happened), cancelled by the tenant.
+pub static FALLBACKS_FIRED: AtomicU64 = AtomicU64::new(0);
+pub static FALLBACKS_SKIPPED: AtomicU64 = AtomicU64::new(0);
+pub static FALLBACKS_CANCELLED: AtomicU64 = AtomicU64::new(0);
 
 fn handle() -> Option<&'static PrometheusHandle> {
     static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -66,6 +76,24 @@ pub fn render(state: &AppState) -> String {
         .absolute(crate::error::malformed_requests());
     metrics::counter!("herald_inbox_lists_total").absolute(INBOX_LISTED.load(Ordering::Relaxed));
     metrics::counter!("herald_inbox_marks_total").absolute(INBOX_MARKED.load(Ordering::Relaxed));
+    metrics::counter!("herald_receipt_requests_total")
+        .absolute(RECEIPT_REQUESTS.load(Ordering::Relaxed));
+    for (fact, count) in [
+        ("delivered", &RECEIPTS_DELIVERED),
+        ("seen", &RECEIPTS_SEEN),
+        ("read", &RECEIPTS_READ),
+    ] {
+        metrics::counter!("herald_receipts_total", "fact" => fact)
+            .absolute(count.load(Ordering::Relaxed));
+    }
+    for (outcome, count) in [
+        ("fired", &FALLBACKS_FIRED),
+        ("skipped", &FALLBACKS_SKIPPED),
+        ("cancelled", &FALLBACKS_CANCELLED),
+    ] {
+        metrics::counter!("herald_fallbacks_total", "outcome" => outcome)
+            .absolute(count.load(Ordering::Relaxed));
+    }
     let webhooks = state.outbox.stats();
     for (kind, counts) in webhooks.by_type() {
         for (outcome, count) in [

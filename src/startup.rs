@@ -17,6 +17,7 @@ use crate::broker::{Broker, BrokerSettings, LocalBroker, RedisBroker};
 use crate::config::{DatabaseSettings, Settings};
 use crate::demo::{self, DemoCredentials};
 use crate::domain::keys::{AdminToken, random_token};
+use crate::fallbacks::FallbackTask;
 use crate::hub::ledger::StreamLedger;
 use crate::hub::{Hub, PendingTransitions};
 use crate::limits::PublishBudget;
@@ -33,6 +34,7 @@ use crate::state::AppState;
 use crate::store::Store;
 use crate::store::credentials::Credentials;
 use crate::store::log::{CommitListener, EventLog};
+use crate::store::receipts::ReceiptWriter;
 use crate::webhooks::Outbox;
 
 /// Credentials made at start-up that the operator must be shown once.
@@ -105,9 +107,16 @@ impl Application {
             several_nodes,
         };
         tokio::spawn(presence.run(transitions, shutdown.clone()));
+        let fallbacks = FallbackTask {
+            store: store.clone(),
+            outbox: outbox.clone(),
+        };
+        tokio::spawn(fallbacks.run(shutdown.clone()));
+        let receipts = ReceiptWriter::start(store.clone());
         let state = web::Data::new(AppState {
             settings,
             store,
+            receipts,
             outbox,
             log,
             hub,

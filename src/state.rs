@@ -20,12 +20,15 @@ use crate::shutdown::Shutdown;
 use crate::store::Store;
 use crate::store::credentials::Credentials;
 use crate::store::log::EventLog;
+use crate::store::receipts::ReceiptWriter;
 use crate::webhooks::Outbox;
 
 pub struct AppState {
     pub settings: Settings,
     pub store: Store,
     pub log: EventLog,
+    /// Browsers' receipts, group committed.
+    pub receipts: ReceiptWriter,
     /// The node's webhook workers: woken when this node writes a message.
     pub outbox: Outbox,
     pub hub: Hub,

@@ -243,6 +243,8 @@ fn new_events(count: usize) -> Vec<NewEvent> {
             event_type: EventType::parse("mail").expect("a valid type"),
             data: format!(r#"{{"subject":"message {n}","unread":3}}"#),
             inbox: false,
+            fallback: None,
+            item: n,
         })
         .collect()
 }

@@ -40,6 +40,8 @@ fn event(target: Target, inbox: bool, n: usize) -> NewEvent {
         event_type: EventType::parse("mail").expect("a valid type"),
         data: format!(r#"{{"subject":"message {n}"}}"#),
         inbox,
+        fallback: None,
+        item: n,
     }
 }
 

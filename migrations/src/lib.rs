@@ -15,6 +15,7 @@ mod m20261201_000001_inbox;
 mod m20261203_000001_storage_probe;
 mod m20261204_000001_webhooks;
 mod m20261204_000002_presence;
+mod m20261205_000001_receipts;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000001_storage_probe::Migration),
             Box::new(m20261204_000001_webhooks::Migration),
             Box::new(m20261204_000002_presence::Migration),
+            Box::new(m20261205_000001_receipts::Migration),
         ]
     }
 }

@@ -6,11 +6,13 @@
 
 mod admin;
 mod api_key;
+mod browser;
 pub mod cors;
 pub mod jwt;
 
 pub use admin::Operator;
 pub use api_key::Publisher;
+pub use browser::browser_user;
 
 use actix_web::HttpRequest;
 use actix_web::http::header::AUTHORIZATION;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::names::{Topic, UserId};
+use super::receipt::Fallback;
 use super::{Invalid, ValidationError};
 
 /// The stream an event is stored in: one user's, one topic's, or the tenant's broadcasts.
@@ -124,11 +125,16 @@ pub struct NewEvent {
     pub data: String,
     /// Also an item of the recipient's inbox.
     pub inbox: bool,
+    /// Send `notification.unseen` unless its fact happens in time.
+    pub fallback: Option<Fallback>,
+    /// Which event of the publish request this stream's copy is of: the copies of one
+    /// `users` event share it (and their fallback).
+    pub item: usize,
 }
 
 /// What the publish API answers for each stored event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct Receipt {
+pub struct PublishedEvent {
     pub id: String,
     /// The one stream this event went to: `{"user"}`, `{"topic"}` or `{"broadcast": true}`
     /// (the document refers to the publish body's `To` here).

@@ -1,7 +1,7 @@
 //! The event log's vocabulary: an event as it stands in the log, where a tenant's log
 //! stands, and whether a reader who has seen a given id can carry on exactly from it.
 
-use super::event::{EventId, Receipt, Target};
+use super::event::{EventId, PublishedEvent, Target};
 
 /// An event as it stands in the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,8 +18,8 @@ pub struct LoggedEvent {
 }
 
 impl LoggedEvent {
-    pub fn receipt(&self) -> Receipt {
-        Receipt {
+    pub fn published(&self) -> PublishedEvent {
+        PublishedEvent {
             id: self.id.to_string(),
             to: self.target.to_json(),
             event_type: self.event_type.clone(),

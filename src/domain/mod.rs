@@ -11,6 +11,7 @@ pub mod keys;
 pub mod limits;
 pub mod log;
 pub mod names;
+pub mod receipt;
 pub mod tenant;
 mod validation;
 pub mod webhook;

@@ -31,6 +31,10 @@ pub enum Invalid {
     WebhookUrl,
     /// A webhook endpoint's `events`.
     WebhookEvents,
+    /// A publish's `fallback`.
+    Fallback,
+    /// A receipts request of the wrong shape.
+    Receipts,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]

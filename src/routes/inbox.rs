@@ -5,15 +5,13 @@
 
 use std::sync::atomic::Ordering;
 
-use actix_web::http::header::AUTHORIZATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::history::{cursor_seq, page_limit};
 use super::json::json;
-use crate::auth::cors::request_tenant;
-use crate::auth::{AuthError, Publisher, browser_token, jwt};
+use crate::auth::{AuthError, Publisher, browser_user};
 use crate::domain::event::{EventId, EventIdText};
 use crate::domain::names::UserId;
 use crate::domain::tenant::Tenant;
@@ -22,7 +20,6 @@ use crate::error::{ApiError, ErrorBody};
 use crate::metrics;
 use crate::state::AppState;
 use crate::store::inbox::{InboxPage, Marking};
-use crate::stream_path::request::SESSION_COOKIE;
 
 const DEFAULT_LIMIT: u64 = 50;
 /// The most ids one read or unread request names.
@@ -104,26 +101,6 @@ pub struct MarkBody {
     ids: Option<Vec<String>>,
     /// With `true`: every item up to now (read only).
     all: Option<bool>,
-}
-
-/// The user a browser request is for: the user token's (cookie or Bearer), verified
-/// against the tenant.
-async fn browser_user(
-    state: &AppState,
-    request: &HttpRequest,
-    slug: &str,
-) -> Result<(Tenant, UserId), ApiError> {
-    let tenant = request_tenant(request, state, slug).await?;
-    let headers = request.headers();
-    let text = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
-    let cookie = request.cookie(SESSION_COOKIE);
-    let token = browser_token(
-        text(AUTHORIZATION.as_str()),
-        cookie.as_ref().map(|cookie| cookie.value()),
-        text("sec-fetch-mode"),
-    )?;
-    let identity = jwt::verify(&state.credentials, &tenant, token, &state.settings.jwt).await?;
-    Ok((tenant, identity.user))
 }
 
 #[utoipa::path(get, path = "/t/{slug}/inbox", tag = "browser",

@@ -11,6 +11,7 @@ mod json;
 pub mod openapi;
 mod presence;
 pub mod publish;
+pub(crate) mod receipts;
 mod session;
 pub(crate) mod stream;
 pub(crate) mod webhooks;
@@ -41,6 +42,9 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .service(resource("/inbox/read", "POST").route(web::post().to(inbox::browser_read)))
                 .service(
                     resource("/inbox/unread", "POST").route(web::post().to(inbox::browser_unread)),
+                )
+                .service(
+                    resource("/receipts", "POST").route(web::post().to(receipts::record_receipts)),
                 ),
         )
         .service(resource("/metrics", "GET").route(web::get().to(health::metrics)))
@@ -49,6 +53,11 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .route(web::post().to(publish::publish))
                 .route(web::get().to(history::history)),
         )
+        .service(
+            resource("/v1/events/{id}/fallback", "DELETE")
+                .route(web::delete().to(receipts::cancel_fallback)),
+        )
+        .service(resource("/v1/receipts", "GET").route(web::get().to(receipts::list_receipts)))
         .service(resource("/v1/inbox", "GET").route(web::get().to(inbox::backend_list)))
         .service(resource("/v1/inbox/read", "POST").route(web::post().to(inbox::backend_read)))
         .service(resource("/v1/inbox/unread", "POST").route(web::post().to(inbox::backend_unread)))

@@ -13,7 +13,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::config::LimitSettings;
-use crate::domain::event::{EventIdText, Receipt};
+use crate::domain::event::{EventIdText, PublishedEvent};
 use crate::domain::names::{IdempotencyKeyText, TopicListQuery};
 use crate::domain::tenant::{NewTenant, Retention, Slug, TenantPatch};
 use crate::error::ErrorCode;
@@ -82,13 +82,16 @@ impl Modify for SecuritySchemes {
         super::webhooks::list_tenant_webhooks,
         super::presence::user_presence,
         super::presence::users_presence,
+        super::receipts::record_receipts,
+        super::receipts::list_receipts,
+        super::receipts::cancel_fallback,
     ),
-    components(schemas(NewTenant, TenantPatch, Retention, Receipt, Slug, TopicListQuery, EventIdText, IdempotencyKeyText)),
+    components(schemas(NewTenant, TenantPatch, Retention, PublishedEvent, Slug, TopicListQuery, EventIdText, IdempotencyKeyText)),
     modifiers(&SecuritySchemes),
     tags(
         (name = "operator", description = "Tenants and their keys; admin token"),
-        (name = "tenant backend", description = "Publishing, history, users' inboxes and presence, webhook endpoints; API key"),
-        (name = "browser", description = "A user's stream and inbox; user JWT from the session cookie or a bearer header"),
+        (name = "tenant backend", description = "Publishing, history, users' inboxes, presence and receipts, fallbacks, webhook endpoints; API key"),
+        (name = "browser", description = "A user's stream, inbox and receipts; user JWT from the session cookie or a bearer header"),
         (name = "health", description = "Probes, metrics and this document"),
     )
 )]
@@ -265,7 +268,7 @@ fn apply_limits(schemas: &mut Value, limits: &LimitSettings) {
 
 /// What the derived schemas cannot say of themselves.
 fn refine_schemas(schemas: &mut Value) {
-    schemas["Receipt"]["properties"]["to"] = json!({"$ref": "#/components/schemas/To"});
+    schemas["PublishedEvent"]["properties"]["to"] = json!({"$ref": "#/components/schemas/To"});
     // A topic has no inbox.
     schemas["EventIn"]["not"] = json!({
         "required": ["to", "inbox"],

@@ -27,6 +27,7 @@ pub mod inbox;
 pub mod keys;
 pub mod log;
 pub mod presence;
+pub mod receipts;
 pub mod tenants;
 pub mod usage;
 pub mod webhooks;
@@ -69,6 +70,18 @@ pub enum StoreError {
     CommitFailed(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+}
+
+impl StoreError {
+    /// The same failure for another request of a failed group commit: a storage fault stays
+    /// one (and is retried later), anything else is a commit that failed.
+    pub(crate) fn for_another_waiter(&self) -> StoreError {
+        match self {
+            StoreError::Full(message) => StoreError::Full(message.clone()),
+            StoreError::Unavailable(message) => StoreError::Unavailable(message.clone()),
+            error => StoreError::CommitFailed(error.to_string()),
+        }
+    }
 }
 
 impl From<DbErr> for StoreError {

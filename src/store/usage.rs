@@ -6,7 +6,8 @@ use std::collections::HashSet;
 
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 
 use super::entities::{tenant, tenant_usage};
@@ -18,6 +19,14 @@ pub struct UsageCounts {
     pub published: i64,
     pub rate_limited: i64,
     pub delivered: i64,
+    /// Events of users' streams their pages acknowledged (each event once per user).
+    pub receipts_delivered: i64,
+    /// Events marked seen.
+    pub receipts_seen: i64,
+    /// Inbox items that became read.
+    pub receipts_read: i64,
+    /// Fallbacks that sent `notification.unseen`.
+    pub fallbacks_fired: i64,
 }
 
 impl UsageCounts {
@@ -27,11 +36,16 @@ impl UsageCounts {
 }
 
 /// A tenant's figures for a day and the month it is in.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UsageReport {
     pub today: UsageCounts,
     pub published_this_month: i64,
+    /// The last `REPORTED_DAYS` days (today's included) that have figures, oldest first.
+    pub days: Vec<(i64, UsageCounts)>,
 }
+
+/// How many days a usage report lists.
+pub const REPORTED_DAYS: i64 = 30;
 
 /// The UTC day of a timestamp, as days since 1970-01-01.
 pub fn day_of(ms: i64) -> i64 {
@@ -65,21 +79,46 @@ pub async fn add_usage(
         published: Set(counts.published),
         rate_limited: Set(counts.rate_limited),
         delivered: Set(counts.delivered),
+        receipts_delivered: Set(counts.receipts_delivered),
+        receipts_seen: Set(counts.receipts_seen),
+        receipts_read: Set(counts.receipts_read),
+        fallbacks_fired: Set(counts.fallbacks_fired),
     })
     .on_conflict(
         OnConflict::columns([tenant_usage::Column::TenantId, tenant_usage::Column::Day])
-            .value(
-                tenant_usage::Column::Published,
-                existing(tenant_usage::Column::Published, counts.published),
-            )
-            .value(
-                tenant_usage::Column::RateLimited,
-                existing(tenant_usage::Column::RateLimited, counts.rate_limited),
-            )
-            .value(
-                tenant_usage::Column::Delivered,
-                existing(tenant_usage::Column::Delivered, counts.delivered),
-            )
+            .values([
+                (
+                    tenant_usage::Column::Published,
+                    existing(tenant_usage::Column::Published, counts.published),
+                ),
+                (
+                    tenant_usage::Column::RateLimited,
+                    existing(tenant_usage::Column::RateLimited, counts.rate_limited),
+                ),
+                (
+                    tenant_usage::Column::Delivered,
+                    existing(tenant_usage::Column::Delivered, counts.delivered),
+                ),
+                (
+                    tenant_usage::Column::ReceiptsDelivered,
+                    existing(
+                        tenant_usage::Column::ReceiptsDelivered,
+                        counts.receipts_delivered,
+                    ),
+                ),
+                (
+                    tenant_usage::Column::ReceiptsSeen,
+                    existing(tenant_usage::Column::ReceiptsSeen, counts.receipts_seen),
+                ),
+                (
+                    tenant_usage::Column::ReceiptsRead,
+                    existing(tenant_usage::Column::ReceiptsRead, counts.receipts_read),
+                ),
+                (
+                    tenant_usage::Column::FallbacksFired,
+                    existing(tenant_usage::Column::FallbacksFired, counts.fallbacks_fired),
+                ),
+            ])
             .to_owned(),
     )
     .exec_without_returning(db)
@@ -115,24 +154,35 @@ impl Store {
         Ok(())
     }
 
-    /// `tenant_id`'s figures for `day` and its month.
+    /// `tenant_id`'s figures for `day`, its month and the days before it.
     pub async fn usage(&self, tenant_id: i64, day: i64) -> Result<UsageReport, StoreError> {
+        let first = std::cmp::min(month_start(day), day + 1 - REPORTED_DAYS);
         let rows = tenant_usage::Entity::find()
             .filter(tenant_usage::Column::TenantId.eq(tenant_id))
-            .filter(tenant_usage::Column::Day.gte(month_start(day)))
+            .filter(tenant_usage::Column::Day.gte(first))
             .filter(tenant_usage::Column::Day.lte(day))
-            .limit(31)
+            .order_by_asc(tenant_usage::Column::Day)
             .all(self.reader())
             .await?;
         let mut report = UsageReport::default();
         for row in rows {
-            report.published_this_month += row.published;
+            if row.day >= month_start(day) {
+                report.published_this_month += row.published;
+            }
+            let counts = UsageCounts {
+                published: row.published,
+                rate_limited: row.rate_limited,
+                delivered: row.delivered,
+                receipts_delivered: row.receipts_delivered,
+                receipts_seen: row.receipts_seen,
+                receipts_read: row.receipts_read,
+                fallbacks_fired: row.fallbacks_fired,
+            };
             if row.day == day {
-                report.today = UsageCounts {
-                    published: row.published,
-                    rate_limited: row.rate_limited,
-                    delivered: row.delivered,
-                };
+                report.today = counts;
+            }
+            if row.day > day - REPORTED_DAYS {
+                report.days.push((row.day, counts));
             }
         }
         Ok(report)

@@ -398,14 +398,14 @@ async fn reset_reaches_the_page_when_its_resume_position_is_gone() {
     let Some(mut s) = library_scene("gone", 3600).await else {
         return;
     };
-    let receipts = s
+    let published = s
         .app
         .publish_ok(
             &s.tenant.api_key,
             &json!({"events": (0..6).map(|i| json!({"to": {"user": "alice"}, "data": i})).collect::<Vec<_>>()}),
         )
         .await;
-    let kept_from_an_earlier_visit = receipts[0]["id"].as_str().unwrap().to_owned();
+    let kept_from_an_earlier_visit = published[0]["id"].as_str().unwrap().to_owned();
     s.app
         .patch_tenant("gone", json!({"retention": {"max_events": 2}}))
         .await;

@@ -124,13 +124,13 @@ async fn cli_made_tenant_key_and_token_work_against_the_api() {
 
     // A server on the same database accepts the CLI's key at once.
     let app = spawn_with_settings(test_settings(&url), dir.path().to_path_buf(), None).await;
-    let receipts = app
+    let published = app
         .publish_ok(
             &api_key,
             &json!({"to": {"user": "alice"}, "type": "mail", "data": "hi"}),
         )
         .await;
-    assert_eq!(receipts.len(), 1);
+    assert_eq!(published.len(), 1);
 
     // And a key made while the server runs works too.
     let later = herald_json(&url, &["key", "create", "acme"]);

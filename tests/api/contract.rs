@@ -75,13 +75,13 @@ async fn herald_s_own_event_types_are_reserved() {
 async fn a_user_listed_twice_gets_the_event_once() {
     let app = spawn_app().await;
     let t = app.create_tenant("twice").await;
-    let receipts = app
+    let published = app
         .publish_ok(
             &t.api_key,
             &json!({"to": {"users": ["x", "y", "x"]}, "data": "hi"}),
         )
         .await;
-    let recipients: Vec<&Value> = receipts.iter().map(|r| &r["to"]["user"]).collect();
+    let recipients: Vec<&Value> = published.iter().map(|r| &r["to"]["user"]).collect();
     assert_eq!(recipients, [&json!("x"), &json!("y")]);
     assert_eq!(app.full_history(&t.api_key, "user=x").await.len(), 1);
 }

@@ -325,13 +325,13 @@ async fn no_one_lists_counts_or_marks_another_user_s_or_tenant_s_items() {
 async fn bad_inbox_requests_are_refused_and_change_nothing() {
     let app = spawn_app().await;
     let t = app.create_tenant("bad").await;
-    let receipts = app
+    let published = app
         .publish_ok(
             &t.api_key,
             &json!({"to": {"user": "ann"}, "data": 1, "inbox": true}),
         )
         .await;
-    let id = receipts[0]["id"].as_str().unwrap().to_owned();
+    let id = published[0]["id"].as_str().unwrap().to_owned();
     // An inbox item on a topic.
     let response = app
         .publish(
@@ -519,7 +519,7 @@ async fn every_stream_of_the_user_follows_the_count_live() {
 async fn a_resumed_stream_gets_its_replay_then_the_count_once() {
     let app = spawn_app().await;
     let t = app.create_tenant("resumed").await;
-    let receipts = app
+    let published = app
         .publish_ok(
             &t.api_key,
             &json!({"events": [
@@ -529,7 +529,7 @@ async fn a_resumed_stream_gets_its_replay_then_the_count_once() {
             ]}),
         )
         .await;
-    let first = receipts[0]["id"].as_str().unwrap();
+    let first = published[0]["id"].as_str().unwrap();
     let mut stream = app
         .open_stream(&t, &t.token("ann", &[]), "", Some(first))
         .await;
@@ -580,13 +580,13 @@ async fn under_concurrent_publishes_and_reads_the_streams_end_on_the_exact_count
                     4 => json!({"broadcast": true}),
                     _ => json!({"user": "ann"}),
                 };
-                let receipts = app
+                let published = app
                     .publish_ok(
                         &t.api_key,
                         &json!({"to": to, "data": p * 100 + n, "inbox": true}),
                     )
                     .await;
-                ids.push(receipts[0]["id"].as_str().unwrap().to_owned());
+                ids.push(published[0]["id"].as_str().unwrap().to_owned());
             }
             ids
         }

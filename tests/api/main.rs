@@ -23,6 +23,7 @@ mod limits;
 mod openapi;
 mod presence;
 mod publish;
+mod receipts;
 mod resume;
 mod revocation;
 mod sequence;

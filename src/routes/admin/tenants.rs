@@ -13,7 +13,7 @@ use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::routes::json;
 use crate::sse;
 use crate::state::AppState;
-use crate::store::usage::day_of;
+use crate::store::usage::{UsageCounts, day_of};
 
 /// The largest event `data` this server takes: no tenant's limit may exceed it.
 fn server_max_data(state: &AppState) -> u64 {
@@ -196,6 +196,13 @@ pub struct Usage {
     pub rate_limited: DayUsage,
     /// Events handed to its streams.
     pub delivered: DayUsage,
+    /// Facts its users' pages and inboxes told: events acknowledged delivered (once per
+    /// user), marked seen, inbox items read.
+    pub receipts: ReceiptUsage,
+    /// Fallbacks that sent `notification.unseen`.
+    pub fallbacks_fired: DayUsage,
+    /// The last 30 days that have figures, oldest first (today's included).
+    pub days: Vec<DayFigures>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -207,6 +214,45 @@ pub struct PublishedUsage {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DayUsage {
     pub today: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReceiptUsage {
+    pub delivered: DayUsage,
+    pub seen: DayUsage,
+    pub read: DayUsage,
+}
+
+/// One UTC day's figures.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DayFigures {
+    /// `YYYY-MM-DD`.
+    #[schema(format = Date)]
+    pub day: String,
+    pub published: u64,
+    pub rate_limited: u64,
+    pub delivered: u64,
+    pub receipts_delivered: u64,
+    pub receipts_seen: u64,
+    pub receipts_read: u64,
+    pub fallbacks_fired: u64,
+}
+
+impl DayFigures {
+    fn of(day: i64, counts: &UsageCounts) -> DayFigures {
+        let count = |value: i64| u64::try_from(value).unwrap_or(0);
+        let date = chrono::DateTime::from_timestamp(day * 86_400, 0).unwrap_or_default();
+        DayFigures {
+            day: date.format("%Y-%m-%d").to_string(),
+            published: count(counts.published),
+            rate_limited: count(counts.rate_limited),
+            delivered: count(counts.delivered),
+            receipts_delivered: count(counts.receipts_delivered),
+            receipts_seen: count(counts.receipts_seen),
+            receipts_read: count(counts.receipts_read),
+            fallbacks_fired: count(counts.fallbacks_fired),
+        }
+    }
 }
 
 #[utoipa::path(get, path = "/admin/tenants/{slug}/usage", tag = "operator",
@@ -243,5 +289,24 @@ pub async fn tenant_usage(
         delivered: DayUsage {
             today: count(report.today.delivered),
         },
+        receipts: ReceiptUsage {
+            delivered: DayUsage {
+                today: count(report.today.receipts_delivered),
+            },
+            seen: DayUsage {
+                today: count(report.today.receipts_seen),
+            },
+            read: DayUsage {
+                today: count(report.today.receipts_read),
+            },
+        },
+        fallbacks_fired: DayUsage {
+            today: count(report.today.fallbacks_fired),
+        },
+        days: report
+            .days
+            .iter()
+            .map(|(day, counts)| DayFigures::of(*day, counts))
+            .collect(),
     }))
 }

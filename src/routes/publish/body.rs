@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 use crate::config::LimitSettings;
 use crate::domain::event::{EventType, NewEvent, Target};
 use crate::domain::names::{Topic, UserId};
+use crate::domain::receipt::Fallback;
 use crate::domain::{Invalid, ValidationError};
 
 const TO_SHAPE: &str = "`to` must be one of {\"user\": id}, {\"users\": [ids]}, \
@@ -76,6 +77,24 @@ pub struct EventIn {
     /// `to.users` or `to.broadcast`; not with a topic).
     #[serde(default)]
     pub inbox: bool,
+    /// With `to.user` or `to.users`: for each recipient, a `notification.unseen` webhook
+    /// message unless the fact `unless` has happened `after_secs` after the publish.
+    #[serde(default)]
+    pub fallback: Option<FallbackIn>,
+}
+
+/// A publish's `fallback`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FallbackIn {
+    /// Seconds after the publish, 1–604800.
+    #[serde(default, deserialize_with = "crate::domain::optional_whole_number")]
+    #[schema(value_type = i64, minimum = 1, maximum = 604800, required = true)]
+    pub after_secs: Option<i64>,
+    /// The fact that cancels it; default `seen`. `read` needs `inbox: true`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, pattern = "^(delivered|seen|read)$")]
+    pub unless: Option<String>,
 }
 
 /// A batch of events, committed together in this order.
@@ -138,7 +157,8 @@ impl PublishBody {
         let mut events = Vec::with_capacity(items.len());
         for (index, item) in items.into_iter().enumerate() {
             let located = |e: ValidationError| if batch { e.at(index) } else { e };
-            item.into_events(limits, &mut events).map_err(located)?;
+            item.into_events(index, limits, &mut events)
+                .map_err(located)?;
             if events.len() > limits.max_recipients_per_request {
                 return Err(located(ValidationError::new(
                     Invalid::TooManyRecipients,
@@ -156,9 +176,25 @@ impl PublishBody {
 impl EventIn {
     fn into_events(
         self,
+        item: usize,
         limits: &LimitSettings,
         out: &mut Vec<NewEvent>,
     ) -> Result<(), ValidationError> {
+        let fallback = match (&self.fallback, &self.to) {
+            (None, _) => None,
+            (Some(fallback), Some(To::User(_) | To::Users(_))) => Some(Fallback::parse(
+                fallback.after_secs,
+                fallback.unless.as_deref(),
+                self.inbox,
+            )?),
+            (Some(_), _) => {
+                return Err(ValidationError::new(
+                    Invalid::Fallback,
+                    "`fallback` goes with `to.user` or `to.users`: a topic or broadcast has no \
+                     single recipient to fall back for",
+                ));
+            }
+        };
         let targets = match self.to {
             None => return Err(ValidationError::new(Invalid::Target, TO_SHAPE)),
             Some(To::User(user)) => vec![Target::User(user)],
@@ -209,6 +245,8 @@ impl EventIn {
             event_type: event_type.clone(),
             data: data.clone(),
             inbox: self.inbox,
+            fallback,
+            item,
         }));
         Ok(())
     }
@@ -238,6 +276,7 @@ fn read<T: for<'de> Deserialize<'de>>(body: &Value) -> Result<T, ValidationError
             ["to", "topic", ..] => ValidationError::new(Invalid::Topic, message),
             ["to", ..] => ValidationError::new(Invalid::Target, format!("{TO_SHAPE} ({message})")),
             ["type", ..] => ValidationError::new(Invalid::EventType, message),
+            ["fallback", ..] => ValidationError::new(Invalid::Fallback, message),
             _ => ValidationError::new(Invalid::Body, message),
         };
         match index {

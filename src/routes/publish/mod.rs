@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use crate::auth::Publisher;
 use crate::config::LimitSettings;
 use crate::domain::ValidationError;
-use crate::domain::event::Receipt;
+use crate::domain::event::PublishedEvent;
 use crate::domain::limits::EffectiveLimits;
 use crate::domain::log::LoggedEvent;
 use crate::domain::names::{IdempotencyKey, IdempotencyKeyText};
@@ -26,10 +26,10 @@ pub use body::{Batch, BroadcastFlag, EventIn, PublishBody, To};
 
 const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 
-/// One receipt per recipient stream, in order.
+/// One published event per recipient stream, in order.
 #[derive(Serialize, ToSchema)]
 pub struct PublishAnswer {
-    pub events: Vec<Receipt>,
+    pub events: Vec<PublishedEvent>,
 }
 
 /// Answers 201 only after the events are committed: an acknowledged event is durable.
@@ -96,7 +96,7 @@ async fn append(
             state
                 .usage
                 .published(tenant.id, &tenant.slug, events.len() as u64);
-            let events = events.iter().map(LoggedEvent::receipt).collect();
+            let events = events.iter().map(LoggedEvent::published).collect();
             Ok(answer.json(PublishAnswer { events }))
         }
         AppendOutcome::Replayed(receipts) => Ok(answer

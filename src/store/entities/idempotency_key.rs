@@ -8,7 +8,9 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub idem_key: String,
     pub request_hash: String,
-    pub receipts: String,
+    /// The first answer's events, as JSON, in the `receipts` column.
+    #[sea_orm(column_name = "receipts")]
+    pub answer: String,
     pub created_at: i64,
 }
 

@@ -8,6 +8,8 @@ pub mod inbox_mark;
 pub mod inbox_reader;
 pub mod inbox_total;
 pub mod presence;
+pub mod receipt;
+pub mod receipt_position;
 pub mod signing_key;
 pub mod tenant;
 pub mod tenant_usage;

@@ -11,6 +11,10 @@ pub struct Model {
     pub published: i64,
     pub rate_limited: i64,
     pub delivered: i64,
+    pub receipts_delivered: i64,
+    pub receipts_seen: i64,
+    pub receipts_read: i64,
+    pub fallbacks_fired: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

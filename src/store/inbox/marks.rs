@@ -12,8 +12,13 @@ use super::Marking;
 use super::count::unread;
 use crate::domain::inbox::Unread;
 use crate::domain::names::UserId;
+use crate::domain::now_ms;
+use crate::metrics;
 use crate::store::entities::{event, inbox_mark, inbox_reader, tenant};
+use crate::store::receipts::{Reads, record_reads};
+use crate::store::usage::{UsageCounts, add_usage, day_of};
 use crate::store::{Store, StoreError};
+use std::sync::atomic::Ordering;
 
 impl Store {
     /// Drops the marks of items retention removed (the count already leaves them out: it
@@ -75,6 +80,12 @@ impl Store {
             .filter(reader.clone())
             .exec(&txn)
             .await?;
+        // The count before a read, so the read can say how many items it read.
+        let before = match &marking {
+            Marking::Unread(_) => None,
+            _ => Some(unread(&txn, tenant_id, user).await?.count),
+        };
+        let now = now_ms();
         match marking {
             Marking::AllRead => {
                 let head = Query::select()
@@ -84,26 +95,49 @@ impl Store {
                     .to_owned();
                 inbox_reader::Entity::update_many()
                     .col_expr(inbox_reader::Column::ReadThrough, Expr::expr(head))
-                    .filter(reader)
+                    .filter(reader.clone())
                     .exec(&txn)
                     .await?;
                 inbox_mark::Entity::delete_many()
                     .filter(marks)
                     .exec(&txn)
                     .await?;
+                let through: i64 = inbox_reader::Entity::find()
+                    .select_only()
+                    .column(inbox_reader::Column::ReadThrough)
+                    .filter(reader)
+                    .into_tuple()
+                    .one(&txn)
+                    .await?
+                    .unwrap_or(0);
+                record_reads(&txn, tenant_id, user.as_str(), Reads::Through(through), now).await?;
             }
             Marking::Read(seqs) | Marking::Unread(seqs) if seqs.is_empty() => {}
-            Marking::Read(seqs) => mark(&txn, tenant_id, user, cursor, &seqs, true).await?,
-            Marking::Unread(seqs) => mark(&txn, tenant_id, user, cursor, &seqs, false).await?,
+            Marking::Read(seqs) => {
+                let items = mark(&txn, tenant_id, user, cursor, &seqs, true).await?;
+                record_reads(&txn, tenant_id, user.as_str(), Reads::Items(&items), now).await?;
+            }
+            Marking::Unread(seqs) => {
+                mark(&txn, tenant_id, user, cursor, &seqs, false).await?;
+            }
         }
         let unread = unread(&txn, tenant_id, user).await?;
+        if let Some(before) = before {
+            let read = std::cmp::max(before - unread.count, 0);
+            let counts = UsageCounts {
+                receipts_read: read,
+                ..UsageCounts::default()
+            };
+            add_usage(&txn, tenant_id, day_of(now), counts).await?;
+            metrics::RECEIPTS_READ.fetch_add(read as u64, Ordering::Relaxed);
+        }
         txn.commit().await?;
         Ok(unread)
     }
 }
 
 /// Sets `seqs` (those that are the user's inbox items) read or unread: against the cursor,
-/// a mark is added or removed.
+/// a mark is added or removed. Answers the items among them.
 async fn mark(
     txn: &DatabaseTransaction,
     tenant_id: i64,
@@ -111,7 +145,7 @@ async fn mark(
     cursor: i64,
     seqs: &[i64],
     read: bool,
-) -> Result<(), StoreError> {
+) -> Result<Vec<i64>, StoreError> {
     let users_or_broadcast = Condition::any()
         .add(
             Condition::all()
@@ -129,7 +163,7 @@ async fn mark(
         .into_tuple()
         .all(txn)
         .await?;
-    for seq in owned {
+    for &seq in &owned {
         // Above the cursor an item is unread unless marked read; at or below it, read
         // unless marked unread.
         let keeps_mark = (seq > cursor) == read;
@@ -157,5 +191,5 @@ async fn mark(
                 .await?;
         }
     }
-    Ok(())
+    Ok(owned)
 }

@@ -4,8 +4,8 @@
 //! PostgreSQL; SQLite has one writer at a time anyway), sequence numbers are handed out from
 //! it and it is moved on. So sequence order is commit order, per tenant, even with several
 //! Herald nodes on one PostgreSQL: a reader that has seen seq N can never later find a new
-//! event below N. Idempotency records, inbox ordinals and usage figures are written in the
-//! same transaction as the events they go with.
+//! event below N. Idempotency records, inbox ordinals, fallbacks and usage figures are
+//! written in the same transaction as the events they go with.
 
 use std::collections::HashMap;
 
@@ -14,7 +14,7 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect,
 };
 
-use super::idempotency::{claim_key, record_receipts};
+use super::idempotency::{claim_key, record_answer};
 use super::writer::AppendJob;
 use super::{AppendOutcome, AppendRejection};
 use crate::domain::event::{EventId, Target};
@@ -22,6 +22,7 @@ use crate::domain::log::LoggedEvent;
 use crate::domain::now_ms;
 use crate::store::entities::{event, tenant};
 use crate::store::inbox::assign_ordinals;
+use crate::store::receipts::{PendingFallback, insert_fallbacks};
 use crate::store::usage::{UsageCounts, add_usage, day_of};
 use crate::store::{Store, StoreError};
 
@@ -43,6 +44,7 @@ pub(super) async fn commit_group(
         now: now_ms(),
         outcomes: group.iter().map(|_| None).collect(),
         rows: Vec::new(),
+        fallbacks: Vec::new(),
         first_seqs,
     };
     for (tenant_id, jobs) in by_tenant(group) {
@@ -79,6 +81,8 @@ struct GroupCommit<'a> {
     outcomes: Vec<Option<AppendOutcome>>,
     /// The event rows to insert, in seq order per tenant.
     rows: Vec<event::ActiveModel>,
+    /// The tenant's fallbacks, one per recipient, written with its events.
+    fallbacks: Vec<PendingFallback>,
     first_seqs: &'a mut HashMap<i64, i64>,
 }
 
@@ -114,11 +118,21 @@ impl GroupCommit<'_> {
                 self.outcomes[index] = Some(earlier);
                 continue;
             }
+            let mut origins: HashMap<usize, i64> = HashMap::new();
             let committed: Vec<LoggedEvent> = std::mem::take(&mut job.events)
                 .into_iter()
                 .map(|new| {
                     let seq = next_seq;
                     next_seq += 1;
+                    if let (Some(fallback), Target::User(user)) = (new.fallback, &new.target) {
+                        let origin = *origins.entry(new.item).or_insert(seq);
+                        self.fallbacks.push(PendingFallback {
+                            seq,
+                            user: user.clone(),
+                            fallback,
+                            origin,
+                        });
+                    }
                     LoggedEvent {
                         tenant_id,
                         id: EventId {
@@ -138,7 +152,7 @@ impl GroupCommit<'_> {
             if let Some(claim) = &job.claim {
                 // Written now rather than at the end, so that a retry of the same request
                 // in this very group already finds the answer.
-                record_receipts(self.txn, tenant_id, claim, &committed).await?;
+                record_answer(self.txn, tenant_id, claim, &committed).await?;
             }
             self.outcomes[index] = Some(AppendOutcome::Committed(committed));
         }
@@ -157,6 +171,10 @@ impl GroupCommit<'_> {
             for (row, ordinal) in self.rows[first_row..].iter_mut().zip(ordinals) {
                 row.inbox_ordinal = Set(ordinal);
             }
+        }
+        if !self.fallbacks.is_empty() {
+            let fallbacks = std::mem::take(&mut self.fallbacks);
+            insert_fallbacks(self.txn, tenant_id, self.now, &fallbacks).await?;
         }
         if next_seq != counter.next_seq {
             tenant::Entity::update_many()

@@ -3,8 +3,8 @@
 //!
 //! On this node a key whose request is still being appended is held in memory
 //! (`InFlight`), so a concurrent retry is told so at once. In the database the key is
-//! claimed inside the append transaction (`claim_key`) and its receipts are written in the
-//! same transaction (`record_receipts`), so a retried request can never find its events
+//! claimed inside the append transaction (`claim_key`) and its answer is written in the
+//! same transaction (`record_answer`), so a retried request can never find its events
 //! without its record or the other way round; across nodes the key's primary key makes the
 //! later transaction wait and replay.
 
@@ -15,7 +15,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter};
 
 use super::{AppendOutcome, AppendRejection};
-use crate::domain::event::Receipt;
+use crate::domain::event::PublishedEvent;
 use crate::domain::log::LoggedEvent;
 use crate::domain::names::IdempotencyKey;
 use crate::store::StoreError;
@@ -68,19 +68,19 @@ impl Drop for InFlightGuard {
     }
 }
 
-/// Writes a committed request's receipts into the record of the key it claimed: the answer
+/// Writes a committed request's answer into the record of the key it claimed: the answer
 /// a retry will get.
-pub(super) async fn record_receipts(
+pub(super) async fn record_answer(
     txn: &DatabaseTransaction,
     tenant_id: i64,
     claim: &IdempotencyClaim,
     committed: &[LoggedEvent],
 ) -> Result<(), StoreError> {
-    let receipts: Vec<Receipt> = committed.iter().map(LoggedEvent::receipt).collect();
-    let receipts = serde_json::to_string(&receipts)
-        .map_err(|e| StoreError::Corrupt(format!("receipts: {e}")))?;
+    let answer: Vec<PublishedEvent> = committed.iter().map(LoggedEvent::published).collect();
+    let answer = serde_json::to_string(&answer)
+        .map_err(|e| StoreError::Corrupt(format!("idempotency answer: {e}")))?;
     idempotency_key::Entity::update_many()
-        .col_expr(idempotency_key::Column::Receipts, Expr::value(receipts))
+        .col_expr(idempotency_key::Column::Answer, Expr::value(answer))
         .filter(idempotency_key::Column::TenantId.eq(tenant_id))
         .filter(idempotency_key::Column::IdemKey.eq(claim.key.as_str()))
         .exec(txn)
@@ -108,7 +108,7 @@ pub(super) async fn claim_key(
         tenant_id: Set(tenant_id),
         idem_key: Set(claim.key.as_str().to_owned()),
         request_hash: Set(claim.request_hash.clone()),
-        receipts: Set(String::new()),
+        answer: Set(String::new()),
         created_at: Set(now),
     })
     .on_conflict_do_nothing()
@@ -124,7 +124,7 @@ pub(super) async fn claim_key(
     if earlier.request_hash != claim.request_hash {
         return Ok(Some(AppendOutcome::Rejected(AppendRejection::KeyReused)));
     }
-    let receipts = serde_json::from_str(&earlier.receipts)
-        .map_err(|e| StoreError::Corrupt(format!("idempotency receipts: {e}")))?;
-    Ok(Some(AppendOutcome::Replayed(receipts)))
+    let answer = serde_json::from_str(&earlier.answer)
+        .map_err(|e| StoreError::Corrupt(format!("idempotency answer: {e}")))?;
+    Ok(Some(AppendOutcome::Replayed(answer)))
 }

@@ -18,7 +18,7 @@ pub use read::StreamSelector;
 pub use retention::Pruned;
 pub use writer::{EventLog, LogStats};
 
-use crate::domain::event::Receipt;
+use crate::domain::event::PublishedEvent;
 use crate::domain::log::LoggedEvent;
 
 /// What became of one append request.
@@ -27,7 +27,7 @@ pub enum AppendOutcome {
     /// The events are committed, in this order.
     Committed(Vec<LoggedEvent>),
     /// The idempotency key was used before with the same body: its first answer.
-    Replayed(Vec<Receipt>),
+    Replayed(Vec<PublishedEvent>),
     /// Nothing was written, for this reason.
     Rejected(AppendRejection),
 }

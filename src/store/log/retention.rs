@@ -97,6 +97,7 @@ impl Store {
                 from = to;
             }
             self.forget_inbox_marks_through(t.id, cutoff).await?;
+            self.forget_receipts_through(t.id, cutoff).await?;
         }
         idempotency_key::Entity::delete_many()
             .filter(idempotency_key::Column::CreatedAt.lt(now - IDEMPOTENCY_TTL_MS))

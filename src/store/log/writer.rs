@@ -167,14 +167,7 @@ async fn run_writer(
                 unsure.failed(first_seqs);
                 for job in group {
                     // Each request gets the same answer: a storage fault is retried later.
-                    let failure = match &error {
-                        StoreError::Full(message) => StoreError::Full(message.clone()),
-                        StoreError::Unavailable(message) => {
-                            StoreError::Unavailable(message.clone())
-                        }
-                        error => StoreError::CommitFailed(error.to_string()),
-                    };
-                    let _ = job.reply.send(Err(failure));
+                    let _ = job.reply.send(Err(error.for_another_waiter()));
                 }
             }
         }
@@ -296,6 +289,8 @@ mod tests {
             event_type: EventType::default(),
             data: "null".into(),
             inbox: false,
+            fallback: None,
+            item: 0,
         };
         AppendJob {
             tenant_id,
