@@ -41,6 +41,12 @@ export interface ConnectOptions {
    * the stream starts at the log's head. An id Herald can no longer resume from brings `reset`.
    */
   lastEventId?: string;
+  /**
+   * Tell Herald an event was seen when it is handed to a listener while the page is
+   * visible (default `true`). With `false`, only what `seen(ids)` names counts as seen;
+   * "delivered" is told either way.
+   */
+  autoSeen?: boolean;
 }
 
 /** One page of the user's inbox, newest first. */
@@ -95,6 +101,11 @@ export interface Herald {
   readonly lastEventId: string | null;
   /** The user's notification inbox. */
   readonly inbox: Inbox;
+  /**
+   * Tells Herald the user saw these events (sent with the next receipt, through the tab
+   * that holds the shared stream). Ids that are not the user's events are ignored.
+   */
+  seen(ids: string[]): void;
   /** Ends the stream (another tab takes it over if it shares it) and stops renewing. */
   close(): void;
 }

@@ -22,4 +22,7 @@ async function inbox(): Promise<number> {
   return unread;
 }
 inbox().catch((error) => error instanceof HeraldError && console.log(error.status, error.code));
+// Seen only where the app says so: a notification the user opened.
+const quiet = connect({ url: "https://herald.example.com", tenant: "acme", token: "t", autoSeen: false });
+quiet.on("mail", (_data, event) => quiet.seen([event.id]));
 herald.close();

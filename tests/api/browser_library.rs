@@ -473,3 +473,135 @@ async fn a_leader_tab_being_frozen_hands_the_stream_over_and_follows_on_resume()
     assert_eq!(streams_opened(&s.app), 2, "the resumed tab follows");
     s.browser.quit().await;
 }
+
+impl LibraryScene {
+    /// Publishes one event and answers its id.
+    async fn publish_id(&self, body: Value) -> String {
+        let events = self.app.publish_ok(&self.tenant.api_key, &body).await;
+        events[0]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Waits until the backend's receipt of `id` for `user` has `field` set.
+    async fn wait_for_fact(&self, user: &str, id: &str, field: &str) -> Value {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let receipt = self.app.receipts(&self.tenant, user, &[id]).await.remove(0);
+            if receipt[field].is_string() {
+                return receipt;
+            }
+            assert!(std::time::Instant::now() < deadline, "{receipt}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The receipts a tab's library sent: when (ms) and what.
+    async fn receipts_sent(&mut self, tab: &str) -> Vec<Value> {
+        let sent = self.browser.eval(tab, "window.page.receipts").await;
+        serde_json::from_value(sent).unwrap()
+    }
+}
+
+#[actix_web::test]
+async fn a_visible_page_with_a_listener_tells_delivered_and_seen_and_no_fallback_fires() {
+    let Some(mut s) = library_scene("seen", 3600).await else {
+        return;
+    };
+    let receiver = crate::support::receiver::Receiver::start().await;
+    s.app
+        .create_webhook(&s.tenant, &receiver.url, json!(["notification.unseen"]))
+        .await;
+    let url = s.url("alice", "", "mail", "");
+    s.open_tab("tab1", &url).await;
+    let id = s
+        .publish_id(json!({"to": {"user": "alice"}, "type": "mail", "data": "hi",
+                           "fallback": {"after_secs": 3}}))
+        .await;
+    let receipt = s.wait_for_fact("alice", &id, "seen_at").await;
+    assert!(receipt["delivered_at"].is_string());
+    // An event no listener was handed is delivered (covered by the next one's position),
+    // not seen; nor is one handed to a listener while the page is hidden.
+    let unheard = s
+        .publish_id(json!({"to": {"user": "alice"}, "type": "other"}))
+        .await;
+    s.browser.eval("tab1", "window.hidden = true").await;
+    let hidden = s
+        .publish_id(json!({"to": {"user": "alice"}, "type": "mail"}))
+        .await;
+    s.wait_for_fact("alice", &hidden, "delivered_at").await;
+    for id in [&unheard, &hidden] {
+        let receipt = s.app.receipts(&s.tenant, "alice", &[id]).await.remove(0);
+        assert!(receipt["delivered_at"].is_string(), "{receipt}");
+        assert_eq!(receipt["seen_at"], Value::Null, "{receipt}");
+    }
+    // The fallback's time passes: it was seen, so nothing is sent.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(receiver.received().is_empty());
+    let receipt = s.app.receipts(&s.tenant, "alice", &[&id]).await.remove(0);
+    assert_eq!(receipt["fallback"]["status"], "skipped");
+    s.browser.quit().await;
+}
+
+#[actix_web::test]
+async fn with_auto_seen_off_only_what_the_app_names_is_seen() {
+    let Some(mut s) = library_scene("quiet", 3600).await else {
+        return;
+    };
+    let url = s.url("alice", "", "mail", "&autoSeen=false");
+    s.open_tab("tab1", &url).await;
+    let id = s
+        .publish_id(json!({"to": {"user": "alice"}, "type": "mail", "data": "hi"}))
+        .await;
+    s.wait_for_events("tab1", 1).await;
+    let receipt = s.wait_for_fact("alice", &id, "delivered_at").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let receipt_later = s.app.receipts(&s.tenant, "alice", &[&id]).await.remove(0);
+    assert_eq!(receipt_later["seen_at"], Value::Null, "{receipt}");
+    s.browser
+        .eval("tab1", &format!("window.client.seen(['{id}'])"))
+        .await;
+    s.wait_for_fact("alice", &id, "seen_at").await;
+    s.browser.quit().await;
+}
+
+#[actix_web::test]
+async fn three_tabs_send_at_most_one_receipt_a_second_for_all_of_them() {
+    let Some(mut s) = library_scene("receipts", 3600).await else {
+        return;
+    };
+    // Each tab listens for a type of its own: what the others see reaches Herald through
+    // the tab holding the stream.
+    for (tab, kind) in [("tab1", "a"), ("tab2", "b"), ("tab3", "c")] {
+        let url = s.url("alice", "", kind, "");
+        s.open_tab(tab, &url).await;
+    }
+    s.app.wait_for_open_streams(1).await;
+    let mut ids = Vec::new();
+    for round in 0..5 {
+        for kind in ["a", "b", "c"] {
+            let body = json!({"to": {"user": "alice"}, "type": kind, "data": round});
+            ids.push(s.publish_id(body).await);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    for id in &ids {
+        s.wait_for_fact("alice", id, "seen_at").await;
+    }
+    let mut sent = Vec::new();
+    for tab in ["tab1", "tab2", "tab3"] {
+        let receipts = s.receipts_sent(tab).await;
+        if tab != "tab1" {
+            assert!(receipts.is_empty(), "{tab} sent {receipts:?}");
+        }
+        sent.extend(receipts);
+    }
+    let times: Vec<i64> = sent.iter().map(|r| r["at"].as_i64().unwrap()).collect();
+    assert!(times.len() >= 2, "{sent:?}");
+    for pair in times.windows(2) {
+        assert!(pair[1] - pair[0] >= 990, "receipts {} ms apart", pair[1] - pair[0]);
+    }
+    // Nothing new, nothing sent.
+    let before = sent.len();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(s.receipts_sent("tab1").await.len(), before);
+    s.browser.quit().await;
+}

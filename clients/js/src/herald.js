@@ -10,6 +10,11 @@
 // from the last id it saw. Every tab drops an event whose id is not after the last it
 // handed out, so a takeover or a renewal repeats nothing. Without Web Locks or
 // BroadcastChannel each tab holds its own stream.
+//
+// Receipts go through the leading tab too: it tells Herald how far its stream got
+// ("delivered") and which events any tab handed to a listener while visible ("seen", or
+// only what `seen(ids)` names with `autoSeen: false`), at most one request a second and
+// none when nothing is new.
 
 /** A refused request: `status`, and Herald's error `code` (`invalid_inbox`, …) when it sent one. */
 export class HeraldError extends Error {
@@ -50,7 +55,7 @@ const parse = (data) => {
  * before half of it has passed, nor within a second of the last renewal). */
 const margin = (lifeMs) => Math.min(60000, Math.max(1000, lifeMs / 4));
 
-export function connect({ url, tenant, token, topics = [], share = true, lastEventId = null }) {
+export function connect({ url, tenant, token, topics = [], share = true, lastEventId = null, autoSeen = true }) {
   const base = `${url.replace(/\/+$/, "")}/t/${encodeURIComponent(tenant)}`;
   const topicList = [...new Set(topics)].sort();
   const listeners = new Map();
@@ -70,6 +75,11 @@ export function connect({ url, tenant, token, topics = [], share = true, lastEve
   let channel;
   let resign; // ends this tab's leadership (releases the lock)
   let queue; // aborts this tab's place in the lock's queue
+  let got; // the last id the leading tab's stream delivered
+  let told; // the last delivered id Herald was told
+  const seen = new Set(); // ids seen that Herald was not told yet (the leader's)
+  let sentAt = 0;
+  let pending; // the timer of the next receipt
 
   const emit = (type, data, event) => {
     for (const listener of listeners.get(type) || []) {
@@ -102,8 +112,43 @@ export function connect({ url, tenant, token, topics = [], share = true, lastEve
     } else {
       position = id;
     }
-    if (leading) channel?.postMessage({ t: type, i: id, d: data });
+    if (leading) {
+      channel?.postMessage({ t: type, i: id, d: data });
+      if (id && type !== "inbox" && type !== "reset") got = id;
+      receipt();
+    }
     emit(type, parse(data), { type, id, data });
+    if (autoSeen && id && listeners.get(type)?.size && type !== "inbox" && type !== "reset" && document.visibilityState === "visible") {
+      see([id]);
+    }
+  };
+
+  /** Ids seen in this tab: the leader keeps them for its next receipt, others pass them on. */
+  const see = (ids) => {
+    if (!leading) return channel?.postMessage({ r: ids });
+    for (const id of ids) seen.add(id);
+    receipt();
+  };
+
+  /** Sends a receipt when something is new, a second after the last one at the soonest. */
+  const receipt = () => {
+    if (!leading || pending || (!seen.size && (!got || got === told))) return;
+    pending = setTimeout(async () => {
+      const body = {};
+      if (got && got !== told) body.delivered = got;
+      if (seen.size) body.seen = [...seen].slice(0, 1000);
+      for (const id of body.seen || []) seen.delete(id);
+      sentAt = Date.now();
+      try {
+        await request("/receipts", body);
+        told = body.delivered || told;
+      } catch (error) {
+        // Kept for the next one unless Herald refused them for good.
+        if (!(error.status < 500)) for (const id of body.seen || []) seen.add(id);
+      }
+      pending = undefined;
+      receipt();
+    }, Math.max(0, sentAt + 1000 - Date.now()));
   };
 
   /** A token with time left, asking `token()` for a new one when `renew` or it is due. */
@@ -232,6 +277,7 @@ export function connect({ url, tenant, token, topics = [], share = true, lastEve
       }
     }
     if (m.h && leading) channel.postMessage({ w: [...wanted], s: state, p: position, n: inbox });
+    if (m.r && leading) see(m.r);
     if (leading) return;
     if (m.t) take(m.t, m.i, m.d);
     if (m.p && after(m.p, position)) position = m.p;
@@ -289,6 +335,10 @@ export function connect({ url, tenant, token, topics = [], share = true, lastEve
     },
     get lastEventId() {
       return position;
+    },
+    /** Tells Herald the user saw these events (with `autoSeen: false`, the only way). */
+    seen(ids) {
+      see(ids);
     },
     inbox: {
       list: ({ unread, limit, before } = {}) => {
