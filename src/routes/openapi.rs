@@ -269,11 +269,30 @@ fn apply_limits(schemas: &mut Value, limits: &LimitSettings) {
 /// What the derived schemas cannot say of themselves.
 fn refine_schemas(schemas: &mut Value) {
     schemas["PublishedEvent"]["properties"]["to"] = json!({"$ref": "#/components/schemas/To"});
-    // A topic has no inbox.
-    schemas["EventIn"]["not"] = json!({
-        "required": ["to", "inbox"],
-        "properties": {"to": {"required": ["topic"]}, "inbox": {"const": true}}
-    });
+    schemas["EventIn"]["allOf"] = json!([
+        // A topic has no inbox.
+        {"not": {
+            "required": ["to", "inbox"],
+            "properties": {"to": {"required": ["topic"]}, "inbox": {"const": true}}
+        }},
+        // A fallback is for the recipients of `to.user` or `to.users` only.
+        {"not": {
+            "required": ["to", "fallback"],
+            "properties": {
+                "to": {"anyOf": [{"required": ["topic"]}, {"required": ["broadcast"]}]},
+                "fallback": {"type": "object"}
+            }
+        }},
+        // Only an inbox item is read.
+        {"not": {
+            "required": ["fallback"],
+            "properties": {
+                "fallback": {"type": "object", "required": ["unless"],
+                             "properties": {"unless": {"const": "read"}}},
+                "inbox": {"not": {"const": true}}
+            }
+        }},
+    ]);
     let codes: Vec<&str> = ErrorCode::ALL.iter().map(|code| code.as_str()).collect();
     schemas["ErrorDetail"]["properties"]["code"]["enum"] = json!(codes);
 }

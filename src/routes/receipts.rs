@@ -26,11 +26,12 @@ pub const MAX_ASKED: usize = 100;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiptBody {
-    /// An event id: it and every earlier event of the user's stream were delivered.
-    #[schema(value_type = Option<EventIdText>)]
+    /// An event id: it and every earlier event of the user's stream were delivered. Text
+    /// that is no event id of the user's is ignored.
     delivered: Option<String>,
-    /// Event ids handed to a listener of a visible page, or named by the app (≤ 1,000).
-    #[schema(value_type = Option<Vec<EventIdText>>, max_items = 1000)]
+    /// Event ids handed to a listener of a visible page, or named by the app (≤ 1,000);
+    /// text that is no event id of the user's is ignored.
+    #[schema(max_items = 1000)]
     seen: Option<Vec<String>>,
 }
 
@@ -91,7 +92,10 @@ pub struct ReceiptsQuery {
     #[param(value_type = UserId)]
     user: String,
     /// Event ids, comma-separated (1–100).
-    #[param(example = "01jd5x2k7q3m9v8n4b6c1a0z2y-42,01jd5x2k7q3m9v8n4b6c1a0z2y-43")]
+    #[param(
+        pattern = "^[A-Za-z0-9]{1,32}-[0-9]{1,18}(,[A-Za-z0-9]{1,32}-[0-9]{1,18}){0,99}$",
+        example = "01jd5x2k7q3m9v8n4b6c1a0z2y-42,01jd5x2k7q3m9v8n4b6c1a0z2y-43"
+    )]
     ids: String,
 }
 

@@ -513,8 +513,10 @@ async fn a_visible_page_with_a_listener_tells_delivered_and_seen_and_no_fallback
     let url = s.url("alice", "", "mail", "");
     s.open_tab("tab1", &url).await;
     let id = s
-        .publish_id(json!({"to": {"user": "alice"}, "type": "mail", "data": "hi",
-                           "fallback": {"after_secs": 3}}))
+        .publish_id(
+            json!({"to": {"user": "alice"}, "type": "mail", "data": "hi",
+                           "fallback": {"after_secs": 3}}),
+        )
         .await;
     let receipt = s.wait_for_fact("alice", &id, "seen_at").await;
     assert!(receipt["delivered_at"].is_string());
@@ -597,7 +599,11 @@ async fn three_tabs_send_at_most_one_receipt_a_second_for_all_of_them() {
     let times: Vec<i64> = sent.iter().map(|r| r["at"].as_i64().unwrap()).collect();
     assert!(times.len() >= 2, "{sent:?}");
     for pair in times.windows(2) {
-        assert!(pair[1] - pair[0] >= 990, "receipts {} ms apart", pair[1] - pair[0]);
+        assert!(
+            pair[1] - pair[0] >= 990,
+            "receipts {} ms apart",
+            pair[1] - pair[0]
+        );
     }
     // Nothing new, nothing sent.
     let before = sent.len();
