@@ -10,6 +10,7 @@ use crate::broker::{Broker, Notice};
 use crate::config::Settings;
 use crate::domain::inbox::Unread;
 use crate::domain::keys::AdminToken;
+use crate::domain::log::LogPosition;
 use crate::domain::names::UserId;
 use crate::domain::tenant::Tenant;
 use crate::error::ApiError;
@@ -46,6 +47,14 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Where the tenant's log stands; `404 tenant_not_found` once the tenant is gone.
+    pub async fn log_position(&self, tenant: &Tenant) -> Result<LogPosition, ApiError> {
+        self.store
+            .log_position(tenant.id)
+            .await?
+            .ok_or_else(|| ApiError::tenant_not_found(&tenant.slug))
+    }
+
     /// Applies `notice` to this node and tells every other node, which apply it alike.
     pub fn notify(&self, notice: Notice) {
         notice.apply(&self.hub, &self.credentials);

@@ -156,11 +156,7 @@ async fn list(
     query: InboxQuery,
 ) -> Result<HttpResponse, ApiError> {
     let limit = page_limit(query.limit, DEFAULT_LIMIT)?;
-    let position = state
-        .store
-        .log_position(tenant.id)
-        .await?
-        .ok_or_else(|| ApiError::tenant_not_found(&tenant.slug))?;
+    let position = state.log_position(tenant).await?;
     let before_seq = match &query.before {
         None => i64::MAX,
         // Any item older than `before` is still here to list when `before` is.

@@ -183,11 +183,7 @@ pub async fn list_receipts(
         ids.push(id);
     }
     let tenant = &publisher.tenant;
-    let position = state
-        .store
-        .log_position(tenant.id)
-        .await?
-        .ok_or_else(|| ApiError::tenant_not_found(&tenant.slug))?;
+    let position = state.log_position(tenant).await?;
     let receipts = state
         .store
         .receipts(tenant.id, &position.epoch, user.as_str(), &ids)
@@ -216,11 +212,7 @@ pub async fn cancel_fallback(
     let not_found = || ApiError::new(ErrorCode::EventNotFound, "no such event");
     let id: EventId = id.parse().map_err(|()| not_found())?;
     let tenant = &publisher.tenant;
-    let position = state
-        .store
-        .log_position(tenant.id)
-        .await?
-        .ok_or_else(|| ApiError::tenant_not_found(&tenant.slug))?;
+    let position = state.log_position(tenant).await?;
     if id.epoch != position.epoch {
         return Err(not_found());
     }

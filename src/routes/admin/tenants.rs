@@ -270,11 +270,7 @@ pub async fn tenant_usage(
     let delivered = &state.hub.stats().delivered_to;
     state.usage.flush(&state.store, delivered, today).await?;
     let report = state.store.usage(tenant.id, today).await?;
-    let position = state
-        .store
-        .log_position(tenant.id)
-        .await?
-        .ok_or_else(|| ApiError::tenant_not_found(&slug))?;
+    let position = state.log_position(&tenant).await?;
     let count = |value: i64| u64::try_from(value).unwrap_or(0);
     Ok(HttpResponse::Ok().json(Usage {
         streams_open: state.hub.tenant_streams(tenant.id).await,

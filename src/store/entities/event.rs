@@ -20,3 +20,15 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+/// The events of `user`'s stream that are theirs to read or receipt: their own and the
+/// tenant's broadcasts (topics are shared, not the user's).
+pub fn user_or_broadcast(user: &str) -> sea_orm::Condition {
+    sea_orm::Condition::any()
+        .add(
+            sea_orm::Condition::all()
+                .add(Column::TargetKind.eq("user"))
+                .add(Column::Target.eq(user)),
+        )
+        .add(Column::TargetKind.eq("broadcast"))
+}

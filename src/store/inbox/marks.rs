@@ -146,19 +146,12 @@ async fn mark(
     seqs: &[i64],
     read: bool,
 ) -> Result<Vec<i64>, StoreError> {
-    let users_or_broadcast = Condition::any()
-        .add(
-            Condition::all()
-                .add(event::Column::TargetKind.eq("user"))
-                .add(event::Column::Target.eq(user.as_str())),
-        )
-        .add(event::Column::TargetKind.eq("broadcast"));
     let owned: Vec<i64> = event::Entity::find()
         .select_only()
         .column(event::Column::Seq)
         .filter(event::Column::TenantId.eq(tenant_id))
         .filter(event::Column::InboxOrdinal.is_not_null())
-        .filter(users_or_broadcast)
+        .filter(event::user_or_broadcast(user.as_str()))
         .filter(event::Column::Seq.is_in(seqs.iter().copied()))
         .into_tuple()
         .all(txn)

@@ -1,7 +1,7 @@
 //! Reading the facts back: for the backend's `GET /v1/receipts`, and for a fallback when
 //! it falls due.
 
-use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
 use super::positions::covered_at;
 use crate::domain::event::EventId;
@@ -71,17 +71,10 @@ async fn subjects(
     user: &str,
     seqs: &[i64],
 ) -> Result<Vec<(Subject, Option<FallbackStatus>)>, StoreError> {
-    let of_user = Condition::any()
-        .add(
-            Condition::all()
-                .add(event::Column::TargetKind.eq("user"))
-                .add(event::Column::Target.eq(user)),
-        )
-        .add(event::Column::TargetKind.eq("broadcast"));
     let events = event::Entity::find()
         .filter(event::Column::TenantId.eq(tenant_id))
         .filter(event::Column::Seq.is_in(seqs.iter().copied()))
-        .filter(of_user)
+        .filter(event::user_or_broadcast(user))
         .all(db)
         .await?;
     let marks = receipt::Entity::find()
