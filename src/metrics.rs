@@ -4,10 +4,9 @@
 //! `HubStats` in the hub, `UsageMeter` per tenant) as plain atomics and maps; a scrape
 //! copies them into the `metrics` recorder and renders it with metrics-exporter-prometheus.
 
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
 
 use crate::state::AppState;
 use crate::store::fault::Fault;
@@ -27,24 +26,25 @@ pub static FALLBACKS_FIRED: AtomicU64 = AtomicU64::new(0);
 pub static FALLBACKS_SKIPPED: AtomicU64 = AtomicU64::new(0);
 pub static FALLBACKS_CANCELLED: AtomicU64 = AtomicU64::new(0);
 
-fn handle() -> Option<&'static PrometheusHandle> {
-    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| match PrometheusBuilder::new().install_recorder() {
-            Ok(handle) => Some(handle),
-            Err(error) => {
-                tracing::warn!(%error, "no metrics recorder");
-                None
-            }
-        })
-        .as_ref()
+/// This node's Prometheus registry. Each server has its own, so two Heralds in one
+/// process (as in the tests) never mix their figures.
+pub struct Registry(PrometheusRecorder);
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self(PrometheusBuilder::new().build_recorder())
+    }
 }
 
 /// The Prometheus text for this node's counters.
 pub fn render(state: &AppState) -> String {
-    let Some(handle) = handle() else {
-        return String::new();
-    };
+    let recorder = &state.metrics.0;
+    metrics::with_local_recorder(recorder, || record(state));
+    recorder.handle().render()
+}
+
+/// Copies this node's counters into the recorder in scope.
+fn record(state: &AppState) {
     let (log, hub) = (state.log.stats(), state.hub.stats());
     metrics::gauge!("herald_streams_open").set(hub.streams_open.load(Ordering::Relaxed) as f64);
     metrics::counter!("herald_streams_closed_slow_total")
@@ -138,5 +138,4 @@ pub fn render(state: &AppState) -> String {
         metrics::counter!("herald_broker_events_read_from_log_total")
             .absolute(stats.events_read_from_log.load(Ordering::Relaxed));
     }
-    handle.render()
 }

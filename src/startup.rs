@@ -126,6 +126,7 @@ impl Application {
             usage,
             admin_token,
             shutdown,
+            metrics: Default::default(),
         });
         background::spawn_pruner(state.clone());
         let server = http_server(state.clone(), listeners.api)?;

@@ -44,6 +44,8 @@ pub struct AppState {
     pub admin_token: AdminToken,
     /// Turns true when Herald starts shutting down: open streams end at once.
     pub shutdown: Shutdown,
+    /// What `/metrics` renders.
+    pub metrics: crate::metrics::Registry,
 }
 
 impl AppState {

@@ -263,11 +263,18 @@ async fn usage_equals_what_was_done_and_survives_a_restart() {
     }
     assert_eq!(stream.take(5, Duration::from_secs(5)).await.len(), 5);
     let figures = usage(&app, "used").await;
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let zero = json!({"today": 0});
     assert_eq!(
         figures,
         json!({"streams_open": 1, "events_stored": 5,
                "published": {"today": 5, "month": 5},
-               "rate_limited": {"today": 2}, "delivered": {"today": 5}})
+               "rate_limited": {"today": 2}, "delivered": {"today": 5},
+               "receipts": {"delivered": zero, "seen": zero, "read": zero},
+               "fallbacks_fired": zero,
+               "days": [{"day": today, "published": 5, "rate_limited": 2, "delivered": 5,
+                         "receipts_delivered": 0, "receipts_seen": 0, "receipts_read": 0,
+                         "fallbacks_fired": 0}]})
     );
     drop(stream);
     app.stopper.stop().await;

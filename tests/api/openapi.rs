@@ -113,8 +113,13 @@ async fn every_operation_states_every_answer_it_can_give() {
     assert_eq!(schemas["BroadcastFlag"]["enum"], serde_json::json!([true]));
     // An inbox item to a topic is refused (422 invalid_inbox): the schema excludes it.
     assert_eq!(
-        schemas["EventIn"]["not"]["properties"]["to"]["required"],
+        schemas["EventIn"]["allOf"][0]["not"]["properties"]["to"]["required"],
         serde_json::json!(["topic"])
+    );
+    // A fallback with a topic or a broadcast is refused (422 invalid_fallback).
+    assert_eq!(
+        schemas["EventIn"]["allOf"][1]["not"]["required"],
+        serde_json::json!(["to", "fallback"])
     );
     let limit = &doc["paths"]["/v1/events"]["get"]["parameters"]
         .as_array()
