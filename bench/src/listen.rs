@@ -8,6 +8,7 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::net::TcpStream;
 
+use crate::receipts::{Acknowledger, Senders};
 use crate::report::{histogram, summary};
 use crate::stream::{self, Credentials, Resume};
 use crate::{Endpoint, Mode, Spread, now_nanos};
@@ -44,6 +45,11 @@ pub struct Args {
     /// listener processes are computed from all their samples.
     #[arg(long)]
     samples: Option<std::path::PathBuf>,
+    /// Herald: acknowledge as `herald.js` does (`POST /t/{tenant}/receipts`, delivered and
+    /// seen, at most once a second per connection), over this many shared keep-alive
+    /// connections (0: no receipts).
+    #[arg(long, default_value_t = 0)]
+    receipt_connections: usize,
 }
 
 /// What one connection saw.
@@ -57,6 +63,10 @@ struct Seen {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let args = Arc::new(args);
+    let senders = match args.receipt_connections {
+        0 => None,
+        n => Some(Senders::start(&args.endpoint, &args.credentials.tenant, n).await?),
+    };
     let opened = Arc::new(AtomicUsize::new(0));
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<bool>(args.connections.max(1));
     let mut tasks = Vec::with_capacity(args.connections);
@@ -67,11 +77,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     {
         let mut waiting = Vec::new();
         for &i in batch {
-            let (args, ready_tx, opened, expiry) = (
+            let (args, ready_tx, opened, expiry, senders) = (
                 args.clone(),
                 ready_tx.clone(),
                 opened.clone(),
                 expiry.clone(),
+                senders.clone(),
             );
             let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
             waiting.push(started_rx);
@@ -82,7 +93,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     Ok((stream, chunked)) => {
                         opened.fetch_add(1, Ordering::Relaxed);
                         let _ = ready_tx.send(true).await;
-                        Some(follow(stream, chunked, &args, args.first_user + i, &expiry).await)
+                        let user = args.first_user + i;
+                        let acknowledger = match senders {
+                            Some(senders) => {
+                                let token = stream::token(&args.credentials, user as u64);
+                                token.ok().map(|token| Acknowledger::start(senders, &token))
+                            }
+                            None => None,
+                        };
+                        Some(follow(stream, chunked, &args, user, &expiry, acknowledger).await)
                     }
                     Err(error) => {
                         eprintln!("connection {i}: {error:#}");
@@ -145,9 +164,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             closed += 1;
         }
     }
+    let receipts = senders.map(|senders| senders.report());
     println!(
         "{}",
         json!({
+            "receipts": receipts,
             "connections": opened.load(Ordering::Relaxed),
             "failed": failed,
             "received": received,
@@ -196,6 +217,7 @@ async fn follow(
     args: &Args,
     user: usize,
     expiry: &tokio::sync::Notify,
+    acknowledger: Option<Arc<Acknowledger>>,
 ) -> Seen {
     let expected = args.spread.expected_for(user as u64, args.events);
     let mut seen = Seen {
@@ -209,6 +231,7 @@ async fn follow(
     let mut last_k: Option<u64> = None;
     let mut sse = Vec::new();
     let mut data: Option<Vec<u8>> = None;
+    let mut id: Option<Vec<u8>> = None;
     let read_all = async {
         let mut line = Vec::new();
         loop {
@@ -245,7 +268,13 @@ async fn follow(
                 if text.is_empty() {
                     if let Some(payload) = data.take() {
                         account(&payload, args, &mut seen, &mut got, &mut last_k);
+                        if let (Some(id), Some(acknowledger)) = (id.take(), &acknowledger) {
+                            acknowledger.got(&String::from_utf8_lossy(&id));
+                        }
                     }
+                } else if let Some(value) = text.strip_prefix(b"id:") {
+                    let value = value.strip_prefix(b" ").unwrap_or(value);
+                    id = Some(value.to_vec());
                 } else if let Some(value) = text.strip_prefix(b"data:") {
                     let value = value.strip_prefix(b" ").unwrap_or(value);
                     data.get_or_insert_with(Vec::new).extend_from_slice(value);

@@ -12,6 +12,8 @@ mod churn;
 mod http;
 mod listen;
 mod publish;
+mod receipts;
+mod receive;
 mod report;
 mod stream;
 
@@ -105,6 +107,7 @@ enum Command {
     Listen(listen::Args),
     Publish(publish::Args),
     Churn(churn::Args),
+    Receive(receive::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -117,6 +120,7 @@ fn main() -> anyhow::Result<()> {
             Command::Listen(args) => listen::run(args).await,
             Command::Publish(args) => publish::run(args).await,
             Command::Churn(args) => churn::run(args).await,
+            Command::Receive(args) => receive::run(args).await,
         }
     })
 }

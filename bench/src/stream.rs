@@ -73,7 +73,7 @@ pub async fn open(
 }
 
 /// A day-long user token for `u<user>`.
-fn token(credentials: &Credentials, user: u64) -> anyhow::Result<String> {
+pub fn token(credentials: &Credentials, user: u64) -> anyhow::Result<String> {
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
     header.kid = Some(credentials.kid.clone());
     let exp = now_nanos() / 1_000_000_000 + 24 * 3600;
