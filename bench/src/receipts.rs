@@ -63,7 +63,13 @@ impl Senders {
     /// The requests' count, failures and latency.
     pub fn report(&self) -> serde_json::Value {
         let mut latencies = histogram();
-        for &micros in self.latencies_us.lock().map(|l| l.clone()).unwrap_or_default().iter() {
+        for &micros in self
+            .latencies_us
+            .lock()
+            .map(|l| l.clone())
+            .unwrap_or_default()
+            .iter()
+        {
             let _ = latencies.record(micros.max(1));
         }
         json!({
