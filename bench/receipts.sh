@@ -8,7 +8,7 @@
 #            (4,000) events/s for RECEIPTS_SECONDS (20), 32 connections — each stream gets an
 #            event every 2.5 s, so a tab that acknowledges as herald.js does (at most once a
 #            second, nothing when nothing is new) sends one receipt per event, delivered and
-#            seen. Run twice on a fresh server each time: no receipts, then receipts (over 16
+#            seen. Run twice on a fresh server each time: no receipts, then receipts (over 128
 #            keep-alive connections per listener process). Reported: the server's CPU per
 #            event over the publishing and 2 s after, the receipts sent and recorded, and the
 #            rows of delivery positions written (one per user and minute, never per event).
@@ -22,7 +22,8 @@
 # restart    10,000 fallbacks due 3 s after publishing; Herald is SIGKILLed at once and
 #            started again 5 s later, with all 10,000 overdue: the time from its start until
 #            every message arrived, each once.
-# The raw lines go to bench/results/<date>.receipts.jsonl.
+# The raw lines go to bench/results/<date>.receipts.jsonl; with PROFILE=1 the receipts part
+# samples the server with perf while it publishes (<date>.receipts.<off|on>.profile.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PARTS=${*:-receipts fallbacks restart}
@@ -113,7 +114,7 @@ part_receipts() {
     start_herald
     bench_tenant
     local extra=()
-    [ "$mode" = on ] && extra=(--receipt-connections 16)
+    [ "$mode" = on ] && extra=(--receipt-connections 128)
     listeners=()
     for p in 0 1; do
       "$LOAD" listen --target herald --server "127.0.0.1:$PORT" --source "127.0.0.$((p + 2))" \
@@ -124,12 +125,22 @@ part_receipts() {
     done
     for p in 0 1; do until grep -q '"ready"' "$WORK/listen.$mode.$p" 2>/dev/null; do sleep 0.2; done; done
     sleep 1
+    local profiler=
+    if [ -n "${PROFILE:-}" ]; then
+      perf record -q -g -e cpu-clock -F 999 -p "$SERVER_PID" -o "$WORK/perf.$mode.data" 2>/dev/null &
+      profiler=$!
+    fi
     cpu=$(cpu_ms "$SERVER_PID")
     "$LOAD" publish --target herald --server "127.0.0.1:$PORT" --mode users --users 10000 \
       --events $((RECEIPTS_RATE * RECEIPTS_SECONDS)) --rate "$RECEIPTS_RATE" --concurrency 32 \
       --api-key="$API_KEY" >"$WORK/publish.$mode"
     sleep 2
     cpu=$(($(cpu_ms "$SERVER_PID") - cpu))
+    if [ -n "$profiler" ]; then
+      kill -INT "$profiler"; wait "$profiler" || true
+      perf report -i "$WORK/perf.$mode.data" --stdio --no-children --sort dso,symbol --percent-limit 0.5 2>/dev/null \
+        | grep '%' | grep -v '^ *|' >"${RAW%.jsonl}.$mode.profile.txt" || true
+    fi
     for pid in "${listeners[@]}"; do wait "$pid"; done
     local positions seen requests
     positions=$(sql "SELECT COUNT(*) FROM receipt_positions WHERE fact = 'delivered'")
@@ -177,14 +188,14 @@ part_fallbacks() {
   wait "$RECEIVER_PID"
   after=$(pss_kib "$SERVER_PID")
   local settled passes
-  settled=$(sql "SELECT fallback_settled_at - fallback_due_at FROM receipts WHERE fallback_outcome IS NOT NULL ORDER BY 1")
-  passes=$(sql "SELECT COUNT(DISTINCT fallback_settled_at) FROM receipts WHERE fallback_outcome IS NOT NULL GROUP BY fallback_origin")
+  sql "SELECT r.fallback_settled_at - (e.created_at + 1000 * r.fallback_after_secs) FROM receipts r JOIN events e ON e.tenant_id = r.tenant_id AND e.seq = r.seq WHERE r.fallback_outcome IS NOT NULL ORDER BY 1" >"$WORK/settled.json"
+  sql "SELECT COUNT(DISTINCT fallback_settled_at) FROM receipts WHERE fallback_outcome IS NOT NULL GROUP BY fallback_origin" >"$WORK/passes.json"
   stop_herald
-  python3 - "$empty" "$pending" "$after" "$count" "$settled" "$passes" "$WORK/receive" >>"$RAW" <<'PY'
+  python3 - "$empty" "$pending" "$after" "$count" "$WORK/settled.json" "$WORK/passes.json" "$WORK/receive" >>"$RAW" <<'PY'
 import json, sys
 empty, pending, after, count = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), json.loads(sys.argv[4])[0][0]
-late = sorted(row[0] for row in json.loads(sys.argv[5]))
-passes = [row[0] for row in json.loads(sys.argv[6])]
+late = sorted(row[0] for row in json.load(open(sys.argv[5])))
+passes = [row[0] for row in json.load(open(sys.argv[6]))]
 received = json.loads(open(sys.argv[7]).read().splitlines()[-1])
 q = lambda x: late[min(len(late) - 1, int(x * len(late)))] if late else None
 print(json.dumps({"part": "fallbacks", "pending_rows": count, "pss_kib_none_pending": empty,

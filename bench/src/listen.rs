@@ -266,9 +266,12 @@ async fn follow(
                 let text = &sse[consumed..consumed + end];
                 consumed += end + 1;
                 if text.is_empty() {
+                    // A frame ends: what it carried is acknowledged if it was an event
+                    // (an id and data), not a position or the inbox count alone.
+                    let frame_id = id.take();
                     if let Some(payload) = data.take() {
                         account(&payload, args, &mut seen, &mut got, &mut last_k);
-                        if let (Some(id), Some(acknowledger)) = (id.take(), &acknowledger) {
+                        if let (Some(id), Some(acknowledger)) = (frame_id, &acknowledger) {
                             acknowledger.got(&String::from_utf8_lossy(&id));
                         }
                     }

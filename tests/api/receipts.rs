@@ -141,6 +141,72 @@ async fn a_pages_receipts_are_the_backends_facts_each_implying_the_one_before() 
 }
 
 #[actix_web::test]
+async fn receipts_sent_together_by_many_users_each_tell_only_their_own_facts() {
+    let app = spawn_app().await;
+    let tenant = app.api.create_tenant("acme").await;
+    let users: Vec<String> = (0..40).map(|n| format!("u{n}")).collect();
+    // Each user gets two events of their own around one broadcast.
+    let mut events = Vec::new();
+    for user in &users {
+        events.push(json!({"to": {"user": user}, "data": 1}));
+    }
+    events.push(json!({"to": {"broadcast": true}, "data": 2}));
+    for user in &users {
+        events.push(json!({"to": {"user": user}, "data": 3}));
+    }
+    let ids = app
+        .api
+        .publish_ids(&tenant, json!({"events": events}))
+        .await;
+    let (first, broadcast, last) = (&ids[..40], &ids[40], &ids[41..]);
+    // At once, so that they share commits: even users acknowledge their first event and see
+    // it; odd ones acknowledge everything up to their last, and see the broadcast. One odd
+    // user names another's event as seen, which changes nothing.
+    let posts = users.iter().enumerate().map(|(n, user)| {
+        let body = if n % 2 == 0 {
+            json!({"delivered": first[n], "seen": [first[n]]})
+        } else {
+            json!({"delivered": last[n], "seen": [broadcast, first[(n + 1) % 40]]})
+        };
+        let (api, tenant) = (&app.api, &tenant);
+        async move { api.receipt_ok(tenant, user, body).await }
+    });
+    futures_util::future::join_all(posts).await;
+    for (n, user) in users.iter().enumerate() {
+        let asked = [first[n].as_str(), broadcast.as_str(), last[n].as_str()];
+        let got: Vec<_> = app
+            .api
+            .receipts(&tenant, user, &asked)
+            .await
+            .iter()
+            .map(facts)
+            .collect();
+        let expected = if n % 2 == 0 {
+            [
+                (true, true, false),
+                (false, false, false),
+                (false, false, false),
+            ]
+        } else {
+            [
+                (true, false, false),
+                (true, true, false),
+                (true, false, false),
+            ]
+        };
+        assert_eq!(got, expected, "{user}");
+    }
+    // Each event counted once per user that acknowledged it: 20 users × 1, 20 × 3.
+    let usage = app
+        .api
+        .admin(Method::GET, "/admin/tenants/acme/usage", None)
+        .await;
+    let usage: Value = usage.json().await.unwrap();
+    assert_eq!(usage["receipts"]["delivered"]["today"], 20 + 20 * 3);
+    assert_eq!(usage["receipts"]["seen"]["today"], 20 + 20);
+}
+
+#[actix_web::test]
 async fn receipts_for_ids_that_are_not_the_callers_events_change_nothing() {
     let app = spawn_app().await;
     let tenant = app.api.create_tenant("acme").await;

@@ -10,44 +10,52 @@ use crate::domain::receipt::Fact;
 use crate::store::StoreError;
 use crate::store::entities::receipt;
 
-/// Which of `seqs` are events of `user`'s stream that can have receipts (their own and the
-/// broadcasts) and have no `seen_at` yet.
-pub(super) async fn unseen_of_user(
+/// Which of the `(user, seq)` pairs name events of that user's stream that can have
+/// receipts (their own and the broadcasts) and have no `seen_at` yet: a few hundred pairs
+/// per statement.
+pub(super) async fn unseen(
     db: &impl ConnectionTrait,
     tenant_id: i64,
-    user: &str,
-    seqs: &[i64],
-) -> Result<Vec<i64>, StoreError> {
+    asked: &[(&str, i64)],
+) -> Result<Vec<(String, i64)>, StoreError> {
     let backend = db.get_database_backend();
     let mut unseen = Vec::new();
-    for chunk in seqs.chunks(CHUNK) {
-        let mut values: Vec<Value> = vec![tenant_id.into(), user.into()];
-        let list: Vec<String> = (0..chunk.len()).map(|n| format!("${}", n + 3)).collect();
-        values.extend(chunk.iter().map(|&seq| Value::from(seq)));
+    for chunk in asked.chunks(CHUNK / 2) {
+        let mut values: Vec<Value> = vec![tenant_id.into()];
+        let mut pairs = Vec::with_capacity(chunk.len());
+        for &(user, seq) in chunk {
+            let n = values.len();
+            pairs.push(format!("(${}, ${})", n + 1, n + 2));
+            values.push(user.into());
+            values.push(seq.into());
+        }
         let sql = format!(
-            "SELECT e.seq FROM events e LEFT JOIN receipts r \
-               ON r.tenant_id = e.tenant_id AND r.seq = e.seq AND r.user_id = $2 \
-             WHERE e.tenant_id = $1 AND e.seq IN ({}) AND r.seen_at IS NULL \
-               AND ((e.target_kind = 'user' AND e.target = $2) OR e.target_kind = 'broadcast')",
-            list.join(", ")
+            "WITH asked(user_id, seq) AS (VALUES {}) \
+             SELECT a.user_id, a.seq FROM asked a \
+               JOIN events e ON e.tenant_id = $1 AND e.seq = a.seq \
+               LEFT JOIN receipts r \
+                 ON r.tenant_id = $1 AND r.seq = a.seq AND r.user_id = a.user_id \
+             WHERE r.seen_at IS NULL \
+               AND ((e.target_kind = 'user' AND e.target = a.user_id) \
+                    OR e.target_kind = 'broadcast')",
+            pairs.join(", ")
         );
         for row in db
             .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
             .await?
         {
-            unseen.push(row.try_get("", "seq")?);
+            unseen.push((row.try_get("", "user_id")?, row.try_get("", "seq")?));
         }
     }
     Ok(unseen)
 }
 
-/// Sets `fact`'s time (seen or read) on `user`'s row of each of `seqs`, where it has none.
+/// Sets `fact`'s time (seen or read) on the row of each `(user, seq)`, where it has none.
 pub(super) async fn mark(
     db: &impl ConnectionTrait,
     tenant_id: i64,
-    user: &str,
     fact: Fact,
-    seqs: &[i64],
+    marks: &[(&str, i64)],
     now: i64,
 ) -> Result<(), StoreError> {
     let column = match fact {
@@ -59,8 +67,8 @@ pub(super) async fn mark(
         Fact::Read => "COALESCE(receipts.read_at, excluded.read_at)",
         _ => "COALESCE(receipts.seen_at, excluded.seen_at)",
     };
-    for chunk in seqs.chunks(CHUNK) {
-        let rows = chunk.iter().map(|&seq| receipt::ActiveModel {
+    for chunk in marks.chunks(CHUNK) {
+        let rows = chunk.iter().map(|&(user, seq)| receipt::ActiveModel {
             tenant_id: Set(tenant_id),
             seq: Set(seq),
             user_id: Set(user.to_owned()),
@@ -105,7 +113,10 @@ pub(crate) async fn record_reads(
     now: i64,
 ) -> Result<(), StoreError> {
     match reads {
-        Reads::Items(seqs) => mark(db, tenant_id, user, Fact::Read, seqs, now).await,
+        Reads::Items(seqs) => {
+            let marks: Vec<(&str, i64)> = seqs.iter().map(|&seq| (user, seq)).collect();
+            mark(db, tenant_id, Fact::Read, &marks, now).await
+        }
         Reads::Through(head) => {
             write_positions(db, tenant_id, Fact::Read, &[(user.to_owned(), head)], now).await
         }

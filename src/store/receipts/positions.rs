@@ -9,59 +9,71 @@ use super::CHUNK;
 use crate::domain::receipt::Fact;
 use crate::store::StoreError;
 
-/// Where a user's position stood before a receipt, and how many events of their stream
-/// (their own and the broadcasts; topics have no receipts) lie after it up to the
-/// receipt's seq, above what retention removed.
-const ADVANCE: &str = "
-WITH place AS (
-  SELECT COALESCE((SELECT p.seq FROM receipt_positions p
-                    WHERE p.tenant_id = $1 AND p.user_id = $2 AND p.fact = 'delivered'
-                    ORDER BY p.minute DESC LIMIT 1), 0) AS before
+/// For each `(user, seq)` asked, where the user's delivery position stood and how many
+/// events of their stream (their own and the broadcasts; topics have no receipts) lie after
+/// it up to `seq`, above what retention removed (`$2`). The users are bound from `$3` on,
+/// as `($3, $4), ($5, $6), …`.
+const ADVANCES: &str = "
+WITH asked(user_id, seq) AS (VALUES {asked}),
+place AS (
+  SELECT a.user_id, a.seq,
+    COALESCE((SELECT p.seq FROM receipt_positions p
+               WHERE p.tenant_id = $1 AND p.user_id = a.user_id AND p.fact = 'delivered'
+               ORDER BY p.minute DESC LIMIT 1), 0) AS before
+  FROM asked a
 ), bound AS (
-  SELECT before, CASE WHEN before > $3 THEN before ELSE $3 END AS after FROM place
+  SELECT user_id, seq, before, CASE WHEN before > $2 THEN before ELSE $2 END AS after
+  FROM place
 )
-SELECT before,
+SELECT user_id, seq, before,
   (SELECT COUNT(*) FROM events e
-    WHERE e.tenant_id = $1 AND e.target_kind = 'user' AND e.target = $2
-      AND e.seq > bound.after AND e.seq <= $4)
+    WHERE e.tenant_id = $1 AND e.target_kind = 'user' AND e.target = bound.user_id
+      AND e.seq > bound.after AND e.seq <= bound.seq)
 + (SELECT COUNT(*) FROM events e
     WHERE e.tenant_id = $1 AND e.target_kind = 'broadcast' AND e.target = ''
-      AND e.seq > bound.after AND e.seq <= $4) AS newly
+      AND e.seq > bound.after AND e.seq <= bound.seq) AS newly
 FROM bound";
 
-/// A user's delivery receipt, worked out: the position to write (if it moves) and how many
-/// events it newly covers.
-pub(super) struct Advance {
-    pub moves_to: Option<i64>,
+/// What a group's delivery receipts add: the positions to write (those that move) and how
+/// many events they newly cover.
+#[derive(Default)]
+pub(super) struct Advances {
+    pub moves: Vec<(String, i64)>,
     pub newly: i64,
 }
 
-/// What a delivery receipt up to `seq` adds for `user`, `pruned` being what retention
-/// removed.
-pub(super) async fn delivery_advance(
+/// What delivery receipts up to each `(user, seq)` add, `pruned` being what retention
+/// removed: a few hundred users per statement.
+pub(super) async fn delivery_advances(
     db: &impl ConnectionTrait,
     tenant_id: i64,
-    user: &str,
     pruned: i64,
-    seq: i64,
-) -> Result<Advance, StoreError> {
-    let values: [Value; 4] = [tenant_id.into(), user.into(), pruned.into(), seq.into()];
+    asked: &[(&str, i64)],
+) -> Result<Advances, StoreError> {
     let backend = db.get_database_backend();
-    let row = db
-        .query_one_raw(Statement::from_sql_and_values(backend, ADVANCE, values))
-        .await?;
-    let Some(row) = row else {
-        return Ok(Advance {
-            moves_to: None,
-            newly: 0,
-        });
-    };
-    let before: i64 = row.try_get("", "before")?;
-    let newly: i64 = row.try_get("", "newly")?;
-    Ok(Advance {
-        moves_to: (seq > before).then_some(seq),
-        newly,
-    })
+    let mut advances = Advances::default();
+    for chunk in asked.chunks(CHUNK / 2) {
+        let mut values: Vec<Value> = vec![tenant_id.into(), pruned.into()];
+        let mut pairs = Vec::with_capacity(chunk.len());
+        for &(user, seq) in chunk {
+            let n = values.len();
+            pairs.push(format!("(${}, ${})", n + 1, n + 2));
+            values.push(user.into());
+            values.push(seq.into());
+        }
+        let sql = ADVANCES.replace("{asked}", &pairs.join(", "));
+        for row in db
+            .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?
+        {
+            let (seq, before): (i64, i64) = (row.try_get("", "seq")?, row.try_get("", "before")?);
+            if seq > before {
+                advances.moves.push((row.try_get("", "user_id")?, seq));
+            }
+            advances.newly += row.try_get::<i64>("", "newly")?;
+        }
+    }
+    Ok(advances)
 }
 
 /// The minute a time falls in, as positions are kept.

@@ -9,8 +9,8 @@ use std::sync::atomic::Ordering;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::marks::{mark, unseen_of_user};
-use super::positions::{delivery_advance, write_positions};
+use super::marks::{mark, unseen};
+use super::positions::{delivery_advances, write_positions};
 use crate::domain::event::EventId;
 use crate::domain::names::UserId;
 use crate::domain::now_ms;
@@ -23,6 +23,9 @@ use sea_orm::EntityTrait;
 
 /// The most requests one transaction takes; more wait for the next one.
 const MAX_GROUP: usize = 4_096;
+/// How long a group gathers requests after its first. Nobody waits on a receipt (a page
+/// sends it and goes on), so a few milliseconds here buy a commit shared by many more.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(20);
 /// How many receipt requests may wait for the writer before browsers are held back.
 const QUEUE_DEPTH: usize = 8_192;
 
@@ -69,10 +72,11 @@ impl ReceiptWriter {
 async fn run_writer(store: Store, mut queue: mpsc::Receiver<Job>) {
     while let Some(first) = queue.recv().await {
         let mut group = vec![first];
+        let until = tokio::time::Instant::now() + GATHER;
         while group.len() < MAX_GROUP {
-            match queue.try_recv() {
-                Ok(job) => group.push(job),
-                Err(_) => break,
+            match tokio::time::timeout_at(until, queue.recv()).await {
+                Ok(Some(job)) => group.push(job),
+                Ok(None) | Err(_) => break,
             }
         }
         let (requests, replies): (Vec<_>, Vec<_>) =
@@ -96,31 +100,20 @@ async fn run_writer(store: Store, mut queue: mpsc::Receiver<Job>) {
     }
 }
 
-/// What a group holds for one user: the furthest delivery and every seen id.
-#[derive(Default)]
-struct UserReceipts {
-    delivered: Option<i64>,
-    seen: BTreeSet<i64>,
-}
-
-/// Writes a group: per tenant, each user's furthest delivery position and their new seen
-/// marks, with the tenant's usage figures.
+/// Writes a group: per tenant, the furthest delivery of each user and the new seen marks
+/// (a few statements for the whole tenant, however many users), with the usage figures.
 async fn commit(store: &Store, requests: &[ReceiptRequest]) -> Result<(), StoreError> {
-    let mut by_tenant: BTreeMap<i64, BTreeMap<&str, (&UserId, Vec<&ReceiptRequest>)>> =
-        BTreeMap::new();
+    let mut by_tenant: BTreeMap<i64, Vec<&ReceiptRequest>> = BTreeMap::new();
     for request in requests {
         by_tenant
             .entry(request.tenant_id)
             .or_default()
-            .entry(request.user.as_str())
-            .or_insert_with(|| (&request.user, Vec::new()))
-            .1
             .push(request);
     }
     let txn = store.begin_write().await?;
     let now = now_ms();
     let (mut delivered_total, mut seen_total) = (0, 0);
-    for (tenant_id, users) in by_tenant {
+    for (tenant_id, requests) in by_tenant {
         let Some(log) = tenant::Entity::find_by_id(tenant_id).one(&txn).await? else {
             continue;
         };
@@ -128,33 +121,36 @@ async fn commit(store: &Store, requests: &[ReceiptRequest]) -> Result<(), StoreE
         // An id of this log, still held, not beyond its head: anything else names no event.
         let in_log =
             |id: &EventId| id.epoch == log.epoch && id.seq > log.pruned_seq && id.seq <= head;
-        let mut moves = Vec::new();
-        let mut counts = UsageCounts::default();
-        for (user, (_, requests)) in users {
-            let mut receipts = UserReceipts::default();
-            for request in requests {
-                if let Some(id) = request.delivered.as_ref().filter(|id| in_log(id)) {
-                    receipts.delivered = receipts.delivered.max(Some(id.seq));
-                }
-                receipts
+        let mut delivered: BTreeMap<&str, i64> = BTreeMap::new();
+        let mut seen: BTreeSet<(&str, i64)> = BTreeSet::new();
+        for request in requests {
+            let user = request.user.as_str();
+            if let Some(id) = request.delivered.as_ref().filter(|id| in_log(id)) {
+                let furthest = delivered.entry(user).or_insert(id.seq);
+                *furthest = (*furthest).max(id.seq);
+            }
+            seen.extend(
+                request
                     .seen
-                    .extend(request.seen.iter().filter(|id| in_log(id)).map(|id| id.seq));
-            }
-            if let Some(seq) = receipts.delivered {
-                let advance = delivery_advance(&txn, tenant_id, user, log.pruned_seq, seq).await?;
-                if let Some(seq) = advance.moves_to {
-                    moves.push((user.to_owned(), seq));
-                }
-                counts.receipts_delivered += advance.newly;
-            }
-            if !receipts.seen.is_empty() {
-                let seqs: Vec<i64> = receipts.seen.into_iter().collect();
-                let unseen = unseen_of_user(&txn, tenant_id, user, &seqs).await?;
-                mark(&txn, tenant_id, user, Fact::Seen, &unseen, now).await?;
-                counts.receipts_seen += unseen.len() as i64;
-            }
+                    .iter()
+                    .filter(|id| in_log(id))
+                    .map(|id| (user, id.seq)),
+            );
         }
-        write_positions(&txn, tenant_id, Fact::Delivered, &moves, now).await?;
+        let mut counts = UsageCounts::default();
+        if !delivered.is_empty() {
+            let asked: Vec<(&str, i64)> = delivered.into_iter().collect();
+            let advances = delivery_advances(&txn, tenant_id, log.pruned_seq, &asked).await?;
+            write_positions(&txn, tenant_id, Fact::Delivered, &advances.moves, now).await?;
+            counts.receipts_delivered = advances.newly;
+        }
+        if !seen.is_empty() {
+            let asked: Vec<(&str, i64)> = seen.into_iter().collect();
+            let new = unseen(&txn, tenant_id, &asked).await?;
+            let marks: Vec<(&str, i64)> = new.iter().map(|(u, seq)| (u.as_str(), *seq)).collect();
+            mark(&txn, tenant_id, Fact::Seen, &marks, now).await?;
+            counts.receipts_seen = marks.len() as i64;
+        }
         delivered_total += counts.receipts_delivered;
         seen_total += counts.receipts_seen;
         add_usage(&txn, tenant_id, day_of(now), counts).await?;
