@@ -4,8 +4,8 @@
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait, Statement, Value};
 
-use super::CHUNK;
 use super::positions::write_positions;
+use super::{CHUNK, bind_pairs};
 use crate::domain::receipt::Fact;
 use crate::store::StoreError;
 use crate::store::entities::receipt;
@@ -22,23 +22,16 @@ pub(super) async fn unseen(
     let mut unseen = Vec::new();
     for chunk in asked.chunks(CHUNK / 2) {
         let mut values: Vec<Value> = vec![tenant_id.into()];
-        let mut pairs = Vec::with_capacity(chunk.len());
-        for &(user, seq) in chunk {
-            let n = values.len();
-            pairs.push(format!("(${}, ${})", n + 1, n + 2));
-            values.push(user.into());
-            values.push(seq.into());
-        }
+        let asked = bind_pairs(chunk, &mut values);
         let sql = format!(
-            "WITH asked(user_id, seq) AS (VALUES {}) \
+            "WITH asked(user_id, seq) AS (VALUES {asked}) \
              SELECT a.user_id, a.seq FROM asked a \
                JOIN events e ON e.tenant_id = $1 AND e.seq = a.seq \
                LEFT JOIN receipts r \
                  ON r.tenant_id = $1 AND r.seq = a.seq AND r.user_id = a.user_id \
              WHERE r.seen_at IS NULL \
                AND ((e.target_kind = 'user' AND e.target = a.user_id) \
-                    OR e.target_kind = 'broadcast')",
-            pairs.join(", ")
+                    OR e.target_kind = 'broadcast')"
         );
         for row in db
             .query_all_raw(Statement::from_sql_and_values(backend, sql, values))

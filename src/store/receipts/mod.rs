@@ -39,6 +39,19 @@ use super::{Store, StoreError};
 /// Ids per statement (well under every engine's bound-parameter limit).
 const CHUNK: usize = 500;
 
+/// Binds `(user, seq)` pairs after the `values` already bound, and answers them as the
+/// rows of a `VALUES` list: `($3, $4), ($5, $6), …`.
+fn bind_pairs(pairs: &[(&str, i64)], values: &mut Vec<sea_orm::Value>) -> String {
+    let mut rows = Vec::with_capacity(pairs.len());
+    for &(user, seq) in pairs {
+        let n = values.len();
+        rows.push(format!("(${}, ${})", n + 1, n + 2));
+        values.push(user.into());
+        values.push(seq.into());
+    }
+    rows.join(", ")
+}
+
 impl Store {
     /// Drops the facts of events retention removed: every row at or below `seq`.
     pub(crate) async fn forget_receipts_through(

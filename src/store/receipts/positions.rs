@@ -5,7 +5,7 @@
 
 use sea_orm::{ConnectionTrait, Statement, Value};
 
-use super::CHUNK;
+use super::{CHUNK, bind_pairs};
 use crate::domain::receipt::Fact;
 use crate::store::StoreError;
 
@@ -54,14 +54,7 @@ pub(super) async fn delivery_advances(
     let mut advances = Advances::default();
     for chunk in asked.chunks(CHUNK / 2) {
         let mut values: Vec<Value> = vec![tenant_id.into(), pruned.into()];
-        let mut pairs = Vec::with_capacity(chunk.len());
-        for &(user, seq) in chunk {
-            let n = values.len();
-            pairs.push(format!("(${}, ${})", n + 1, n + 2));
-            values.push(user.into());
-            values.push(seq.into());
-        }
-        let sql = ADVANCES.replace("{asked}", &pairs.join(", "));
+        let sql = ADVANCES.replace("{asked}", &bind_pairs(chunk, &mut values));
         for row in db
             .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
             .await?
