@@ -22,7 +22,8 @@
 # restart    10,000 fallbacks due 3 s after publishing; Herald is SIGKILLed at once and
 #            started again 5 s later, with all 10,000 overdue: the time from its start until
 #            every message arrived, each once.
-# The raw lines go to bench/results/<date>.receipts.jsonl; with PROFILE=1 the receipts part
+# RECEIPTS_MODES="off" runs the receipts part without receipts only. The raw lines go to
+# bench/results/<date>.receipts.jsonl; with PROFILE=1 the receipts part
 # samples the server with perf while it publishes (<date>.receipts.<off|on>.profile.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -110,7 +111,7 @@ PY
 
 part_receipts() {
   local mode cpu listeners publisher
-  for mode in off on; do
+  for mode in ${RECEIPTS_MODES:-off on}; do
     start_herald
     bench_tenant
     local extra=()
