@@ -11,7 +11,7 @@ use anyhow::bail;
 use serde_json::json;
 use tokio::io::AsyncReadExt;
 
-use crate::report::{histogram, summary};
+use crate::report::summary_of;
 use crate::stream::{self, Credentials, Resume};
 use crate::{Endpoint, Mode, Spread};
 
@@ -89,10 +89,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let tally = tally
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let mut latencies = histogram();
-    for &micros in &tally.open_latencies_us {
-        let _ = latencies.record(micros.max(1));
-    }
     println!(
         "{}",
         json!({
@@ -102,7 +98,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "errors": tally.errors,
             "closed_early": tally.closed_early,
             "seconds": (began.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
-            "open_latency": summary(&latencies),
+            "open_latency": summary_of(&tally.open_latencies_us),
         })
     );
     Ok(())

@@ -12,7 +12,7 @@ use tokio::sync::{Mutex, Notify, mpsc};
 
 use crate::Endpoint;
 use crate::http::Client;
-use crate::report::{histogram, summary};
+use crate::report::summary_of;
 
 /// How often one connection may send.
 const EVERY: Duration = Duration::from_secs(1);
@@ -62,20 +62,14 @@ impl Senders {
 
     /// The requests' count, failures and latency.
     pub fn report(&self) -> serde_json::Value {
-        let mut latencies = histogram();
-        for &micros in self
-            .latencies_us
-            .lock()
-            .map(|l| l.clone())
-            .unwrap_or_default()
-            .iter()
-        {
-            let _ = latencies.record(micros.max(1));
-        }
+        let latencies = match self.latencies_us.lock() {
+            Ok(latencies) => summary_of(&latencies),
+            Err(_) => summary_of(&[]),
+        };
         json!({
             "sent": self.sent.load(Ordering::Relaxed),
             "failed": self.failed.load(Ordering::Relaxed),
-            "latency": summary(&latencies),
+            "latency": latencies,
         })
     }
 }

@@ -12,7 +12,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::now_nanos;
-use crate::report::{histogram, summary};
+use crate::report::summary_of;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -33,8 +33,9 @@ struct Tally {
     fallbacks: HashSet<(String, String)>,
     duplicate_ids: u64,
     duplicate_fallbacks: u64,
-    /// Arrival minus due time, µs (0 when it came early, which would be a bug).
+    /// Arrival minus due time, µs.
     late_us: Vec<u64>,
+    /// Messages that came before their due time (or without one): a bug if any.
     early: u64,
     first_ns: Option<u64>,
     last_ns: u64,
@@ -66,10 +67,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         _ = tokio::time::sleep(Duration::from_secs(args.timeout)) => {}
     }
     let tally = tally.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
-    let mut late = histogram();
-    for &us in &tally.late_us {
-        let _ = late.record(us.max(1));
-    }
     println!(
         "{}",
         json!({
@@ -80,7 +77,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "early": tally.early,
             "first_ns": tally.first_ns,
             "last_ns": tally.last_ns,
-            "after_due": summary(&late),
+            "after_due": summary_of(&tally.late_us),
         })
     );
     Ok(())

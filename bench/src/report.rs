@@ -8,6 +8,15 @@ pub fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 100_000_000, 3).expect("valid bounds")
 }
 
+/// The summary of latencies in microseconds.
+pub fn summary_of(micros: &[u64]) -> Value {
+    let mut latencies = histogram();
+    for &micros in micros {
+        let _ = latencies.record(micros.max(1));
+    }
+    summary(&latencies)
+}
+
 /// p50/p99/p99.9/max in milliseconds.
 pub fn summary(histogram: &Histogram<u64>) -> Value {
     let ms = |micros: u64| (micros as f64 / 1000.0 * 1000.0).round() / 1000.0;
