@@ -16,6 +16,7 @@ mod m20261203_000001_storage_probe;
 mod m20261204_000001_webhooks;
 mod m20261204_000002_presence;
 mod m20261205_000001_receipts;
+mod m20261207_000001_webhooks_due_per_endpoint;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000001_webhooks::Migration),
             Box::new(m20261204_000002_presence::Migration),
             Box::new(m20261205_000001_receipts::Migration),
+            Box::new(m20261207_000001_webhooks_due_per_endpoint::Migration),
         ]
     }
 }

@@ -130,6 +130,7 @@ impl Outbox {
             sender: Arc::new(sender),
             settings,
             wake: outbox.wake.clone(),
+            ended: Notify::new(),
             stats: outbox.stats.clone(),
         };
         tokio::spawn(worker.run(shutdown.clone()));

@@ -1,13 +1,15 @@
 //! The node's outbox workers: claim what is due, attempt it, record the outcome.
 //!
-//! One loop per node claims due messages (woken when this node writes one, else every
-//! `poll`) and starts an attempt for each, at most `workers` at once and at most
-//! `per_endpoint` for one endpoint: a slow or dead endpoint holds its own few slots and
-//! nothing else — not publishing, not streams, not another endpoint's messages. Claims
-//! are leases a little longer than an attempt may last, so a node that dies mid-attempt
-//! leaves its messages to be claimed again.
+//! One loop per node claims due messages and starts an attempt for each, at most `workers`
+//! at once and at most `per_endpoint` for one endpoint: a slow or dead endpoint holds its
+//! own few slots and nothing else — not publishing, not streams, not another endpoint's
+//! messages. The loop looks for endpoints with messages due when this node writes one and
+//! every `poll`; when an attempt ends it claims that endpoint's next one at once, so one
+//! endpoint with a backlog is served as fast as it answers. Claims are leases a little
+//! longer than an attempt may last, so a node that dies mid-attempt leaves its messages to
+//! be claimed again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -34,18 +36,61 @@ pub struct WorkerSettings {
     pub schedule: RetrySchedule,
 }
 
-/// Attempts in flight on this node, per endpoint.
+/// Attempts in flight on this node, per endpoint, and the endpoints to claim for next.
 #[derive(Default)]
 struct InFlight {
     total: usize,
     per_endpoint: HashMap<String, usize>,
+    /// Endpoints that may have messages due, served in turn so that one with a backlog
+    /// does not keep the node's free slots from the others: one whose attempt just ended,
+    /// and those a look into the outbox found.
+    turns: VecDeque<String>,
+    queued: HashSet<String>,
+}
+
+impl InFlight {
+    fn queue(&mut self, endpoint: String) {
+        if self.queued.insert(endpoint.clone()) {
+            self.turns.push_back(endpoint);
+        }
+    }
+
+    /// The next endpoint in turn that has free slots, and how many messages it may take.
+    fn next_turn(&mut self, settings: &WorkerSettings) -> Option<(String, usize)> {
+        let free = settings.workers.saturating_sub(self.total);
+        if free == 0 {
+            return None;
+        }
+        while let Some(endpoint) = self.turns.pop_front() {
+            self.queued.remove(&endpoint);
+            let busy = self.per_endpoint.get(&endpoint).copied().unwrap_or(0);
+            // A busy endpoint is queued again when one of its attempts ends.
+            let slots = settings.per_endpoint.saturating_sub(busy).min(free);
+            if slots > 0 {
+                return Some((endpoint, slots));
+            }
+        }
+        None
+    }
+
+    /// Endpoints with every slot taken.
+    fn busy(&self, settings: &WorkerSettings) -> Vec<String> {
+        self.per_endpoint
+            .iter()
+            .filter(|(_, n)| **n >= settings.per_endpoint)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
 }
 
 pub(super) struct Worker {
     pub store: Store,
     pub sender: Arc<Sender>,
     pub settings: WorkerSettings,
+    /// This node wrote messages, or a retry is due: look for endpoints with work.
     pub wake: Arc<Notify>,
+    /// An attempt ended: its endpoint has a free slot.
+    pub ended: Notify,
     pub stats: Arc<WebhookStats>,
 }
 
@@ -55,36 +100,49 @@ impl Worker {
         let in_flight = Arc::new(Mutex::new(InFlight::default()));
         let stopping = shutdown.wait();
         tokio::pin!(stopping);
+        let mut poll = tokio::time::interval(worker.settings.poll);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tokio::select! {
+            let look = tokio::select! {
                 _ = &mut stopping => return,
-                _ = worker.wake.notified() => {}
-                _ = tokio::time::sleep(worker.settings.poll) => {}
-            }
-            worker.claim_and_start(&in_flight).await;
+                _ = worker.wake.notified() => true,
+                _ = poll.tick() => true,
+                _ = worker.ended.notified() => false,
+            };
+            worker.claim_and_start(&in_flight, look).await;
         }
     }
 
-    /// Claims due messages while there are free slots, and starts an attempt of each.
-    async fn claim_and_start(self: &Arc<Self>, in_flight: &Arc<Mutex<InFlight>>) {
-        loop {
+    /// Claims, endpoint by endpoint in turn, as many due messages as each has free slots
+    /// (so nothing claimed is given back), and starts an attempt of each. With `look`,
+    /// first asks the outbox which endpoints have messages due.
+    async fn claim_and_start(self: &Arc<Self>, in_flight: &Arc<Mutex<InFlight>>, look: bool) {
+        if look {
             let (free, busy) = {
                 let flight = lock(in_flight);
-                let busy: Vec<String> = flight
-                    .per_endpoint
-                    .iter()
-                    .filter(|(_, n)| **n >= self.settings.per_endpoint)
-                    .map(|(id, _)| id.clone())
-                    .collect();
-                (self.settings.workers.saturating_sub(flight.total), busy)
+                let free = self.settings.workers.saturating_sub(flight.total);
+                (free, flight.busy(&self.settings))
             };
-            if free == 0 {
-                return;
+            if free > 0 {
+                match self.store.endpoints_with_due_webhooks(free, &busy).await {
+                    Ok(found) => {
+                        let mut flight = lock(in_flight);
+                        found
+                            .into_iter()
+                            .for_each(|endpoint| flight.queue(endpoint));
+                    }
+                    Err(error) => tracing::warn!(%error, "webhooks: cannot look for due messages"),
+                }
             }
+        }
+        loop {
+            let Some((endpoint, slots)) = lock(in_flight).next_turn(&self.settings) else {
+                return;
+            };
             let lease_until = now_ms() + self.settings.lease.as_millis() as i64;
             let claimed = match self
                 .store
-                .claim_due_webhooks(free, lease_until, &busy)
+                .claim_due_webhooks(&endpoint, slots, lease_until)
                 .await
             {
                 Ok(claimed) => claimed,
@@ -93,27 +151,12 @@ impl Worker {
                     return;
                 }
             };
-            let got = claimed.len();
-            let mut extra = Vec::new();
+            if !claimed.is_empty() {
+                let mut flight = lock(in_flight);
+                flight.total += claimed.len();
+                *flight.per_endpoint.entry(endpoint).or_default() += claimed.len();
+            }
             for message in claimed {
-                let started = {
-                    let mut flight = lock(in_flight);
-                    let count = flight
-                        .per_endpoint
-                        .entry(message.endpoint.id.clone())
-                        .or_default();
-                    if *count >= self.settings.per_endpoint {
-                        false
-                    } else {
-                        *count += 1;
-                        flight.total += 1;
-                        true
-                    }
-                };
-                if !started {
-                    extra.push(message.id);
-                    continue;
-                }
                 let (worker, in_flight) = (self.clone(), in_flight.clone());
                 tokio::spawn(async move {
                     let endpoint = message.endpoint.id.clone();
@@ -127,17 +170,10 @@ impl Worker {
                                 flight.per_endpoint.remove(&endpoint);
                             }
                         }
+                        flight.queue(endpoint);
                     }
-                    worker.wake.notify_one();
+                    worker.ended.notify_one();
                 });
-            }
-            if !extra.is_empty()
-                && let Err(error) = self.store.release_webhooks(&extra).await
-            {
-                tracing::warn!(%error, "webhooks: cannot give back claims; their leases will run out");
-            }
-            if got < free || !extra.is_empty() {
-                return;
             }
         }
     }

@@ -173,24 +173,51 @@ impl Store {
         Ok(ids)
     }
 
-    /// Claims up to `limit` due messages until `lease_until`, soonest due first, none of
-    /// an endpoint in `busy` (this node attempts as many of theirs as it will at once).
-    pub async fn claim_due_webhooks(
+    /// Endpoints with a message due and unclaimed now, up to `limit` of them, none of
+    /// `busy` (this node attempts as many of theirs as it will at once). One look into
+    /// the per-endpoint due index for each endpoint: what it costs grows with the
+    /// endpoints, never with how many messages one of them has waiting.
+    pub async fn endpoints_with_due_webhooks(
         &self,
         limit: usize,
-        lease_until: i64,
         busy: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        let writer = self.writer();
+        let backend = writer.get_database_backend();
+        let mut values: Vec<Value> = vec![now_ms().into(), (limit as i64).into()];
+        let mut exclusion = String::new();
+        if !busy.is_empty() {
+            let list: Vec<String> = (0..busy.len()).map(|n| format!("${}", n + 3)).collect();
+            exclusion = format!("AND e.id NOT IN ({})", list.join(", "));
+            values.extend(busy.iter().map(|id| Value::from(id.as_str())));
+        }
+        let sql = format!(
+            "SELECT e.id FROM webhook_endpoints e WHERE EXISTS (\
+               SELECT 1 FROM webhook_messages m \
+               WHERE m.endpoint_id = e.id \
+                 AND m.next_attempt_at IS NOT NULL AND m.next_attempt_at <= $1 \
+                 AND (m.claimed_until IS NULL OR m.claimed_until <= $1)) {exclusion} \
+             LIMIT $2"
+        );
+        let rows = writer
+            .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?;
+        rows.iter()
+            .map(|row| Ok(row.try_get::<String>("", "id")?))
+            .collect()
+    }
+
+    /// Claims up to `limit` of the endpoint's due messages until `lease_until`, soonest
+    /// due first.
+    pub async fn claim_due_webhooks(
+        &self,
+        endpoint_id: &str,
+        limit: usize,
+        lease_until: i64,
     ) -> Result<Vec<Claimed>, StoreError> {
         let writer = self.writer();
         let backend = writer.get_database_backend();
         let now = now_ms();
-        let mut values: Vec<Value> = vec![lease_until.into(), now.into(), (limit as i64).into()];
-        let mut exclusion = String::new();
-        if !busy.is_empty() {
-            let list: Vec<String> = (0..busy.len()).map(|n| format!("${}", n + 4)).collect();
-            exclusion = format!("AND m.endpoint_id NOT IN ({})", list.join(", "));
-            values.extend(busy.iter().map(|id| Value::from(id.as_str())));
-        }
         let lock = match backend {
             DbBackend::Postgres => "FOR UPDATE SKIP LOCKED",
             _ => "",
@@ -198,60 +225,49 @@ impl Store {
         let sql = format!(
             "UPDATE webhook_messages SET claimed_until = $1 WHERE id IN (\
                SELECT m.id FROM webhook_messages m \
-               WHERE m.next_attempt_at IS NOT NULL AND m.next_attempt_at <= $2 \
-                 AND (m.claimed_until IS NULL OR m.claimed_until <= $2) {exclusion} \
-               ORDER BY m.next_attempt_at LIMIT $3 {lock}) \
-             RETURNING id, endpoint_id, type, body, attempts"
+               WHERE m.endpoint_id = $2 \
+                 AND m.next_attempt_at IS NOT NULL AND m.next_attempt_at <= $3 \
+                 AND (m.claimed_until IS NULL OR m.claimed_until <= $3) \
+               ORDER BY m.next_attempt_at LIMIT $4 {lock}) \
+             RETURNING id, type, body, attempts, next_attempt_at"
         );
+        let values: Vec<Value> = vec![
+            lease_until.into(),
+            endpoint_id.into(),
+            now.into(),
+            (limit as i64).into(),
+        ];
         let rows = writer
             .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
             .await?;
         if rows.is_empty() {
             return Ok(Vec::new());
         }
-        let mut claimed = Vec::with_capacity(rows.len());
-        let mut endpoint_ids = Vec::with_capacity(rows.len());
-        for row in &rows {
-            endpoint_ids.push(row.try_get::<String>("", "endpoint_id")?);
-        }
-        let endpoints: Vec<Endpoint> = webhook_endpoint::Entity::find()
-            .filter(webhook_endpoint::Column::Id.is_in(endpoint_ids.clone()))
-            .all(writer)
+        // An endpoint removed since took its messages with it.
+        let Some(endpoint) = webhook_endpoint::Entity::find_by_id(endpoint_id)
+            .one(writer)
             .await?
-            .into_iter()
-            .map(Endpoint::try_from)
-            .collect::<Result<_, _>>()?;
-        for (row, endpoint_id) in rows.iter().zip(endpoint_ids) {
-            // An endpoint removed since: its messages went with it.
-            let Some(endpoint) = endpoints.iter().find(|e| e.id == endpoint_id) else {
-                continue;
-            };
-            claimed.push(Claimed {
-                id: row.try_get("", "id")?,
-                kind: row.try_get("", "type")?,
-                body: row.try_get("", "body")?,
-                attempts: row.try_get("", "attempts")?,
-                endpoint: endpoint.clone(),
-            });
+        else {
+            return Ok(Vec::new());
+        };
+        let endpoint = Endpoint::try_from(endpoint)?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let due: i64 = row.try_get("", "next_attempt_at")?;
+            claimed.push((
+                due,
+                Claimed {
+                    id: row.try_get("", "id")?,
+                    kind: row.try_get("", "type")?,
+                    body: row.try_get("", "body")?,
+                    attempts: row.try_get("", "attempts")?,
+                    endpoint: endpoint.clone(),
+                },
+            ));
         }
-        Ok(claimed)
-    }
-
-    /// Gives back claims this node will not attempt after all (it is stopping, or took
-    /// more of one endpoint than it attempts at once): due again at once, for any node.
-    pub async fn release_webhooks(&self, ids: &[String]) -> Result<(), StoreError> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        webhook_message::Entity::update_many()
-            .col_expr(
-                webhook_message::Column::ClaimedUntil,
-                Expr::value(Option::<i64>::None),
-            )
-            .filter(webhook_message::Column::Id.is_in(ids.iter().cloned()))
-            .exec(self.writer())
-            .await?;
-        Ok(())
+        // RETURNING keeps no order: the soonest due is attempted first.
+        claimed.sort_by(|(a_due, a), (b_due, b)| (a_due, &a.id).cmp(&(b_due, &b.id)));
+        Ok(claimed.into_iter().map(|(_, claimed)| claimed).collect())
     }
 
     /// Gives back every claim: on SQLite, where this process is the only node, those a
