@@ -111,6 +111,7 @@ impl Outbox {
             workers: settings.workers,
             per_endpoint: settings.per_endpoint,
             poll: Duration::from_secs_f64(settings.poll_secs),
+            timeout,
             // An attempt's timeout and some: a claim outlives the attempt it is for.
             lease: timeout + Duration::from_secs(10),
             disable_after: Duration::from_secs_f64(settings.disable_after_secs),

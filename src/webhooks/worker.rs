@@ -4,25 +4,39 @@
 //! at once and at most `per_endpoint` for one endpoint: a slow or dead endpoint holds its
 //! own few slots and nothing else — not publishing, not streams, not another endpoint's
 //! messages. The loop looks for endpoints with messages due when this node writes one and
-//! every `poll`; when an attempt ends it claims that endpoint's next one at once, so one
-//! endpoint with a backlog is served as fast as it answers. Claims are leases a little
-//! longer than an attempt may last, so a node that dies mid-attempt leaves its messages to
-//! be claimed again.
+//! every `poll`; when an attempt ends it gives that endpoint's slot its next message at
+//! once, so an endpoint with a backlog is served as fast as it answers.
+//!
+//! What costs is the database, not the requests: so a claim for an endpoint that answers
+//! fast takes some messages more than it has free slots and holds them here for its next
+//! turns (given back as soon as it answers slowly, fails or is disabled), and a recorder
+//! writes the outcomes of the attempts that ended meanwhile in one transaction. Claims
+//! are leases a little longer than an attempt may last: a held message is started only
+//! while its lease outlasts an attempt (else given back), and a node that dies mid-attempt
+//! leaves its messages to be claimed again.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 
 use super::WebhookStats;
 use super::schedule::RetrySchedule;
 use super::sender::{Sender, Verdict};
 use crate::domain::now_ms;
 use crate::shutdown::Shutdown;
-use crate::store::Store;
-use crate::store::webhooks::{Claimed, Next};
+use crate::store::webhooks::{Claimed, Finished, Next};
+use crate::store::{Store, StoreError};
+
+/// How many messages beyond its free slots a claim takes of a fast endpoint, per slot.
+const HELD_PER_SLOT: usize = 8;
+/// An endpoint is fast while its last attempt succeeded within this: only then are
+/// messages held for it (a slow one's would wait out their leases).
+const FAST_ATTEMPT_MS: i64 = 100;
+/// The most outcomes one transaction records.
+const RECORD_BATCH: usize = 256;
 
 /// How the workers run (from `[webhooks]`).
 #[derive(Debug, Clone)]
@@ -30,17 +44,30 @@ pub struct WorkerSettings {
     pub workers: usize,
     pub per_endpoint: usize,
     pub poll: Duration,
+    /// The longest an attempt may take.
+    pub timeout: Duration,
     /// How long a claim holds: an attempt's timeout and some.
     pub lease: Duration,
     pub disable_after: Duration,
     pub schedule: RetrySchedule,
 }
 
-/// Attempts in flight on this node, per endpoint, and the endpoints to claim for next.
+/// A claimed message waiting for a slot of its endpoint.
+struct Held {
+    message: Claimed,
+    /// The last moment an attempt can start and still end within the lease.
+    start_by: i64,
+}
+
+/// Attempts in flight on this node, per endpoint; the messages held for them; and the
+/// endpoints to serve next.
 #[derive(Default)]
 struct InFlight {
     total: usize,
     per_endpoint: HashMap<String, usize>,
+    held: HashMap<String, VecDeque<Held>>,
+    /// Endpoints with a backlog whose last attempt was fast.
+    fast: HashSet<String>,
     /// Endpoints that may have messages due, served in turn so that one with a backlog
     /// does not keep the node's free slots from the others: one whose attempt just ended,
     /// and those a look into the outbox found.
@@ -55,7 +82,7 @@ impl InFlight {
         }
     }
 
-    /// The next endpoint in turn that has free slots, and how many messages it may take.
+    /// The next endpoint in turn that has free slots, and how many.
     fn next_turn(&mut self, settings: &WorkerSettings) -> Option<(String, usize)> {
         let free = settings.workers.saturating_sub(self.total);
         if free == 0 {
@@ -71,6 +98,65 @@ impl InFlight {
             }
         }
         None
+    }
+
+    /// Up to `slots` of the messages held for `endpoint` that can still start, and the ids
+    /// of those that no longer can.
+    fn take_held(&mut self, endpoint: &str, slots: usize, now: i64) -> (Vec<Claimed>, Vec<String>) {
+        let (mut ready, mut lapsed) = (Vec::new(), Vec::new());
+        let Some(held) = self.held.get_mut(endpoint) else {
+            return (ready, lapsed);
+        };
+        while ready.len() < slots
+            && let Some(next) = held.pop_front()
+        {
+            match next.start_by >= now {
+                true => ready.push(next.message),
+                false => lapsed.push(next.message.id),
+            }
+        }
+        if held.is_empty() {
+            self.held.remove(endpoint);
+        }
+        (ready, lapsed)
+    }
+
+    fn started(&mut self, endpoint: &str, count: usize) {
+        if count > 0 {
+            self.total += count;
+            *self.per_endpoint.entry(endpoint.to_owned()).or_default() += count;
+        }
+    }
+
+    /// An attempt of `endpoint` is over and recorded: its slot is free. One that was not
+    /// fast ends the holding of messages for the endpoint: the ids of those it held.
+    fn ended(&mut self, endpoint: &str, fast: bool) -> Vec<String> {
+        self.total -= 1;
+        if let Some(count) = self.per_endpoint.get_mut(endpoint) {
+            *count -= 1;
+            if *count == 0 {
+                self.per_endpoint.remove(endpoint);
+            }
+        }
+        self.queue(endpoint.to_owned());
+        match fast {
+            true => {
+                self.fast.insert(endpoint.to_owned());
+                Vec::new()
+            }
+            false => self.forget(endpoint),
+        }
+    }
+
+    /// Holds nothing more for `endpoint`: the ids of what it held.
+    fn forget(&mut self, endpoint: &str) -> Vec<String> {
+        self.fast.remove(endpoint);
+        self.held
+            .remove(endpoint)
+            .into_iter()
+            .flatten()
+            .map(|held| held.message.id)
+            .collect()
     }
 
     /// Endpoints with every slot taken.
@@ -89,7 +175,7 @@ pub(super) struct Worker {
     pub settings: WorkerSettings,
     /// This node wrote messages, or a retry is due: look for endpoints with work.
     pub wake: Arc<Notify>,
-    /// An attempt ended: its endpoint has a free slot.
+    /// Attempts ended and were recorded: their endpoints have free slots.
     pub ended: Notify,
     pub stats: Arc<WebhookStats>,
 }
@@ -98,25 +184,38 @@ impl Worker {
     pub(super) async fn run(self, shutdown: Shutdown) {
         let worker = Arc::new(self);
         let in_flight = Arc::new(Mutex::new(InFlight::default()));
+        let (finished, outcomes) = mpsc::unbounded_channel();
+        tokio::spawn(worker.clone().record(outcomes, in_flight.clone()));
         let stopping = shutdown.wait();
         tokio::pin!(stopping);
         let mut poll = tokio::time::interval(worker.settings.poll);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let look = tokio::select! {
-                _ = &mut stopping => return,
+                _ = &mut stopping => break,
                 _ = worker.wake.notified() => true,
                 _ = poll.tick() => true,
                 _ = worker.ended.notified() => false,
             };
-            worker.claim_and_start(&in_flight, look).await;
+            worker.claim_and_start(&in_flight, &finished, look).await;
         }
+        let held: Vec<String> = std::mem::take(&mut lock(&in_flight).held)
+            .into_values()
+            .flatten()
+            .map(|held| held.message.id)
+            .collect();
+        worker.give_back(&held).await;
     }
 
-    /// Claims, endpoint by endpoint in turn, as many due messages as each has free slots
-    /// (so nothing claimed is given back), and starts an attempt of each. With `look`,
-    /// first asks the outbox which endpoints have messages due.
-    async fn claim_and_start(self: &Arc<Self>, in_flight: &Arc<Mutex<InFlight>>, look: bool) {
+    /// Serves endpoints in turn while there are free slots: each gets as many messages as
+    /// it has free slots, from those held for it or else from a claim that takes some more
+    /// to hold. With `look`, first asks the outbox which endpoints have messages due.
+    async fn claim_and_start(
+        self: &Arc<Self>,
+        in_flight: &Arc<Mutex<InFlight>>,
+        finished: &mpsc::UnboundedSender<Finished>,
+        look: bool,
+    ) {
         if look {
             let (free, busy) = {
                 let flight = lock(in_flight);
@@ -139,42 +238,111 @@ impl Worker {
             let Some((endpoint, slots)) = lock(in_flight).next_turn(&self.settings) else {
                 return;
             };
-            let lease_until = now_ms() + self.settings.lease.as_millis() as i64;
-            let claimed = match self
-                .store
-                .claim_due_webhooks(&endpoint, slots, lease_until)
-                .await
-            {
-                Ok(claimed) => claimed,
-                Err(error) => {
-                    tracing::warn!(%error, "webhooks: cannot claim due messages");
-                    return;
-                }
-            };
-            if !claimed.is_empty() {
-                let mut flight = lock(in_flight);
-                flight.total += claimed.len();
-                *flight.per_endpoint.entry(endpoint).or_default() += claimed.len();
-            }
-            for message in claimed {
-                let (worker, in_flight) = (self.clone(), in_flight.clone());
-                tokio::spawn(async move {
-                    let endpoint = message.endpoint.id.clone();
-                    worker.attempt(message).await;
-                    {
-                        let mut flight = lock(&in_flight);
-                        flight.total -= 1;
-                        if let Some(count) = flight.per_endpoint.get_mut(&endpoint) {
-                            *count -= 1;
-                            if *count == 0 {
-                                flight.per_endpoint.remove(&endpoint);
-                            }
+            let (mut ready, lapsed) = lock(in_flight).take_held(&endpoint, slots, now_ms());
+            self.give_back(&lapsed).await;
+            if ready.len() < slots {
+                let want = slots - ready.len();
+                let ahead = match lock(in_flight).fast.contains(&endpoint) {
+                    true => want * HELD_PER_SLOT,
+                    false => 0,
+                };
+                match self.claim(&endpoint, want + ahead).await {
+                    Ok(claimed) => {
+                        let drained = claimed.len() < want + ahead;
+                        let mut claimed = claimed.into_iter();
+                        ready.extend(claimed.by_ref().take(want).map(|held| held.message));
+                        let mut flight = lock(in_flight);
+                        if drained {
+                            flight.fast.remove(&endpoint);
                         }
-                        flight.queue(endpoint);
+                        let held = flight.held.entry(endpoint.clone()).or_default();
+                        held.extend(claimed);
+                        if held.is_empty() {
+                            flight.held.remove(&endpoint);
+                        }
                     }
-                    worker.ended.notify_one();
+                    Err(error) => {
+                        tracing::warn!(%error, "webhooks: cannot claim due messages");
+                        return;
+                    }
+                }
+            }
+            lock(in_flight).started(&endpoint, ready.len());
+            for message in ready {
+                let (worker, finished) = (self.clone(), finished.clone());
+                tokio::spawn(async move {
+                    let outcome = worker.attempt(message).await;
+                    // The recorder outlives every sender of outcomes.
+                    let _ = finished.send(outcome);
                 });
             }
+        }
+    }
+
+    /// Claims up to `count` of the endpoint's due messages, to be started at once or held.
+    async fn claim(&self, endpoint: &str, count: usize) -> Result<Vec<Held>, StoreError> {
+        let lease_until = now_ms() + self.settings.lease.as_millis() as i64;
+        let start_by = lease_until - self.settings.timeout.as_millis() as i64;
+        let claimed = self
+            .store
+            .claim_due_webhooks(endpoint, count, lease_until)
+            .await?;
+        Ok(claimed
+            .into_iter()
+            .map(|message| Held { message, start_by })
+            .collect())
+    }
+
+    async fn give_back(&self, ids: &[String]) {
+        if let Err(error) = self.store.release_webhooks(ids).await {
+            tracing::warn!(%error, "webhooks: cannot give back claims; their leases will run out");
+        }
+    }
+
+    /// Records the outcomes of ended attempts, those that ended together in one
+    /// transaction, and frees their slots.
+    async fn record(
+        self: Arc<Self>,
+        mut outcomes: mpsc::UnboundedReceiver<Finished>,
+        in_flight: Arc<Mutex<InFlight>>,
+    ) {
+        let disable_after = self.settings.disable_after.as_millis() as i64;
+        let mut batch = Vec::with_capacity(RECORD_BATCH);
+        while outcomes.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+            let disabled = match self
+                .store
+                .finish_webhook_attempts(&batch, disable_after)
+                .await
+            {
+                Ok(disabled) => disabled,
+                // The leases run out and the messages are attempted again: at least once.
+                Err(error) => {
+                    tracing::error!(%error, count = batch.len(), "webhooks: cannot record attempts");
+                    Vec::new()
+                }
+            };
+            let give_back: Vec<String> = {
+                let mut flight = lock(&in_flight);
+                let mut give_back = Vec::new();
+                for finished in &batch {
+                    let fast = finished.next == Next::Delivered
+                        && finished.attempt.duration_ms <= FAST_ATTEMPT_MS;
+                    give_back.extend(flight.ended(&finished.message.endpoint.id, fast));
+                }
+                for endpoint in &disabled {
+                    give_back.extend(flight.forget(endpoint));
+                }
+                give_back
+            };
+            for endpoint in disabled {
+                self.stats
+                    .endpoints_disabled
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%endpoint, "webhook endpoint disabled");
+            }
+            self.give_back(&give_back).await;
+            self.ended.notify_one();
+            batch.clear();
         }
     }
 
@@ -191,7 +359,8 @@ impl Worker {
         });
     }
 
-    async fn attempt(&self, message: Claimed) {
+    /// Attempts `message` once: the outcome, to record.
+    async fn attempt(&self, message: Claimed) -> Finished {
         let (attempt, verdict) = self.sender.attempt(&message).await;
         let attempts = message.attempts as usize + 1;
         let next = match verdict {
@@ -218,23 +387,10 @@ impl Worker {
                 "webhook attempt failed"
             );
         }
-        let disable_after = self.settings.disable_after.as_millis() as i64;
-        match self
-            .store
-            .finish_webhook_attempt(&message, attempt, next, disable_after)
-            .await
-        {
-            Ok(true) => {
-                self.stats
-                    .endpoints_disabled
-                    .fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(endpoint = %message.endpoint.id, "webhook endpoint disabled");
-            }
-            Ok(false) => {}
-            // The lease runs out and the message is attempted again: at least once.
-            Err(error) => {
-                tracing::error!(%error, message = %message.id, "webhooks: cannot record an attempt")
-            }
+        Finished {
+            message,
+            attempt,
+            next,
         }
     }
 }

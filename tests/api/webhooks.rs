@@ -316,6 +316,65 @@ async fn gone_disables_the_endpoint_at_once_until_it_is_enabled_again() {
         .await;
 }
 
+/// A backlog to a fast endpoint is served from messages claimed ahead of its free slots;
+/// the endpoint's 410 stops them at once: what was claimed ahead is never sent.
+#[actix_web::test]
+async fn a_backlog_is_delivered_once_each_and_a_410_stops_what_was_claimed_ahead() {
+    let per_endpoint = 4;
+    let app = spawn_app_with(|s| s.webhooks.per_endpoint = per_endpoint).await;
+    let tenant = app.api.create_tenant("acme").await;
+    let receiver = Receiver::start().await;
+    // The first attempts hang while the backlog builds, then the endpoint answers fast.
+    receiver.answer_next(
+        std::iter::repeat_n(Answer::After(Duration::from_secs(1)), per_endpoint)
+            .chain(std::iter::repeat_n(Answer::Status(204), 60)),
+    );
+    receiver.answer_all(Answer::Status(410));
+    let delivered = per_endpoint + 60;
+    let webhook = id_of(
+        &app.api
+            .create_webhook(&tenant, &receiver.url, json!(["*"]))
+            .await,
+    );
+    for _ in 0..150 {
+        app.api.test_message(&tenant, &webhook).await;
+    }
+    receiver.wait_for(delivered + 1, ARRIVES).await;
+    let deadline = std::time::Instant::now() + ARRIVES;
+    let statuses = loop {
+        let page = app.api.deliveries(&tenant, &webhook, "limit=500").await;
+        let statuses: Vec<String> = page["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["status"].as_str().unwrap().to_owned())
+            .collect();
+        if !statuses.iter().any(|s| s == "pending") {
+            break statuses;
+        }
+        assert!(std::time::Instant::now() < deadline, "still pending");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let count = |status: &str| statuses.iter().filter(|s| *s == status).count();
+    assert_eq!(
+        (count("delivered"), count("failed")),
+        (delivered, 150 - delivered)
+    );
+    let received = receiver.received();
+    // The 410 and the attempts already in flight beside it: nothing that was only held.
+    assert!(
+        received.len() <= delivered + per_endpoint,
+        "{} requests for {delivered} delivered",
+        received.len()
+    );
+    let mut ids: Vec<&str> = received.iter().map(|r| r.header("webhook-id")).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), received.len(), "a message was sent twice");
+    let disabled = app.api.webhook(&tenant, &webhook).await;
+    assert_eq!(disabled["disabled_reason"], "gone");
+}
+
 #[actix_web::test]
 async fn an_endpoint_failing_for_longer_than_disable_after_is_disabled() {
     let app = spawn_app_with(|s| {

@@ -270,6 +270,24 @@ impl Store {
         Ok(claimed.into_iter().map(|(_, claimed)| claimed).collect())
     }
 
+    /// Gives back claims this node will not attempt after all (it is stopping, or held
+    /// them too long to start an attempt within their lease): due again at once, for any
+    /// node.
+    pub async fn release_webhooks(&self, ids: &[String]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        webhook_message::Entity::update_many()
+            .col_expr(
+                webhook_message::Column::ClaimedUntil,
+                Expr::value(Option::<i64>::None),
+            )
+            .filter(webhook_message::Column::Id.is_in(ids.iter().cloned()))
+            .exec(self.writer())
+            .await?;
+        Ok(())
+    }
+
     /// Gives back every claim: on SQLite, where this process is the only node, those a
     /// run that was killed left behind (no other node holds them).
     pub async fn release_all_webhook_claims(&self) -> Result<(), StoreError> {
@@ -284,94 +302,172 @@ impl Store {
         Ok(())
     }
 
-    /// Records an attempt and what follows it; `true` if the endpoint is disabled by it
-    /// (it answered 410, or has failed for `disable_after_ms` without a success).
-    pub async fn finish_webhook_attempt(
+    /// Records attempts and what follows each, in one transaction: the endpoints disabled
+    /// by them (one answered 410, or has failed for `disable_after_ms` without a success).
+    /// Delivered messages — nearly all of them — are recorded a few statements for the
+    /// lot, so the outbox's pace is not one commit per message.
+    pub async fn finish_webhook_attempts(
         &self,
-        message: &Claimed,
-        attempt: Attempt,
-        next: Next,
+        finished: &[Finished],
         disable_after_ms: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Vec<String>, StoreError> {
         let txn = self.begin_write().await?;
-        let (status, next_at) = match next {
-            Next::Delivered => (DELIVERED, None),
-            Next::RetryAt(at) => (PENDING, Some(at)),
-            Next::Failed | Next::Gone => (FAILED, None),
-        };
-        let updated = webhook_message::Entity::update_many()
-            .col_expr(webhook_message::Column::Status, Expr::value(status))
-            .col_expr(webhook_message::Column::NextAttemptAt, Expr::value(next_at))
-            .col_expr(
-                webhook_message::Column::ClaimedUntil,
-                Expr::value(Option::<i64>::None),
-            )
-            .col_expr(
-                webhook_message::Column::Attempts,
-                Expr::col(webhook_message::Column::Attempts).add(1),
-            )
-            .filter(webhook_message::Column::Id.eq(message.id.as_str()))
+        let (delivered, others): (Vec<&Finished>, Vec<&Finished>) =
+            finished.iter().partition(|f| f.next == Next::Delivered);
+        let mut recorded: Vec<&Finished> = record_delivered(&txn, &delivered).await?;
+        let mut disabled = Vec::new();
+        for finished in others {
+            if record_failed(&txn, finished, disable_after_ms, &mut disabled).await? {
+                recorded.push(finished);
+            }
+        }
+        if !recorded.is_empty() {
+            webhook_attempt::Entity::insert_many(recorded.iter().map(|f| {
+                webhook_attempt::ActiveModel {
+                    message_id: Set(f.message.id.clone()),
+                    at: Set(f.attempt.at),
+                    status_code: Set(f.attempt.status_code.map(i32::from)),
+                    error: Set(f.attempt.error.clone()),
+                    duration_ms: Set(f.attempt.duration_ms),
+                    ..Default::default()
+                }
+            }))
             .exec(&txn)
             .await?;
-        if updated.rows_affected == 0 {
-            // Removed with its endpoint meanwhile.
-            return Ok(false);
-        }
-        webhook_attempt::ActiveModel {
-            message_id: Set(message.id.clone()),
-            at: Set(attempt.at),
-            status_code: Set(attempt.status_code.map(i32::from)),
-            error: Set(attempt.error),
-            duration_ms: Set(attempt.duration_ms),
-            ..Default::default()
-        }
-        .insert(&txn)
-        .await?;
-        let endpoint_id = message.endpoint.id.as_str();
-        let mut disabled = false;
-        match next {
-            Next::Delivered => {
-                webhook_endpoint::Entity::update_many()
-                    .col_expr(
-                        webhook_endpoint::Column::FailingSince,
-                        Expr::value(Option::<i64>::None),
-                    )
-                    .filter(webhook_endpoint::Column::Id.eq(endpoint_id))
-                    .exec(&txn)
-                    .await?;
-            }
-            Next::Gone => {
-                disable(&txn, endpoint_id, attempt.at, "gone").await?;
-                disabled = true;
-            }
-            Next::RetryAt(_) | Next::Failed => {
-                webhook_endpoint::Entity::update_many()
-                    .col_expr(
-                        webhook_endpoint::Column::FailingSince,
-                        Expr::col(webhook_endpoint::Column::FailingSince).if_null(attempt.at),
-                    )
-                    .filter(webhook_endpoint::Column::Id.eq(endpoint_id))
-                    .exec(&txn)
-                    .await?;
-                let failing_since: Option<Option<i64>> =
-                    webhook_endpoint::Entity::find_by_id(endpoint_id)
-                        .select_only()
-                        .column(webhook_endpoint::Column::FailingSince)
-                        .filter(webhook_endpoint::Column::DisabledAt.is_null())
-                        .into_tuple()
-                        .one(&txn)
-                        .await?;
-                if let Some(Some(since)) = failing_since
-                    && attempt.at - since >= disable_after_ms
-                {
-                    disable(&txn, endpoint_id, attempt.at, "failing").await?;
-                    disabled = true;
-                }
-            }
         }
         txn.commit().await?;
         Ok(disabled)
     }
+}
+
+/// An attempt that ended, and what follows it.
+#[derive(Debug)]
+pub struct Finished {
+    pub message: Claimed,
+    pub attempt: Attempt,
+    pub next: Next,
+}
+
+/// Marks the messages delivered and clears their endpoints' failing spells: those still
+/// there (a message goes with its endpoint when that is removed).
+async fn record_delivered<'a>(
+    db: &impl ConnectionTrait,
+    delivered: &[&'a Finished],
+) -> Result<Vec<&'a Finished>, StoreError> {
+    if delivered.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<&str> = delivered.iter().map(|f| f.message.id.as_str()).collect();
+    let updated = webhook_message::Entity::update_many()
+        .col_expr(webhook_message::Column::Status, Expr::value(DELIVERED))
+        .col_expr(
+            webhook_message::Column::NextAttemptAt,
+            Expr::value(Option::<i64>::None),
+        )
+        .col_expr(
+            webhook_message::Column::ClaimedUntil,
+            Expr::value(Option::<i64>::None),
+        )
+        .col_expr(
+            webhook_message::Column::Attempts,
+            Expr::col(webhook_message::Column::Attempts).add(1),
+        )
+        .filter(webhook_message::Column::Id.is_in(ids.iter().copied()))
+        .exec(db)
+        .await?;
+    let present: Vec<&Finished> = if updated.rows_affected as usize == delivered.len() {
+        delivered.to_vec()
+    } else {
+        let still: Vec<String> = webhook_message::Entity::find()
+            .select_only()
+            .column(webhook_message::Column::Id)
+            .filter(webhook_message::Column::Id.is_in(ids.iter().copied()))
+            .into_tuple()
+            .all(db)
+            .await?;
+        delivered
+            .iter()
+            .copied()
+            .filter(|f| still.contains(&f.message.id))
+            .collect()
+    };
+    let mut endpoints: Vec<&str> = present
+        .iter()
+        .map(|f| f.message.endpoint.id.as_str())
+        .collect();
+    endpoints.sort_unstable();
+    endpoints.dedup();
+    webhook_endpoint::Entity::update_many()
+        .col_expr(
+            webhook_endpoint::Column::FailingSince,
+            Expr::value(Option::<i64>::None),
+        )
+        .filter(webhook_endpoint::Column::Id.is_in(endpoints))
+        .filter(webhook_endpoint::Column::FailingSince.is_not_null())
+        .exec(db)
+        .await?;
+    Ok(present)
+}
+
+/// Records a failed attempt's message as due again or failed, starts or continues its
+/// endpoint's failing spell and disables the endpoint when the spell is long enough or
+/// the answer was 410 (adding it to `disabled`): `false` if the message is gone.
+async fn record_failed(
+    db: &impl ConnectionTrait,
+    finished: &Finished,
+    disable_after_ms: i64,
+    disabled: &mut Vec<String>,
+) -> Result<bool, StoreError> {
+    let (status, next_at) = match finished.next {
+        Next::RetryAt(at) => (PENDING, Some(at)),
+        Next::Delivered | Next::Failed | Next::Gone => (FAILED, None),
+    };
+    let updated = webhook_message::Entity::update_many()
+        .col_expr(webhook_message::Column::Status, Expr::value(status))
+        .col_expr(webhook_message::Column::NextAttemptAt, Expr::value(next_at))
+        .col_expr(
+            webhook_message::Column::ClaimedUntil,
+            Expr::value(Option::<i64>::None),
+        )
+        .col_expr(
+            webhook_message::Column::Attempts,
+            Expr::col(webhook_message::Column::Attempts).add(1),
+        )
+        .filter(webhook_message::Column::Id.eq(finished.message.id.as_str()))
+        .exec(db)
+        .await?;
+    if updated.rows_affected == 0 {
+        return Ok(false);
+    }
+    let endpoint_id = finished.message.endpoint.id.as_str();
+    let at = finished.attempt.at;
+    if finished.next == Next::Gone {
+        disable(db, endpoint_id, at, "gone").await?;
+        disabled.push(endpoint_id.to_owned());
+        return Ok(true);
+    }
+    webhook_endpoint::Entity::update_many()
+        .col_expr(
+            webhook_endpoint::Column::FailingSince,
+            Expr::col(webhook_endpoint::Column::FailingSince).if_null(at),
+        )
+        .filter(webhook_endpoint::Column::Id.eq(endpoint_id))
+        .exec(db)
+        .await?;
+    let failing_since: Option<Option<i64>> = webhook_endpoint::Entity::find_by_id(endpoint_id)
+        .select_only()
+        .column(webhook_endpoint::Column::FailingSince)
+        .filter(webhook_endpoint::Column::DisabledAt.is_null())
+        .into_tuple()
+        .one(db)
+        .await?;
+    if let Some(Some(since)) = failing_since
+        && at - since >= disable_after_ms
+    {
+        disable(db, endpoint_id, at, "failing").await?;
+        disabled.push(endpoint_id.to_owned());
+    }
+    Ok(true)
 }
 
 #[cfg(test)]
