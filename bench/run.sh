@@ -14,6 +14,14 @@
 #   users      10,000 users connected, one connection each; 100,000 events to single users
 #              at 20,000/s (Herald: 20 per request), then 25,000 more at 5,000/s, one per
 #              request; achieved rate, request latency, delivery latency, lost events
+#   single     on a fresh server, SINGLE_USERS (2,000) streams of distinct users; SINGLE_EVENTS
+#              (100,000) single-event publishes to user n % 2,000, one event per request, 16
+#              connections, each sending again as soon as it is answered: events/s, request
+#              latency, delivery latency, lost events, and the server's CPU per event
+#   steady     on a fresh server, the same 2,000 streams; STEADY_RATE (2,000) single-event
+#              publishes a second for STEADY_SECONDS (20), open loop (64 connections, each
+#              event sent when the clock says and its latencies counted from then): request
+#              and delivery latency, the server's CPU per event
 #   churn      on a fresh server, 17,000 connections get a broadcast every 200 ms while,
 #              for a minute, 1,000 more streams a second open, hold 1 s and hang up (17,000,
 #              not 19,000: the churning streams need ~1,000 of the server's 20,000 sockets);
@@ -34,9 +42,9 @@
 #              tenant in turn, as tenant `open` (limits far above the load) and as tenant
 #              `hammer` (1 event/s: nearly every answer a 429); requests/s, latency and the
 #              server's CPU per answered request, stored vs refused
-# SCENARIOS="broadcast users churn opens replay scaleout noisy rejected" (the default) picks which run, TARGETS="herald"
+# SCENARIOS="broadcast users single steady churn opens replay scaleout noisy rejected" (the default) picks which run, TARGETS="herald"
 # nchan" which servers, HERALD_BIN another Herald binary (to compare two builds); PROFILE=1
-# samples the servers' CPU during the broadcasts and the churn with perf (see profile_start below; nginx's
+# samples the servers' CPU during the broadcasts, the single-event publishes and the churn with perf (see profile_start below; nginx's
 # workers are other processes, so only Herald's profile is whole).
 # Writes bench/results/<date>.md (the table) and the raw JSON next to it.
 set -euo pipefail
@@ -50,7 +58,11 @@ PACED=25000
 HERALD_PORT=18080
 NCHAN_PORT=18090
 ADMIN=bench-admin-token-0123456789
-SCENARIOS=${SCENARIOS:-broadcast users churn opens replay scaleout noisy rejected}
+SCENARIOS=${SCENARIOS:-broadcast users single steady churn opens replay scaleout noisy rejected}
+SINGLE_USERS=${SINGLE_USERS:-2000}
+SINGLE_EVENTS=${SINGLE_EVENTS:-100000}
+STEADY_RATE=${STEADY_RATE:-2000}
+STEADY_SECONDS=${STEADY_SECONDS:-20}
 NOISY_SECONDS=${NOISY_SECONDS:-20}
 NOISY_A_RATE=${NOISY_A_RATE:-10}
 NOISY_A_ASK=${NOISY_A_ASK:-100000}
@@ -214,8 +226,9 @@ print(json.dumps(row))
 PY
 }
 
-# PROFILE=1: the server's CPU is sampled (perf, cpu-clock, 999 Hz) while each broadcast
-# scenario publishes; the flat profile goes to bench/results/<date>.<target>.profile.txt.
+# PROFILE=1: the server's CPU is sampled (perf, cpu-clock, 999 Hz) while each broadcast or
+# single-event scenario publishes; the flat profile goes to
+# bench/results/<date>.<target>.<scenario>.profile.txt.
 PROFILER=
 profile_start() {
   [ -n "${PROFILE:-}" ] || return 0
@@ -265,6 +278,33 @@ scenario_users() {
     --events "$PACED" --rate 5000 --batch 1 --concurrency 64 --api-key="${API_KEY:-}" >"$WORK/publish.paced" 2>&1
   CONNECTIONS=$saved
   collect "$target" users "{\"repeat\": $repeat, \"fast\": $(tail -1 "$WORK/publish.fast"), \"paced\": $(tail -1 "$WORK/publish.paced")}"
+}
+
+# single_event_publishes NAME LOAD-OPTIONS…: SINGLE_USERS streams, then single-event
+# publishes to them; one result line with the server's CPU over the publishing and 1 s after.
+single_event_publishes() {
+  local name=$1 saved=$CONNECTIONS cpu
+  shift
+  CONNECTIONS=$SINGLE_USERS
+  listeners "$target" users "$EVENTS" "$SINGLE_USERS"
+  CONNECTIONS=$saved
+  profile_start
+  cpu=$(cpu_ms "$SERVER_PID")
+  "$LOAD" publish --target "$target" --server "$SERVER" --mode users --users "$SINGLE_USERS" \
+    --events "$EVENTS" --batch 1 "$@" --api-key="${API_KEY:-}" >"$WORK/publish.$name" 2>&1
+  sleep 1
+  cpu=$(($(cpu_ms "$SERVER_PID") - cpu))
+  profile_stop "$name"
+  collect "$target" "$name" "{\"repeat\": $repeat, \"server_cpu_ms\": $cpu, \"publish\": $(tail -1 "$WORK/publish.$name")}"
+}
+
+scenario_single() {
+  EVENTS=$SINGLE_EVENTS single_event_publishes single --concurrency 16
+}
+
+scenario_steady() {
+  EVENTS=$((STEADY_RATE * STEADY_SECONDS)) single_event_publishes steady \
+    --rate "$STEADY_RATE" --from-due --concurrency 64
 }
 
 scenario_churn() {
@@ -465,7 +505,7 @@ for repeat in $(seq 1 "$REPEATS"); do
       if wants users; then scenario_users; fi
       stop_server
     fi
-    for scenario in churn opens replay scaleout noisy rejected; do
+    for scenario in single steady churn opens replay scaleout noisy rejected; do
       case $scenario in scaleout | noisy | rejected) [ "$target" = herald ] || continue ;; esac  # Herald's own
       if wants "$scenario" && [ "$scenario" = scaleout ]; then
         scenario_scaleout
@@ -512,6 +552,19 @@ lines = [
     ("users", lambda r: r["p50_ms"], "per-user delivery p50 (ms)"),
     ("users", lambda r: r["p99_ms"], "per-user delivery p99 (ms)"),
     ("users", lambda r: r["lost"] + r["duplicates"], "per-user events lost + duplicated"),
+    ("single", lambda r: r["publish"]["events_per_second"], "single-event publishes, 16 connections as fast as answered: events/s"),
+    ("single", lambda r: r["publish"]["request_latency"]["p50_ms"], "single, saturated: publish p50 (ms)"),
+    ("single", lambda r: r["publish"]["request_latency"]["p99_ms"], "single, saturated: publish p99 (ms)"),
+    ("single", lambda r: r["p50_ms"], "single, saturated: delivery p50 (ms)"),
+    ("single", lambda r: r["p99_ms"], "single, saturated: delivery p99 (ms)"),
+    ("single", lambda r: r["lost"] + r["duplicates"] + r["out_of_order"], "single, saturated: events lost + duplicated + out of order"),
+    ("single", lambda r: round(r["server_cpu_ms"] * 1000 / r["publish"]["events"], 1), "single, saturated: server CPU per event, delivery included (µs)"),
+    ("steady", lambda r: r["publish"]["request_latency"]["p50_ms"], "single at 2,000/s, open loop: publish p50 (ms)"),
+    ("steady", lambda r: r["publish"]["request_latency"]["p99_ms"], "single at 2,000/s: publish p99 (ms)"),
+    ("steady", lambda r: r["p50_ms"], "single at 2,000/s: delivery p50 (ms)"),
+    ("steady", lambda r: r["p99_ms"], "single at 2,000/s: delivery p99 (ms)"),
+    ("steady", lambda r: r["lost"] + r["duplicates"] + r["out_of_order"], "single at 2,000/s: events lost + duplicated + out of order"),
+    ("steady", lambda r: round(r["server_cpu_ms"] * 1000 / r["publish"]["events"], 1), "single at 2,000/s: server CPU per event, delivery included (µs)"),
     ("churn", lambda r: r["churn"]["attempted"], "churn: streams opened and closed in the minute"),
     ("churn", lambda r: r["churn"]["failed"], "churn: streams that failed to open"),
     ("churn", lambda r: r["churn"]["closed_early"], "churn: streams the server ended early"),

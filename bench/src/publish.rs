@@ -25,6 +25,12 @@ pub struct Args {
     /// Events per second (0: as fast as the server answers).
     #[arg(long, default_value_t = 0.0)]
     rate: f64,
+    /// Open loop, with `rate`: each event's latencies — its request's and its delivery's
+    /// (its `ts`) — count from when the clock said to send it, so a send held up behind a
+    /// slow answer counts its wait. Needs enough `concurrency` that a request is free when
+    /// the clock says to send.
+    #[arg(long)]
+    from_due: bool,
     /// Events per request (Herald batches; nchan takes one message per request).
     #[arg(long, default_value_t = 1)]
     batch: u64,
@@ -39,7 +45,7 @@ pub struct Args {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let args = Arc::new(args);
     let next = Arc::new(AtomicU64::new(args.start));
-    let began = Instant::now();
+    let began = (Instant::now(), now_nanos());
     let mut workers = Vec::new();
     for _ in 0..args.concurrency.max(1) {
         let (args, next) = (args.clone(), next.clone());
@@ -57,7 +63,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             let _ = latencies.record(micros.max(1));
         }
     }
-    let elapsed = began.elapsed().as_secs_f64();
+    let elapsed = began.0.elapsed().as_secs_f64();
     println!(
         "{}",
         json!({
@@ -72,7 +78,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn worker(args: &Args, next: &AtomicU64, began: Instant) -> anyhow::Result<(Vec<u64>, u64)> {
+async fn worker(
+    args: &Args,
+    next: &AtomicU64,
+    (began, began_ns): (Instant, u64),
+) -> anyhow::Result<(Vec<u64>, u64)> {
     let mut client = Client::open(args.endpoint.server, args.endpoint.source).await?;
     let batch = if args.endpoint.target == Target::Nchan {
         1
@@ -88,17 +98,22 @@ async fn worker(args: &Args, next: &AtomicU64, began: Instant) -> anyhow::Result
             return Ok((samples, errors));
         }
         let last = (first + batch).min(end);
+        let mut sent = Instant::now();
+        let mut ts = None;
         if args.rate > 0.0 {
-            let due = began + Duration::from_secs_f64((first - args.start) as f64 / args.rate);
-            tokio::time::sleep_until(due.into()).await;
+            let after = Duration::from_secs_f64((first - args.start) as f64 / args.rate);
+            tokio::time::sleep_until((began + after).into()).await;
+            if args.from_due {
+                sent = began + after;
+                ts = Some(began_ns + after.as_nanos() as u64);
+            }
         }
-        let sent = Instant::now();
-        let status = match send(&mut client, args, first, last).await {
+        let status = match send(&mut client, args, first, last, ts).await {
             Ok(status) => status,
             // A server may close a keep-alive connection at will: reconnect and send again.
             Err(_) => {
                 client = Client::open(args.endpoint.server, args.endpoint.source).await?;
-                send(&mut client, args, first, last).await?
+                send(&mut client, args, first, last, ts).await?
             }
         };
         samples.push(sent.elapsed().as_micros() as u64);
@@ -108,11 +123,17 @@ async fn worker(args: &Args, next: &AtomicU64, began: Instant) -> anyhow::Result
     }
 }
 
-/// Sends events `first..last` in one request; returns the status.
-async fn send(client: &mut Client, args: &Args, first: u64, last: u64) -> anyhow::Result<u16> {
+/// Sends events `first..last` in one request, stamped `ts` (else now); returns the status.
+async fn send(
+    client: &mut Client,
+    args: &Args,
+    first: u64,
+    last: u64,
+    ts: Option<u64>,
+) -> anyhow::Result<u16> {
     match args.endpoint.target {
         Target::Herald => {
-            let events: Vec<Value> = (first..last).map(|n| herald_event(args, n)).collect();
+            let events: Vec<Value> = (first..last).map(|n| herald_event(args, n, ts)).collect();
             let body = json!({ "events": events }).to_string();
             let auth = format!("Bearer {}", args.api_key);
             let headers = [
@@ -122,7 +143,7 @@ async fn send(client: &mut Client, args: &Args, first: u64, last: u64) -> anyhow
             client.post("/v1/events", &headers, body.as_bytes()).await
         }
         Target::Nchan => {
-            let body = data(args, first).to_string();
+            let body = data(args, first, ts).to_string();
             let channel = args.spread.nchan_channel(args.spread.user_of(first));
             let headers = [("Content-Type", "application/json")];
             client
@@ -132,14 +153,15 @@ async fn send(client: &mut Client, args: &Args, first: u64, last: u64) -> anyhow
     }
 }
 
-fn data(args: &Args, n: u64) -> Value {
-    json!({ "ts": now_nanos(), "n": n, "k": args.spread.index_of(n) })
+fn data(args: &Args, n: u64, ts: Option<u64>) -> Value {
+    let ts = ts.unwrap_or_else(now_nanos);
+    json!({ "ts": ts, "n": n, "k": args.spread.index_of(n) })
 }
 
-fn herald_event(args: &Args, n: u64) -> Value {
+fn herald_event(args: &Args, n: u64, ts: Option<u64>) -> Value {
     let to = match args.spread.mode {
         Mode::Broadcast => json!({ "broadcast": true }),
         Mode::Users => json!({ "user": format!("u{}", args.spread.user_of(n)) }),
     };
-    json!({ "to": to, "type": "tick", "data": data(args, n) })
+    json!({ "to": to, "type": "tick", "data": data(args, n, ts) })
 }

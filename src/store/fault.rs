@@ -60,7 +60,7 @@ impl Fault {
     }
 
     /// SQLite's (extended) result code: the primary code is its low byte.
-    fn of_sqlite_code(code: i32) -> Option<Fault> {
+    pub(crate) fn of_sqlite_code(code: i32) -> Option<Fault> {
         const BUSY: i32 = 5;
         const LOCKED: i32 = 6;
         const NOMEM: i32 = 7;

@@ -109,9 +109,19 @@ impl StoreError {
 pub struct Store {
     reader: DatabaseConnection,
     writer: DatabaseConnection,
-    /// The folder of the SQLite database's files; `None` on PostgreSQL.
-    sqlite_folder: Option<PathBuf>,
+    /// The SQLite database's file; `None` on PostgreSQL.
+    sqlite: Option<SqliteFile>,
     health: Arc<StorageHealth>,
+}
+
+/// The SQLite database's file and how its connections are set up: what the event log's
+/// own connection (`log::sqlite`) opens.
+#[derive(Debug, Clone)]
+pub struct SqliteFile {
+    pub path: PathBuf,
+    /// `synchronous = FULL` (else `NORMAL`).
+    pub full_sync: bool,
+    pub busy_timeout: Duration,
 }
 
 /// Below this much free space on the SQLite database's file system, a storage that filled up
@@ -124,7 +134,8 @@ impl Store {
     pub async fn open(settings: &DatabaseSettings) -> Result<Store, StoreError> {
         let health = Arc::default();
         if settings.url.starts_with("sqlite:") {
-            let folder = sqlite_folder(&settings.url)?;
+            let file = sqlite_file(settings)?;
+            let folder = sqlite_folder(&file.path);
             std::fs::create_dir_all(&folder).map_err(|e| {
                 StoreError::Setup(format!("cannot create {}: {e}", folder.display()))
             })?;
@@ -134,7 +145,7 @@ impl Store {
             Ok(Store {
                 reader,
                 writer,
-                sqlite_folder: Some(folder),
+                sqlite: Some(file),
                 health,
             })
         } else {
@@ -150,7 +161,7 @@ impl Store {
             Ok(Store {
                 reader: pool.clone(),
                 writer: pool,
-                sqlite_folder: None,
+                sqlite: None,
                 health,
             })
         }
@@ -179,8 +190,8 @@ impl Store {
 
     async fn try_probe(&self) -> Result<(), StoreError> {
         use sea_orm::Statement;
-        if let Some(folder) = &self.sqlite_folder {
-            let free = rustix::fs::statvfs(folder)
+        if let Some(file) = &self.sqlite {
+            let free = rustix::fs::statvfs(sqlite_folder(&file.path))
                 .map(|fs| fs.f_bavail.saturating_mul(fs.f_frsize))
                 .map_err(|e| StoreError::Unavailable(format!("statvfs: {e}")))?;
             if free < FULL_UNTIL_FREE_BYTES {
@@ -247,7 +258,31 @@ impl Store {
     pub(crate) fn writer(&self) -> &DatabaseConnection {
         &self.writer
     }
+
+    /// The SQLite database's file; `None` on PostgreSQL.
+    pub(crate) fn sqlite_file(&self) -> Option<&SqliteFile> {
+        self.sqlite.as_ref()
+    }
+
+    /// On SQLite, takes the writer pool's one connection and holds it until the guard is
+    /// dropped: no other write of this process runs meanwhile, so a writer with a
+    /// connection of its own (the event log's) does not race this one for the write lock.
+    pub(crate) async fn hold_writer(&self) -> Result<Option<WriterHeld>, StoreError> {
+        if self.sqlite.is_none() {
+            return Ok(None);
+        }
+        let held = self
+            .writer
+            .get_sqlite_connection_pool()
+            .acquire()
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("the writer connection: {e}")))?;
+        Ok(Some(held))
+    }
 }
+
+/// The writer pool's connection, held (`Store::hold_writer`).
+pub(crate) type WriterHeld = sea_orm::sqlx::pool::PoolConnection<sea_orm::sqlx::Sqlite>;
 
 fn sqlite_options(settings: &DatabaseSettings, max_connections: u32) -> ConnectOptions {
     let mut options = ConnectOptions::new(settings.url.clone());
@@ -255,6 +290,9 @@ fn sqlite_options(settings: &DatabaseSettings, max_connections: u32) -> ConnectO
         .max_connections(max_connections)
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(30))
+        // A local file does not go stale: no ping (a round trip to the driver's thread)
+        // before each use.
+        .test_before_acquire(false)
         .sqlx_logging(false);
     let busy_timeout = Duration::from_millis(settings.busy_timeout_ms);
     let synchronous = match settings.sqlite_synchronous {
@@ -296,13 +334,21 @@ fn close_if_in_transaction<C: sea_orm::sqlx::Connection>(
     })
 }
 
-/// The folder `sqlite://data/herald.db` lives in (`data`; `.` for a bare file name).
-fn sqlite_folder(url: &str) -> Result<PathBuf, StoreError> {
+/// The database file `database.url` names, and how to connect to it.
+fn sqlite_file(settings: &DatabaseSettings) -> Result<SqliteFile, StoreError> {
+    let url = &settings.url;
     let options = SqliteConnectOptions::from_str(url)
         .map_err(|e| StoreError::Setup(format!("database.url `{url}`: {e}")))?;
-    let folder = options
-        .get_filename()
-        .parent()
-        .filter(|parent| !parent.as_os_str().is_empty());
-    Ok(folder.map_or_else(|| PathBuf::from("."), PathBuf::from))
+    Ok(SqliteFile {
+        path: options.get_filename().to_path_buf(),
+        full_sync: matches!(settings.sqlite_synchronous, config::SqliteSynchronous::Full),
+        busy_timeout: Duration::from_millis(settings.busy_timeout_ms),
+    })
+}
+
+/// The folder a database file lives in (`.` for a bare file name).
+fn sqlite_folder(path: &std::path::Path) -> PathBuf {
+    path.parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), PathBuf::from)
 }

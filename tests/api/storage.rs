@@ -782,3 +782,127 @@ async fn postgresql_out_of_space_refuses_publishes_and_loses_no_acknowledged_eve
         .after_the_fault(node, &tenant, stream, (5, 10, 4_000))
         .await;
 }
+
+/// The log commits on a connection of its own beside the pool the rest of Herald writes
+/// through: sixteen publishers at once — inbox items, fallbacks, idempotency keys — while
+/// receipts are written, then SIGKILL mid-commit. After a restart every acknowledged event
+/// is in its user's history once with its data, the tenant's seqs are gap-free, and each
+/// acknowledged key answers its retry with the same ids.
+#[actix_web::test]
+async fn sixteen_publishers_killed_mid_commit_lose_no_acknowledged_event() {
+    let node = ServerProcess::start(&[]).await;
+    let tenant = node.create_tenant("acme").await;
+    let acknowledged = std::sync::Mutex::new(Vec::<(String, Value, Value)>::new());
+    let stop = AtomicBool::new(false);
+    let publishers = (0..16).map(|p| {
+        let (node, key, acknowledged, stop) = (&node, &tenant.api_key, &acknowledged, &stop);
+        async move {
+            for n in 0.. {
+                let mut body = json!({"to": {"user": format!("u{}", n % 5)}, "type": "t",
+                    "data": {"p": p, "n": n}, "inbox": n % 2 == 0});
+                if n % 3 == 0 {
+                    body["fallback"] = json!({"after_secs": 3600});
+                }
+                let idempotency = format!("p{p}-{n}");
+                let Ok(response) = node
+                    .client
+                    .post(node.url("/v1/events"))
+                    .bearer_auth(key)
+                    .header("Idempotency-Key", &idempotency)
+                    .json(&body)
+                    .send()
+                    .await
+                else {
+                    return;
+                };
+                if response.status() != StatusCode::CREATED {
+                    return;
+                }
+                let Ok(answer) = response.json::<Value>().await else {
+                    return;
+                };
+                let id = answer["events"][0]["id"].clone();
+                acknowledged.lock().unwrap().push((idempotency, body, id));
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+            }
+        }
+    });
+    let receipts = async {
+        // Another writer of the process, beside the log's: the receipts of u0's events.
+        while !stop.load(Ordering::Relaxed) {
+            let last = acknowledged
+                .lock()
+                .unwrap()
+                .last()
+                .map(|(_, _, id)| id.clone());
+            if let Some(id) = last {
+                let token = tenant.token("u0", &[]);
+                let _ = node
+                    .client
+                    .post(node.url("/t/acme/receipts"))
+                    .bearer_auth(token)
+                    .json(&json!({"delivered": id, "seen": [id]}))
+                    .send()
+                    .await;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    let killer = async {
+        let began = Instant::now();
+        while acknowledged.lock().unwrap().len() < 400 {
+            if began.elapsed() > Duration::from_secs(60) {
+                node.signal("KILL");
+                stop.store(true, Ordering::Relaxed);
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        node.signal("KILL");
+        stop.store(true, Ordering::Relaxed);
+    };
+    tokio::join!(futures_util::future::join_all(publishers), receipts, killer);
+    let acknowledged = acknowledged.into_inner().unwrap();
+    assert!(
+        acknowledged.len() >= 400,
+        "only {} acknowledged",
+        acknowledged.len()
+    );
+    let node = node.restart("KILL").await;
+
+    let mut history = Vec::new();
+    for user in 0..5 {
+        history.extend(
+            node.full_history(&tenant.api_key, &format!("user=u{user}"))
+                .await,
+        );
+    }
+    let mut seqs: Vec<i64> = history.iter().map(|e| seq_of(&e["id"])).collect();
+    seqs.sort_unstable();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as i64).collect::<Vec<_>>(),
+        "seqs gap-free, each once"
+    );
+    for (_, body, id) in &acknowledged {
+        let stored: Vec<&Value> = history.iter().filter(|e| &e["id"] == id).collect();
+        assert_eq!(stored.len(), 1, "{id} stored once");
+        assert_eq!(stored[0]["data"], body["data"]);
+    }
+    for (idempotency, body, id) in acknowledged.iter().step_by(37) {
+        let retry = node
+            .client
+            .post(node.url("/v1/events"))
+            .bearer_auth(&tenant.api_key)
+            .header("Idempotency-Key", idempotency)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(retry.status(), StatusCode::CREATED);
+        let answer: Value = retry.json().await.unwrap();
+        assert_eq!(&answer["events"][0]["id"], id);
+    }
+}

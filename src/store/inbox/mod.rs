@@ -30,7 +30,7 @@ mod marks;
 mod ordinals;
 mod pages;
 
-pub(crate) use ordinals::assign_ordinals;
+pub(crate) use ordinals::{assign_ordinals, inbox_counts, ordinals_from};
 
 use crate::domain::event::EventId;
 use crate::domain::inbox::Unread;

@@ -21,22 +21,11 @@ pub(crate) async fn assign_ordinals(
     tenant_id: i64,
     events: &[(&Target, bool)],
 ) -> Result<Vec<Option<i64>>, StoreError> {
-    let mut added: Vec<((&str, &str), i64)> = Vec::new();
-    let mut index: HashMap<(&str, &str), usize> = HashMap::new();
-    for (target, inbox) in events {
-        if !inbox {
-            continue;
-        }
-        let key = (target.kind(), target.name());
-        let at = *index.entry(key).or_insert_with(|| {
-            added.push((key, 0));
-            added.len() - 1
-        });
-        added[at].1 += 1;
-    }
+    let added = inbox_counts(events);
     if added.is_empty() {
         return Ok(vec![None; events.len()]);
     }
+    let counts: HashMap<(&str, &str), i64> = added.iter().copied().collect();
     // Per stream, the ordinal its next item here gets.
     let mut next: HashMap<(String, String), i64> = HashMap::new();
     let key = [Column::TenantId, Column::TargetKind, Column::Target];
@@ -74,15 +63,43 @@ pub(crate) async fn assign_ordinals(
             let kind: String = row.try_get("", "target_kind")?;
             let name: String = row.try_get("", "target")?;
             let total: i64 = row.try_get("", "items")?;
-            let count = index
+            let count = counts
                 .get(&(kind.as_str(), name.as_str()))
-                .map_or(0, |&at| added[at].1);
+                .copied()
+                .unwrap_or(0);
             next.insert((kind, name), total - count + 1);
         }
     }
-    let mut ordinals = Vec::with_capacity(events.len());
+    Ok(ordinals_from(events, next))
+}
+
+/// How many inbox items among `events` each stream gets, streams in order of first item.
+pub(crate) fn inbox_counts<'a>(events: &[(&'a Target, bool)]) -> Vec<((&'a str, &'a str), i64)> {
+    let mut added: Vec<((&str, &str), i64)> = Vec::new();
+    let mut index: HashMap<(&str, &str), usize> = HashMap::new();
     for (target, inbox) in events {
-        let ordinal = match inbox {
+        if !inbox {
+            continue;
+        }
+        let key = (target.kind(), target.name());
+        let at = *index.entry(key).or_insert_with(|| {
+            added.push((key, 0));
+            added.len() - 1
+        });
+        added[at].1 += 1;
+    }
+    added
+}
+
+/// The ordinal of each of `events` (`None` for those that are not inbox items), given the
+/// ordinal each stream's first new item gets.
+pub(crate) fn ordinals_from(
+    events: &[(&Target, bool)],
+    mut next: HashMap<(String, String), i64>,
+) -> Vec<Option<i64>> {
+    events
+        .iter()
+        .map(|(target, inbox)| match inbox {
             true => next
                 .get_mut(&(target.kind().to_owned(), target.name().to_owned()))
                 .map(|ordinal| {
@@ -90,8 +107,6 @@ pub(crate) async fn assign_ordinals(
                     *ordinal - 1
                 }),
             false => None,
-        };
-        ordinals.push(ordinal);
-    }
-    Ok(ordinals)
+        })
+        .collect()
 }

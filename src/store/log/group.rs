@@ -17,7 +17,7 @@ use sea_orm::{
 use super::idempotency::{claim_key, record_answer};
 use super::writer::AppendJob;
 use super::{AppendOutcome, AppendRejection};
-use crate::domain::event::{EventId, Target};
+use crate::domain::event::{EventId, NewEvent, Target};
 use crate::domain::log::LoggedEvent;
 use crate::domain::now_ms;
 use crate::store::entities::{event, tenant};
@@ -60,7 +60,7 @@ pub(super) async fn commit_group(
 }
 
 /// The group's tenants in order of first appearance, each with its jobs in arrival order.
-fn by_tenant(group: &[AppendJob]) -> Vec<(i64, Vec<usize>)> {
+pub(super) fn by_tenant(group: &[AppendJob]) -> Vec<(i64, Vec<usize>)> {
     let mut by_tenant: Vec<(i64, Vec<usize>)> = Vec::new();
     let mut position: HashMap<i64, usize> = HashMap::new();
     for (index, job) in group.iter().enumerate() {
@@ -118,35 +118,15 @@ impl GroupCommit<'_> {
                 self.outcomes[index] = Some(earlier);
                 continue;
             }
-            let mut origins: HashMap<usize, i64> = HashMap::new();
-            let committed: Vec<LoggedEvent> = std::mem::take(&mut job.events)
-                .into_iter()
-                .map(|new| {
-                    let seq = next_seq;
-                    next_seq += 1;
-                    if let (Some(fallback), Target::User(user)) = (new.fallback, &new.target) {
-                        let origin = *origins.entry(new.item).or_insert(seq);
-                        self.fallbacks.push(PendingFallback {
-                            seq,
-                            user: user.clone(),
-                            fallback,
-                            origin,
-                        });
-                    }
-                    LoggedEvent {
-                        tenant_id,
-                        id: EventId {
-                            epoch: counter.epoch.clone(),
-                            seq,
-                        },
-                        target: new.target,
-                        event_type: new.event_type.into_string(),
-                        data: new.data,
-                        created_at: self.now,
-                        inbox: new.inbox,
-                    }
-                })
-                .collect();
+            let events = std::mem::take(&mut job.events);
+            let committed = number_events(
+                tenant_id,
+                &counter.epoch,
+                &mut next_seq,
+                events,
+                self.now,
+                &mut self.fallbacks,
+            );
             self.rows.extend(committed.iter().map(row_of));
             any_inbox |= committed.iter().any(|e| e.inbox);
             if let Some(claim) = &job.claim {
@@ -157,16 +137,7 @@ impl GroupCommit<'_> {
             self.outcomes[index] = Some(AppendOutcome::Committed(committed));
         }
         if any_inbox {
-            // The tenant's committed events, in row order.
-            let items: Vec<(&Target, bool)> = jobs
-                .iter()
-                .filter_map(|&index| match &self.outcomes[index] {
-                    Some(AppendOutcome::Committed(events)) => Some(events.iter()),
-                    _ => None,
-                })
-                .flatten()
-                .map(|e| (&e.target, e.inbox))
-                .collect();
+            let items = inbox_items(jobs, &self.outcomes);
             let ordinals = assign_ordinals(self.txn, tenant_id, &items).await?;
             for (row, ordinal) in self.rows[first_row..].iter_mut().zip(ordinals) {
                 row.inbox_ordinal = Set(ordinal);
@@ -191,6 +162,64 @@ impl GroupCommit<'_> {
         }
         Ok(())
     }
+}
+
+/// Numbers a request's events from `next_seq` on (moving it past them), as committed at
+/// `now`, and adds the fallbacks they carry — one per recipient of a `user`/`users` event,
+/// each knowing the first seq of its publish's copies.
+pub(super) fn number_events(
+    tenant_id: i64,
+    epoch: &str,
+    next_seq: &mut i64,
+    events: Vec<NewEvent>,
+    now: i64,
+    fallbacks: &mut Vec<PendingFallback>,
+) -> Vec<LoggedEvent> {
+    let mut origins: HashMap<usize, i64> = HashMap::new();
+    events
+        .into_iter()
+        .map(|new| {
+            let seq = *next_seq;
+            *next_seq += 1;
+            if let (Some(fallback), Target::User(user)) = (new.fallback, &new.target) {
+                let origin = *origins.entry(new.item).or_insert(seq);
+                fallbacks.push(PendingFallback {
+                    seq,
+                    user: user.clone(),
+                    fallback,
+                    origin,
+                });
+            }
+            LoggedEvent {
+                tenant_id,
+                id: EventId {
+                    epoch: epoch.to_owned(),
+                    seq,
+                },
+                target: new.target,
+                event_type: new.event_type.into_string(),
+                data: new.data,
+                created_at: now,
+                inbox: new.inbox,
+            }
+        })
+        .collect()
+}
+
+/// A tenant's committed events of the group, in seq order, as the inbox ordinals need
+/// them: each one's stream and whether it is an inbox item.
+pub(super) fn inbox_items<'a>(
+    jobs: &[usize],
+    outcomes: &'a [Option<AppendOutcome>],
+) -> Vec<(&'a Target, bool)> {
+    jobs.iter()
+        .filter_map(|&index| match &outcomes[index] {
+            Some(AppendOutcome::Committed(events)) => Some(events.iter()),
+            _ => None,
+        })
+        .flatten()
+        .map(|e| (&e.target, e.inbox))
+        .collect()
 }
 
 /// An event's row (its inbox ordinal is set once the tenant's are known).

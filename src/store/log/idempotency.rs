@@ -76,9 +76,7 @@ pub(super) async fn record_answer(
     claim: &IdempotencyClaim,
     committed: &[LoggedEvent],
 ) -> Result<(), StoreError> {
-    let answer: Vec<PublishedEvent> = committed.iter().map(LoggedEvent::published).collect();
-    let answer = serde_json::to_string(&answer)
-        .map_err(|e| StoreError::Corrupt(format!("idempotency answer: {e}")))?;
+    let answer = answer_of(committed)?;
     idempotency_key::Entity::update_many()
         .col_expr(idempotency_key::Column::Answer, Expr::value(answer))
         .filter(idempotency_key::Column::TenantId.eq(tenant_id))
@@ -86,6 +84,13 @@ pub(super) async fn record_answer(
         .exec(txn)
         .await?;
     Ok(())
+}
+
+/// The answer a retry of a committed request gets, as its key's record keeps it.
+pub(super) fn answer_of(committed: &[LoggedEvent]) -> Result<String, StoreError> {
+    let answer: Vec<PublishedEvent> = committed.iter().map(LoggedEvent::published).collect();
+    serde_json::to_string(&answer)
+        .map_err(|e| StoreError::Corrupt(format!("idempotency answer: {e}")))
 }
 
 /// Claims an idempotency key inside the append transaction. `None`: the key is new and now

@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::group::commit_group;
 use super::idempotency::{IdempotencyClaim, InFlight};
+use super::sqlite::{Committed, SqliteLog};
 use super::{AppendOutcome, AppendRejection, CommitListener};
 use crate::domain::event::NewEvent;
 use crate::domain::log::LoggedEvent;
@@ -107,6 +108,15 @@ async fn run_writer(
     stats: Arc<LogStats>,
     listener: Arc<dyn CommitListener>,
 ) {
+    let sqlite = store
+        .sqlite_file()
+        .and_then(|file| match SqliteLog::open(file) {
+            Ok(log) => Some(log),
+            Err(error) => {
+                tracing::warn!(%error, "the event log commits through the connection pool");
+                None
+            }
+        });
     let mut waiting = RoundRobin::default();
     let mut unsure = Unsure::default();
     loop {
@@ -124,10 +134,10 @@ async fn run_writer(
                 Err(_) => break,
             }
         }
-        let mut group = waiting.take_group(MAX_GROUP_EVENTS);
+        let group = waiting.take_group(MAX_GROUP_EVENTS);
         let group_events: usize = group.iter().map(|job| job.events.len()).sum();
-        let mut first_seqs = HashMap::new();
-        match commit_group(&store, &mut group, &mut first_seqs).await {
+        let (group, first_seqs, committed) = commit(&store, sqlite.as_ref(), group).await;
+        match committed {
             Ok(outcomes) => {
                 store.health().recovered();
                 let committed: Vec<&LoggedEvent> = outcomes
@@ -171,6 +181,20 @@ async fn run_writer(
                 }
             }
         }
+    }
+}
+
+/// Commits a group: on SQLite on the log's own thread, holding the pool's writer
+/// connection meanwhile; else through the pool.
+async fn commit(store: &Store, sqlite: Option<&SqliteLog>, mut group: Vec<AppendJob>) -> Committed {
+    let Some(log) = sqlite else {
+        let mut first_seqs = HashMap::new();
+        let committed = commit_group(store, &mut group, &mut first_seqs).await;
+        return (group, first_seqs, committed);
+    };
+    match store.hold_writer().await {
+        Ok(_held) => log.commit(group).await,
+        Err(error) => (group, HashMap::new(), Err(error)),
     }
 }
 
