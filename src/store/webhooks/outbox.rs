@@ -348,6 +348,22 @@ pub struct Finished {
     pub next: Next,
 }
 
+/// The update an attempt makes to its message: its status and when it is due next, its
+/// claim given up, one attempt more.
+fn attempted(status: &str, next_at: Option<i64>) -> sea_orm::UpdateMany<webhook_message::Entity> {
+    webhook_message::Entity::update_many()
+        .col_expr(webhook_message::Column::Status, Expr::value(status))
+        .col_expr(webhook_message::Column::NextAttemptAt, Expr::value(next_at))
+        .col_expr(
+            webhook_message::Column::ClaimedUntil,
+            Expr::value(Option::<i64>::None),
+        )
+        .col_expr(
+            webhook_message::Column::Attempts,
+            Expr::col(webhook_message::Column::Attempts).add(1),
+        )
+}
+
 /// Marks the messages delivered and clears their endpoints' failing spells: those still
 /// there (a message goes with its endpoint when that is removed).
 async fn record_delivered<'a>(
@@ -358,20 +374,7 @@ async fn record_delivered<'a>(
         return Ok(Vec::new());
     }
     let ids: Vec<&str> = delivered.iter().map(|f| f.message.id.as_str()).collect();
-    let updated = webhook_message::Entity::update_many()
-        .col_expr(webhook_message::Column::Status, Expr::value(DELIVERED))
-        .col_expr(
-            webhook_message::Column::NextAttemptAt,
-            Expr::value(Option::<i64>::None),
-        )
-        .col_expr(
-            webhook_message::Column::ClaimedUntil,
-            Expr::value(Option::<i64>::None),
-        )
-        .col_expr(
-            webhook_message::Column::Attempts,
-            Expr::col(webhook_message::Column::Attempts).add(1),
-        )
+    let updated = attempted(DELIVERED, None)
         .filter(webhook_message::Column::Id.is_in(ids.iter().copied()))
         .exec(db)
         .await?;
@@ -422,17 +425,7 @@ async fn record_failed(
         Next::RetryAt(at) => (PENDING, Some(at)),
         Next::Delivered | Next::Failed | Next::Gone => (FAILED, None),
     };
-    let updated = webhook_message::Entity::update_many()
-        .col_expr(webhook_message::Column::Status, Expr::value(status))
-        .col_expr(webhook_message::Column::NextAttemptAt, Expr::value(next_at))
-        .col_expr(
-            webhook_message::Column::ClaimedUntil,
-            Expr::value(Option::<i64>::None),
-        )
-        .col_expr(
-            webhook_message::Column::Attempts,
-            Expr::col(webhook_message::Column::Attempts).add(1),
-        )
+    let updated = attempted(status, next_at)
         .filter(webhook_message::Column::Id.eq(finished.message.id.as_str()))
         .exec(db)
         .await?;
