@@ -43,7 +43,8 @@
 #              `hammer` (1 event/s: nearly every answer a 429); requests/s, latency and the
 #              server's CPU per answered request, stored vs refused
 # SCENARIOS="broadcast users single steady churn opens replay scaleout noisy rejected" (the default) picks which run, TARGETS="herald"
-# nchan" which servers, HERALD_BIN another Herald binary (to compare two builds); PROFILE=1
+# nchan" which servers, HERALD_BIN another Herald binary (to compare two builds), STORE=postgres
+# Herald on PostgreSQL (see below); PROFILE=1
 # samples the servers' CPU during the broadcasts, the single-event publishes and the churn with perf (see profile_start below; nginx's
 # workers are other processes, so only Herald's profile is whole).
 # Writes bench/results/<date>.md (the table) and the raw JSON next to it.
@@ -67,6 +68,10 @@ NOISY_SECONDS=${NOISY_SECONDS:-20}
 NOISY_A_RATE=${NOISY_A_RATE:-10}
 NOISY_A_ASK=${NOISY_A_ASK:-100000}
 TARGETS=${TARGETS:-herald nchan}
+# STORE=postgres: Herald (but for the scale-out) on a PostgreSQL 15 private to the run, a
+# fresh database for each fresh server; the default is SQLite.
+STORE=${STORE:-sqlite}
+FRESH_DB=0
 CHURN_STABLE=17000
 CHURN_SECONDS=60
 wants() { [[ " $SCENARIOS " == *" $1 "* ]]; }
@@ -148,7 +153,14 @@ herald_node() {
 
 start_herald() {
   rm -rf "$WORK/herald" && mkdir -p "$WORK/herald"
-  herald_node "$HERALD_PORT" "sqlite://$WORK/herald/herald.db"
+  local url="sqlite://$WORK/herald/herald.db"
+  if [ "$STORE" = postgres ]; then
+    [ -d "$WORK/pg/data" ] || start_backends
+    FRESH_DB=$((FRESH_DB + 1))
+    createdb -h 127.0.0.1 -p "$PG_PORT" -U postgres "bench$FRESH_DB"
+    url="postgres://postgres@127.0.0.1:$PG_PORT/bench$FRESH_DB"
+  fi
+  herald_node "$HERALD_PORT" "$url"
   bench_tenant "$HERALD_PORT"
   SERVER=127.0.0.1:$HERALD_PORT
 }
