@@ -59,6 +59,18 @@ struct Held {
     start_by: i64,
 }
 
+/// An endpoint's turn to start attempts.
+struct Turn {
+    endpoint: String,
+    /// Messages held for it, to start now.
+    ready: Vec<Claimed>,
+    /// Messages held for it too long to start within their lease: to give back.
+    lapsed: Vec<String>,
+    /// Free slots the held messages did not fill, and how many more to claim to hold.
+    want: usize,
+    ahead: usize,
+}
+
 /// Attempts in flight on this node, per endpoint; the messages held for them; and the
 /// endpoints to serve next.
 #[derive(Default)]
@@ -82,8 +94,9 @@ impl InFlight {
         }
     }
 
-    /// The next endpoint in turn that has free slots, and how many.
-    fn next_turn(&mut self, settings: &WorkerSettings) -> Option<(String, usize)> {
+    /// The next endpoint in turn that has free slots: the messages held for it that can
+    /// still start (up to its free slots), those that no longer can, and how many to claim.
+    fn next_turn(&mut self, settings: &WorkerSettings, now: i64) -> Option<Turn> {
         let free = settings.workers.saturating_sub(self.total);
         if free == 0 {
             return None;
@@ -93,32 +106,51 @@ impl InFlight {
             let busy = self.per_endpoint.get(&endpoint).copied().unwrap_or(0);
             // A busy endpoint is queued again when one of its attempts ends.
             let slots = settings.per_endpoint.saturating_sub(busy).min(free);
-            if slots > 0 {
-                return Some((endpoint, slots));
+            if slots == 0 {
+                continue;
             }
+            let (mut ready, mut lapsed) = (Vec::new(), Vec::new());
+            if let Some(held) = self.held.get_mut(&endpoint) {
+                while ready.len() < slots
+                    && let Some(next) = held.pop_front()
+                {
+                    match next.start_by >= now {
+                        true => ready.push(next.message),
+                        false => lapsed.push(next.message.id),
+                    }
+                }
+                if held.is_empty() {
+                    self.held.remove(&endpoint);
+                }
+            }
+            let want = slots - ready.len();
+            let ahead = match self.fast.contains(&endpoint) {
+                true => want * HELD_PER_SLOT,
+                false => 0,
+            };
+            return Some(Turn {
+                endpoint,
+                ready,
+                lapsed,
+                want,
+                ahead,
+            });
         }
         None
     }
 
-    /// Up to `slots` of the messages held for `endpoint` that can still start, and the ids
-    /// of those that no longer can.
-    fn take_held(&mut self, endpoint: &str, slots: usize, now: i64) -> (Vec<Claimed>, Vec<String>) {
-        let (mut ready, mut lapsed) = (Vec::new(), Vec::new());
-        let Some(held) = self.held.get_mut(endpoint) else {
-            return (ready, lapsed);
-        };
-        while ready.len() < slots
-            && let Some(next) = held.pop_front()
-        {
-            match next.start_by >= now {
-                true => ready.push(next.message),
-                false => lapsed.push(next.message.id),
-            }
+    /// Keeps what a claim took beyond the endpoint's free slots; a claim that got fewer
+    /// than it asked for drained the endpoint's backlog, which ends holding for it.
+    fn hold(&mut self, endpoint: &str, extra: Vec<Held>, drained: bool) {
+        if drained {
+            self.fast.remove(endpoint);
         }
-        if held.is_empty() {
-            self.held.remove(endpoint);
+        if !extra.is_empty() {
+            self.held
+                .entry(endpoint.to_owned())
+                .or_default()
+                .extend(extra);
         }
-        (ready, lapsed)
     }
 
     fn started(&mut self, endpoint: &str, count: usize) {
@@ -235,31 +267,24 @@ impl Worker {
             }
         }
         loop {
-            let Some((endpoint, slots)) = lock(in_flight).next_turn(&self.settings) else {
+            let Some(turn) = lock(in_flight).next_turn(&self.settings, now_ms()) else {
                 return;
             };
-            let (mut ready, lapsed) = lock(in_flight).take_held(&endpoint, slots, now_ms());
+            let Turn {
+                endpoint,
+                mut ready,
+                lapsed,
+                want,
+                ahead,
+            } = turn;
             self.give_back(&lapsed).await;
-            if ready.len() < slots {
-                let want = slots - ready.len();
-                let ahead = match lock(in_flight).fast.contains(&endpoint) {
-                    true => want * HELD_PER_SLOT,
-                    false => 0,
-                };
+            if want > 0 {
                 match self.claim(&endpoint, want + ahead).await {
-                    Ok(claimed) => {
+                    Ok(mut claimed) => {
                         let drained = claimed.len() < want + ahead;
-                        let mut claimed = claimed.into_iter();
-                        ready.extend(claimed.by_ref().take(want).map(|held| held.message));
-                        let mut flight = lock(in_flight);
-                        if drained {
-                            flight.fast.remove(&endpoint);
-                        }
-                        let held = flight.held.entry(endpoint.clone()).or_default();
-                        held.extend(claimed);
-                        if held.is_empty() {
-                            flight.held.remove(&endpoint);
-                        }
+                        let extra = claimed.split_off(want.min(claimed.len()));
+                        ready.extend(claimed.into_iter().map(|held| held.message));
+                        lock(in_flight).hold(&endpoint, extra, drained);
                     }
                     Err(error) => {
                         tracing::warn!(%error, "webhooks: cannot claim due messages");

@@ -804,15 +804,7 @@ async fn sixteen_publishers_killed_mid_commit_lose_no_acknowledged_event() {
                     body["fallback"] = json!({"after_secs": 3600});
                 }
                 let idempotency = format!("p{p}-{n}");
-                let Ok(response) = node
-                    .client
-                    .post(node.url("/v1/events"))
-                    .bearer_auth(key)
-                    .header("Idempotency-Key", &idempotency)
-                    .json(&body)
-                    .send()
-                    .await
-                else {
+                let Ok(response) = node.publish_keyed(key, &idempotency, &body).await else {
                     return;
                 };
                 if response.status() != StatusCode::CREATED {
@@ -893,12 +885,7 @@ async fn sixteen_publishers_killed_mid_commit_lose_no_acknowledged_event() {
     }
     for (idempotency, body, id) in acknowledged.iter().step_by(37) {
         let retry = node
-            .client
-            .post(node.url("/v1/events"))
-            .bearer_auth(&tenant.api_key)
-            .header("Idempotency-Key", idempotency)
-            .json(body)
-            .send()
+            .publish_keyed(&tenant.api_key, idempotency, body)
             .await
             .unwrap();
         assert_eq!(retry.status(), StatusCode::CREATED);

@@ -53,10 +53,16 @@ pub(super) async fn commit_group(
     let GroupCommit { rows, outcomes, .. } = commit;
     insert_events(&txn, rows).await?;
     txn.commit().await?;
-    Ok(outcomes
+    Ok(decided(outcomes))
+}
+
+/// The outcomes of a committed group: a job left undecided was of a tenant removed while
+/// it waited.
+pub(super) fn decided(outcomes: Vec<Option<AppendOutcome>>) -> Vec<AppendOutcome> {
+    outcomes
         .into_iter()
         .map(|outcome| outcome.unwrap_or(AppendOutcome::Rejected(AppendRejection::TenantGone)))
-        .collect())
+        .collect()
 }
 
 /// The group's tenants in order of first appearance, each with its jobs in arrival order.
@@ -209,17 +215,25 @@ pub(super) fn number_events(
 /// A tenant's committed events of the group, in seq order, as the inbox ordinals need
 /// them: each one's stream and whether it is an inbox item.
 pub(super) fn inbox_items<'a>(
-    jobs: &[usize],
+    jobs: &'a [usize],
     outcomes: &'a [Option<AppendOutcome>],
 ) -> Vec<(&'a Target, bool)> {
+    committed_events(jobs, outcomes)
+        .map(|e| (&e.target, e.inbox))
+        .collect()
+}
+
+/// The events the group committed for `jobs`, in seq order.
+pub(super) fn committed_events<'a>(
+    jobs: &'a [usize],
+    outcomes: &'a [Option<AppendOutcome>],
+) -> impl Iterator<Item = &'a LoggedEvent> {
     jobs.iter()
         .filter_map(|&index| match &outcomes[index] {
             Some(AppendOutcome::Committed(events)) => Some(events.iter()),
             _ => None,
         })
         .flatten()
-        .map(|e| (&e.target, e.inbox))
-        .collect()
 }
 
 /// An event's row (its inbox ordinal is set once the tenant's are known).

@@ -115,15 +115,19 @@ fn setup(path: &Path, error: rusqlite::Error) -> StoreError {
 
 /// A failed statement as the store tells it: a storage fault (full, or unavailable) or a
 /// commit that failed.
-fn store_error(error: rusqlite::Error) -> StoreError {
-    let fault = match &error {
-        rusqlite::Error::SqliteFailure(failure, _) => Fault::of_sqlite_code(failure.extended_code),
-        _ => None,
-    };
-    match fault {
-        Some(Fault::Full) => StoreError::Full(error.to_string()),
-        Some(Fault::Unavailable) => StoreError::Unavailable(error.to_string()),
-        None => StoreError::CommitFailed(error.to_string()),
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> StoreError {
+        let fault = match &error {
+            rusqlite::Error::SqliteFailure(failure, _) => {
+                Fault::of_sqlite_code(failure.extended_code)
+            }
+            _ => None,
+        };
+        match fault {
+            Some(Fault::Full) => StoreError::Full(error.to_string()),
+            Some(Fault::Unavailable) => StoreError::Unavailable(error.to_string()),
+            None => StoreError::CommitFailed(error.to_string()),
+        }
     }
 }
 
@@ -137,23 +141,15 @@ fn commit(
     if !connection.is_autocommit() {
         let _ = connection.execute_batch("ROLLBACK");
     }
-    connection
-        .execute_batch("BEGIN IMMEDIATE")
-        .map_err(store_error)?;
-    let written = write_group(connection, group, first_seqs)
-        .and_then(|outcomes| connection.execute_batch("COMMIT").map(|()| outcomes));
-    match written {
-        Ok(outcomes) => Ok(outcomes
-            .into_iter()
-            .map(|o| o.unwrap_or(AppendOutcome::Rejected(AppendRejection::TenantGone)))
-            .collect()),
-        Err(error) => {
-            if !connection.is_autocommit() {
-                let _ = connection.execute_batch("ROLLBACK");
-            }
-            Err(store_error(error))
-        }
+    connection.execute_batch("BEGIN IMMEDIATE")?;
+    let written = write_group(connection, group, first_seqs).and_then(|outcomes| {
+        connection.execute_batch("COMMIT")?;
+        Ok(outcomes)
+    });
+    if written.is_err() && !connection.is_autocommit() {
+        let _ = connection.execute_batch("ROLLBACK");
     }
+    written.map(group::decided)
 }
 
 /// Everything the group writes, in the transaction the caller began.
@@ -161,7 +157,7 @@ fn write_group(
     db: &Connection,
     group: &mut [AppendJob],
     first_seqs: &mut HashMap<i64, i64>,
-) -> Result<Vec<Option<AppendOutcome>>, rusqlite::Error> {
+) -> Result<Vec<Option<AppendOutcome>>, StoreError> {
     let now = now_ms();
     let mut outcomes: Vec<Option<AppendOutcome>> = group.iter().map(|_| None).collect();
     for (tenant_id, jobs) in group::by_tenant(group) {
@@ -197,7 +193,7 @@ fn write_group(
                 &mut fallbacks,
             );
             if let Some(claim) = &job.claim {
-                let answer = answer_of(&committed).map_err(corrupt)?;
+                let answer = answer_of(&committed)?;
                 db.prepare_cached(
                     "UPDATE idempotency_keys SET receipts = ?1 WHERE tenant_id = ?2 AND idem_key = ?3",
                 )?
@@ -210,12 +206,8 @@ fn write_group(
             true => assign_ordinals(db, tenant_id, &inbox_items(&jobs, &outcomes))?,
             false => Vec::new(),
         };
-        let committed = jobs.iter().filter_map(|&index| match &outcomes[index] {
-            Some(AppendOutcome::Committed(events)) => Some(events.iter()),
-            _ => None,
-        });
         let mut ordinals = ordinals.into_iter();
-        for event in committed.flatten() {
+        for event in group::committed_events(&jobs, &outcomes) {
             insert_event(db, event, ordinals.next().flatten())?;
         }
         insert_fallbacks(db, tenant_id, now, &fallbacks)?;
@@ -239,7 +231,7 @@ fn insert_event(
     db: &Connection,
     event: &LoggedEvent,
     inbox_ordinal: Option<i64>,
-) -> Result<(), rusqlite::Error> {
+) -> Result<(), StoreError> {
     db.prepare_cached(
         "INSERT INTO events (tenant_id, seq, target_kind, target, event_type, data, created_at, \
          inbox_ordinal) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -257,17 +249,13 @@ fn insert_event(
     Ok(())
 }
 
-fn corrupt(error: StoreError) -> rusqlite::Error {
-    rusqlite::Error::ToSqlConversionFailure(Box::new(std::io::Error::other(error.to_string())))
-}
-
 /// `idempotency::claim_key`, on this connection.
 fn claim_key(
     db: &Connection,
     tenant_id: i64,
     claim: &IdempotencyClaim,
     now: i64,
-) -> Result<Option<AppendOutcome>, rusqlite::Error> {
+) -> Result<Option<AppendOutcome>, StoreError> {
     let key = claim.key.as_str();
     db.prepare_cached(
         "DELETE FROM idempotency_keys WHERE tenant_id = ?1 AND idem_key = ?2 AND created_at < ?3",
@@ -291,7 +279,7 @@ fn claim_key(
         return Ok(Some(AppendOutcome::Rejected(AppendRejection::KeyReused)));
     }
     let answer = serde_json::from_str(&answer)
-        .map_err(|e| corrupt(StoreError::Corrupt(format!("idempotency answer: {e}"))))?;
+        .map_err(|e| StoreError::Corrupt(format!("idempotency answer: {e}")))?;
     Ok(Some(AppendOutcome::Replayed(answer)))
 }
 
@@ -301,7 +289,7 @@ fn assign_ordinals(
     db: &Connection,
     tenant_id: i64,
     items: &[(&Target, bool)],
-) -> Result<Vec<Option<i64>>, rusqlite::Error> {
+) -> Result<Vec<Option<i64>>, StoreError> {
     let mut upsert = db.prepare_cached(
         "INSERT INTO inbox_totals (tenant_id, target_kind, target, items) VALUES (?1, ?2, ?3, ?4) \
          ON CONFLICT (tenant_id, target_kind, target) DO UPDATE SET items = items + excluded.items \
@@ -322,7 +310,7 @@ fn insert_fallbacks(
     tenant_id: i64,
     now: i64,
     fallbacks: &[PendingFallback],
-) -> Result<(), rusqlite::Error> {
+) -> Result<(), StoreError> {
     if fallbacks.is_empty() {
         return Ok(());
     }

@@ -266,6 +266,23 @@ impl Api {
             .unwrap()
     }
 
+    /// Publishes with an `Idempotency-Key`; the transport's error if no answer came (a
+    /// server killed mid-request).
+    pub async fn publish_keyed(
+        &self,
+        api_key: &str,
+        key: &str,
+        body: &Value,
+    ) -> reqwest::Result<Response> {
+        self.client
+            .post(self.url("/v1/events"))
+            .bearer_auth(api_key)
+            .header("Idempotency-Key", key)
+            .json(body)
+            .send()
+            .await
+    }
+
     /// Publishes and returns the receipts, asserting a 201.
     pub async fn publish_ok(&self, api_key: &str, body: &Value) -> Vec<Value> {
         let response = self.publish(api_key, body).await;
