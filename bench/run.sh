@@ -253,8 +253,9 @@ profile_stop() {
   kill -INT "$PROFILER"; wait "$PROFILER" || true
   PROFILER=
   {
+    perf report -i "$WORK/perf.data" --stdio --sort comm 2>/dev/null | grep '%'
     perf report -i "$WORK/perf.data" --stdio --sort dso 2>/dev/null | grep '%'
-    perf report -i "$WORK/perf.data" --stdio --sort dso,symbol --percent-limit 0.3 2>/dev/null | grep '%'
+    perf report -i "$WORK/perf.data" --stdio --sort comm,dso,symbol --percent-limit 0.3 2>/dev/null | grep '%'
   } | sed 's/ *$//' >"$RESULTS/$STAMP.$target.$1.profile.txt" || true
 }
 

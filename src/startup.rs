@@ -378,7 +378,7 @@ async fn start_delivery(
         Some(broker) => (Arc::new(broker.clone()), Arc::new(broker)),
         None => (Arc::new(LocalBroker), Arc::new(hub.clone())),
     };
-    let log = EventLog::start(store.clone(), committed_to);
+    let log = EventLog::start(store.clone(), committed_to)?;
     Ok((hub, broker, log))
 }
 

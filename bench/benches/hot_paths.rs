@@ -254,7 +254,8 @@ fn log_append(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let settings = settings(dir.path());
     let (store, tenant_id) = store_with_tenant(&runtime, &settings);
-    let log = runtime.block_on(async { EventLog::start(store, Arc::new(NoListener)) });
+    let log =
+        runtime.block_on(async { EventLog::start(store, Arc::new(NoListener)).expect("the log") });
     let mut group = c.benchmark_group("log_append");
     group.sample_size(30);
     for (name, requests, per_request) in [

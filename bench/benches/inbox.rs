@@ -83,7 +83,7 @@ async fn run(database_url: &str, label: &str) {
         .await
         .expect("the tenant")
         .expect("a new slug");
-    let log = EventLog::start(store.clone(), Arc::new(NoListener));
+    let log = EventLog::start(store.clone(), Arc::new(NoListener)).expect("the log");
     let (big, small) = (user("big"), user("small"));
 
     // 100,000 items for `big`, in requests of 1,000: every 100th a broadcast.

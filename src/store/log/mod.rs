@@ -1,8 +1,8 @@
 //! The event log: every published event, per tenant, under a gap-free sequence.
 //!
-//! Appends go through one writer task (`writer`): it commits every waiting request in one
-//! transaction (`group`; on SQLite on a thread of its own, `sqlite`) and only then answers
-//! them, each tenant's sequence numbers handed
+//! Appends go through one writer (`writer`; on SQLite a thread of its own with the log's own
+//! connection, `sqlite`): it commits every waiting request in one transaction (through the
+//! pool on PostgreSQL, `group`) and only then answers them, each tenant's sequence numbers handed
 //! out under its counter-row lock so that sequence order is commit order. Idempotency records
 //! (`idempotency`) are written in the same transaction as the events they answer for.
 //! Readers (`read`) replay a stream's events after a position; retention (`retention`)

@@ -1,20 +1,18 @@
-//! The event log's group commit on SQLite: one thread that owns a connection of its own
-//! (rusqlite, every statement prepared once and kept) and runs each group's transaction
-//! whole, so a group costs one hand-off between threads instead of one per statement.
+//! The event log's group commit on SQLite: a connection of the log's own (rusqlite, every
+//! statement prepared once and kept) that runs each group's transaction whole on the
+//! writer's thread, so a group crosses no thread on its way to the disk.
 //!
 //! It writes what `group` writes through sea-orm on PostgreSQL — the same rows, the same
 //! transaction — and shares its rules (`group::number_events`, the inbox ordinals'
 //! arithmetic). This process's other writes go through the store's one pool connection for
-//! writing; the writer task holds that connection for the length of each commit
-//! (`Store::hold_writer`), so the two never race for SQLite's write lock and neither waits
-//! out a busy timeout.
+//! writing; the writer holds that connection while it commits (`Store::hold_writer`; from
+//! one group to the next while publishes keep coming), so the two never race for SQLite's
+//! write lock and neither waits out a busy timeout.
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::mpsc;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
-use tokio::sync::oneshot;
 
 use super::group::{self, inbox_items};
 use super::idempotency::{IDEMPOTENCY_TTL_MS, IdempotencyClaim, answer_of};
@@ -29,59 +27,26 @@ use crate::store::receipts::PendingFallback;
 use crate::store::usage::day_of;
 use crate::store::{SqliteFile, StoreError};
 
-/// What a commit hands back: the group (its jobs' events moved into the outcomes), the
-/// first seq of each tenant in it, and the outcomes.
-pub(super) type Committed = (
-    Vec<AppendJob>,
-    HashMap<i64, i64>,
-    Result<Vec<AppendOutcome>, StoreError>,
-);
-
-struct Request {
-    group: Vec<AppendJob>,
-    reply: oneshot::Sender<Committed>,
-}
-
-/// The handle on the log's SQLite thread; the thread ends when it is dropped.
+/// The log's own connection to the database. It blocks while it commits: it lives on the
+/// writer's own thread, never on the runtime's.
 pub(super) struct SqliteLog {
-    requests: mpsc::Sender<Request>,
+    connection: Connection,
 }
 
 impl SqliteLog {
-    /// Opens the log's own connection to the database and starts its thread.
     pub(super) fn open(file: &SqliteFile) -> Result<SqliteLog, StoreError> {
-        let connection = connect(file)?;
-        let (requests, incoming) = mpsc::channel::<Request>();
-        std::thread::Builder::new()
-            .name("herald-log-sqlite".into())
-            .spawn(move || {
-                let mut connection = connection;
-                for request in incoming {
-                    let mut group = request.group;
-                    let mut first_seqs = HashMap::new();
-                    let outcome = commit(&mut connection, &mut group, &mut first_seqs);
-                    let _ = request.reply.send((group, first_seqs, outcome));
-                }
-            })
-            .map_err(|e| StoreError::Setup(format!("cannot start the log's writer thread: {e}")))?;
-        Ok(SqliteLog { requests })
+        Ok(SqliteLog {
+            connection: connect(file)?,
+        })
     }
 
-    /// Commits `group` in one transaction on the log's thread.
-    pub(super) async fn commit(&self, group: Vec<AppendJob>) -> Committed {
-        let (reply, answer) = oneshot::channel();
-        if let Err(unsent) = self.requests.send(Request { group, reply }) {
-            return (
-                unsent.0.group,
-                HashMap::new(),
-                Err(StoreError::WriterStopped),
-            );
-        }
-        match answer.await {
-            Ok(committed) => committed,
-            // The thread panicked with the group: its requests are answered by the drop.
-            Err(_) => (Vec::new(), HashMap::new(), Err(StoreError::WriterStopped)),
-        }
+    /// Commits `group` in one transaction, noting each tenant's first seq in `first_seqs`.
+    pub(super) fn commit(
+        &mut self,
+        group: &mut [AppendJob],
+        first_seqs: &mut HashMap<i64, i64>,
+    ) -> Result<Vec<AppendOutcome>, StoreError> {
+        commit(&mut self.connection, group, first_seqs)
     }
 }
 

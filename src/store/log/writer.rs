@@ -1,23 +1,32 @@
-//! The group-commit writer: one task takes every append request that is waiting (tenants
-//! in turns), commits them all in one transaction (`group`: the cost of a commit is paid
-//! once for the whole group), tells the `CommitListener`, and only then answers each
-//! request. A group that failed in a way that may have committed anyway is read back before
-//! the tenant's next one is delivered (`Unsure`).
+//! The group-commit writer: it takes every append request that is waiting (tenants in
+//! turns), commits them all in one transaction (the cost of a commit is paid once for the
+//! whole group), tells the `CommitListener`, and only then answers each request. A group
+//! that failed in a way that may have committed anyway is read back before the tenant's
+//! next one is delivered (`Unsure`).
+//!
+//! On SQLite the writer is a thread of its own that commits through the log's own
+//! connection (`sqlite`), blocking on the disk: a publish crosses from the HTTP worker to
+//! this thread and back, nothing between. On PostgreSQL it is a task that commits through
+//! the pool (`group`), where each statement is a round trip on the network anyway.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use std::time::Duration;
+
+use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 use super::group::commit_group;
 use super::idempotency::{IdempotencyClaim, InFlight};
-use super::sqlite::{Committed, SqliteLog};
+use super::sqlite::SqliteLog;
 use super::{AppendOutcome, AppendRejection, CommitListener};
 use crate::domain::event::NewEvent;
 use crate::domain::log::LoggedEvent;
 use crate::fair::Turns;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, WriterHeld};
 
 /// The most events one group commit takes; more wait for the next one.
 const MAX_GROUP_EVENTS: usize = 5_000;
@@ -56,16 +65,36 @@ pub struct EventLog {
 }
 
 impl EventLog {
-    /// Starts the writer task on the current runtime. It ends when every handle is dropped.
-    pub fn start(store: Store, listener: Arc<dyn CommitListener>) -> EventLog {
+    /// Starts the writer: on SQLite a thread of its own, else a task on the current runtime
+    /// (whose I/O the thread uses too). It ends when every handle is dropped.
+    pub fn start(store: Store, listener: Arc<dyn CommitListener>) -> Result<EventLog, StoreError> {
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         let stats = Arc::new(LogStats::default());
-        tokio::spawn(run_writer(store, queue, stats.clone(), listener));
-        EventLog {
+        let writer = Writer {
+            store: store.clone(),
+            stats: stats.clone(),
+            listener,
+        };
+        match open_sqlite(&store) {
+            Some(log) => {
+                let runtime = Handle::current();
+                let committer = Committer::Sqlite { log, held: None };
+                std::thread::Builder::new()
+                    .name("herald-log".into())
+                    .spawn(move || runtime.block_on(writer.run(queue, committer)))
+                    .map_err(|e| {
+                        StoreError::Setup(format!("cannot start the log's writer thread: {e}"))
+                    })?;
+            }
+            None => {
+                tokio::spawn(writer.run(queue, Committer::Pool));
+            }
+        }
+        Ok(EventLog {
             jobs,
             stats,
             in_flight: InFlight::default(),
-        }
+        })
     }
 
     pub fn stats(&self) -> &LogStats {
@@ -102,99 +131,170 @@ impl EventLog {
     }
 }
 
-async fn run_writer(
-    store: Store,
-    mut queue: mpsc::Receiver<AppendJob>,
-    stats: Arc<LogStats>,
-    listener: Arc<dyn CommitListener>,
-) {
-    let sqlite = store
-        .sqlite_file()
-        .and_then(|file| match SqliteLog::open(file) {
-            Ok(log) => Some(log),
-            Err(error) => {
-                tracing::warn!(%error, "the event log commits through the connection pool");
-                None
-            }
-        });
-    let mut waiting = RoundRobin::default();
-    let mut unsure = Unsure::default();
-    loop {
-        if waiting.is_empty() {
-            match queue.recv().await {
-                Some(job) => waiting.push(job),
-                None => return,
-            }
-        }
-        // Everything that is waiting, up to the queue's depth (beyond it publishers wait
-        // on the channel, as before).
-        while waiting.len() < QUEUE_DEPTH {
-            match queue.try_recv() {
-                Ok(job) => waiting.push(job),
-                Err(_) => break,
-            }
-        }
-        let group = waiting.take_group(MAX_GROUP_EVENTS);
-        let group_events: usize = group.iter().map(|job| job.events.len()).sum();
-        let (group, first_seqs, committed) = commit(&store, sqlite.as_ref(), group).await;
-        match committed {
-            Ok(outcomes) => {
-                store.health().recovered();
-                let committed: Vec<&LoggedEvent> = outcomes
-                    .iter()
-                    .filter_map(|outcome| match outcome {
-                        AppendOutcome::Committed(events) => Some(events.iter()),
-                        _ => None,
-                    })
-                    .flatten()
-                    .collect();
-                let earlier = unsure.resolve(&store, &committed).await;
-                if !earlier.is_empty() {
-                    listener.committed(&earlier.iter().collect::<Vec<_>>());
-                }
-                listener.committed(&committed);
-                stats.groups.fetch_add(1, Ordering::Relaxed);
-                stats
-                    .requests
-                    .fetch_add(group.len() as u64, Ordering::Relaxed);
-                stats
-                    .events
-                    .fetch_add(group_events as u64, Ordering::Relaxed);
-                tracing::trace!(
-                    requests = group.len(),
-                    events = group_events,
-                    "group committed"
-                );
-                for (job, outcome) in group.into_iter().zip(outcomes) {
-                    let _ = job.reply.send(Ok(outcome));
-                }
-            }
-            Err(error) => {
-                tracing::error!(%error, requests = group.len(), "group commit failed");
-                if let Some(fault) = error.fault() {
-                    store.health().failed(fault);
-                }
-                unsure.failed(first_seqs);
-                for job in group {
-                    // Each request gets the same answer: a storage fault is retried later.
-                    let _ = job.reply.send(Err(error.for_another_waiter()));
-                }
-            }
+/// The log's own SQLite connection, when the store is a SQLite file it can open.
+fn open_sqlite(store: &Store) -> Option<SqliteLog> {
+    let file = store.sqlite_file()?;
+    match SqliteLog::open(file) {
+        Ok(log) => Some(log),
+        Err(error) => {
+            tracing::warn!(%error, "the event log commits through the connection pool");
+            None
         }
     }
 }
 
-/// Commits a group: on SQLite on the log's own thread, holding the pool's writer
-/// connection meanwhile; else through the pool.
-async fn commit(store: &Store, sqlite: Option<&SqliteLog>, mut group: Vec<AppendJob>) -> Committed {
-    let Some(log) = sqlite else {
-        let mut first_seqs = HashMap::new();
-        let committed = commit_group(store, &mut group, &mut first_seqs).await;
-        return (group, first_seqs, committed);
-    };
-    match store.hold_writer().await {
-        Ok(_held) => log.commit(group).await,
-        Err(error) => (group, HashMap::new(), Err(error)),
+/// How a group reaches the database.
+enum Committer {
+    /// Through the store's pool (sea-orm).
+    Pool,
+    /// Through the log's own SQLite connection, holding the pool's writer connection
+    /// meanwhile (`Held`).
+    Sqlite { log: SqliteLog, held: Option<Held> },
+}
+
+/// The pool's writer connection, kept by the SQLite writer from one group to the next while
+/// publishes keep coming: handing it back costs the pool a round trip to its driver's
+/// thread, and the writer waits for that before it may take it again. Other writers of the
+/// process wait meanwhile, for at most `HOLD_MAX` plus a commit (the pool hands its
+/// connection out in the order it was asked for).
+struct Held {
+    _connection: Option<WriterHeld>,
+    since: Instant,
+}
+
+/// The longest the SQLite writer keeps the pool's writer connection while it commits group
+/// after group.
+const HOLD_MAX: Duration = Duration::from_millis(4);
+/// How long the SQLite writer keeps it once no publish is waiting.
+const HOLD_IDLE: Duration = Duration::from_millis(1);
+
+impl Committer {
+    async fn commit(
+        &mut self,
+        store: &Store,
+        group: &mut [AppendJob],
+        first_seqs: &mut HashMap<i64, i64>,
+    ) -> Result<Vec<AppendOutcome>, StoreError> {
+        match self {
+            Committer::Pool => commit_group(store, group, first_seqs).await,
+            Committer::Sqlite { log, held } => {
+                if held.as_ref().is_some_and(|h| h.since.elapsed() >= HOLD_MAX) {
+                    *held = None;
+                }
+                if held.is_none() {
+                    *held = Some(Held {
+                        _connection: store.hold_writer().await?,
+                        since: Instant::now(),
+                    });
+                }
+                log.commit(group, first_seqs)
+            }
+        }
+    }
+
+    /// Until when the writer may wait for the next publish before it lets go of what it
+    /// holds (`release`).
+    fn hold_until(&self) -> Option<Instant> {
+        match self {
+            Committer::Sqlite {
+                held: Some(held), ..
+            } => Some((held.since + HOLD_MAX).min(Instant::now() + HOLD_IDLE)),
+            _ => None,
+        }
+    }
+
+    fn release(&mut self) {
+        if let Committer::Sqlite { held, .. } = self {
+            *held = None;
+        }
+    }
+
+    /// The next append request; `None` once every handle is dropped.
+    async fn next_job(&mut self, queue: &mut mpsc::Receiver<AppendJob>) -> Option<AppendJob> {
+        if let Some(deadline) = self.hold_until() {
+            if let Ok(job) = tokio::time::timeout_at(deadline, queue.recv()).await {
+                return job;
+            }
+            self.release();
+        }
+        queue.recv().await
+    }
+}
+
+/// What the writer answers to, whichever way it commits.
+struct Writer {
+    store: Store,
+    stats: Arc<LogStats>,
+    listener: Arc<dyn CommitListener>,
+}
+
+impl Writer {
+    async fn run(self, mut queue: mpsc::Receiver<AppendJob>, mut committer: Committer) {
+        let mut waiting = RoundRobin::default();
+        let mut unsure = Unsure::default();
+        loop {
+            if waiting.is_empty() {
+                match committer.next_job(&mut queue).await {
+                    Some(job) => waiting.push(job),
+                    None => return,
+                }
+            }
+            // Everything that is waiting, up to the queue's depth (beyond it publishers
+            // wait on the channel).
+            while waiting.len() < QUEUE_DEPTH {
+                match queue.try_recv() {
+                    Ok(job) => waiting.push(job),
+                    Err(_) => break,
+                }
+            }
+            let mut group = waiting.take_group(MAX_GROUP_EVENTS);
+            let group_events: usize = group.iter().map(|job| job.events.len()).sum();
+            let mut first_seqs = HashMap::new();
+            let committed = committer
+                .commit(&self.store, &mut group, &mut first_seqs)
+                .await;
+            match committed {
+                Ok(outcomes) => {
+                    self.store.health().recovered();
+                    let committed: Vec<&LoggedEvent> = outcomes
+                        .iter()
+                        .filter_map(|outcome| match outcome {
+                            AppendOutcome::Committed(events) => Some(events.iter()),
+                            _ => None,
+                        })
+                        .flatten()
+                        .collect();
+                    let earlier = unsure.resolve(&self.store, &committed).await;
+                    if !earlier.is_empty() {
+                        self.listener.committed(&earlier.iter().collect::<Vec<_>>());
+                    }
+                    self.listener.committed(&committed);
+                    self.count(group.len(), group_events);
+                    for (job, outcome) in group.into_iter().zip(outcomes) {
+                        let _ = job.reply.send(Ok(outcome));
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(%error, requests = group.len(), "group commit failed");
+                    if let Some(fault) = error.fault() {
+                        self.store.health().failed(fault);
+                    }
+                    unsure.failed(first_seqs);
+                    for job in group {
+                        // Each request gets the same answer: a storage fault is retried later.
+                        let _ = job.reply.send(Err(error.for_another_waiter()));
+                    }
+                }
+            }
+        }
+    }
+
+    fn count(&self, requests: usize, events: usize) {
+        let stats = &self.stats;
+        stats.groups.fetch_add(1, Ordering::Relaxed);
+        stats.requests.fetch_add(requests as u64, Ordering::Relaxed);
+        stats.events.fetch_add(events as u64, Ordering::Relaxed);
+        tracing::trace!(requests, events, "group committed");
     }
 }
 
