@@ -11,8 +11,9 @@
 #   broadcast  20 events 200 ms apart to all N connections (Herald persists each first);
 #              publish-to-receipt latency over every delivery, lost and duplicated events;
 #              the server's CPU time and context switches per delivery
-#   users      10,000 users connected, one connection each; 100,000 events to single users
-#              at 20,000/s (Herald: 20 per request), then 25,000 more at 5,000/s, one per
+#   users      10,000 users connected, one connection each; USERS_EVENTS (100,000) events to
+#              single users at USERS_RATE (20,000) a second (Herald: 20 per request, 16
+#              connections), then 25,000 more at 5,000/s, one per
 #              request; achieved rate, request latency, delivery latency, lost events
 #   single     on a fresh server, SINGLE_USERS (2,000) streams of distinct users; SINGLE_EVENTS
 #              (100,000) single-event publishes to user n % 2,000, one event per request, 16
@@ -29,9 +30,9 @@
 #              before the churn and 3 s after it (a leak shows as growth)
 #   opens      on a fresh server, 15,000 streams opened at 1,000/s and held 1 s, nothing else:
 #              the server's CPU time per stream opened, and open latency
-#   replay     on a fresh server, 10,000 events to one user who is away; then one client
-#              resumes (Herald: Last-Event-ID; nchan: from its oldest buffered message) and
-#              the time until it holds all 10,000, in order, once
+#   replay     on a fresh server, REPLAY_EVENTS (10,000) events to one user who is away; then
+#              one client resumes (Herald: Last-Event-ID; nchan: from its oldest buffered
+#              message) and the time until it holds them all, in order, once
 #   noisy      Herald's own (tenants): tenant A holds N − 1,000 streams, tenant B 1,000, one
 #              per user; B publishes 100 single events/s for NOISY_SECONDS (20), first with A
 #              idle, then while A's 4 publishers send 10-event broadcast batches asking
@@ -54,8 +55,10 @@ CONNECTIONS=${1:-19000}
 REPEATS=${2:-3}
 PER_PROCESS=9500
 USERS=10000
-FAST=100000
+FAST=${USERS_EVENTS:-100000}
+USERS_RATE=${USERS_RATE:-20000}
 PACED=25000
+REPLAY_EVENTS=${REPLAY_EVENTS:-10000}
 HERALD_PORT=18080
 NCHAN_PORT=18090
 ADMIN=bench-admin-token-0123456789
@@ -239,7 +242,7 @@ PY
 }
 
 # PROFILE=1: the server's CPU is sampled (perf, cpu-clock, 999 Hz) while each broadcast or
-# single-event scenario publishes; the flat profile goes to
+# single-event scenario publishes and while the replay's client resumes; the flat profile goes to
 # bench/results/<date>.<target>.<scenario>.profile.txt.
 PROFILER=
 profile_start() {
@@ -286,11 +289,11 @@ scenario_users() {
   CONNECTIONS=$USERS
   listeners "$target" users $((FAST + PACED)) "$USERS"
   "$LOAD" publish --target "$target" --server "$SERVER" --mode users --users "$USERS" --events "$FAST" \
-    --rate 20000 --batch 20 --concurrency 16 --api-key="${API_KEY:-}" >"$WORK/publish.fast" 2>&1
+    --rate "$USERS_RATE" --batch 20 --concurrency 16 --api-key="${API_KEY:-}" >"$WORK/publish.fast" 2>&1
   "$LOAD" publish --target "$target" --server "$SERVER" --mode users --users "$USERS" --start "$FAST" \
     --events "$PACED" --rate 5000 --batch 1 --concurrency 64 --api-key="${API_KEY:-}" >"$WORK/publish.paced" 2>&1
   CONNECTIONS=$saved
-  collect "$target" users "{\"repeat\": $repeat, \"fast\": $(tail -1 "$WORK/publish.fast"), \"paced\": $(tail -1 "$WORK/publish.paced")}"
+  collect "$target" users "{\"repeat\": $repeat, \"asked\": $USERS_RATE, \"fast\": $(tail -1 "$WORK/publish.fast"), \"paced\": $(tail -1 "$WORK/publish.paced")}"
 }
 
 # single_event_publishes NAME LOAD-OPTIONS…: SINGLE_USERS streams, then single-event
@@ -363,7 +366,7 @@ scenario_opens() {
 scenario_replay() {
   local saved=$CONNECTIONS first resume=()
   # One request at a time, so the events' numbers are their order in the log too.
-  "$LOAD" publish --target "$target" --server "$SERVER" --mode users --users 1 --events 10000 \
+  "$LOAD" publish --target "$target" --server "$SERVER" --mode users --users 1 --events "$REPLAY_EVENTS" \
     --batch 100 --concurrency 1 --api-key="${API_KEY:-}" >"$WORK/publish.replay" 2>&1
   if [ "$target" = herald ]; then
     first=$(curl -sf "http://$SERVER/v1/events?user=u0&limit=1" -H "Authorization: Bearer $API_KEY" \
@@ -374,10 +377,12 @@ scenario_replay() {
   fi
   CONNECTIONS=1
   EXTRA=("${resume[@]}")
-  listeners "$target" users 10000 1
+  profile_start
+  listeners "$target" users "$REPLAY_EVENTS" 1
   EXTRA=()
   CONNECTIONS=$saved
-  collect "$target" replay "{\"repeat\": $repeat}"
+  collect "$target" replay "{\"repeat\": $repeat, \"events\": $REPLAY_EVENTS}"
+  profile_stop replay
 }
 
 # scaleout: four Herald nodes on one PostgreSQL 15 and one Redis (both private to the run),
@@ -559,8 +564,9 @@ lines = [
     ("broadcast", lambda r: round(r["server_cpu_ms"] * 1000 / r["received"], 2), "server CPU per delivered broadcast event (µs, all threads)"),
     ("broadcast", lambda r: round(r["server_switches"][1] * 1000 / r["received"]), "server threads preempted per 1,000 deliveries (involuntary context switches)"),
     ("broadcast", lambda r: round(r["server_switches"][0] * 1000 / r["received"]), "server threads waiting per 1,000 deliveries (voluntary context switches)"),
-    ("users", lambda r: r["fast"]["events_per_second"], "per-user events/s achieved (asked 20,000)"),
-    ("users", lambda r: r["fast"]["request_latency"]["p99_ms"], "publish request p99 at 20,000/s (ms)"),
+    ("users", lambda r: r.get("asked", 20000), "per-user events/s asked (20 per request, 16 connections)"),
+    ("users", lambda r: r["fast"]["events_per_second"], "per-user events/s achieved"),
+    ("users", lambda r: r["fast"]["request_latency"]["p99_ms"], "publish request p99 at that rate (ms)"),
     ("users", lambda r: r["paced"]["request_latency"]["p99_ms"], "publish request p99 at 5,000/s, 1 event each (ms)"),
     ("users", lambda r: r["p50_ms"], "per-user delivery p50 (ms)"),
     ("users", lambda r: r["p99_ms"], "per-user delivery p99 (ms)"),
@@ -593,7 +599,8 @@ lines += [
     ("scaleout", lambda r: r["lost"] + r["duplicates"] + r["out_of_order"], "scale-out: events lost + duplicated + out of order (per node)"),
     ("opens", lambda r: round(r["server_cpu_ms"] * 1000 / r["churn"]["opened"]), "opens alone: server CPU per stream opened (µs)"),
     ("opens", lambda r: r["churn"]["open_latency"]["p99_ms"], "opens alone: stream open p99 (ms)"),
-    ("replay", lambda r: r["seconds_to_complete"], "replay of 10,000 missed events: seconds until all held"),
+    ("replay", lambda r: r.get("events", 10000), "replay: missed events"),
+    ("replay", lambda r: r["seconds_to_complete"], "replay: seconds until all held"),
     ("replay", lambda r: r["lost"] + r["duplicates"] + r["out_of_order"], "replay events lost + duplicated + out of order"),
     ("noisy", lambda r: r["p50_ms"] if r["phase"] == "idle" else None, "noisy: B's delivery p50, A idle (ms)"),
     ("noisy", lambda r: r["p99_ms"] if r["phase"] == "idle" else None, "noisy: B's delivery p99, A idle (ms)"),
