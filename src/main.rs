@@ -7,12 +7,6 @@ use herald::cli::{Cli, Command, healthcheck, run_command, serve};
 use herald::config::Settings;
 use herald::telemetry;
 
-/// mimalloc rather than the system's malloc: the publish path allocates and frees small
-/// buffers across threads (a request's events, the hub's deliveries), where glibc's arenas
-/// cost more per call (BENCHMARKS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[actix_web::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -28,6 +28,7 @@ pub mod keys;
 pub mod log;
 pub mod presence;
 pub mod receipts;
+mod sqlite_reads;
 pub mod tenants;
 pub mod usage;
 pub mod webhooks;
@@ -44,6 +45,7 @@ use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
     DbErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
+use sqlite_reads::SqliteReads;
 
 use crate::config::{self, DatabaseSettings};
 use fault::{Fault, StorageHealth};
@@ -111,6 +113,8 @@ pub struct Store {
     writer: DatabaseConnection,
     /// The SQLite database's file; `None` on PostgreSQL.
     sqlite: Option<SqliteFile>,
+    /// On SQLite, the streams' reads (`sqlite_reads`).
+    sqlite_reads: Option<Arc<SqliteReads>>,
     health: Arc<StorageHealth>,
 }
 
@@ -142,10 +146,15 @@ impl Store {
             let writer = Database::connect(sqlite_options(settings, 1)).await?;
             let reader =
                 Database::connect(sqlite_options(settings, settings.max_connections)).await?;
+            let threads = std::thread::available_parallelism()
+                .map_or(2, |n| n.get())
+                .min(settings.max_connections as usize);
+            let sqlite_reads = SqliteReads::open(&file, threads)?;
             Ok(Store {
                 reader,
                 writer,
                 sqlite: Some(file),
+                sqlite_reads: Some(Arc::new(sqlite_reads)),
                 health,
             })
         } else {
@@ -162,6 +171,7 @@ impl Store {
                 reader: pool.clone(),
                 writer: pool,
                 sqlite: None,
+                sqlite_reads: None,
                 health,
             })
         }
@@ -243,6 +253,11 @@ impl Store {
 
     pub(crate) fn reader(&self) -> &DatabaseConnection {
         &self.reader
+    }
+
+    /// On SQLite, the threads that run the streams' reads.
+    pub(crate) fn sqlite_reads(&self) -> Option<&SqliteReads> {
+        self.sqlite_reads.as_deref()
     }
 
     /// Starts a write transaction: `BEGIN IMMEDIATE` on SQLite, so the write lock is taken

@@ -1,5 +1,6 @@
 //! The exact unread count of one user, in one statement (see the module above).
 
+use rusqlite::OptionalExtension;
 use sea_orm::{ConnectionTrait, Statement, Value};
 
 use crate::domain::inbox::Unread;
@@ -42,9 +43,46 @@ FROM bound";
 impl Store {
     /// The user's unread count now.
     pub async fn inbox_unread(&self, tenant_id: i64, user: &UserId) -> Result<Unread, StoreError> {
+        if let Some(reads) = self.sqlite_reads() {
+            let user = user.clone();
+            return reads
+                .run(move |db| unread_on_sqlite(db, tenant_id, &user))
+                .await;
+        }
         unread(self.reader(), tenant_id, user).await
     }
 }
+
+/// `unread` on the store's SQLite reader threads (every stream open asks it).
+fn unread_on_sqlite(
+    db: &rusqlite::Connection,
+    tenant_id: i64,
+    user: &UserId,
+) -> Result<Unread, StoreError> {
+    let unread = db
+        .prepare_cached(COUNT)?
+        .query_row(
+            rusqlite::named_params! {"$1": user.as_str(), "$2": tenant_id},
+            |row| {
+                Ok(Unread {
+                    count: row.get("unread")?,
+                    as_of_seq: row.get("head")?,
+                    version: row.get("version")?,
+                    pruned_seq: row.get("pruned")?,
+                })
+            },
+        )
+        .optional()?;
+    Ok(unread.unwrap_or(GONE))
+}
+
+/// What a tenant that is gone has unread: nothing.
+const GONE: Unread = Unread {
+    count: 0,
+    as_of_seq: 0,
+    version: 0,
+    pruned_seq: 0,
+};
 
 pub(super) async fn unread(
     connection: &impl ConnectionTrait,
@@ -57,13 +95,7 @@ pub(super) async fn unread(
         .query_one_raw(Statement::from_sql_and_values(backend, COUNT, values))
         .await?;
     let Some(row) = row else {
-        // The tenant is gone: nothing is unread.
-        return Ok(Unread {
-            count: 0,
-            as_of_seq: 0,
-            version: 0,
-            pruned_seq: 0,
-        });
+        return Ok(GONE);
     };
     Ok(Unread {
         count: row.try_get("", "unread")?,

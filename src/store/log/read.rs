@@ -1,6 +1,9 @@
 //! Reading the log: a stream's events after a position (replay and history), a tenant's
-//! events in a range (what a node missed), and where each tenant's log stands.
+//! events in a range (what a node missed), and where each tenant's log stands. On SQLite
+//! the first two — what every stream open and replay asks — run on the store's reader
+//! threads (`sqlite_reads`).
 
+use rusqlite::{Connection, OptionalExtension};
 use sea_orm::sea_query::{Alias, Asterisk, Order, Query, UnionType};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait};
 
@@ -48,6 +51,9 @@ fn logged_event(row: event::Model, tenant_id: i64, epoch: &str) -> Result<Logged
 
 impl Store {
     pub async fn log_position(&self, tenant_id: i64) -> Result<Option<LogPosition>, StoreError> {
+        if let Some(reads) = self.sqlite_reads() {
+            return reads.run(move |db| log_position(db, tenant_id)).await;
+        }
         Ok(tenant::Entity::find_by_id(tenant_id)
             .one(self.reader())
             .await?
@@ -75,6 +81,12 @@ impl Store {
         after_seq: i64,
         limit: u64,
     ) -> Result<Vec<LoggedEvent>, StoreError> {
+        if let Some(reads) = self.sqlite_reads() {
+            let (epoch, targets) = (epoch.to_owned(), selector.targets());
+            return reads
+                .run(move |db| read_after(db, tenant_id, &epoch, &targets, after_seq, limit))
+                .await;
+        }
         let Some(position) = self.log_position(tenant_id).await? else {
             return Ok(Vec::new());
         };
@@ -142,4 +154,74 @@ impl Store {
             .map(|t| (t.id, t.epoch, t.next_seq - 1))
             .collect())
     }
+}
+
+/// `Store::log_position` on the SQLite reader's connection.
+fn log_position(db: &Connection, tenant_id: i64) -> Result<Option<LogPosition>, StoreError> {
+    Ok(db
+        .prepare_cached("SELECT epoch, next_seq, pruned_seq FROM tenants WHERE id = ?1")?
+        .query_row([tenant_id], |row| {
+            Ok(LogPosition {
+                epoch: row.get(0)?,
+                next_seq: row.get(1)?,
+                pruned_seq: row.get(2)?,
+            })
+        })
+        .optional()?)
+}
+
+/// `Store::read_after` on the SQLite reader's connection: the same statement, each
+/// target's arm through the replay index with its own limit.
+fn read_after(
+    db: &Connection,
+    tenant_id: i64,
+    epoch: &str,
+    targets: &[Target],
+    after_seq: i64,
+    limit: u64,
+) -> Result<Vec<LoggedEvent>, StoreError> {
+    let Some(position) = log_position(db, tenant_id)? else {
+        return Ok(Vec::new());
+    };
+    let head = position.next_seq - 1;
+    let arm = |n: usize| {
+        format!(
+            "SELECT * FROM (SELECT seq, target_kind, target, event_type, data, created_at, \
+             inbox_ordinal FROM events WHERE tenant_id = ?1 AND target_kind = ?{} AND target = ?{} \
+             AND seq > ?2 AND seq <= ?3 ORDER BY seq LIMIT ?4)",
+            5 + 2 * n,
+            6 + 2 * n
+        )
+    };
+    let arms: Vec<String> = (0..targets.len()).map(arm).collect();
+    let sql = format!("{} ORDER BY seq LIMIT ?4", arms.join(" UNION ALL "));
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut values: Vec<rusqlite::types::Value> = vec![
+        tenant_id.into(),
+        after_seq.into(),
+        head.into(),
+        limit.into(),
+    ];
+    for target in targets {
+        values.push(target.kind().to_owned().into());
+        values.push(target.name().to_owned().into());
+    }
+    let mut statement = db.prepare_cached(&sql)?;
+    let rows = statement.query_map(rusqlite::params_from_iter(values), |row| {
+        Ok(event::Model {
+            tenant_id,
+            seq: row.get(0)?,
+            target_kind: row.get(1)?,
+            target: row.get(2)?,
+            event_type: row.get(3)?,
+            data: row.get(4)?,
+            created_at: row.get(5)?,
+            inbox_ordinal: row.get(6)?,
+        })
+    })?;
+    let mut events = Vec::new();
+    for row in rows {
+        events.push(logged_event(row?, tenant_id, epoch)?);
+    }
+    Ok(events)
 }

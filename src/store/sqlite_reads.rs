@@ -1,0 +1,87 @@
+//! The reads every stream open and every replay makes, on SQLite: a few threads of their
+//! own, each with a rusqlite connection that keeps its statements prepared. A read goes to
+//! a free thread whole and comes back decoded in one answer; through the pool each row of
+//! a replay would cross between threads on its own (BENCHMARKS.md has the difference).
+//!
+//! Only reads run here (`query_only`): every write goes through the writer pool or the
+//! log's own connection, which keeps SQLite's one write lock in this process's hands in
+//! turn. On PostgreSQL there is no such pool; the same reads go through sea-orm.
+
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::oneshot;
+
+use super::{SqliteFile, StoreError};
+
+type Read = Box<dyn FnOnce(&Connection) + Send>;
+
+/// The handle reads are sent through; the threads end when the last one is dropped.
+pub(crate) struct SqliteReads {
+    reads: std::sync::mpsc::Sender<Read>,
+}
+
+impl SqliteReads {
+    /// Opens `threads` connections to the database and a thread for each.
+    pub(crate) fn open(file: &SqliteFile, threads: usize) -> Result<SqliteReads, StoreError> {
+        let (reads, queue) = std::sync::mpsc::channel::<Read>();
+        // The threads take turns waiting on the one queue: whoever holds the lock waits
+        // for the next read, the rest wait for the lock.
+        let queue = Arc::new(Mutex::new(queue));
+        for n in 0..threads.max(1) {
+            let connection = connect(file)?;
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("herald-read-{n}"))
+                .spawn(move || {
+                    loop {
+                        let next = match queue.lock() {
+                            Ok(queue) => queue.recv(),
+                            Err(_) => return,
+                        };
+                        match next {
+                            Ok(read) => read(&connection),
+                            Err(_) => return,
+                        }
+                    }
+                })
+                .map_err(|e| StoreError::Setup(format!("cannot start a reader thread: {e}")))?;
+        }
+        Ok(SqliteReads { reads })
+    }
+
+    /// Runs `read` on a free connection and returns what it gave.
+    pub(crate) async fn run<T, F>(&self, read: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (answer, answered) = oneshot::channel();
+        let job: Read = Box::new(move |connection| {
+            let _ = answer.send(read(connection));
+        });
+        self.reads
+            .send(job)
+            .map_err(|_| StoreError::Unavailable("the reader threads have stopped".into()))?;
+        answered
+            .await
+            .map_err(|_| StoreError::Unavailable("a reader thread stopped mid-read".into()))?
+    }
+}
+
+fn connect(file: &SqliteFile) -> Result<Connection, StoreError> {
+    let setup = |e: rusqlite::Error| {
+        StoreError::Setup(format!("cannot open {} to read: {e}", file.path.display()))
+    };
+    let connection = Connection::open_with_flags(
+        &file.path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(setup)?;
+    connection
+        .execute_batch("PRAGMA query_only = ON;")
+        .map_err(setup)?;
+    connection.busy_timeout(file.busy_timeout).map_err(setup)?;
+    connection.set_prepared_statement_cache_capacity(64);
+    Ok(connection)
+}
