@@ -17,9 +17,11 @@
 //!   may it open another stream (`streams`), and what it did (`usage`).
 //! - `domain/` — the vocabulary, parsed at the edge: names, targets, event ids, tenants,
 //!   limits, keys, the log's positions.
-//! - `store/` — the database: `log/` (the group-commit `writer`, `idempotency`, `read`,
-//!   `retention`), `tenants`, `keys`, `credentials` (kept in memory), `inbox`, `usage`,
-//!   `fault` (storage faults told apart); `fair` gives tenants turns in the writer and hub.
+//! - `store/` — the database: `log/` (the group-commit `writer`, its commits through the
+//!   pool `group` or SQLite's own connection `sqlite`, `idempotency`, `read`, `retention`),
+//!   `sqlite_reads` (the streams' reads on SQLite), `tenants`, `keys`, `credentials` (kept
+//!   in memory), `inbox`, `usage`, `fault` (storage faults told apart); `fair` gives tenants
+//!   turns in the writer and hub.
 //! - `hub/` — after the commit: shard actors (`shard/`) own the streams' sockets and write
 //!   each event's bytes (`sse`) to every stream it goes to (`index`, `socket`, `reactor`,
 //!   `deadlines`, `inbox` for the live unread count).
