@@ -242,7 +242,7 @@ PY
 }
 
 # PROFILE=1: the server's CPU is sampled (perf, cpu-clock, 999 Hz) while each broadcast or
-# single-event scenario publishes and while the replay's client resumes; the flat profile goes to
+# single-event scenario publishes, while the replay's client resumes and while streams open; the flat profile goes to
 # bench/results/<date>.<target>.<scenario>.profile.txt.
 PROFILER=
 profile_start() {
@@ -354,10 +354,12 @@ scenario_opens() {
   # What opening a stream costs the server, without any other load: 15,000 streams opened
   # at 1,000 a second, each held 1 s; the server's CPU time over them, per stream.
   local cpu
+  profile_start
   cpu=$(cpu_ms "$SERVER_PID")
   "$LOAD" churn --target "$target" --server "$SERVER" --source "127.1.$((NEXT_SOURCE % 250)).2" --sources 8 \
     --rate 1000 --seconds 15 --hold-ms 1000 --tenant bench --kid="${KID:-}" --secret="${SECRET:-}" \
     >"$WORK/opens" 2>&1
+  profile_stop opens
   NEXT_SOURCE=$((NEXT_SOURCE + 1))
   cpu=$(($(cpu_ms "$SERVER_PID") - cpu))
   echo "{\"target\": \"$target\", \"scenario\": \"opens\", \"repeat\": $repeat, \"server_cpu_ms\": $cpu, \"churn\": $(tail -1 "$WORK/opens")}" >>"$RAW"
