@@ -58,6 +58,10 @@ const MIGRATION_LOCK: i64 = 0x4845_5241_4c44;
 pub enum StoreError {
     #[error("database error: {0}")]
     Database(DbErr),
+    /// A statement on one of the SQLite connections of Herald's own (the log's writer, the
+    /// streams' reads) that failed for another reason than a storage fault.
+    #[error("database error: {0}")]
+    Sqlite(rusqlite::Error),
     /// The storage has no space left for the write.
     #[error("the storage is full: {0}")]
     Full(String),
@@ -119,14 +123,62 @@ pub struct Store {
     health: Arc<StorageHealth>,
 }
 
-/// The SQLite database's file and how its connections are set up: what the event log's
-/// own connection (`log::sqlite`) opens.
+/// The SQLite database's file and how its connections are set up: what the connections of
+/// Herald's own open (the log's writer, `log::sqlite`; the streams' reads, `sqlite_reads`).
 #[derive(Debug, Clone)]
 pub struct SqliteFile {
     pub path: PathBuf,
     /// `synchronous = FULL` (else `NORMAL`).
     pub full_sync: bool,
     pub busy_timeout: Duration,
+}
+
+impl SqliteFile {
+    /// A rusqlite connection of its own to the file, for `purpose` (the log's writer, the
+    /// streams' reads): `pragmas` run, up to `statements` prepared statements kept. Only
+    /// another process's write (a `herald` command) is waited for, through the busy timeout:
+    /// this process's writers take turns (`Store::hold_writer`).
+    pub(crate) fn connect(
+        &self,
+        purpose: &str,
+        pragmas: &str,
+        statements: usize,
+    ) -> Result<rusqlite::Connection, StoreError> {
+        use rusqlite::{Connection, OpenFlags};
+        let setup = |e: rusqlite::Error| {
+            StoreError::Setup(format!(
+                "cannot open {} {purpose}: {e}",
+                self.path.display()
+            ))
+        };
+        let connection = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(setup)?;
+        connection.execute_batch(pragmas).map_err(setup)?;
+        connection.busy_timeout(self.busy_timeout).map_err(setup)?;
+        connection.set_prepared_statement_cache_capacity(statements);
+        Ok(connection)
+    }
+}
+
+/// A failed statement on one of those connections: a storage fault (full, or unavailable)
+/// or a database error.
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> StoreError {
+        let fault = match &error {
+            rusqlite::Error::SqliteFailure(failure, _) => {
+                Fault::of_sqlite_code(failure.extended_code)
+            }
+            _ => None,
+        };
+        match fault {
+            Some(Fault::Full) => StoreError::Full(error.to_string()),
+            Some(Fault::Unavailable) => StoreError::Unavailable(error.to_string()),
+            None => StoreError::Sqlite(error),
+        }
+    }
 }
 
 /// Below this much free space on the SQLite database's file system, a storage that filled up

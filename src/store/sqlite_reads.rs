@@ -9,7 +9,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use super::{SqliteFile, StoreError};
@@ -29,7 +29,7 @@ impl SqliteReads {
         // for the next read, the rest wait for the lock.
         let queue = Arc::new(Mutex::new(queue));
         for n in 0..threads.max(1) {
-            let connection = connect(file)?;
+            let connection = file.connect("to read", "PRAGMA query_only = ON;", 64)?;
             let queue = queue.clone();
             std::thread::Builder::new()
                 .name(format!("herald-read-{n}"))
@@ -67,21 +67,4 @@ impl SqliteReads {
             .await
             .map_err(|_| StoreError::Unavailable("a reader thread stopped mid-read".into()))?
     }
-}
-
-fn connect(file: &SqliteFile) -> Result<Connection, StoreError> {
-    let setup = |e: rusqlite::Error| {
-        StoreError::Setup(format!("cannot open {} to read: {e}", file.path.display()))
-    };
-    let connection = Connection::open_with_flags(
-        &file.path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(setup)?;
-    connection
-        .execute_batch("PRAGMA query_only = ON;")
-        .map_err(setup)?;
-    connection.busy_timeout(file.busy_timeout).map_err(setup)?;
-    connection.set_prepared_statement_cache_capacity(64);
-    Ok(connection)
 }

@@ -10,9 +10,8 @@
 //! write lock and neither waits out a busy timeout.
 
 use std::collections::HashMap;
-use std::path::Path;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::group::{self, inbox_items};
 use super::idempotency::{IDEMPOTENCY_TTL_MS, IdempotencyClaim, answer_of};
@@ -21,7 +20,6 @@ use super::{AppendOutcome, AppendRejection};
 use crate::domain::event::Target;
 use crate::domain::log::LoggedEvent;
 use crate::domain::now_ms;
-use crate::store::fault::Fault;
 use crate::store::inbox::{inbox_counts, ordinals_from};
 use crate::store::receipts::PendingFallback;
 use crate::store::usage::day_of;
@@ -35,8 +33,12 @@ pub(super) struct SqliteLog {
 
 impl SqliteLog {
     pub(super) fn open(file: &SqliteFile) -> Result<SqliteLog, StoreError> {
+        let synchronous = if file.full_sync { "FULL" } else { "NORMAL" };
+        let pragmas = format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON;"
+        );
         Ok(SqliteLog {
-            connection: connect(file)?,
+            connection: file.connect("for the log", &pragmas, 32)?,
         })
     }
 
@@ -47,52 +49,6 @@ impl SqliteLog {
         first_seqs: &mut HashMap<i64, i64>,
     ) -> Result<Vec<AppendOutcome>, StoreError> {
         commit(&mut self.connection, group, first_seqs)
-    }
-}
-
-fn connect(file: &SqliteFile) -> Result<Connection, StoreError> {
-    let connection = Connection::open_with_flags(
-        &file.path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| setup(&file.path, e))?;
-    let synchronous = if file.full_sync { "FULL" } else { "NORMAL" };
-    connection
-        .execute_batch(&format!(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON;"
-        ))
-        .map_err(|e| setup(&file.path, e))?;
-    // This process's other writers wait while the log commits (`Store::hold_writer`); only
-    // another process's write (a `herald` command) is waited for here.
-    connection
-        .busy_timeout(file.busy_timeout)
-        .map_err(|e| setup(&file.path, e))?;
-    connection.set_prepared_statement_cache_capacity(32);
-    Ok(connection)
-}
-
-fn setup(path: &Path, error: rusqlite::Error) -> StoreError {
-    StoreError::Setup(format!(
-        "cannot open {} for the log: {error}",
-        path.display()
-    ))
-}
-
-/// A failed statement as the store tells it: a storage fault (full, or unavailable) or a
-/// commit that failed.
-impl From<rusqlite::Error> for StoreError {
-    fn from(error: rusqlite::Error) -> StoreError {
-        let fault = match &error {
-            rusqlite::Error::SqliteFailure(failure, _) => {
-                Fault::of_sqlite_code(failure.extended_code)
-            }
-            _ => None,
-        };
-        match fault {
-            Some(Fault::Full) => StoreError::Full(error.to_string()),
-            Some(Fault::Unavailable) => StoreError::Unavailable(error.to_string()),
-            None => StoreError::CommitFailed(error.to_string()),
-        }
     }
 }
 
