@@ -11,10 +11,12 @@ use std::collections::HashMap;
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    QuerySelect,
 };
 
 use super::idempotency::{claim_key, record_answer};
+use super::plain;
 use super::writer::AppendJob;
 use super::{AppendOutcome, AppendRejection};
 use crate::domain::event::{EventId, NewEvent, Target};
@@ -93,15 +95,23 @@ struct GroupCommit<'a> {
 }
 
 impl GroupCommit<'_> {
-    /// Appends one tenant's jobs: under its counter row's lock (which makes sequence order
-    /// commit order on PostgreSQL), each job is answered from its idempotency key or given
-    /// the next seqs; then the inbox ordinals, the counter and the usage figures.
+    /// Appends one tenant's jobs (plain ones in one statement, `plain`): under its counter
+    /// row's lock (which makes sequence order commit order on PostgreSQL), each job is
+    /// answered from its idempotency key or given the next seqs; then the inbox ordinals,
+    /// the counter and the usage figures.
     async fn append_tenant(
         &mut self,
         tenant_id: i64,
         jobs: &[usize],
         group: &mut [AppendJob],
     ) -> Result<(), StoreError> {
+        if plain::is_plain(self.txn.get_database_backend(), jobs, group) {
+            let (outcomes, first_seqs) = (&mut self.outcomes, &mut *self.first_seqs);
+            return plain::append(
+                self.txn, tenant_id, jobs, group, self.now, outcomes, first_seqs,
+            )
+            .await;
+        }
         let Some(counter) = tenant::Entity::find_by_id(tenant_id)
             .lock_exclusive()
             .one(self.txn)

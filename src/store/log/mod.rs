@@ -2,7 +2,7 @@
 //!
 //! Appends go through one writer (`writer`; on SQLite a thread of its own with the log's own
 //! connection, `sqlite`): it commits every waiting request in one transaction (through the
-//! pool on PostgreSQL, `group`) and only then answers them, each tenant's sequence numbers handed
+//! pool on PostgreSQL, `group`, a tenant's plain appends in one statement, `plain`) and only then answers them, each tenant's sequence numbers handed
 //! out under its counter-row lock so that sequence order is commit order. Idempotency records
 //! (`idempotency`) are written in the same transaction as the events they answer for.
 //! Readers (`read`) replay a stream's events after a position; retention (`retention`)
@@ -10,6 +10,7 @@
 
 mod group;
 mod idempotency;
+mod plain;
 mod read;
 mod retention;
 mod sqlite;
