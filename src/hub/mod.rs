@@ -245,11 +245,34 @@ impl Hub {
             .await
     }
 
+    /// The shard that holds every stream of a user (so that the user's own events wake
+    /// that shard alone).
     fn shard_for(&self, tenant_id: i64, user: &str) -> &Addr<Shard> {
+        &self.inner.shards[self.shard_index(tenant_id, user)]
+    }
+
+    fn shard_index(&self, tenant_id: i64, user: &str) -> usize {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         (tenant_id, user).hash(&mut hasher);
-        let index = hasher.finish() as usize % self.inner.shards.len();
-        &self.inner.shards[index]
+        hasher.finish() as usize % self.inner.shards.len()
+    }
+
+    /// Which shards a group goes to: a user's events only to the shard of that user's
+    /// streams, a topic's or a broadcast to every shard.
+    fn shards_wanted(&self, batch: &[Delivery]) -> Vec<bool> {
+        let mut wanted = vec![false; self.inner.shards.len()];
+        for delivery in batch {
+            match &delivery.target {
+                Target::User(user) => {
+                    wanted[self.shard_index(delivery.tenant_id, user.as_str())] = true
+                }
+                Target::Topic(_) | Target::Broadcast => {
+                    wanted.fill(true);
+                    break;
+                }
+            }
+        }
+        wanted
     }
 
     /// Ends the tenant's open streams on this node — those whose token `key_id` vouched
@@ -334,7 +357,8 @@ impl Hub {
 }
 
 impl CommitListener for Hub {
-    /// Encodes each event once and hands the group to every shard, in commit order.
+    /// Encodes each event once and hands the group, in commit order, to every shard with
+    /// a stream it may go to.
     fn committed(&self, events: &[&LoggedEvent]) {
         if events.is_empty() {
             return;
@@ -353,8 +377,11 @@ impl CommitListener for Hub {
                 })
                 .collect(),
         );
-        for shard in &self.inner.shards {
-            shard.do_send(Deliver(batch.clone()));
+        let wanted = self.shards_wanted(&batch);
+        for (shard, wanted) in self.inner.shards.iter().zip(wanted) {
+            if wanted {
+                shard.do_send(Deliver(batch.clone()));
+            }
         }
     }
 }
