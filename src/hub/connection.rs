@@ -20,6 +20,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::live::{LiveStream, Taken};
 use super::{Queued, Subscription};
+use crate::domain::inbox::Unread;
 use crate::shutdown::Shutdown;
 use crate::sse;
 use crate::store::Store;
@@ -31,6 +32,8 @@ pub struct Connection {
     replaying: bool,
     /// The catch-up failed (the browser reconnects and resumes).
     failed: bool,
+    /// The unread count read with the log's position, for a stream with nothing to replay.
+    unread_at_start: Option<Unread>,
     store: Store,
     tenant_id: i64,
     epoch: String,
@@ -48,6 +51,8 @@ pub struct Start {
     /// Replay what comes after `after_seq` first (a resume), or go straight to live.
     pub replay: bool,
     pub after_seq: i64,
+    /// The user's unread count, if it was read with the log's position at `after_seq`.
+    pub unread: Option<Unread>,
 }
 
 pub struct ConnectionParts {
@@ -71,6 +76,7 @@ impl Connection {
             opening: Some(start.opening),
             replaying: start.replay,
             failed: false,
+            unread_at_start: start.unread,
             store: parts.store,
             tenant_id: parts.tenant_id,
             epoch: parts.epoch,
@@ -163,7 +169,10 @@ impl Connection {
 
     /// The user's unread count from the database; a failure ends the stream (the browser
     /// reconnects and the count is taken again).
-    async fn unread_now(&mut self) -> Option<crate::domain::inbox::Unread> {
+    async fn unread_now(&mut self) -> Option<Unread> {
+        if let Some(unread) = self.unread_at_start.take() {
+            return Some(unread);
+        }
         let user = self.selector.user.as_ref()?;
         match self.store.inbox_unread(self.tenant_id, user).await {
             Ok(unread) => Some(unread),

@@ -35,14 +35,23 @@ impl Hub {
         let subscription = self
             .subscribe(tenant_id, &identity.user, &topics, &identity.key_id, caps)
             .await?;
-        let position = self
-            .inner
-            .store
-            .log_position(tenant_id)
-            .await?
-            .ok_or(HubError::TenantGone)?;
+        let store = &self.inner.store;
+        // A stream that starts at the head takes the user's unread count in the same read
+        // as the log's position; one that may replay takes it once the replay is done.
+        let (position, unread) = match resume_from {
+            None => store
+                .unread_and_position(tenant_id, &identity.user)
+                .await?
+                .map(|(position, unread)| (position, Some(unread))),
+            Some(_) => store
+                .log_position(tenant_id)
+                .await?
+                .map(|position| (position, None)),
+        }
+        .ok_or(HubError::TenantGone)?;
         let settings = &self.inner.settings;
-        let start = starting_point(resume_from, &position, settings.retry_ms);
+        let mut start = starting_point(resume_from, &position, settings.retry_ms);
+        start.unread = unread;
         Ok(Connection::new(
             ConnectionParts {
                 store: self.inner.store.clone(),
@@ -74,6 +83,7 @@ fn starting_point(resume_from: Option<&str>, position: &LogPosition, retry_ms: u
         opening,
         replay: false,
         after_seq: position.head(),
+        unread: None,
     };
     let reset = |reason: &str| {
         let frame = sse::control(sse::RESET, &json!({ "reason": reason }), Some(&head_id));
@@ -90,6 +100,7 @@ fn starting_point(resume_from: Option<&str>, position: &LogPosition, retry_ms: u
             opening: retry,
             replay: true,
             after_seq,
+            unread: None,
         },
         Err(unresumable) => reset(Unresumable::reason(unresumable)),
     }
