@@ -18,7 +18,8 @@
 //! - `domain/` — the vocabulary, parsed at the edge: names, targets, event ids, tenants,
 //!   limits, keys, the log's positions.
 //! - `store/` — the database: `log/` (the group-commit `writer`, its commits through the
-//!   pool `group` or SQLite's own connection `sqlite`, `idempotency`, `read`, `retention`),
+//!   pool `group` — a tenant's plain appends on PostgreSQL in one statement, `plain` — or
+//!   SQLite's own connection `sqlite`, `idempotency`, `read`, `retention`),
 //!   `sqlite_reads` (the streams' reads on SQLite), `tenants`, `keys`, `credentials` (kept
 //!   in memory), `inbox`, `usage`, `fault` (storage faults told apart); `fair` gives tenants
 //!   turns in the writer and hub.
