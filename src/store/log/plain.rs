@@ -3,7 +3,7 @@
 //! Most publishes carry no idempotency key, no inbox item and no fallback. For a tenant
 //! whose requests in a group are all like that, nothing has to be decided between reading
 //! its counter and writing its events, so one statement does what `group` otherwise does
-//! in three round trips: it moves the counter on (taking the row's lock, as `SELECT … FOR
+//! in four statements: it moves the counter on (taking the row's lock, as `SELECT … FOR
 //! UPDATE` does, so sequence order stays commit order across nodes), inserts the events
 //! numbered from where the counter stood, and adds them to the day's usage. The events
 //! travel as four arrays, so the statement's text never changes and each connection
