@@ -59,16 +59,13 @@ impl Store {
         user: &UserId,
     ) -> Result<Option<(LogPosition, Unread)>, StoreError> {
         if let Some(reads) = self.sqlite_reads() {
-            let user = user.clone();
-            return reads
-                .run(move |db| unread_on_sqlite(db, tenant_id, &user))
-                .await;
+            return reads.run_here(|db| unread_on_sqlite(db, tenant_id, user));
         }
         unread_and_position(self.reader(), tenant_id, user).await
     }
 }
 
-/// `unread_and_position` on the store's SQLite reader threads (every stream open asks it).
+/// `unread_and_position` on SQLite, on the asking thread (every stream open asks it).
 fn unread_on_sqlite(
     db: &rusqlite::Connection,
     tenant_id: i64,

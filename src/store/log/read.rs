@@ -52,7 +52,7 @@ fn logged_event(row: event::Model, tenant_id: i64, epoch: &str) -> Result<Logged
 impl Store {
     pub async fn log_position(&self, tenant_id: i64) -> Result<Option<LogPosition>, StoreError> {
         if let Some(reads) = self.sqlite_reads() {
-            return reads.run(move |db| log_position(db, tenant_id)).await;
+            return reads.run_here(|db| log_position(db, tenant_id));
         }
         Ok(tenant::Entity::find_by_id(tenant_id)
             .one(self.reader())
