@@ -5,8 +5,9 @@
 //! queue in the pool instead of racing for SQLite's single write lock (where they would fail
 //! with "database is locked"), and another process's writer is waited for through the busy
 //! timeout. Readers use their own pool and, thanks to WAL, never wait for the writer; the
-//! reads every stream open and replay makes run on threads of their own instead
-//! (`sqlite_reads`). On PostgreSQL both pools are the same.
+//! reads every stream open and replay makes run on rusqlite connections of Herald's own
+//! instead (`sqlite_reads`: on reader threads, or a short one on the asking thread). On
+//! PostgreSQL both pools are the same.
 //!
 //! A connection is only ever reused in the transaction state it is believed to be in: one
 //! returned to its pool while the driver still counts a transaction open is closed, never
