@@ -29,12 +29,16 @@ pub(crate) struct SqliteReads {
     file: SqliteFile,
 }
 
-/// The connections' setup: reads only, and a small page cache — they read a few hot pages,
-/// and every thread that reads may hold one.
-const READ_ONLY: &str = "PRAGMA query_only = ON; PRAGMA cache_size = -512;";
+/// The reader threads' connections: reads only.
+const READ_ONLY: &str = "PRAGMA query_only = ON;";
+
+/// A thread's own connection: reads only, and a small page cache — it reads a few hot
+/// pages, and every thread that reads may hold one.
+const READ_ONLY_HERE: &str = "PRAGMA query_only = ON; PRAGMA cache_size = -512;";
 
 thread_local! {
-    /// This thread's connection for `run_here`, and the file it is to.
+    /// This thread's connection for `run_here`, and the file it is to. One: a process has
+    /// one database, and a thread asked about another file's replaces it.
     static HERE: RefCell<Option<(PathBuf, Connection)>> = const { RefCell::new(None) };
 }
 
@@ -80,7 +84,9 @@ impl SqliteReads {
             let connection = match &mut *here {
                 Some((path, connection)) if *path == self.file.path => connection,
                 other => {
-                    let connection = self.file.connect("to read on this thread", READ_ONLY, 16)?;
+                    let connection =
+                        self.file
+                            .connect("to read on this thread", READ_ONLY_HERE, 16)?;
                     &mut other.insert((self.file.path.clone(), connection)).1
                 }
             };
