@@ -136,29 +136,38 @@ pub struct SqliteFile {
 
 impl SqliteFile {
     /// A rusqlite connection of its own to the file, for `purpose` (the log's writer, the
-    /// streams' reads): `pragmas` run, up to `statements` prepared statements kept. Only
-    /// another process's write (a `herald` command) is waited for, through the busy timeout:
-    /// this process's writers take turns (`Store::hold_writer`).
+    /// streams' reads), opened at start-up: a failure says what could not be opened.
     pub(crate) fn connect(
         &self,
         purpose: &str,
         pragmas: &str,
         statements: usize,
     ) -> Result<rusqlite::Connection, StoreError> {
-        use rusqlite::{Connection, OpenFlags};
-        let setup = |e: rusqlite::Error| {
+        self.open(pragmas, statements).map_err(|e| {
             StoreError::Setup(format!(
                 "cannot open {} {purpose}: {e}",
                 self.path.display()
             ))
-        };
+        })
+    }
+
+    /// A rusqlite connection of its own to the file: `pragmas` run, up to `statements`
+    /// prepared statements kept. Only another process's write (a `herald` command) is
+    /// waited for, through the busy timeout: this process's writers take turns
+    /// (`Store::hold_writer`). One opened while Herald serves fails as a statement would
+    /// (a storage fault where it is one).
+    pub(crate) fn open(
+        &self,
+        pragmas: &str,
+        statements: usize,
+    ) -> Result<rusqlite::Connection, rusqlite::Error> {
+        use rusqlite::{Connection, OpenFlags};
         let connection = Connection::open_with_flags(
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(setup)?;
-        connection.execute_batch(pragmas).map_err(setup)?;
-        connection.busy_timeout(self.busy_timeout).map_err(setup)?;
+        )?;
+        connection.execute_batch(pragmas)?;
+        connection.busy_timeout(self.busy_timeout)?;
         connection.set_prepared_statement_cache_capacity(statements);
         Ok(connection)
     }

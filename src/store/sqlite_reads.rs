@@ -84,9 +84,7 @@ impl SqliteReads {
             let connection = match &mut *here {
                 Some((path, connection)) if *path == self.file.path => connection,
                 other => {
-                    let connection =
-                        self.file
-                            .connect("to read on this thread", READ_ONLY_HERE, 16)?;
+                    let connection = self.file.open(READ_ONLY_HERE, 16)?;
                     &mut other.insert((self.file.path.clone(), connection)).1
                 }
             };
