@@ -1,5 +1,5 @@
-//! What a node does on its own clock: retention every minute (events, and webhook messages
-//! past `webhooks.keep_deliveries_secs`), and each second's usage
+//! What a node does on its own clock: retention every minute (events, webhook messages
+//! past `webhooks.keep_deliveries_secs`, hourly usage past a week), and each second's usage
 //! counts into the tenants' usage rows (and what is left when Herald shuts down).
 
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use crate::limits::usage::UsageMeter;
 use crate::shutdown::Shutdown;
 use crate::state::AppState;
 use crate::store::Store;
-use crate::store::usage::day_of;
+use crate::store::hourly_usage::hour_of;
 
 /// How often retention runs.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
@@ -45,6 +45,9 @@ pub fn spawn_pruner(state: web::Data<AppState>) {
                 }
                 Err(error) => tracing::error!(%error, "pruning webhook messages failed"),
             }
+            if let Err(error) = state.store.prune_hourly_usage(hour_of(now_ms())).await {
+                tracing::error!(%error, "pruning hourly usage failed");
+            }
         }
     });
 }
@@ -55,8 +58,7 @@ pub fn spawn_usage_flusher(usage: Arc<UsageMeter>, hub: Hub, store: Store, shutd
     let flush = move || {
         let (usage, hub, store) = (usage.clone(), hub.clone(), store.clone());
         async move {
-            let delivered = &hub.stats().delivered_to;
-            if let Err(error) = usage.flush(&store, delivered, day_of(now_ms())).await {
+            if let Err(error) = usage.flush(&store, &hub, now_ms()).await {
                 tracing::warn!(%error, "usage: cannot write this second's counts; kept for the next");
             }
         }

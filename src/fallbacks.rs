@@ -6,9 +6,11 @@
 //! another node may have committed one due sooner. A fallback that fell due while Herald was
 //! down is due at start, and fires in the first pass.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::now_ms;
+use crate::limits::usage::UsageMeter;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
 use crate::webhooks::Outbox;
@@ -23,6 +25,8 @@ const AFTER_FAILURE: Duration = Duration::from_secs(1);
 pub struct FallbackTask {
     pub store: Store,
     pub outbox: Outbox,
+    /// Where fired fallbacks are counted for the hourly usage.
+    pub usage: Arc<UsageMeter>,
 }
 
 impl FallbackTask {
@@ -43,6 +47,9 @@ impl FallbackTask {
         loop {
             match self.store.fire_due_fallbacks(PAGE).await {
                 Ok(pass) => {
+                    for (tenant_id, fired) in &pass.fired_by_tenant {
+                        self.usage.fallbacks_fired(*tenant_id, *fired as u64);
+                    }
                     if pass.messages {
                         self.outbox.wake();
                     }

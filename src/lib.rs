@@ -50,6 +50,11 @@
 //! transitions (`hub::slots`) into the deployment's, written by `store::presence`, which
 //! puts `user.online` and `user.offline` in the outbox.
 //!
+//! **Watching it**: `tail` gives whoever watches a tenant (`GET /v1/tail`, the console
+//! served from `routes::console`) its events as they are committed and what Herald did
+//! about it; `limits::usage` and `store::hourly_usage` keep the hourly figures its charts
+//! show.
+//!
 //! **Around it**: `config`, `cli`, `startup` (imported by nobody), `state` (what handlers
 //! reach), `background` (retention, usage counts), `shutdown`, `telemetry`, `metrics`, `tls`, `demo/` (the `local` demo tenant).
 
@@ -76,6 +81,7 @@ pub mod startup;
 pub mod state;
 pub mod store;
 pub mod stream_path;
+pub mod tail;
 pub mod telemetry;
 pub mod tls;
 pub mod webhooks;

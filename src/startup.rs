@@ -35,6 +35,7 @@ use crate::store::Store;
 use crate::store::credentials::Credentials;
 use crate::store::log::{CommitListener, EventLog};
 use crate::store::receipts::ReceiptWriter;
+use crate::tail::Tail;
 use crate::webhooks::Outbox;
 
 /// Credentials made at start-up that the operator must be shown once.
@@ -74,13 +75,14 @@ impl Application {
         let (budget, ledger) = limits(link.as_ref());
         let several_nodes = link.is_some();
         let transitions = Arc::new(PendingTransitions::default());
+        let tail = Arc::new(Tail::default());
         let (hub, broker, log) = start_delivery(
             &settings,
             &store,
             &credentials,
             shutdown.clone(),
             (ledger, link),
-            transitions.clone(),
+            (transitions.clone(), tail.clone()),
         )
         .await?;
         let demo = match listeners.demo {
@@ -98,7 +100,8 @@ impl Application {
             store.clone(),
             shutdown.clone(),
         );
-        let outbox = Outbox::configured(&settings.webhooks, &store, shutdown.clone()).await?;
+        let outbox =
+            Outbox::configured(&settings.webhooks, &store, tail.clone(), shutdown.clone()).await?;
         let presence = PresenceTask {
             store: store.clone(),
             hub: hub.clone(),
@@ -110,6 +113,7 @@ impl Application {
         let fallbacks = FallbackTask {
             store: store.clone(),
             outbox: outbox.clone(),
+            usage: usage.clone(),
         };
         tokio::spawn(fallbacks.run(shutdown.clone()));
         let receipts = ReceiptWriter::start(store.clone());
@@ -347,7 +351,7 @@ async fn start_delivery(
     credentials: &Credentials,
     shutdown: shutdown::Shutdown,
     (ledger, link): (Option<Arc<dyn StreamLedger>>, Option<RedisLink>),
-    transitions: Arc<PendingTransitions>,
+    (transitions, tail): (Arc<PendingTransitions>, Arc<Tail>),
 ) -> anyhow::Result<(Hub, Arc<dyn Broker>, EventLog)> {
     let hub = Hub::start(
         &settings.stream,
@@ -355,6 +359,7 @@ async fn start_delivery(
         shutdown,
         ledger,
         Some(transitions),
+        tail,
     )?;
     let broker = match (redis_url(settings), link) {
         (Some(url), Some(link)) => {

@@ -84,8 +84,15 @@ fn hub(c: &mut Criterion) {
     let (_stopping, shutdown) = herald::shutdown::channel();
     let (hub, mut subscriptions) = system.block_on(async {
         let store = Store::open(&settings.database).await.expect("the store");
-        let hub =
-            Hub::start(&settings.stream, store, shutdown, None, None).expect("the hub starts");
+        let hub = Hub::start(
+            &settings.stream,
+            store,
+            shutdown,
+            None,
+            None,
+            Default::default(),
+        )
+        .expect("the hub starts");
         let mut subscriptions = Vec::with_capacity(CONNECTIONS);
         let no_topics = TopicList::default();
         let caps = StreamCaps::of(&settings.tenant_defaults);

@@ -17,6 +17,7 @@ mod m20261204_000001_webhooks;
 mod m20261204_000002_presence;
 mod m20261205_000001_receipts;
 mod m20261207_000001_webhooks_due_per_endpoint;
+mod m20261207_000002_hourly_usage;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000002_presence::Migration),
             Box::new(m20261205_000001_receipts::Migration),
             Box::new(m20261207_000001_webhooks_due_per_endpoint::Migration),
+            Box::new(m20261207_000002_hourly_usage::Migration),
         ]
     }
 }

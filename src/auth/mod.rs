@@ -11,7 +11,7 @@ pub mod cors;
 pub mod jwt;
 
 pub use admin::Operator;
-pub use api_key::Publisher;
+pub use api_key::{HERALD_TENANT, Publisher};
 pub use browser::browser_user;
 
 use actix_web::HttpRequest;
@@ -27,6 +27,8 @@ pub enum AuthError {
     InvalidAdminToken,
     #[error("the API key is unknown or revoked")]
     InvalidApiKey,
+    #[error("the admin token acts on a tenant's API only with `Herald-Tenant: <slug>`")]
+    TenantUnnamed,
     /// A user token that does not verify; the reason is safe to show.
     #[error("the user token is not valid: {0}")]
     InvalidToken(&'static str),
@@ -37,7 +39,9 @@ pub enum AuthError {
 impl From<AuthError> for ApiError {
     fn from(error: AuthError) -> Self {
         let code = match error {
-            AuthError::MissingCredentials => ErrorCode::MissingCredentials,
+            AuthError::MissingCredentials | AuthError::TenantUnnamed => {
+                ErrorCode::MissingCredentials
+            }
             AuthError::InvalidAdminToken => ErrorCode::InvalidAdminToken,
             AuthError::InvalidApiKey => ErrorCode::InvalidApiKey,
             AuthError::InvalidToken(_) => ErrorCode::InvalidToken,

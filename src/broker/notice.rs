@@ -61,8 +61,12 @@ impl Notice {
             } => {
                 credentials.forget_tenant(*tenant);
                 hub.end_streams(*tenant, key_id.as_deref(), reason);
+                hub.tail().changed(*tenant);
             }
-            Notice::TenantChanged { tenant } => credentials.forget_tenant(*tenant),
+            Notice::TenantChanged { tenant } => {
+                credentials.forget_tenant(*tenant);
+                hub.tail().changed(*tenant);
+            }
             Notice::InboxChanged {
                 tenant,
                 user,

@@ -46,6 +46,7 @@ use crate::shutdown::Shutdown;
 use crate::sse;
 use crate::store::log::CommitListener;
 use crate::store::{Store, StoreError};
+use crate::tail::Tail;
 use shard::{Deliver, EndStreams, InboxChanged, InboxPruned, Register, Shard, Unregister};
 use slots::TenantSlots;
 
@@ -150,6 +151,8 @@ struct HubInner {
     store: Store,
     /// Ends every stream when Herald stops.
     shutdown: Shutdown,
+    /// Whoever watches a tenant sees its committed events.
+    tail: Arc<Tail>,
 }
 
 impl Drop for HubInner {
@@ -169,6 +172,7 @@ impl Hub {
         shutdown: Shutdown,
         ledger: Option<Arc<dyn ledger::StreamLedger>>,
         transitions: Option<Arc<PendingTransitions>>,
+        tail: Arc<Tail>,
     ) -> std::io::Result<Hub> {
         let count = std::thread::available_parallelism().map_or(2, |n| n.get());
         let stats = Arc::new(HubStats::default());
@@ -183,6 +187,7 @@ impl Hub {
                 settings,
                 shutdown.clone(),
                 store.clone(),
+                tail.clone(),
             )?;
             shards.push(Shard::start_in_arbiter(&arbiter.handle(), move |_| shard));
             arbiters.push(arbiter);
@@ -197,6 +202,7 @@ impl Hub {
                 settings: settings.clone(),
                 store,
                 shutdown,
+                tail,
             }),
         })
     }
@@ -209,6 +215,11 @@ impl Hub {
     /// A tenant's open streams across the deployment.
     pub async fn tenant_streams(&self, tenant_id: i64) -> u64 {
         self.inner.slots.open_streams(tenant_id).await
+    }
+
+    /// Who watches which tenant's committed events.
+    pub fn tail(&self) -> &Arc<Tail> {
+        &self.inner.tail
     }
 
     pub fn stats(&self) -> &HubStats {
@@ -363,6 +374,7 @@ impl CommitListener for Hub {
         if events.is_empty() {
             return;
         }
+        self.inner.tail.committed(events);
         let batch: Arc<Vec<Delivery>> = Arc::new(
             events
                 .iter()

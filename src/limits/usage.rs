@@ -1,10 +1,12 @@
 //! What each tenant does on this node: counted here as it happens, added to the tenant's
-//! usage rows in the database once a second (`flush`), and shown per tenant in `/metrics`.
+//! daily and hourly usage rows in the database once a second (`flush`), and shown per
+//! tenant in `/metrics`.
 //!
-//! Published events are counted by the log writer inside the commit that stores them, so
-//! they are exact; publishes refused by the rate limit and events delivered to streams are
-//! counted here and reach the database within a second (a node killed outright loses at
-//! most its last second of them).
+//! In the daily rows, published events (and fallbacks fired) are counted inside the commit
+//! that stores them, so they are exact; publishes refused by the rate limit and events
+//! delivered to streams are counted here and reach the database within a second (a node
+//! killed outright loses at most its last second of them). The hourly rows, for charts,
+//! take everything from here, with each tenant's streams open sampled at every flush.
 //!
 //! `/metrics` labels the first `max_labels` tenants seen by their slug and sums the rest
 //! under `tenant="other"`, so a deployment with a hundred thousand tenants does not give
@@ -13,8 +15,9 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
-use crate::hub::TenantCounts;
-use crate::store::usage::UsageCounts;
+use crate::hub::{Hub, TenantCounts};
+use crate::store::hourly_usage::{HourCounts, hour_of};
+use crate::store::usage::{UsageCounts, day_of};
 use crate::store::{Store, StoreError};
 
 /// The label of the tenants beyond `max_labels`.
@@ -25,8 +28,37 @@ struct TenantMeter {
     slug: Option<String>,
     /// Since this node started, for `/metrics`.
     total: UsageCounts,
-    /// Not yet added to the database.
+    /// Not yet added to the daily rows.
     pending: UsageCounts,
+    /// Not yet added to the hourly rows.
+    hour: HourCounts,
+    peak: StreamPeak,
+}
+
+/// The most streams of a tenant open at once on this node in an hour, and how much of it
+/// the hourly row was given (each node adds its own peak).
+#[derive(Debug, Default, Clone, Copy)]
+struct StreamPeak {
+    hour: i64,
+    most: i64,
+    added: i64,
+}
+
+impl StreamPeak {
+    /// Takes in `open` streams now; answers what the hour's row is to be given.
+    fn sample(&mut self, hour: i64, open: i64) -> i64 {
+        if self.hour != hour {
+            *self = StreamPeak {
+                hour,
+                most: 0,
+                added: 0,
+            };
+        }
+        self.most = self.most.max(open);
+        let grew = self.most - self.added;
+        self.added = self.most;
+        grew
+    }
 }
 
 pub struct UsageMeter {
@@ -70,10 +102,11 @@ impl UsageMeter {
         })
     }
 
-    /// `events` of `slug` committed (already counted in the database by the writer).
+    /// `events` of `slug` committed (already counted in the daily rows by the writer).
     pub fn published(&self, tenant_id: i64, slug: &str, events: u64) {
         self.named(tenant_id, slug, |meter| {
-            meter.total.published += events as i64
+            meter.total.published += events as i64;
+            meter.hour.published += events as i64;
         });
     }
 
@@ -82,6 +115,15 @@ impl UsageMeter {
         self.named(tenant_id, slug, |meter| {
             meter.total.rate_limited += 1;
             meter.pending.rate_limited += 1;
+            meter.hour.rate_limited += 1;
+        });
+    }
+
+    /// Fallbacks of a tenant that fired (already counted in the daily rows).
+    pub fn fallbacks_fired(&self, tenant_id: i64, fired: u64) {
+        self.with(tenant_id, |meter| {
+            meter.total.fallbacks_fired += fired as i64;
+            meter.hour.fallbacks_fired += fired as i64;
         });
     }
 
@@ -93,6 +135,7 @@ impl UsageMeter {
             let meter = tenants.entry(tenant_id).or_default();
             meter.total.delivered += events as i64;
             meter.pending.delivered += events as i64;
+            meter.hour.delivered += events as i64;
         }
     }
 
@@ -102,33 +145,59 @@ impl UsageMeter {
         self.with(tenant_id, |meter| meter.pending)
     }
 
-    /// Adds what is pending — with the shards' latest deliveries, `delivered` — to the
-    /// usage rows of `day`; on failure it stays pending.
-    pub async fn flush(
-        &self,
-        store: &Store,
-        delivered: &TenantCounts,
-        day: i64,
-    ) -> Result<(), StoreError> {
-        self.delivered(delivered);
-        let pending: Vec<(i64, UsageCounts)> = {
+    /// Adds what is pending — with the hub's latest deliveries and each tenant's streams
+    /// open now — to the usage rows of the day and the hour `now` is in; on failure it
+    /// stays pending.
+    pub async fn flush(&self, store: &Store, hub: &Hub, now: i64) -> Result<(), StoreError> {
+        self.delivered(&hub.stats().delivered_to);
+        let open = hub.open_streams();
+        let hour = hour_of(now);
+        let (daily, hourly) = {
             let mut tenants = self.tenants.lock().unwrap_or_else(PoisonError::into_inner);
-            tenants
-                .iter_mut()
-                .filter(|(_, meter)| !meter.pending.is_empty())
-                .map(|(id, meter)| (*id, std::mem::take(&mut meter.pending)))
-                .collect()
+            for id in open.keys() {
+                tenants.entry(*id).or_default();
+            }
+            let mut daily = Vec::new();
+            let mut hourly = Vec::new();
+            for (id, meter) in tenants.iter_mut() {
+                let streams = open.get(id).copied().unwrap_or(0) as i64;
+                meter.hour.streams_open += meter.peak.sample(hour, streams);
+                if !meter.pending.is_empty() {
+                    daily.push((*id, std::mem::take(&mut meter.pending)));
+                }
+                if !meter.hour.is_empty() {
+                    hourly.push((*id, std::mem::take(&mut meter.hour)));
+                }
+            }
+            (daily, hourly)
         };
-        let written = store.add_usage(day, &pending).await;
-        if written.is_err() {
-            let mut tenants = self.tenants.lock().unwrap_or_else(PoisonError::into_inner);
-            for (id, counts) in pending {
+        let written = match store.add_usage(day_of(now), &daily).await {
+            Ok(()) => store
+                .add_hourly_usage(hour, &hourly)
+                .await
+                .map_err(|e| (e, false)),
+            Err(error) => Err((error, true)),
+        };
+        let Err((error, daily_failed)) = written else {
+            return Ok(());
+        };
+        let mut tenants = self.tenants.lock().unwrap_or_else(PoisonError::into_inner);
+        if daily_failed {
+            for (id, counts) in daily {
                 let meter = tenants.entry(id).or_default();
                 meter.pending.rate_limited += counts.rate_limited;
                 meter.pending.delivered += counts.delivered;
             }
         }
-        written
+        for (id, counts) in hourly {
+            let hour = &mut tenants.entry(id).or_default().hour;
+            hour.published += counts.published;
+            hour.delivered += counts.delivered;
+            hour.rate_limited += counts.rate_limited;
+            hour.fallbacks_fired += counts.fallbacks_fired;
+            hour.streams_open += counts.streams_open;
+        }
+        Err(error)
     }
 
     /// Forgets a removed tenant.

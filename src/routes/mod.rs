@@ -9,11 +9,14 @@ pub(crate) mod history;
 pub(crate) mod inbox;
 mod json;
 pub mod openapi;
+mod own_tenant;
 mod presence;
 pub mod publish;
 pub(crate) mod receipts;
 mod session;
 pub(crate) mod stream;
+mod tail;
+pub(crate) mod usage;
 pub(crate) mod webhooks;
 
 use actix_web::{HttpResponse, web};
@@ -57,6 +60,9 @@ pub fn configure(config: &mut web::ServiceConfig) {
             resource("/v1/events/{id}/fallback", "DELETE")
                 .route(web::delete().to(receipts::cancel_fallback)),
         )
+        .service(resource("/v1/tail", "GET").route(web::get().to(tail::tail)))
+        .service(resource("/v1/tenant", "GET").route(web::get().to(own_tenant::own_tenant)))
+        .service(resource("/v1/usage", "GET").route(web::get().to(usage::own_usage)))
         .service(resource("/v1/receipts", "GET").route(web::get().to(receipts::list_receipts)))
         .service(resource("/v1/inbox", "GET").route(web::get().to(inbox::backend_list)))
         .service(resource("/v1/inbox/read", "POST").route(web::post().to(inbox::backend_read)))

@@ -3,13 +3,13 @@
 //! Handlers carry their own `#[utoipa::path]` annotations and declare the shapes they read
 //! and answer next to them; this module gathers them, names the security schemes, and
 //! completes the document with what every operation may answer (405, 500, 503, the body and
-//! query errors) and with the configured limits — so that the document says exactly what the
+//! query errors, the admin token's way into a tenant's API) and with the configured limits — so that the document says exactly what the
 //! server does, which the contract tests and schemathesis in CI hold it to.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde_json::{Value, json};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::config::LimitSettings;
@@ -35,6 +35,13 @@ impl Modify for SecuritySchemes {
         components.add_security_scheme("admin_token", bearer("admin token"));
         components.add_security_scheme("api_key", bearer("hk_…"));
         components.add_security_scheme("user_token", bearer("JWT"));
+        components.add_security_scheme(
+            "herald_tenant",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                crate::auth::HERALD_TENANT,
+                "with the admin token instead of an API key: the slug of the tenant to act as",
+            ))),
+        );
     }
 }
 
@@ -47,7 +54,11 @@ impl Modify for SecuritySchemes {
         super::admin::tenants::get_tenant,
         super::admin::tenants::update_tenant,
         super::admin::tenants::delete_tenant,
-        super::admin::tenants::tenant_usage,
+        super::usage::tenant_usage,
+        super::usage::deployment_usage,
+        super::usage::own_usage,
+        super::own_tenant::own_tenant,
+        super::tail::tail,
         super::admin::keys::create_api_key,
         super::admin::keys::list_api_keys,
         super::admin::keys::revoke_api_key,
@@ -131,6 +142,10 @@ fn complete_operations(document: &mut Value) {
             continue;
         };
         for operation in operations.values_mut() {
+            let as_tenant = takes_api_key(operation);
+            if as_tenant && let Some(security) = operation["security"].as_array_mut() {
+                security.push(json!({"admin_token": [], "herald_tenant": []}));
+            }
             let reads_body = operation.get("requestBody").is_some();
             let reads_query = operation["parameters"]
                 .as_array()
@@ -177,6 +192,12 @@ fn complete_operations(document: &mut Value) {
                     (422, "the body is not an object of the documented shape, or breaks a rule"),
                 ]);
             }
+            if as_tenant {
+                answers.push((
+                    404,
+                    "`tenant_not_found`: `Herald-Tenant` names no tenant (the admin token's way)",
+                ));
+            }
             if reads_query {
                 answers.push((
                     400,
@@ -208,6 +229,14 @@ fn complete_operations(document: &mut Value) {
             }
         }
     }
+}
+
+/// Whether an operation is a tenant's backend's: it takes an API key, or the admin token
+/// with `Herald-Tenant`.
+fn takes_api_key(operation: &Value) -> bool {
+    operation["security"]
+        .as_array()
+        .is_some_and(|alternatives| alternatives.iter().any(|a| a.get("api_key").is_some()))
 }
 
 /// An error answer in the shared shape; a 405 also says which methods the path answers.

@@ -25,6 +25,7 @@
 pub mod credentials;
 pub mod entities;
 pub mod fault;
+pub mod hourly_usage;
 pub mod inbox;
 pub mod keys;
 pub mod log;

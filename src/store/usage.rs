@@ -126,6 +126,22 @@ pub async fn add_usage(
     Ok(())
 }
 
+/// Which of `ids` are tenants still (counts of a removed one go with it).
+pub(super) async fn existing_tenants(
+    db: &impl ConnectionTrait,
+    ids: impl IntoIterator<Item = i64>,
+) -> Result<HashSet<i64>, StoreError> {
+    Ok(tenant::Entity::find()
+        .select_only()
+        .column(tenant::Column::Id)
+        .filter(tenant::Column::Id.is_in(ids))
+        .into_tuple::<i64>()
+        .all(db)
+        .await?
+        .into_iter()
+        .collect())
+}
+
 impl Store {
     /// Adds counts for several tenants, each to `day`, in one transaction. Counts of a
     /// tenant removed since they were taken go with it (its rows are gone too).
@@ -138,15 +154,7 @@ impl Store {
             return Ok(());
         }
         let txn = self.begin_write().await?;
-        let existing: HashSet<i64> = tenant::Entity::find()
-            .select_only()
-            .column(tenant::Column::Id)
-            .filter(tenant::Column::Id.is_in(counts.iter().map(|(id, _)| *id)))
-            .into_tuple::<i64>()
-            .all(&txn)
-            .await?
-            .into_iter()
-            .collect();
+        let existing = existing_tenants(&txn, counts.iter().map(|(id, _)| *id)).await?;
         for (tenant_id, counts) in counts.iter().filter(|(id, _)| existing.contains(id)) {
             add_usage(&txn, *tenant_id, day, *counts).await?;
         }

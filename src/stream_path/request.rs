@@ -12,9 +12,11 @@ use crate::auth::{AuthError, browser_token, jwt};
 use crate::domain::names::TopicList;
 use crate::domain::tenant::Tenant;
 use crate::error::ApiError;
+use crate::hub::HubError;
 use crate::hub::StreamCaps;
 use crate::hub::connection::Connection;
 use crate::state::AppState;
+use crate::tail::Notice;
 
 /// The cookie `POST /t/{slug}/session` sets.
 pub const SESSION_COOKIE: &str = "herald_session";
@@ -79,10 +81,23 @@ pub async fn open(
         .or(query.last_event_id.as_deref())
         .filter(|id| !id.is_empty());
     let caps = StreamCaps::of(&tenant.limits.effective(&state.settings.tenant_defaults));
-    let connection = state
+    let opened = state
         .hub
         .open_stream(tenant.id, &identity, topics, resume_from, caps)
-        .await?;
+        .await;
+    let reason = match &opened {
+        Err(HubError::TooManyForUser) => Some("too_many_for_user"),
+        Err(HubError::TooManyForTenant) => Some("too_many_for_tenant"),
+        _ => None,
+    };
+    if let Some(reason) = reason {
+        let user = identity.user.as_str().to_owned();
+        state
+            .hub
+            .tail()
+            .notice(tenant.id, Notice::StreamRefused { user, reason });
+    }
+    let connection = opened?;
     let opened = &state.hub.stats().opened;
     let counter = match path {
         StreamPath::Herald => &opened.herald,

@@ -25,6 +25,7 @@ use crate::config::WebhookSettings;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
 use crate::store::webhooks::Next;
+use crate::tail::Tail;
 
 /// How often the count of messages still due is taken for `/metrics`.
 const PENDING_EVERY: Duration = Duration::from_secs(10);
@@ -93,6 +94,7 @@ impl Outbox {
     pub async fn configured(
         settings: &WebhookSettings,
         store: &Store,
+        tail: Arc<Tail>,
         shutdown: Shutdown,
     ) -> anyhow::Result<Outbox> {
         if store.backend() == sea_orm::DbBackend::Sqlite {
@@ -117,11 +119,23 @@ impl Outbox {
             disable_after: Duration::from_secs_f64(settings.disable_after_secs),
             schedule,
         };
-        Ok(Outbox::start(store.clone(), sender, workers, shutdown))
+        Ok(Outbox::start(
+            store.clone(),
+            sender,
+            workers,
+            tail,
+            shutdown,
+        ))
     }
 
     /// Starts the workers.
-    fn start(store: Store, sender: Sender, settings: WorkerSettings, shutdown: Shutdown) -> Outbox {
+    fn start(
+        store: Store,
+        sender: Sender,
+        settings: WorkerSettings,
+        tail: Arc<Tail>,
+        shutdown: Shutdown,
+    ) -> Outbox {
         let outbox = Outbox {
             wake: Arc::new(Notify::new()),
             stats: Arc::new(WebhookStats::default()),
@@ -133,6 +147,7 @@ impl Outbox {
             wake: outbox.wake.clone(),
             ended: Notify::new(),
             stats: outbox.stats.clone(),
+            tail,
         };
         tokio::spawn(worker.run(shutdown.clone()));
         tokio::spawn(count_pending(store, outbox.stats.clone(), shutdown));

@@ -29,6 +29,7 @@ use crate::domain::now_ms;
 use crate::shutdown::Shutdown;
 use crate::store::webhooks::{Claimed, Finished, Next};
 use crate::store::{Store, StoreError};
+use crate::tail::{Notice, Tail};
 
 /// How many messages beyond its free slots a claim takes of a fast endpoint, per slot.
 const HELD_PER_SLOT: usize = 8;
@@ -210,6 +211,8 @@ pub(super) struct Worker {
     /// Attempts ended and were recorded: their endpoints have free slots.
     pub ended: Notify,
     pub stats: Arc<WebhookStats>,
+    /// Failed attempts are told to whoever watches the tenant.
+    pub tail: Arc<Tail>,
 }
 
 impl Worker {
@@ -403,6 +406,16 @@ impl Worker {
             self.wake_at(at);
         }
         if next != Next::Delivered {
+            self.tail.notice(
+                message.endpoint.tenant_id,
+                Notice::WebhookFailed {
+                    endpoint_id: message.endpoint.id.clone(),
+                    message_id: message.id.clone(),
+                    message_type: message.kind.clone(),
+                    status_code: attempt.status_code,
+                    error: attempt.error.clone().unwrap_or_default(),
+                },
+            );
             tracing::info!(
                 message = %message.id,
                 endpoint = %message.endpoint.id,

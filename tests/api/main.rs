@@ -33,4 +33,5 @@ mod stream;
 mod stream_path;
 mod support;
 mod tls;
+mod watching;
 mod webhooks;

@@ -32,6 +32,7 @@ use crate::config::StreamSettings;
 use crate::fair::Turns;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
+use crate::tail::{Notice, Tail};
 
 mod delivery;
 mod handover;
@@ -69,6 +70,8 @@ pub(super) struct Shard {
     out: Vec<Bytes>,
     /// Where a stream's unread count is taken afresh.
     store: Store,
+    /// Streams closed as slow are told to whoever watches their tenant.
+    tail: Arc<Tail>,
 }
 
 struct ShardStream {
@@ -87,6 +90,7 @@ impl Shard {
         settings: &StreamSettings,
         shutdown: Shutdown,
         store: Store,
+        tail: Arc<Tail>,
     ) -> std::io::Result<Self> {
         let keepalive_every = Duration::from_secs_f64(settings.keepalive_secs);
         let clock = Clock::for_keepalive(keepalive_every);
@@ -109,6 +113,7 @@ impl Shard {
             scratch: vec![0; 4096].into_boxed_slice(),
             out: Vec::new(),
             store,
+            tail,
         })
     }
 
@@ -165,6 +170,9 @@ impl Shard {
         }
         if ending == Ending::Slow {
             self.stats.slow_closed.fetch_add(1, Ordering::Relaxed);
+            let user = connection.user.clone();
+            self.tail
+                .notice(connection.tenant_id, Notice::StreamClosedSlow { user });
             tracing::info!(connection = id, "closed a stream that could not keep up");
         }
     }

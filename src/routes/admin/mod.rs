@@ -14,9 +14,7 @@ use keys::{
     create_api_key, create_signing_key, list_api_keys, list_signing_keys, revoke_api_key,
     revoke_signing_key,
 };
-use tenants::{
-    create_tenant, delete_tenant, get_tenant, list_tenants, tenant_usage, update_tenant,
-};
+use tenants::{create_tenant, delete_tenant, get_tenant, list_tenants, update_tenant};
 
 pub use keys::{
     ApiKeyList, ApiKeyView, CreatedApiKey, CreatedSigningKey, NewApiKey, NewSigningKey,
@@ -25,6 +23,9 @@ pub use keys::{SigningKeyList, SigningKeyView};
 pub use tenants::{TenantList, TenantView};
 
 pub fn configure(config: &mut web::ServiceConfig) {
+    config.service(
+        resource("/admin/usage", "GET").route(web::get().to(super::usage::deployment_usage)),
+    );
     config.service(
         web::scope("/admin/tenants")
             .service(
@@ -38,7 +39,9 @@ pub fn configure(config: &mut web::ServiceConfig) {
                     .route(web::patch().to(update_tenant))
                     .route(web::delete().to(delete_tenant)),
             )
-            .service(resource("/{slug}/usage", "GET").route(web::get().to(tenant_usage)))
+            .service(
+                resource("/{slug}/usage", "GET").route(web::get().to(super::usage::tenant_usage)),
+            )
             .service(
                 resource("/{slug}/api-keys", "GET, POST")
                     .route(web::post().to(create_api_key))

@@ -6,14 +6,13 @@ use utoipa::ToSchema;
 
 use super::{OperatorErrors, TenantRouteErrors};
 use crate::auth::Operator;
+use crate::domain::format_ms;
 use crate::domain::limits::{EffectiveLimits, TenantLimits};
 use crate::domain::tenant::{NewTenant, Retention, Tenant, TenantPatch};
-use crate::domain::{format_ms, now_ms};
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::routes::json;
 use crate::sse;
 use crate::state::AppState;
-use crate::store::usage::{UsageCounts, day_of};
 
 /// The largest event `data` this server takes: no tenant's limit may exceed it.
 fn server_max_data(state: &AppState) -> u64 {
@@ -182,127 +181,4 @@ pub async fn delete_tenant(
     } else {
         Err(ApiError::tenant_not_found(&slug))
     }
-}
-
-/// `GET /admin/tenants/{slug}/usage`: what the tenant holds and did, days and months in UTC.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Usage {
-    /// Streams open now.
-    pub streams_open: u64,
-    /// Events its log holds now.
-    pub events_stored: u64,
-    pub published: PublishedUsage,
-    /// Publishes refused by its rate limit.
-    pub rate_limited: DayUsage,
-    /// Events handed to its streams.
-    pub delivered: DayUsage,
-    /// Facts its users' pages and inboxes told: events acknowledged delivered (once per
-    /// user), marked seen, inbox items read.
-    pub receipts: ReceiptUsage,
-    /// Fallbacks that sent `notification.unseen`.
-    pub fallbacks_fired: DayUsage,
-    /// The last 30 days that have figures, oldest first (today's included).
-    pub days: Vec<DayFigures>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PublishedUsage {
-    pub today: u64,
-    pub month: u64,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DayUsage {
-    pub today: u64,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ReceiptUsage {
-    pub delivered: DayUsage,
-    pub seen: DayUsage,
-    pub read: DayUsage,
-}
-
-/// One UTC day's figures.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DayFigures {
-    /// `YYYY-MM-DD`.
-    #[schema(format = Date)]
-    pub day: String,
-    pub published: u64,
-    pub rate_limited: u64,
-    pub delivered: u64,
-    pub receipts_delivered: u64,
-    pub receipts_seen: u64,
-    pub receipts_read: u64,
-    pub fallbacks_fired: u64,
-}
-
-impl DayFigures {
-    fn of(day: i64, counts: &UsageCounts) -> DayFigures {
-        let count = |value: i64| u64::try_from(value).unwrap_or(0);
-        let date = chrono::DateTime::from_timestamp(day * 86_400, 0).unwrap_or_default();
-        DayFigures {
-            day: date.format("%Y-%m-%d").to_string(),
-            published: count(counts.published),
-            rate_limited: count(counts.rate_limited),
-            delivered: count(counts.delivered),
-            receipts_delivered: count(counts.receipts_delivered),
-            receipts_seen: count(counts.receipts_seen),
-            receipts_read: count(counts.receipts_read),
-            fallbacks_fired: count(counts.fallbacks_fired),
-        }
-    }
-}
-
-#[utoipa::path(get, path = "/admin/tenants/{slug}/usage", tag = "operator",
-    params(("slug" = String, Path, description = "the tenant's slug")),
-    responses((status = 200, body = Usage), TenantRouteErrors),
-    security(("admin_token" = [])))]
-pub async fn tenant_usage(
-    _: Operator,
-    state: web::Data<AppState>,
-    slug: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let tenant = state.tenant(&slug).await?;
-    let today = day_of(now_ms());
-    // This node's last second first: its own figures are then exact.
-    let delivered = &state.hub.stats().delivered_to;
-    state.usage.flush(&state.store, delivered, today).await?;
-    let report = state.store.usage(tenant.id, today).await?;
-    let position = state.log_position(&tenant).await?;
-    let count = |value: i64| u64::try_from(value).unwrap_or(0);
-    Ok(HttpResponse::Ok().json(Usage {
-        streams_open: state.hub.tenant_streams(tenant.id).await,
-        events_stored: count(position.next_seq - 1 - position.pruned_seq),
-        published: PublishedUsage {
-            today: count(report.today.published),
-            month: count(report.published_this_month),
-        },
-        rate_limited: DayUsage {
-            today: count(report.today.rate_limited),
-        },
-        delivered: DayUsage {
-            today: count(report.today.delivered),
-        },
-        receipts: ReceiptUsage {
-            delivered: DayUsage {
-                today: count(report.today.receipts_delivered),
-            },
-            seen: DayUsage {
-                today: count(report.today.receipts_seen),
-            },
-            read: DayUsage {
-                today: count(report.today.receipts_read),
-            },
-        },
-        fallbacks_fired: DayUsage {
-            today: count(report.today.fallbacks_fired),
-        },
-        days: report
-            .days
-            .iter()
-            .map(|(day, counts)| DayFigures::of(*day, counts))
-            .collect(),
-    }))
 }

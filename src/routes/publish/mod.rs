@@ -21,6 +21,7 @@ use crate::limits::{Admission, Rate};
 use crate::routes::json;
 use crate::state::AppState;
 use crate::store::log::{AppendOutcome, IdempotencyClaim};
+use crate::tail::Notice;
 
 pub use body::{Batch, BroadcastFlag, EventIn, PublishBody, To};
 
@@ -83,6 +84,11 @@ async fn append(
         Admission::Admitted { remaining, full_in } => (remaining, full_in),
         Admission::Refused { retry_after } => {
             state.usage.rate_limited(tenant.id, &tenant.slug);
+            let notice = Notice::RateLimited {
+                events: n,
+                retry_after_secs: retry_after.as_secs_f64().ceil() as u64,
+            };
+            state.hub.tail().notice(tenant.id, notice);
             return Ok(limit::refused(rate, n, retry_after));
         }
         Admission::TooLarge => return Err(limit::never_fits(rate, n)),

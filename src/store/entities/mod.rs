@@ -13,6 +13,7 @@ pub mod receipt_position;
 pub mod signing_key;
 pub mod tenant;
 pub mod tenant_usage;
+pub mod usage_hour;
 pub mod webhook_attempt;
 pub mod webhook_endpoint;
 pub mod webhook_message;

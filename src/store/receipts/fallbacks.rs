@@ -73,10 +73,12 @@ pub(crate) async fn insert_fallbacks(
 }
 
 /// What one pass did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FallbackPass {
     /// Fallbacks whose fact had not happened: `notification.unseen` written.
     pub fired: usize,
+    /// `fired`, per tenant.
+    pub fired_by_tenant: Vec<(i64, usize)>,
     /// Fallbacks whose fact had happened (or whose event is gone): nothing sent.
     pub skipped: usize,
     /// Whether any message was written (no endpoint may want them).
@@ -136,6 +138,9 @@ impl Store {
         for (tenant_id, due) in by_tenant {
             let (fired, skipped, messages) = settle_tenant(&txn, tenant_id, &due, now).await?;
             pass.fired += fired;
+            if fired > 0 {
+                pass.fired_by_tenant.push((tenant_id, fired));
+            }
             pass.skipped += skipped;
             pass.messages |= messages;
         }
