@@ -1,4 +1,5 @@
-//! `GET /v1/events`: what a user's stream would replay, for a tenant backend.
+//! `GET /v1/events`: what a user's stream would replay, for a tenant backend — oldest first
+//! from a position, or (`order=newest`) its latest events paged back.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
@@ -13,7 +14,7 @@ use crate::domain::names::{TopicList, TopicListQuery, UserId};
 use crate::domain::{Invalid, ValidationError, format_ms};
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::state::AppState;
-use crate::store::log::StreamSelector;
+use crate::store::log::{SeqRange, StreamSelector};
 
 const DEFAULT_LIMIT: u64 = 100;
 const MAX_LIMIT: u64 = 1000;
@@ -25,9 +26,15 @@ pub struct HistoryQuery {
     /// Whose stream.
     #[param(value_type = UserId)]
     user: String,
-    /// An event id: the page starts after it.
+    /// An event id: the page starts after it (oldest first only).
     #[param(value_type = Option<EventIdText>)]
     after: Option<String>,
+    /// An event id: the page starts before it (`order=newest` only).
+    #[param(value_type = Option<EventIdText>)]
+    before: Option<String>,
+    /// `oldest` (the default: from the start, or after `after`) or `newest` (from the
+    /// log's head, or before `before`, going back).
+    order: Option<Order>,
     /// Events per page; default 100.
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<u64>,
@@ -35,6 +42,14 @@ pub struct HistoryQuery {
     /// at most 64 names separated by `,`.
     #[param(value_type = Option<TopicListQuery>)]
     topics: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Order {
+    #[default]
+    Oldest,
+    Newest,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -54,7 +69,8 @@ pub struct HistoryEvent {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct HistoryPage {
     pub events: Vec<HistoryEvent>,
-    /// The `after` for the next page; null on the last page.
+    /// The `after` (or with `order=newest`, the `before`) for the next page; null on the
+    /// last page.
     pub next: Option<String>,
 }
 
@@ -84,9 +100,18 @@ pub async fn history(
         .log_position(tenant.id)
         .await?
         .ok_or(AuthError::InvalidApiKey)?;
-    let after_seq = match &query.after {
-        None => 0,
-        Some(after) => cursor_seq(&position, after)?,
+    let range = match (query.order.unwrap_or_default(), &query.after, &query.before) {
+        (Order::Oldest, None, None) => SeqRange::After(0),
+        (Order::Oldest, Some(after), None) => SeqRange::After(cursor_seq(&position, after)?),
+        (Order::Newest, None, None) => SeqRange::Before(position.next_seq),
+        // The cursor names the last (oldest) event read; the next page is below it.
+        (Order::Newest, None, Some(before)) => SeqRange::Before(cursor_seq(&position, before)?),
+        _ => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidQuery,
+                "`after` goes with the oldest-first order, `before` with `order=newest`",
+            ));
+        }
     };
     let selector = StreamSelector {
         user: Some(user),
@@ -95,7 +120,7 @@ pub async fn history(
     // One more than asked tells whether there is a next page.
     let mut events = state
         .store
-        .read_after(tenant.id, &position.epoch, &selector, after_seq, limit + 1)
+        .read_stream(tenant.id, &position.epoch, &selector, range, limit + 1)
         .await?;
     let more = events.len() as u64 > limit;
     events.truncate(limit as usize);

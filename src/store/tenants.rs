@@ -2,7 +2,7 @@
 
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, SqlErr,
+    QueryOrder, QuerySelect, SqlErr,
 };
 
 use super::entities::tenant;
@@ -89,8 +89,21 @@ impl Store {
     }
 
     pub async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
-        tenant::Entity::find()
-            .order_by_asc(tenant::Column::Slug)
+        self.list_tenants_after(None, None).await
+    }
+
+    /// Tenants in slug order after `after`, at most `limit` (all when `None`).
+    pub async fn list_tenants_after(
+        &self,
+        after: Option<&str>,
+        limit: Option<u64>,
+    ) -> Result<Vec<Tenant>, StoreError> {
+        let mut query = tenant::Entity::find().order_by_asc(tenant::Column::Slug);
+        if let Some(after) = after {
+            query = query.filter(tenant::Column::Slug.gt(after));
+        }
+        query
+            .limit(limit)
             .all(self.reader())
             .await?
             .into_iter()

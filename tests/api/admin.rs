@@ -57,6 +57,46 @@ async fn a_tenant_is_created_once_per_slug_changed_listed_and_removed() {
 }
 
 #[actix_web::test]
+async fn the_tenant_list_pages_by_slug_when_asked() {
+    let app = spawn_app().await;
+    for slug in ["delta", "alpha", "echo", "charlie", "bravo"] {
+        assert_eq!(
+            app.post_tenant(json!({"slug": slug})).await.status(),
+            StatusCode::CREATED
+        );
+    }
+    let mut seen = Vec::new();
+    let mut path = "/admin/tenants?limit=2".to_owned();
+    loop {
+        let page: Value = app
+            .admin(reqwest::Method::GET, &path, None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let slugs: Vec<String> = page["tenants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["slug"].as_str().unwrap().to_owned())
+            .collect();
+        assert!(slugs.len() <= 2);
+        seen.extend(slugs);
+        match page["next"].as_str() {
+            Some(next) => path = format!("/admin/tenants?limit=2&after={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["alpha", "bravo", "charlie", "delta", "echo"]);
+    // Without a limit, every tenant at once, as before.
+    assert_eq!(app.list_tenants().await.len(), 5);
+    let bad = app
+        .admin(reqwest::Method::GET, "/admin/tenants?limit=0", None)
+        .await;
+    assert_error(bad, StatusCode::BAD_REQUEST, "invalid_limit").await;
+}
+
+#[actix_web::test]
 async fn deleting_a_tenant_kills_its_keys_and_frees_the_slug() {
     let app = spawn_app().await;
     let tenant = app.create_tenant("short").await;

@@ -1,6 +1,7 @@
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{seq_of, spawn_app};
+use crate::support::{assert_error, seq_of, spawn_app};
 
 #[actix_web::test]
 async fn every_target_form_is_stored_and_answered_in_order() {
@@ -124,6 +125,55 @@ async fn history_pages_with_next_and_after() {
     }
     assert_eq!(seen, (0..7).collect::<Vec<_>>());
     assert_eq!(pages, 3);
+}
+
+#[actix_web::test]
+async fn history_pages_back_from_the_newest_with_before() {
+    let app = spawn_app().await;
+    let t = app.create_tenant("back").await;
+    let events: Vec<Value> = (0..7)
+        .map(|i| json!({"to": {"user": "u"}, "data": i}))
+        .chain([json!({"to": {"user": "someone else"}, "data": 99})])
+        .collect();
+    app.publish_ok(&t.api_key, &json!({"events": events})).await;
+    app.publish_ok(&t.api_key, &json!({"to": {"broadcast": true}, "data": 7}))
+        .await;
+
+    let mut seen = Vec::new();
+    let mut query = "user=u&limit=3&order=newest".to_owned();
+    loop {
+        let page: Value = app.history(&t.api_key, &query).await.json().await.unwrap();
+        let items = page["events"].as_array().unwrap();
+        seen.extend(items.iter().map(|e| e["data"].as_i64().unwrap()));
+        match page["next"].as_str() {
+            Some(next) => {
+                assert_eq!(next, items.last().unwrap()["id"].as_str().unwrap());
+                query = format!("user=u&limit=3&order=newest&before={next}");
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, [7, 6, 5, 4, 3, 2, 1, 0]);
+
+    for (query, status, code) in [
+        (
+            "user=u&order=newest&after=x-1",
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        (
+            "user=u&before=x-1",
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        (
+            "user=u&order=latest",
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+    ] {
+        assert_error(app.history(&t.api_key, query).await, status, code).await;
+    }
 }
 
 #[actix_web::test]

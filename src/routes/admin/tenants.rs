@@ -1,15 +1,16 @@
 //! `/admin/tenants`: create, list, read, change and remove tenants.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::{OperatorErrors, TenantRouteErrors};
 use crate::auth::Operator;
 use crate::domain::format_ms;
 use crate::domain::limits::{EffectiveLimits, TenantLimits};
-use crate::domain::tenant::{NewTenant, Retention, Tenant, TenantPatch};
+use crate::domain::tenant::{NewTenant, Retention, Slug, Tenant, TenantPatch};
 use crate::error::{ApiError, ErrorBody, ErrorCode};
+use crate::routes::history::page_limit;
 use crate::routes::json;
 use crate::sse;
 use crate::state::AppState;
@@ -50,6 +51,8 @@ impl TenantView {
 #[derive(Serialize, ToSchema)]
 pub struct TenantList {
     pub tenants: Vec<TenantView>,
+    /// The `after` for the next page when `limit` was given and more follow; else null.
+    pub next: Option<String>,
 }
 
 impl TenantList {
@@ -59,8 +62,22 @@ impl TenantList {
                 .into_iter()
                 .map(|t| TenantView::new(t, defaults))
                 .collect(),
+            next: None,
         }
     }
+}
+
+/// A page of the tenant list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct TenantPage {
+    /// Tenants per page (1–1000); without it, every tenant.
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u64>,
+    /// A slug: the page starts after it.
+    #[param(value_type = Option<Slug>)]
+    after: Option<String>,
 }
 
 #[utoipa::path(post, path = "/admin/tenants", tag = "operator",
@@ -97,14 +114,34 @@ pub async fn create_tenant(
 }
 
 #[utoipa::path(get, path = "/admin/tenants", tag = "operator",
+    params(TenantPage),
     responses((status = 200, body = TenantList), OperatorErrors),
     security(("admin_token" = [])))]
 pub async fn list_tenants(
     _: Operator,
     state: web::Data<AppState>,
+    request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let tenants = state.store.list_tenants().await?;
-    Ok(HttpResponse::Ok().json(TenantList::new(tenants, &state.settings.tenant_defaults)))
+    let page: TenantPage = crate::query::parse(request.query_string())?;
+    let limit = match page.limit {
+        Some(limit) => Some(page_limit(Some(limit), limit)?),
+        None => None,
+    };
+    // One more than asked tells whether there is a next page.
+    let mut tenants = state
+        .store
+        .list_tenants_after(page.after.as_deref(), limit.map(|n| n + 1))
+        .await?;
+    let more = limit.is_some_and(|limit| tenants.len() as u64 > limit);
+    if let Some(limit) = limit {
+        tenants.truncate(limit as usize);
+    }
+    let next = more
+        .then(|| tenants.last().map(|t| t.slug.clone()))
+        .flatten();
+    let mut list = TenantList::new(tenants, &state.settings.tenant_defaults);
+    list.next = next;
+    Ok(HttpResponse::Ok().json(list))
 }
 
 #[utoipa::path(get, path = "/admin/tenants/{slug}", tag = "operator",

@@ -17,7 +17,7 @@ mod sqlite;
 mod writer;
 
 pub use idempotency::{IDEMPOTENCY_TTL_MS, IdempotencyClaim};
-pub use read::StreamSelector;
+pub use read::{SeqRange, StreamSelector};
 pub use retention::Pruned;
 pub use writer::{EventLog, LogStats};
 

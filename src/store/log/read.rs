@@ -21,6 +21,24 @@ pub struct StreamSelector {
     pub topics: TopicList,
 }
 
+/// Which of a stream's events a read takes: those after a seq, oldest first (a replay, a
+/// history page), or those before one, newest first (the latest events, paged back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeqRange {
+    After(i64),
+    Before(i64),
+}
+
+impl SeqRange {
+    /// The bound on `seq` and the order of the read, as SQL.
+    fn sql(self) -> (&'static str, &'static str, i64) {
+        match self {
+            SeqRange::After(seq) => (">", "ASC", seq),
+            SeqRange::Before(seq) => ("<", "DESC", seq),
+        }
+    }
+}
+
 impl StreamSelector {
     fn targets(&self) -> Vec<Target> {
         let mut targets = vec![Target::Broadcast];
@@ -81,24 +99,48 @@ impl Store {
         after_seq: i64,
         limit: u64,
     ) -> Result<Vec<LoggedEvent>, StoreError> {
+        self.read_stream(
+            tenant_id,
+            epoch,
+            selector,
+            SeqRange::After(after_seq),
+            limit,
+        )
+        .await
+    }
+
+    /// As `read_after`, for either range: `SeqRange::Before` reads the events below a seq,
+    /// newest first.
+    pub async fn read_stream(
+        &self,
+        tenant_id: i64,
+        epoch: &str,
+        selector: &StreamSelector,
+        range: SeqRange,
+        limit: u64,
+    ) -> Result<Vec<LoggedEvent>, StoreError> {
         if let Some(reads) = self.sqlite_reads() {
             let (epoch, targets) = (epoch.to_owned(), selector.targets());
             return reads
-                .run(move |db| read_after(db, tenant_id, &epoch, &targets, after_seq, limit))
+                .run(move |db| read_stream(db, tenant_id, &epoch, &targets, range, limit))
                 .await;
         }
         let Some(position) = self.log_position(tenant_id).await? else {
             return Ok(Vec::new());
         };
         let head = position.next_seq - 1;
+        let (bound, order) = match range {
+            SeqRange::After(seq) => (event::Column::Seq.gt(seq), Order::Asc),
+            SeqRange::Before(seq) => (event::Column::Seq.lt(seq), Order::Desc),
+        };
         let stream = |index: usize, target: &Target| {
             let read = event::Entity::find()
                 .filter(event::Column::TenantId.eq(tenant_id))
                 .filter(event::Column::TargetKind.eq(target.kind()))
                 .filter(event::Column::Target.eq(target.name()))
-                .filter(event::Column::Seq.gt(after_seq))
+                .filter(bound.clone())
                 .filter(event::Column::Seq.lte(head))
-                .order_by_asc(event::Column::Seq)
+                .order_by(event::Column::Seq, order.clone())
                 .limit(limit)
                 .into_query();
             Query::select()
@@ -111,7 +153,7 @@ impl Store {
         for (index, target) in targets.iter().enumerate().skip(1) {
             union.union(UnionType::All, stream(index, target));
         }
-        union.order_by(Alias::new("seq"), Order::Asc).limit(limit);
+        union.order_by(Alias::new("seq"), order).limit(limit);
         let statement = self.backend().build(&union);
         event::Entity::find()
             .from_raw_sql(statement)
@@ -172,36 +214,33 @@ fn log_position(db: &Connection, tenant_id: i64) -> Result<Option<LogPosition>, 
 
 /// `Store::read_after` on the SQLite reader's connection: the same statement, each
 /// target's arm through the replay index with its own limit.
-fn read_after(
+fn read_stream(
     db: &Connection,
     tenant_id: i64,
     epoch: &str,
     targets: &[Target],
-    after_seq: i64,
+    range: SeqRange,
     limit: u64,
 ) -> Result<Vec<LoggedEvent>, StoreError> {
     let Some(position) = log_position(db, tenant_id)? else {
         return Ok(Vec::new());
     };
     let head = position.next_seq - 1;
+    let (bound, order, seq) = range.sql();
     let arm = |n: usize| {
         format!(
             "SELECT * FROM (SELECT seq, target_kind, target, event_type, data, created_at, \
              inbox_ordinal FROM events WHERE tenant_id = ?1 AND target_kind = ?{} AND target = ?{} \
-             AND seq > ?2 AND seq <= ?3 ORDER BY seq LIMIT ?4)",
+             AND seq {bound} ?2 AND seq <= ?3 ORDER BY seq {order} LIMIT ?4)",
             5 + 2 * n,
             6 + 2 * n
         )
     };
     let arms: Vec<String> = (0..targets.len()).map(arm).collect();
-    let sql = format!("{} ORDER BY seq LIMIT ?4", arms.join(" UNION ALL "));
+    let sql = format!("{} ORDER BY seq {order} LIMIT ?4", arms.join(" UNION ALL "));
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let mut values: Vec<rusqlite::types::Value> = vec![
-        tenant_id.into(),
-        after_seq.into(),
-        head.into(),
-        limit.into(),
-    ];
+    let mut values: Vec<rusqlite::types::Value> =
+        vec![tenant_id.into(), seq.into(), head.into(), limit.into()];
     for target in targets {
         values.push(target.kind().to_owned().into());
         values.push(target.name().to_owned().into());
