@@ -30,7 +30,7 @@ pub(super) async fn herald_js(request: HttpRequest) -> HttpResponse {
         .headers()
         .get_all(header::IF_NONE_MATCH)
         .filter_map(|value| value.to_str().ok())
-        .any(names_current_etag);
+        .any(|list| names_etag(list, &ETAG));
     let mut response = match cached {
         true => HttpResponse::NotModified().finish(),
         false => HttpResponse::Ok()
@@ -51,11 +51,11 @@ pub(super) async fn herald_js(request: HttpRequest) -> HttpResponse {
     response
 }
 
-/// Whether an `If-None-Match` list names the current version (weak comparison, RFC 9110).
-fn names_current_etag(list: &str) -> bool {
+/// Whether an `If-None-Match` list names `etag` (weak comparison, RFC 9110).
+pub(super) fn names_etag(list: &str, etag: &str) -> bool {
     list.split(',')
         .map(str::trim)
-        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == ETAG.as_str())
+        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
 }
 
 #[cfg(test)]
@@ -65,12 +65,13 @@ mod tests {
     #[test]
     fn if_none_match_lists_are_compared_weakly() {
         let etag = ETAG.as_str();
-        assert!(names_current_etag(etag));
-        assert!(names_current_etag(&format!("W/{etag}")));
-        assert!(names_current_etag(&format!("\"old\", {etag}")));
-        assert!(names_current_etag("*"));
-        assert!(!names_current_etag("\"old\""));
-        assert!(!names_current_etag(""));
-        assert!(!names_current_etag(etag.trim_matches('"')));
+        let names = |list: &str| names_etag(list, etag);
+        assert!(names(etag));
+        assert!(names(&format!("W/{etag}")));
+        assert!(names(&format!("\"old\", {etag}")));
+        assert!(names("*"));
+        assert!(!names("\"old\""));
+        assert!(!names(""));
+        assert!(!names(etag.trim_matches('"')));
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod admin;
 mod browser_library;
+mod console;
 mod health;
 pub(crate) mod history;
 pub(crate) mod inbox;
@@ -28,6 +29,9 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .configure(health::configure)
         .service(resource("/openapi.json", "GET").route(web::get().to(openapi::openapi_json)))
         .service(resource("/herald.js", "GET").route(web::get().to(browser_library::herald_js)))
+        .service(resource("/console", "GET").route(web::get().to(console::page)))
+        .service(resource("/console/console.js", "GET").route(web::get().to(console::script)))
+        .service(resource("/console/console.css", "GET").route(web::get().to(console::style)))
         .configure(admin::configure)
         .service(
             // The browser's routes: the only ones with CORS, decided per tenant.

@@ -78,6 +78,9 @@ impl Modify for SecuritySchemes {
         super::inbox::browser_read,
         super::inbox::browser_unread,
         super::browser_library::herald_js,
+        super::console::page,
+        super::console::script,
+        super::console::style,
         super::inbox::backend_list,
         super::inbox::backend_read,
         super::inbox::backend_unread,
@@ -104,6 +107,7 @@ impl Modify for SecuritySchemes {
         (name = "tenant backend", description = "Publishing, history, users' inboxes, presence and receipts, fallbacks, webhook endpoints; API key"),
         (name = "browser", description = "A user's stream, inbox and receipts; user JWT from the session cookie or a bearer header"),
         (name = "health", description = "Probes, metrics and this document"),
+        (name = "console", description = "Herald Console, the web page served at /console"),
     )
 )]
 pub struct ApiDoc;
@@ -127,7 +131,16 @@ pub fn document(limits: &LimitSettings) -> Value {
 }
 
 /// The paths whose answers never wait for the database.
-const WITHOUT_DATABASE: [&str; 4] = ["/healthz", "/readyz", "/metrics", "/openapi.json"];
+const WITHOUT_DATABASE: [&str; 8] = [
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/openapi.json",
+    "/herald.js",
+    "/console",
+    "/console/console.js",
+    "/console/console.css",
+];
 
 /// Adds to each operation the answers every operation of its kind may give, where it does
 /// not declare them itself: 405 and 500 everywhere, 503 wherever the database is asked, the

@@ -11,6 +11,7 @@ mod browser_library;
 mod cli;
 mod cluster;
 mod config;
+mod console;
 mod contract;
 mod docs;
 mod fairness;

@@ -5,9 +5,20 @@
 //   {"op":"eval","page":"p1","js":"…"}                   the value of an expression
 //   {"op":"wait","page":"p1","js":"…","timeout":5000}    until the expression is truthy
 //   {"op":"close","page":"p1"}                           close a page (its tab goes away)
+//   {"op":"run","page":"p1","js":"await page…"}          Playwright code with `page` (the
+//                                                         console tests click, type, resize
+//                                                         and take screenshots so)
+//   {"op":"axe","page":"p1"}                             axe-core's serious and critical
+//                                                         violations of the page as it is
 //   {"op":"quit"}
 import { chromium } from "playwright-core";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { createInterface } from "node:readline";
+
+// axe-core is run through the DevTools protocol, which no Content-Security-Policy stops.
+const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+const AsyncFunction = (async () => {}).constructor;
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
@@ -34,6 +45,17 @@ for await (const line of createInterface({ input: process.stdin })) {
     } else if (command.op === "wait") {
       await pages.get(command.page).waitForFunction(command.js, null, { timeout: command.timeout ?? 10000 });
       answer({ ok: true });
+    } else if (command.op === "run") {
+      const value = await new AsyncFunction("page", command.js)(pages.get(command.page));
+      answer({ ok: true, value: value ?? null });
+    } else if (command.op === "axe") {
+      const page = pages.get(command.page);
+      await page.evaluate(`${axeSource}\n;0`);
+      const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ["violations"] }));
+      const violations = result.violations
+        .filter((v) => v.impact === "serious" || v.impact === "critical")
+        .map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target.join(" ")) }));
+      answer({ ok: true, value: violations });
     } else if (command.op === "close") {
       await pages.get(command.page).close();
       pages.delete(command.page);

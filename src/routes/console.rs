@@ -1,0 +1,102 @@
+//! `GET /console`: Herald Console, the web page operators and tenants' engineers use to
+//! watch and steer Herald (`clients/console`, built into these three files). It talks to
+//! Herald only through the public API, with the credential it holds in the tab.
+//!
+//! The files are the console's own origin's: a strict Content-Security-Policy (scripts and
+//! styles from here only, no inline script, no framing), no MIME sniffing, no referrer.
+//! Browsers revalidate them by `ETag` each time, so an upgraded Herald serves its own.
+
+use std::sync::LazyLock;
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse};
+use sha2::{Digest, Sha256};
+
+use super::browser_library::names_etag;
+
+const PAGE: &[u8] = include_bytes!("../../clients/console/dist/index.html");
+const SCRIPT: &[u8] = include_bytes!("../../clients/console/dist/console.js");
+const STYLE: &[u8] = include_bytes!("../../clients/console/dist/console.css");
+
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+    style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; \
+    form-action 'none'; frame-ancestors 'none'";
+
+struct File {
+    bytes: &'static [u8],
+    content_type: &'static str,
+    etag: LazyLock<String>,
+}
+
+macro_rules! file {
+    ($bytes:expr, $type:expr) => {
+        File {
+            bytes: $bytes,
+            content_type: $type,
+            etag: LazyLock::new(|| format!("\"{}\"", hex::encode(&Sha256::digest($bytes)[..12]))),
+        }
+    };
+}
+
+static INDEX: File = file!(PAGE, "text/html; charset=utf-8");
+static JS: File = file!(SCRIPT, "text/javascript; charset=utf-8");
+static CSS: File = file!(STYLE, "text/css; charset=utf-8");
+
+/// The console's page.
+#[utoipa::path(get, path = "/console", tag = "console",
+    responses(
+        (status = 200, content_type = "text/html", description = "the console's page; `Content-Security-Policy`, `ETag`"),
+        (status = 304, description = "the cached copy is current"),
+    ))]
+pub(super) async fn page(request: HttpRequest) -> HttpResponse {
+    serve(&request, &INDEX)
+}
+
+/// The console's script.
+#[utoipa::path(get, path = "/console/console.js", tag = "console",
+    responses(
+        (status = 200, content_type = "text/javascript", description = "the console's ES module"),
+        (status = 304, description = "the cached copy is current"),
+    ))]
+pub(super) async fn script(request: HttpRequest) -> HttpResponse {
+    serve(&request, &JS)
+}
+
+/// The console's style sheet.
+#[utoipa::path(get, path = "/console/console.css", tag = "console",
+    responses(
+        (status = 200, content_type = "text/css", description = "the console's style sheet"),
+        (status = 304, description = "the cached copy is current"),
+    ))]
+pub(super) async fn style(request: HttpRequest) -> HttpResponse {
+    serve(&request, &CSS)
+}
+
+fn serve(request: &HttpRequest, file: &File) -> HttpResponse {
+    let etag = file.etag.as_str();
+    let cached = request
+        .headers()
+        .get_all(header::IF_NONE_MATCH)
+        .filter_map(|value| value.to_str().ok())
+        .any(|list| names_etag(list, etag));
+    let mut response = match cached {
+        true => HttpResponse::NotModified().finish(),
+        false => HttpResponse::Ok()
+            .content_type(file.content_type)
+            .body(file.bytes),
+    };
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::ETAG, etag),
+        (header::CACHE_CONTROL, "no-cache"),
+        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(name, value);
+        }
+    }
+    response
+}
