@@ -44,6 +44,7 @@ pub struct HistoryQuery {
     topics: Option<String>,
 }
 
+/// The order of a history page: from the oldest (the stream's replay order) or the newest.
 #[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Order {
@@ -78,7 +79,7 @@ pub struct HistoryPage {
     params(HistoryQuery),
     responses(
         (status = 200, body = HistoryPage),
-        (status = 400, body = ErrorBody),
+        (status = 400, description = "`invalid_query` (a query of another shape, or `after` with `order=newest`, or `before` without it) or `invalid_cursor`", body = ErrorBody),
         (status = 401, description = "missing, unknown or revoked API key", body = ErrorBody),
         (status = 410, description = "`after` names a position the log no longer holds (another epoch, pruned, or beyond its end): read again without it", body = ErrorBody),
         (status = 422, description = "an invalid user id or topic", body = ErrorBody),

@@ -100,7 +100,7 @@ impl Modify for SecuritySchemes {
         super::receipts::list_receipts,
         super::receipts::cancel_fallback,
     ),
-    components(schemas(NewTenant, TenantPatch, Retention, PublishedEvent, Slug, TopicListQuery, EventIdText, IdempotencyKeyText)),
+    components(schemas(NewTenant, TenantPatch, Retention, PublishedEvent, Slug, TopicListQuery, EventIdText, IdempotencyKeyText, super::history::Order)),
     modifiers(&SecuritySchemes),
     tags(
         (name = "operator", description = "Tenants and their keys; admin token"),

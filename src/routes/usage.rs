@@ -80,6 +80,8 @@ pub struct DayFigures {
     pub receipts_seen: u64,
     pub receipts_read: u64,
     pub fallbacks_fired: u64,
+    /// The most streams open at once in any hour of the day (see `HourFigures`).
+    pub streams_open: u64,
 }
 
 /// One UTC hour's figures.
@@ -102,6 +104,25 @@ fn count(value: i64) -> u64 {
 }
 
 impl DayFigures {
+    /// The days that have figures or a peak of streams open (a quiet day with streams open
+    /// has no daily row), oldest first.
+    fn all(days: &[(i64, UsageCounts)], peaks: &[(i64, i64)]) -> Vec<DayFigures> {
+        let mut merged: std::collections::BTreeMap<i64, (UsageCounts, i64)> = days
+            .iter()
+            .map(|(day, counts)| (*day, (*counts, 0)))
+            .collect();
+        for (day, peak) in peaks {
+            merged.entry(*day).or_default().1 = *peak;
+        }
+        merged
+            .into_iter()
+            .map(|(day, (counts, peak))| DayFigures {
+                streams_open: count(peak),
+                ..DayFigures::of(&(day, counts))
+            })
+            .collect()
+    }
+
     fn of((day, counts): &(i64, UsageCounts)) -> DayFigures {
         let date = chrono::DateTime::from_timestamp(day * 86_400, 0).unwrap_or_default();
         DayFigures {
@@ -113,6 +134,7 @@ impl DayFigures {
             receipts_seen: count(counts.receipts_seen),
             receipts_read: count(counts.receipts_read),
             fallbacks_fired: count(counts.fallbacks_fired),
+            streams_open: 0,
         }
     }
 }
@@ -168,15 +190,15 @@ pub async fn deployment_usage(
     let now = flushed(&state).await?;
     let (today, this_hour) = (day_of(now), hour_of(now));
     let store = &state.store;
-    let days = store
-        .daily_usage_of_all(today + 1 - REPORTED_DAYS, today)
-        .await?;
+    let first_day = today + 1 - REPORTED_DAYS;
+    let days = store.daily_usage_of_all(first_day, today).await?;
+    let peaks = store.daily_stream_peaks(None, first_day, today).await?;
     let hours = store
         .hourly_usage(None, this_hour + 1 - REPORTED_HOURS, this_hour)
         .await?;
     Ok(HttpResponse::Ok().json(DeploymentUsage {
         tenants: store.count_tenants().await?,
-        days: days.iter().map(DayFigures::of).collect(),
+        days: DayFigures::all(&days, &peaks),
         hours: hours.iter().map(HourFigures::of).collect(),
     }))
 }
@@ -197,6 +219,10 @@ async fn usage(state: &AppState, tenant: &Tenant) -> Result<Usage, ApiError> {
         .store
         .hourly_usage(Some(tenant.id), this_hour + 1 - REPORTED_HOURS, this_hour)
         .await?;
+    let peaks = state
+        .store
+        .daily_stream_peaks(Some(tenant.id), today + 1 - REPORTED_DAYS, today)
+        .await?;
     let position = state.log_position(tenant).await?;
     let day = |value: i64| DayUsage {
         today: count(value),
@@ -216,7 +242,7 @@ async fn usage(state: &AppState, tenant: &Tenant) -> Result<Usage, ApiError> {
             read: day(report.today.receipts_read),
         },
         fallbacks_fired: day(report.today.fallbacks_fired),
-        days: report.days.iter().map(DayFigures::of).collect(),
+        days: DayFigures::all(&report.days, &peaks),
         hours: hours.iter().map(HourFigures::of).collect(),
     })
 }

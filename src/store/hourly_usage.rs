@@ -9,7 +9,10 @@
 //! sum of the nodes' peaks.
 
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
 
 use super::entities::{tenant_usage, usage_hour};
 use super::usage::{UsageCounts, existing_tenants};
@@ -32,9 +35,10 @@ impl HourCounts {
     }
 }
 
-/// How many hours a report lists, and how long hourly rows are kept.
+/// How many hours a report lists, and how long hourly rows are kept (long enough for the
+/// daily peaks of streams open over the days a report lists).
 pub const REPORTED_HOURS: i64 = 48;
-pub const KEPT_HOURS: i64 = 7 * 24;
+pub const KEPT_HOURS: i64 = 31 * 24;
 
 /// The UTC hour of a timestamp, as hours since 1970-01-01.
 pub fn hour_of(ms: i64) -> i64 {
@@ -134,6 +138,38 @@ impl Store {
                 },
             )
             .collect())
+    }
+
+    /// The most streams open at once in any hour of each day from `first` to `last` that has
+    /// figures: one tenant's, or (`None`) the deployment's (its hours summed over tenants).
+    pub async fn daily_stream_peaks(
+        &self,
+        tenant_id: Option<i64>,
+        first: i64,
+        last: i64,
+    ) -> Result<Vec<(i64, i64)>, StoreError> {
+        let tenant = match tenant_id {
+            Some(_) => "AND tenant_id = $3",
+            None => "",
+        };
+        let sql = format!(
+            "SELECT hour / 24 AS day, CAST(MAX(streams) AS BIGINT) AS peak FROM \
+               (SELECT hour, SUM(streams_open) AS streams FROM usage_hours \
+                WHERE hour >= $1 AND hour < $2 {tenant} GROUP BY hour) AS hours \
+             GROUP BY hour / 24 ORDER BY day"
+        );
+        let mut values: Vec<sea_orm::Value> = vec![(first * 24).into(), ((last + 1) * 24).into()];
+        values.extend(tenant_id.map(Into::into));
+        let backend = self.reader().get_database_backend();
+        let rows = self
+            .reader()
+            .query_all_raw(sea_orm::Statement::from_sql_and_values(
+                backend, sql, values,
+            ))
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("", "day")?, row.try_get("", "peak")?)))
+            .collect()
     }
 
     /// Every tenant's daily figures summed, for the days from `first` to `last` that have

@@ -94,6 +94,14 @@ async fn the_tenant_list_pages_by_slug_when_asked() {
         .admin(reqwest::Method::GET, "/admin/tenants?limit=0", None)
         .await;
     assert_error(bad, StatusCode::BAD_REQUEST, "invalid_limit").await;
+    let bad = app
+        .admin(
+            reqwest::Method::GET,
+            "/admin/tenants?limit=2&after=0.5",
+            None,
+        )
+        .await;
+    assert_error(bad, StatusCode::BAD_REQUEST, "invalid_query").await;
 }
 
 #[actix_web::test]

@@ -16,8 +16,16 @@ use crate::support::browser::{Browser, library_url, serve_library_page, start_he
 use crate::support::receiver::{Answer, Receiver};
 use crate::support::{TestApp, TestTenant, spawn_app};
 
-const VIEWS: [&str; 6] = ["Tenants", "Live tail", "Send", "User inspector", "Webhooks", "Usage"];
+const VIEWS: [&str; 6] = [
+    "Tenants",
+    "Live tail",
+    "Send",
+    "User inspector",
+    "Webhooks",
+    "Usage",
+];
 const SIZES: [(&str, u32, u32); 2] = [("desktop", 1280, 800), ("phone", 390, 844)];
+const SCREENSHOTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/console-screenshots");
 
 struct ConsoleScene {
     browser: Browser,
@@ -59,7 +67,10 @@ impl ConsoleScene {
                 .browser
                 .call(json!({"op": "run", "page": page, "js": "return await page.locator('body').innerText();"}))
                 .await;
-            panic!("{page}: {code}\n{answer}\nthe page shows:\n{}", shown["value"]);
+            panic!(
+                "{page}: {code}\n{answer}\nthe page shows:\n{}",
+                shown["value"]
+            );
         }
         answer["value"].clone()
     }
@@ -105,7 +116,10 @@ impl ConsoleScene {
         let value = self
             .run(
                 page,
-                &format!("return await page.locator({}).first().innerText();", js(selector)),
+                &format!(
+                    "return await page.locator({}).first().innerText();",
+                    js(selector)
+                ),
             )
             .await;
         value.as_str().unwrap().to_owned()
@@ -115,13 +129,29 @@ impl ConsoleScene {
     async fn assert_accessible(&mut self, page: &str, view: &str) {
         let answer = self.browser.call(json!({"op": "axe", "page": page})).await;
         assert_eq!(answer["ok"], true, "{answer}");
-        assert_eq!(answer["value"], json!([]), "{view}: accessibility violations");
+        assert_eq!(
+            answer["value"],
+            json!([]),
+            "{view}: accessibility violations"
+        );
+    }
+
+    /// Saves what the page shows now as `target/console-screenshots/<name>.png`.
+    async fn photograph(&mut self, page: &str, name: &str) {
+        std::fs::create_dir_all(SCREENSHOTS).unwrap();
+        let file = format!("{SCREENSHOTS}/{name}.png");
+        self.run(
+            page,
+            &format!(
+                "await page.screenshot({{path: {}, fullPage: true}});",
+                js(&file)
+            ),
+        )
+        .await;
     }
 
     /// Every view, at each size: checked by axe, and photographed.
     async fn check_every_view(&mut self, page: &str, views: &[&str], name: &str) {
-        let folder = concat!(env!("CARGO_MANIFEST_DIR"), "/target/console-screenshots");
-        std::fs::create_dir_all(folder).unwrap();
         for (size, width, height) in SIZES {
             self.run(
                 page,
@@ -130,23 +160,32 @@ impl ConsoleScene {
             .await;
             for view in views {
                 self.go(page, view).await;
-                // Let the view's reads settle before it is judged.
-                self.run(page, "await page.waitForLoadState('networkidle').catch(() => {}); await page.waitForTimeout(300);")
+                // Let the view's reads settle before it is judged (the tail never idles the
+                // network, so no network-idle wait).
+                self.run(page, "await page.waitForTimeout(500);").await;
+                self.assert_accessible(page, &format!("{view} at {size}"))
                     .await;
-                self.assert_accessible(page, &format!("{view} at {size}")).await;
-                let file = format!(
-                    "{folder}/{name}-{}-{size}.png",
-                    view.to_lowercase().replace(' ', "-")
+                // Readable at this width: nothing makes the page scroll sideways.
+                let overflow = self
+                    .run(
+                        page,
+                        "return await page.evaluate(() => document.documentElement.scrollWidth - innerWidth);",
+                    )
+                    .await;
+                assert!(
+                    overflow.as_i64().unwrap() <= 0,
+                    "{view} at {size} is {overflow} px too wide"
                 );
-                self.run(
-                    page,
-                    &format!("await page.screenshot({{path: {}, fullPage: true}});", js(&file)),
-                )
-                .await;
+                let view = view.to_lowercase().replace(' ', "-");
+                self.photograph(page, &format!("{name}-{view}-{size}"))
+                    .await;
             }
         }
-        self.run(page, "await page.setViewportSize({width: 1280, height: 800});")
-            .await;
+        self.run(
+            page,
+            "await page.setViewportSize({width: 1280, height: 800});",
+        )
+        .await;
     }
 }
 
@@ -164,7 +203,10 @@ async fn the_operator_makes_a_tenant_and_keys_and_sees_a_test_notification_in_th
     assert!(alert.contains("invalid_admin_token"), "{alert}");
     // The field does not echo what is typed.
     let kind = s
-        .run("op", "return await page.getByLabel('Admin token or API key').getAttribute('type');")
+        .run(
+            "op",
+            "return await page.getByLabel('Admin token or API key').getAttribute('type');",
+        )
         .await;
     assert_eq!(kind, "password");
     s.sign_in("op", ADMIN_TOKEN).await;
@@ -182,7 +224,10 @@ async fn the_operator_makes_a_tenant_and_keys_and_sees_a_test_notification_in_th
     )
     .await;
     let api_key = s
-        .run("op", "return await page.locator('.once input').first().inputValue();")
+        .run(
+            "op",
+            "return await page.locator('.once input').first().inputValue();",
+        )
         .await;
     let api_key = api_key.as_str().unwrap().to_owned();
     assert!(api_key.starts_with("hk_"), "{api_key}");
@@ -200,7 +245,10 @@ async fn the_operator_makes_a_tenant_and_keys_and_sees_a_test_notification_in_th
         .unwrap()
         .to_owned();
     let secret = s
-        .run("op", "return await page.locator('.once:has-text(\"HS256 secret\") input').inputValue();")
+        .run(
+            "op",
+            "return await page.locator('.once:has-text(\"HS256 secret\") input').inputValue();",
+        )
         .await;
     let tenant = TestTenant {
         slug: "acme".into(),
@@ -227,7 +275,11 @@ async fn the_operator_makes_a_tenant_and_keys_and_sees_a_test_notification_in_th
     )
     .await;
     let content = s.run("op", "return await page.content();").await;
-    assert!(!content.as_str().unwrap().contains(&api_key), "the key shown again");
+    assert!(
+        !content.as_str().unwrap().contains(&api_key),
+        "the key shown again"
+    );
+    s.photograph("op", "tenant-detail").await;
 
     s.run(
         "op",
@@ -248,10 +300,14 @@ async fn the_operator_makes_a_tenant_and_keys_and_sees_a_test_notification_in_th
     .await;
     let answer: Value = serde_json::from_str(&s.text("op", ".answer pre").await).unwrap();
     let id = answer["events"][0]["id"].as_str().unwrap().to_owned();
-    s.run("op", "await page.getByRole('link', {name: 'See it in the live tail'}).click();")
-        .await;
+    s.run(
+        "op",
+        "await page.getByRole('link', {name: 'See it in the live tail'}).click();",
+    )
+    .await;
     // In the tail within a second of Herald's answer.
-    s.see("op", &format!(".tail li:has-text('{id}')"), 1000).await;
+    s.see("op", &format!(".tail li:has-text('{id}')"), 1000)
+        .await;
     let row = s.text("op", &format!(".tail li:has-text('{id}')")).await;
     assert!(row.contains("mail") && row.contains("user alice"), "{row}");
     let history = s.app.full_history(&api_key, "user=alice").await;
@@ -262,7 +318,10 @@ async fn the_operator_makes_a_tenant_and_keys_and_sees_a_test_notification_in_th
     s.run("op", "await page.getByRole('button', {name: 'Sign out'}).click(); await page.getByLabel('Admin token or API key').waitFor();")
         .await;
     let kept = s
-        .run("op", "return await page.evaluate(() => sessionStorage.length);")
+        .run(
+            "op",
+            "return await page.evaluate(() => sessionStorage.length);",
+        )
         .await;
     assert_eq!(kept, 0);
     s.browser.quit().await;
@@ -277,7 +336,8 @@ async fn a_tenant_s_api_key_sees_its_own_tenant_and_no_operator_view() {
     s.app.create_tenant("globex").await;
     s.open("c1", "eng").await;
     s.sign_in("eng", &tenant.api_key).await;
-    s.see("eng", "main h1:has-text('Live tail of acme')", 5000).await;
+    s.see("eng", "main h1:has-text('Live tail of acme')", 5000)
+        .await;
     let links = s
         .run(
             "eng",
@@ -289,7 +349,10 @@ async fn a_tenant_s_api_key_sees_its_own_tenant_and_no_operator_view() {
         json!(["Live tail", "Send", "User inspector", "Webhooks", "Usage"])
     );
     let header = s.text("eng", "header").await;
-    assert!(header.contains("acme") && !header.contains("globex"), "{header}");
+    assert!(
+        header.contains("acme") && !header.contains("globex"),
+        "{header}"
+    );
     // The operator's API refuses the key, whatever the page tried.
     let status = s
         .run(
@@ -304,7 +367,8 @@ async fn a_tenant_s_api_key_sees_its_own_tenant_and_no_operator_view() {
     assert_eq!(status, 401);
     // The credential is in the tab alone: not in a cookie, not in the URL.
     let (cookie, url) = (
-        s.run("eng", "return await page.evaluate(() => document.cookie);").await,
+        s.run("eng", "return await page.evaluate(() => document.cookie);")
+            .await,
         s.run("eng", "return page.url();").await,
     );
     assert_eq!(cookie, "");
@@ -318,7 +382,13 @@ async fn a_tenant_s_api_key_sees_its_own_tenant_and_no_operator_view() {
          await page.getByRole('heading', {name: \"Herald's answer\"}).waitFor();",
     )
     .await;
-    assert_eq!(s.app.full_history(&tenant.api_key, "user=carol").await.len(), 1);
+    assert_eq!(
+        s.app
+            .full_history(&tenant.api_key, "user=carol")
+            .await
+            .len(),
+        1
+    );
     s.check_every_view(
         "eng",
         &["Live tail", "Send", "User inspector", "Webhooks", "Usage"],
@@ -341,7 +411,11 @@ async fn the_user_inspector_shows_a_streaming_page_online_with_its_inbox_and_rec
     let url = library_url(&page, &s.app, &tenant, "alice", "", "mail", "");
     s.browser.open("c2", "app", &url).await;
     s.browser
-        .wait("app", "window.page?.states.includes('open')", Duration::from_secs(15))
+        .wait(
+            "app",
+            "window.page?.states.includes('open')",
+            Duration::from_secs(15),
+        )
         .await;
     let published = s
         .app
@@ -352,7 +426,11 @@ async fn the_user_inspector_shows_a_streaming_page_online_with_its_inbox_and_rec
         .await;
     let id = published[0]["id"].as_str().unwrap().to_owned();
     s.browser
-        .wait("app", "window.page.events.length >= 1", Duration::from_secs(10))
+        .wait(
+            "app",
+            "window.page.events.length >= 1",
+            Duration::from_secs(10),
+        )
         .await;
     // The page tells Herald it got and showed the event (herald.js, at most once a second).
     let receipts = format!("/v1/receipts?user=alice&ids={id}");
@@ -379,7 +457,10 @@ async fn the_user_inspector_shows_a_streaming_page_online_with_its_inbox_and_rec
         presence.contains("Online\tyes") || presence.contains("Online\nyes"),
         "{presence}"
     );
-    assert!(presence.contains("Streams open\t1") || presence.contains("Streams open\n1"), "{presence}");
+    assert!(
+        presence.contains("Streams open\t1") || presence.contains("Streams open\n1"),
+        "{presence}"
+    );
     s.see("eng", "h2:has-text('1 unread')", 5000).await;
     s.see("eng", &format!("tr:has-text('{id}')"), 5000).await;
     let cells = s
@@ -394,7 +475,9 @@ async fn the_user_inspector_shows_a_streaming_page_online_with_its_inbox_and_rec
     assert_ne!(cells[3], "—", "delivered: {cells:?}");
     assert_ne!(cells[4], "—", "seen: {cells:?}");
     assert_eq!(cells[5], "—", "read: {cells:?}");
-    s.assert_accessible("eng", "user inspector with a user").await;
+    s.assert_accessible("eng", "user inspector with a user")
+        .await;
+    s.photograph("eng", "user-inspector-alice").await;
     s.browser.quit().await;
 }
 
@@ -422,7 +505,12 @@ async fn a_failing_webhook_shows_its_attempts_and_a_retry_after_the_fix_delivers
         ),
     )
     .await;
-    let secret = s.run("eng", "return await page.locator('.once input').inputValue();").await;
+    let secret = s
+        .run(
+            "eng",
+            "return await page.locator('.once input').inputValue();",
+        )
+        .await;
     assert!(secret.as_str().unwrap().starts_with("whsec_"), "{secret}");
     receiver.wait_for(1, Duration::from_secs(10)).await;
     // The failed attempt is listed with its status.
@@ -437,7 +525,10 @@ async fn a_failing_webhook_shows_its_attempts_and_a_retry_after_the_fix_delivers
     )
     .await;
     let state = s.text("eng", ".deliveries .state").await;
-    assert_eq!(state, "pending", "a failed message waits for its next attempt");
+    assert_eq!(
+        state, "pending",
+        "a failed message waits for its next attempt"
+    );
     receiver.answer_all(Answer::Status(204));
     s.run(
         "eng",
@@ -452,10 +543,14 @@ async fn a_failing_webhook_shows_its_attempts_and_a_retry_after_the_fix_delivers
     )
     .await;
     let attempts = s
-        .run("eng", "return await page.locator('.deliveries tbody tr').count();")
+        .run(
+            "eng",
+            "return await page.locator('.deliveries tbody tr').count();",
+        )
         .await;
     assert!(attempts.as_u64().unwrap() >= 2, "{attempts}");
     s.assert_accessible("eng", "webhooks with deliveries").await;
+    s.photograph("eng", "webhook-deliveries").await;
     s.browser.quit().await;
 }
 
@@ -470,10 +565,15 @@ async fn usage_charts_render_with_no_figures_and_with_some() {
     s.go("eng", "Usage").await;
     s.see("eng", "text=No figures yet", 5000).await;
     s.see("eng", ".chart canvas", 5000).await;
-    let charts = s.run("eng", "return await page.locator('.chart canvas').count();").await;
-    assert_eq!(charts, 3);
+    let charts = s
+        .run("eng", "return await page.locator('.chart canvas').count();")
+        .await;
+    assert_eq!(charts, 4);
     let label = s
-        .run("eng", "return await page.locator('.chart [role=img]').first().getAttribute('aria-label');")
+        .run(
+            "eng",
+            "return await page.locator('.chart [role=img]').first().getAttribute('aria-label');",
+        )
         .await;
     assert!(label.as_str().unwrap().contains("Published 0"), "{label}");
     s.app
@@ -482,15 +582,24 @@ async fn usage_charts_render_with_no_figures_and_with_some() {
             &json!({"events": [{"to": {"user": "a"}, "data": 1}, {"to": {"user": "b"}, "data": 2}]}),
         )
         .await;
-    s.run("eng", "await page.getByRole('button', {name: 'Refresh usage'}).click();")
-        .await;
+    s.run(
+        "eng",
+        "await page.getByRole('button', {name: 'Refresh usage'}).click();",
+    )
+    .await;
     s.run(
         "eng",
         "await page.waitForFunction(() => document.querySelector('.chart [role=img]').getAttribute('aria-label').includes('Published 2'));",
     )
     .await;
-    let empty = s.run("eng", "return await page.getByText('No figures yet').count();").await;
+    let empty = s
+        .run(
+            "eng",
+            "return await page.getByText('No figures yet').count();",
+        )
+        .await;
     assert_eq!(empty, 0);
+    s.photograph("eng", "usage-with-figures").await;
     s.browser.quit().await;
 }
 
@@ -513,7 +622,11 @@ async fn the_console_s_files_carry_the_security_headers() {
         };
         assert!(header("content-type").starts_with(kind), "{path}");
         let policy = header("content-security-policy");
-        for rule in ["default-src 'none'", "script-src 'self'", "frame-ancestors 'none'"] {
+        for rule in [
+            "default-src 'none'",
+            "script-src 'self'",
+            "frame-ancestors 'none'",
+        ] {
             assert!(policy.contains(rule), "{path}: {policy}");
         }
         assert!(!policy.contains("unsafe"), "{path}: {policy}");

@@ -9,6 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::support::app::ADMIN_TOKEN;
+use crate::support::receiver::{Answer, Receiver};
 use crate::support::sse_client::{SseEvent, SseStream};
 use crate::support::{TestApp, TestTenant, assert_error, spawn_app, spawn_app_with};
 
@@ -95,6 +96,61 @@ async fn the_tail_shows_committed_events_and_herald_s_notices_and_ends_when_its_
     let revoked = app.revoke_key("acme", "api-keys", &tenant.api_key_id).await;
     assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
     assert!(tail.wait_for_end(WAIT).await, "the tail outlived its key");
+}
+
+#[actix_web::test]
+async fn the_tail_tells_refused_streams_and_failed_webhook_attempts() {
+    let app = spawn_app().await;
+    let tenant = app.create_tenant("acme").await;
+    app.patch_tenant("acme", json!({"limits": {"max_streams_per_user": 1}}))
+        .await;
+    let receiver = Receiver::start().await;
+    receiver.answer_all(Answer::Status(500));
+    let mut tail = open_tail(&app, &tenant.api_key, None).await;
+
+    let token = tenant.token("alice", &[]);
+    let _first = app.open_stream(&tenant, &token, "", None).await;
+    let second = app.stream_request("acme", &token, "", None).await;
+    assert_eq!(second.status(), StatusCode::TOO_MANY_REQUESTS);
+    let notice = data(&tail.next_event(WAIT).await.expect("a notice"));
+    assert_eq!(notice["kind"], "stream_refused");
+    assert_eq!(notice["user"], "alice");
+    assert_eq!(notice["reason"], "too_many_for_user");
+
+    let created: Value = app
+        .client
+        .post(app.url("/v1/webhooks"))
+        .bearer_auth(&tenant.api_key)
+        .json(&json!({"url": receiver.url, "events": ["*"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let webhook = created["id"].as_str().unwrap();
+    let sent: Value = app
+        .client
+        .post(app.url(&format!("/v1/webhooks/{webhook}/test")))
+        .bearer_auth(&tenant.api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut failed = None;
+    while let Some(frame) = tail.next_event(Duration::from_secs(10)).await {
+        if frame.event == "notice" && data(&frame)["kind"] == "webhook_failed" {
+            failed = Some(data(&frame));
+            break;
+        }
+    }
+    let failed = failed.expect("a webhook_failed notice");
+    assert_eq!(failed["endpoint_id"], webhook);
+    assert_eq!(failed["message_id"], sent["message_id"]);
+    assert_eq!(failed["type"], "webhook.test");
+    assert_eq!(failed["status_code"], 500);
 }
 
 #[actix_web::test]
@@ -267,6 +323,12 @@ async fn hourly_usage_counts_publishes_deliveries_refusals_and_open_streams() {
         .await
         .unwrap();
     assert_eq!(this_hour(&operator)["published"], 3);
+    let today = operator["days"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(today["published"], 3);
+    assert_eq!(
+        today["streams_open"], 2,
+        "the day's most streams open at once"
+    );
     let all: Value = app
         .admin(Method::GET, "/admin/usage", None)
         .await

@@ -8,7 +8,7 @@ use super::{OperatorErrors, TenantRouteErrors};
 use crate::auth::Operator;
 use crate::domain::format_ms;
 use crate::domain::limits::{EffectiveLimits, TenantLimits};
-use crate::domain::tenant::{NewTenant, Retention, Slug, Tenant, TenantPatch};
+use crate::domain::tenant::{NewTenant, Retention, Slug, Tenant, TenantPatch, validate_slug};
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::routes::history::page_limit;
 use crate::routes::json;
@@ -115,7 +115,11 @@ pub async fn create_tenant(
 
 #[utoipa::path(get, path = "/admin/tenants", tag = "operator",
     params(TenantPage),
-    responses((status = 200, body = TenantList), OperatorErrors),
+    responses(
+        (status = 200, body = TenantList),
+        (status = 400, description = "`invalid_query` (an `after` that is no slug) or `invalid_limit`", body = ErrorBody),
+        OperatorErrors,
+    ),
     security(("admin_token" = [])))]
 pub async fn list_tenants(
     _: Operator,
@@ -123,6 +127,14 @@ pub async fn list_tenants(
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let page: TenantPage = crate::query::parse(request.query_string())?;
+    if let Some(after) = &page.after
+        && validate_slug(after).is_err()
+    {
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
+            format!("`after` is a tenant's slug, not `{after}`"),
+        ));
+    }
     let limit = match page.limit {
         Some(limit) => Some(page_limit(Some(limit), limit)?),
         None => None,

@@ -72,12 +72,12 @@ export function Tail({ feed }) {
 function Frame({ frame: { kind, body } }) {
   if (kind === "notice") {
     const say = NOTICES[body.kind];
-    return html`<details><summary><span class="time">${when(body.at)}</span>
+    return html`<details><summary><span class="time">${when(body.at)}</span>${" "}
         <span class="badge notice">Herald</span> ${say ? say(body) : body.kind}</summary>
       <pre>${JSON.stringify(body, null, 2)}</pre></details>`;
   }
-  return html`<details><summary><span class="time">${when(body.created_at)}</span>
+  return html`<details><summary><span class="time">${when(body.created_at)}</span>${" "}
       <span class="badge">${body.type}</span> to ${recipient(body.to)}${body.inbox ? " (inbox)" : ""}
-      <span class="mono id">${body.id}</span> <span class="size">${body.size} B</span></summary>
+      · <span class="mono id">${body.id}</span> · <span class="size">${body.size} B</span></summary>
     <pre>${JSON.stringify(body.data, null, 2)}</pre></details>`;
 }

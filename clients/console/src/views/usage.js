@@ -1,6 +1,6 @@
-// Usage: published, delivered, rate-limited and fallbacks fired per hour (48 h) and per day
-// (30 days), and streams open per hour — for the tenant in view, or (the operator) for
-// every tenant summed. Hours and days without figures count 0.
+// Usage: published, delivered, rate-limited and fallbacks fired, and the most streams open
+// at once, per hour (48 h) and per day (30 days) — for the tenant in view, or (the
+// operator) for every tenant summed. Hours and days without figures count 0.
 import { html } from "htm/preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 import uPlot from "uplot";
@@ -50,7 +50,9 @@ export function Usage({ tenant, operator }) {
       <${Chart} title="Events per hour, last 48 hours" starts=${hours.starts} rows=${hours.rows} series=${SERIES} step=${HOUR} />
       <${Chart} title="Streams open per hour (most at once)" starts=${hours.starts} rows=${hours.rows}
         series=${[["streams_open", "Streams open", "#6750a4"]]} step=${HOUR} />
-      <${Chart} title="Events per day, last 30 days" starts=${days.starts} rows=${days.rows} series=${SERIES} step=${DAY} />`}
+      <${Chart} title="Events per day, last 30 days" starts=${days.starts} rows=${days.rows} series=${SERIES} step=${DAY} />
+      <${Chart} title="Streams open per day (most at once)" starts=${days.starts} rows=${days.rows}
+        series=${[["streams_open", "Streams open", "#6750a4"]]} step=${DAY} />`}
     <button type="button" onClick=${usage.reload}>Refresh<span class="sr"> usage</span></button>`;
 }
 
@@ -64,7 +66,8 @@ function Chart({ title, starts, rows, series, step }) {
         width,
         height: 220,
         series: [{}, ...series.map(([, label, stroke]) => ({ label, stroke, width: 2, points: { show: false } }))],
-        axes: [{ values: step === DAY ? "{M}/{D}" : "{HH}:{mm}" }, {}],
+        // Counts are whole: no tick between 0 and 1.
+        axes: [{ values: step === DAY ? "{M}/{D}" : "{HH}:{mm}" }, { incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 1e6, 1e7] }],
         scales: { y: { range: (_, min, max) => [0, Math.max(1, max)] } },
         legend: { live: false },
       },
