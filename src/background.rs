@@ -1,5 +1,5 @@
 //! What a node does on its own clock: retention every minute (events, webhook messages
-//! past `webhooks.keep_deliveries_secs`, hourly usage past a week), and each second's usage
+//! past `webhooks.keep_deliveries_secs`, hourly usage past 31 days), and each second's usage
 //! counts into the tenants' usage rows (and what is left when Herald shuts down).
 
 use std::sync::Arc;

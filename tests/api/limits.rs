@@ -264,6 +264,7 @@ async fn usage_equals_what_was_done_and_survives_a_restart() {
     assert_eq!(stream.take(5, Duration::from_secs(5)).await.len(), 5);
     let figures = usage(&app, "used").await;
     let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let hour = chrono::Utc::now().format("%Y-%m-%dT%H:00:00Z").to_string();
     let zero = json!({"today": 0});
     assert_eq!(
         figures,
@@ -274,7 +275,9 @@ async fn usage_equals_what_was_done_and_survives_a_restart() {
                "fallbacks_fired": zero,
                "days": [{"day": today, "published": 5, "rate_limited": 2, "delivered": 5,
                          "receipts_delivered": 0, "receipts_seen": 0, "receipts_read": 0,
-                         "fallbacks_fired": 0}]})
+                         "fallbacks_fired": 0, "streams_open": 1}],
+               "hours": [{"hour": hour, "published": 5, "delivered": 5, "rate_limited": 2,
+                          "fallbacks_fired": 0, "streams_open": 1}]})
     );
     drop(stream);
     app.stopper.stop().await;
@@ -285,6 +288,7 @@ async fn usage_equals_what_was_done_and_survives_a_restart() {
     assert_eq!(figures["rate_limited"]["today"], 2);
     assert_eq!(figures["delivered"]["today"], 5);
     assert_eq!(figures["streams_open"], 0);
+    assert_eq!(figures["hours"][0]["published"], 5, "hours survive a restart too");
     let response = again
         .admin(reqwest::Method::GET, "/admin/tenants/nobody/usage", None)
         .await;
