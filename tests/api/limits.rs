@@ -288,7 +288,10 @@ async fn usage_equals_what_was_done_and_survives_a_restart() {
     assert_eq!(figures["rate_limited"]["today"], 2);
     assert_eq!(figures["delivered"]["today"], 5);
     assert_eq!(figures["streams_open"], 0);
-    assert_eq!(figures["hours"][0]["published"], 5, "hours survive a restart too");
+    assert_eq!(
+        figures["hours"][0]["published"], 5,
+        "hours survive a restart too"
+    );
     let response = again
         .admin(reqwest::Method::GET, "/admin/tenants/nobody/usage", None)
         .await;

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use reqwest::{Method, StatusCode};
+use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 
 use crate::support::app::ADMIN_TOKEN;
@@ -195,61 +195,38 @@ async fn the_admin_token_acts_as_the_tenant_herald_tenant_names_and_only_then() 
     let history = app.full_history(&tenant.api_key, "user=alice").await;
     assert_eq!(history.len(), 1);
     assert_eq!(history[0]["id"], id);
-    let own: Value = as_acme(Method::GET, "/v1/tenant")
-        .send()
+    let own: Value = tenant_as(&app, ADMIN_TOKEN, Some("acme"))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     assert_eq!(own["slug"], "acme");
 
-    let unnamed = app
-        .client
-        .get(app.url("/v1/tenant"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let unnamed = tenant_as(&app, ADMIN_TOKEN, None).await;
     let body = assert_error(unnamed, StatusCode::UNAUTHORIZED, "missing_credentials").await;
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("Herald-Tenant")
-    );
-    let unknown = app
-        .client
-        .get(app.url("/v1/tenant"))
-        .bearer_auth(ADMIN_TOKEN)
-        .header("Herald-Tenant", "nobody")
-        .send()
-        .await
-        .unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("Herald-Tenant"), "{message}");
+    let unknown = tenant_as(&app, ADMIN_TOKEN, Some("nobody")).await;
     assert_error(unknown, StatusCode::NOT_FOUND, "tenant_not_found").await;
     // The header gives an API key nothing: a key acts as its own tenant whatever it says.
     let other = app.create_tenant("other").await;
-    let own: Value = app
-        .client
-        .get(app.url("/v1/tenant"))
-        .bearer_auth(&other.api_key)
-        .header("Herald-Tenant", "acme")
-        .send()
+    let own: Value = tenant_as(&app, &other.api_key, Some("acme"))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     assert_eq!(own["slug"], "other");
-    let wrong = app
-        .client
-        .get(app.url("/v1/tenant"))
-        .bearer_auth("not-the-admin-token")
-        .header("Herald-Tenant", "acme")
-        .send()
-        .await
-        .unwrap();
+    let wrong = tenant_as(&app, "not-the-admin-token", Some("acme")).await;
     assert_error(wrong, StatusCode::UNAUTHORIZED, "invalid_api_key").await;
+}
+
+/// `GET /v1/tenant` with `bearer`, and `Herald-Tenant` when given.
+async fn tenant_as(app: &TestApp, bearer: &str, herald_tenant: Option<&str>) -> Response {
+    let mut request = app.client.get(app.url("/v1/tenant")).bearer_auth(bearer);
+    if let Some(slug) = herald_tenant {
+        request = request.header("Herald-Tenant", slug);
+    }
+    request.send().await.unwrap()
 }
 
 /// The last hour's figures of a usage answer.
