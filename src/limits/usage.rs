@@ -64,6 +64,9 @@ impl StreamPeak {
 pub struct UsageMeter {
     tenants: Mutex<HashMap<i64, TenantMeter>>,
     max_labels: usize,
+    /// One flush at a time: a reader that flushes first (the usage routes) then finds in
+    /// the rows what another flush had taken but not yet written.
+    flushing: tokio::sync::Mutex<()>,
 }
 
 /// One tenant's line in `/metrics`.
@@ -79,6 +82,7 @@ impl UsageMeter {
         UsageMeter {
             tenants: Mutex::new(HashMap::new()),
             max_labels,
+            flushing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -149,6 +153,7 @@ impl UsageMeter {
     /// open now — to the usage rows of the day and the hour `now` is in; on failure it
     /// stays pending.
     pub async fn flush(&self, store: &Store, hub: &Hub, now: i64) -> Result<(), StoreError> {
+        let _turn = self.flushing.lock().await;
         self.delivered(&hub.stats().delivered_to);
         let open = hub.open_streams();
         let hour = hour_of(now);

@@ -321,3 +321,21 @@ async fn hourly_usage_counts_publishes_deliveries_refusals_and_open_streams() {
     // A key sees its own tenant's figures only.
     assert_eq!(this_hour(&usage(&other).await)["published"], 1);
 }
+
+#[actix_web::test]
+async fn a_usage_answer_counts_every_publish_acknowledged_before_it() {
+    // The node adds its counts to the rows every second; an answer must not miss what that
+    // flush had taken but not yet written.
+    let app = spawn_app().await;
+    let tenant = app.create_tenant("acme").await;
+    for published in 1..=60 {
+        app.publish_ok(
+            &tenant.api_key,
+            &json!({"to": {"user": "u"}, "data": published}),
+        )
+        .await;
+        let usage = app.get_json("/v1/usage", &tenant.api_key).await;
+        assert_eq!(this_hour(&usage)["published"], published, "{usage}");
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+}
