@@ -21,7 +21,7 @@ use crate::domain::webhook::{Subscription, WebhookUrl};
 use crate::routes::admin::{CreatedApiKey, CreatedSigningKey, TenantList, TenantView};
 use crate::routes::webhooks::{CreatedWebhook, WebhookList, WebhookView};
 use crate::startup::{Application, StartupReport};
-use crate::store::Store;
+use crate::store::{Store, backup};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -58,6 +58,18 @@ pub enum Command {
     /// Manage a tenant's webhook endpoints.
     #[command(subcommand)]
     Webhook(WebhookCommand),
+    /// Copy the SQLite database, consistently, while Herald runs; prints each tenant's
+    /// log head.
+    Backup {
+        /// The copy (it must not exist yet).
+        file: PathBuf,
+    },
+    /// Replace the SQLite database with a backup, Herald stopped; every tenant gets a new
+    /// epoch, so browsers holding ids from the lost stretch are told `reset`.
+    Restore {
+        /// A file `herald backup` made.
+        file: PathBuf,
+    },
     /// Mint a user JWT with the tenant's newest HS256 key (development and tests).
     Token {
         slug: String,
@@ -169,11 +181,25 @@ pub async fn run_command(
     settings: &Settings,
     command: Command,
 ) -> anyhow::Result<serde_json::Value> {
+    // Neither opens the database as Herald does: a backup only reads it, and a restore
+    // replaces the file.
+    match &command {
+        Command::Backup { file } => {
+            let database = backup::database_file(&settings.database)?;
+            return Ok(serde_json::to_value(backup::backup(&database, file)?)?);
+        }
+        Command::Restore { file } => {
+            let database = backup::database_file(&settings.database)?;
+            return Ok(serde_json::to_value(backup::restore(file, &database)?)?);
+        }
+        _ => {}
+    }
     let store = Store::open(&settings.database).await?;
     store.migrate().await?;
     let defaults = &settings.tenant_defaults;
     match command {
         Command::Serve | Command::Healthcheck => bail!("not a database command"),
+        Command::Backup { .. } | Command::Restore { .. } => bail!("answered without the store"),
         Command::Migrate => Ok(json!({ "migrated": true })),
         Command::Tenant(TenantCommand::Create {
             slug,

@@ -21,7 +21,8 @@
 //!   pool `group` — a tenant's plain appends on PostgreSQL in one statement, `plain` — or
 //!   SQLite's own connection `sqlite`, `idempotency`, `read`, `retention`),
 //!   `sqlite_reads` (the streams' reads on SQLite), `tenants`, `keys`, `credentials` (kept
-//!   in memory), `inbox`, `usage`, `fault` (storage faults told apart); `fair` gives tenants
+//!   in memory), `inbox`, `usage` and `hourly_usage`, `fault` (storage faults told apart),
+//!   `backup` (copies of the SQLite file while Herald runs, and restoring one); `fair` gives tenants
 //!   turns in the writer and hub.
 //! - `hub/` — after the commit: shard actors (`shard/`) own the streams' sockets and write
 //!   each event's bytes (`sse`) to every stream it goes to (`index`, `socket`, `reactor`,

@@ -32,6 +32,7 @@ use crate::server::http_server;
 use crate::shutdown::{self, ShutdownTrigger};
 use crate::state::AppState;
 use crate::store::Store;
+use crate::store::backup::{self, ServingLock};
 use crate::store::credentials::Credentials;
 use crate::store::log::{CommitListener, EventLog};
 use crate::store::receipts::ReceiptWriter;
@@ -55,6 +56,8 @@ pub struct Application {
     state: web::Data<AppState>,
     stopping: Arc<ShutdownTrigger>,
     pub report: StartupReport,
+    /// On SQLite, held while Herald serves: a restore refuses to replace the file meanwhile.
+    _serving: Option<ServingLock>,
 }
 
 impl Application {
@@ -65,6 +68,12 @@ impl Application {
         // Listen first: the demo tenant's allowed origin is the demo page's actual port.
         let listeners = Listeners::bind(&settings)?;
         let store = open_store(&settings.database).await?;
+        let serving = match store.backend() {
+            sea_orm::DbBackend::Sqlite => Some(ServingLock::take(&backup::database_file(
+                &settings.database,
+            )?)?),
+            _ => None,
+        };
         store.migrate().await?;
         if settings.seed.demo_tenant {
             report.demo = demo::seed_tenant(&store, listeners.demo_port).await?;
@@ -141,6 +150,7 @@ impl Application {
             state,
             stopping: Arc::new(stopping),
             report,
+            _serving: serving,
         })
     }
 

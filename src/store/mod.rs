@@ -22,6 +22,7 @@
 //! keys that streams read, for a short while; `fault` tells storage faults from other
 //! errors and remembers the last one.
 
+pub mod backup;
 pub mod credentials;
 pub mod entities;
 pub mod fault;

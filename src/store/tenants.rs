@@ -46,7 +46,7 @@ fn origins_json(origins: &[String]) -> String {
 }
 
 /// A new log epoch: 12 random base64url characters.
-fn new_epoch() -> String {
+pub(super) fn new_epoch() -> String {
     // base64url may contain '-' and '_', which the id syntax `<epoch>-<seq>` keeps out of
     // epochs; hex-like alphanumerics only.
     random_token(12)

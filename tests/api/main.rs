@@ -5,6 +5,7 @@
 
 mod admin;
 mod auth;
+mod backup;
 mod bad_input;
 mod browser;
 mod browser_library;

@@ -23,6 +23,7 @@ use crate::support::process::ServerProcess;
 use crate::support::sse_client::SseStream;
 use crate::support::{
     Api, TestTenant, assert_error, fresh_database_url, postgres_server, seq_of, skip_unless_ci,
+    sqlite_only,
 };
 
 /// The longest a publish may take to answer while the storage fails.
@@ -307,14 +308,6 @@ impl Drop for Tmpfs {
             .arg(self.dir.path())
             .output();
     }
-}
-
-fn sqlite_only(what: &str) -> bool {
-    if postgres_server().is_some() {
-        eprintln!("skipped: {what} is a SQLite test (the suite runs on PostgreSQL)");
-        return false;
-    }
-    true
 }
 
 /// Herald on a SQLite database on a 24 MiB tmpfs with 20 MiB taken: 10-event batches of

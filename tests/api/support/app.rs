@@ -99,6 +99,16 @@ pub fn postgres_server() -> Option<String> {
         .filter(|url| !url.is_empty())
 }
 
+/// Whether the suite runs on SQLite; says so and answers false for a SQLite-only test
+/// (`what`) when it runs on PostgreSQL.
+pub fn sqlite_only(what: &str) -> bool {
+    if postgres_server().is_some() {
+        eprintln!("skipped: {what} is a SQLite test (the suite runs on PostgreSQL)");
+        return false;
+    }
+    true
+}
+
 /// A new, empty database for one test: a SQLite file in `dir`, or a fresh PostgreSQL
 /// database when the suite runs on PostgreSQL.
 pub async fn fresh_database_url(dir: &Path) -> String {

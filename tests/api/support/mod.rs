@@ -17,5 +17,5 @@ pub use api::{
 };
 pub use app::{
     ADMIN_TOKEN, Api, TestApp, captured_logs, fresh_database_url, postgres_server, spawn_app,
-    spawn_app_with, spawn_with_settings, test_settings,
+    spawn_app_with, spawn_with_settings, sqlite_only, test_settings,
 };
