@@ -145,7 +145,7 @@ var _e,sr,Ka,Qt,Mo,Il,rr,Rl,ir,Lo,Do,qa,cl=Symbol.for("pv"),Ol={},Hl=[],Ja=/^m(i
       </div>
       <button type="submit" disabled=${i.busy}>Upload public key</button>
     </form>
-  </section>`}function bu({slug:e,path:t,onRemoved:n}){let[l,o]=Q(""),r=st();return w`<form class="danger" onSubmit=${async a=>{a.preventDefault(),l===e&&await r.run(()=>Un(t))!==void 0&&n()}} aria-labelledby="remove-tenant">
+  </section>`}function bu({slug:e,path:t,onRemoved:n}){let[l,o]=Q(""),r=st();return w`<form class="danger-zone" onSubmit=${async a=>{a.preventDefault(),l===e&&await r.run(()=>Un(t))!==void 0&&n()}} aria-labelledby="remove-tenant">
     <h3 id="remove-tenant">Remove this tenant</h3>
     <p>Its keys, events, inboxes and webhooks go with it, and its streams end now.</p>
     <label>Type <strong>${e}</strong> to confirm<input value=${l} onInput=${a=>o(a.currentTarget.value)} /></label>

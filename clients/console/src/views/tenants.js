@@ -242,7 +242,7 @@ function RemoveTenant({ slug, path, onRemoved }) {
     if (typed !== slug) return;
     if (await action.run(() => del(path)) !== undefined) onRemoved();
   };
-  return html`<form class="danger" onSubmit=${submit} aria-labelledby="remove-tenant">
+  return html`<form class="danger-zone" onSubmit=${submit} aria-labelledby="remove-tenant">
     <h3 id="remove-tenant">Remove this tenant</h3>
     <p>Its keys, events, inboxes and webhooks go with it, and its streams end now.</p>
     <label>Type <strong>${slug}</strong> to confirm<input value=${typed} onInput=${(e) => setTyped(e.currentTarget.value)} /></label>
