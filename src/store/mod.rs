@@ -294,6 +294,7 @@ impl Store {
     /// wait for it and then find nothing left to do. (SQLite has one writer anyway.)
     pub async fn migrate(&self) -> Result<(), StoreError> {
         use migrations::MigratorTrait;
+        self.refuse_a_newer_schema().await?;
         if self.backend() != DbBackend::Postgres {
             migrations::Migrator::up(&self.writer, None).await?;
             return Ok(());
@@ -304,6 +305,46 @@ impl Store {
         migrations::Migrator::up(&self.writer, None).await?;
         turn.commit().await?;
         Ok(())
+    }
+
+    /// Refuses a database a newer Herald has migrated: this one would not know its tables
+    /// (and must not run its older migrations' assumptions against them).
+    async fn refuse_a_newer_schema(&self) -> Result<(), StoreError> {
+        use migrations::MigratorTrait;
+        let backend = self.backend();
+        let applied = self
+            .writer
+            .query_all_raw(sea_orm::Statement::from_string(
+                backend,
+                "SELECT version FROM seaql_migrations",
+            ))
+            .await;
+        // No table yet: a new database.
+        let Ok(applied) = applied else {
+            return Ok(());
+        };
+        let known: std::collections::HashSet<String> = migrations::Migrator::migrations()
+            .iter()
+            .map(|m| m.name().to_owned())
+            .collect();
+        let mut unknown: Vec<String> = applied
+            .iter()
+            .filter_map(|row| row.try_get::<String>("", "version").ok())
+            .filter(|version| !known.contains(version))
+            .collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        unknown.sort();
+        Err(StoreError::Setup(format!(
+            "the database's schema is newer than this Herald ({} {}): a newer Herald has \
+             migrated it; run that version or a later one (docs/deployment.md, Upgrades)",
+            env!("CARGO_PKG_VERSION"),
+            match unknown.as_slice() {
+                [one] => format!("does not know migration {one}"),
+                many => format!("does not know migrations {}", many.join(", ")),
+            }
+        )))
     }
 
     /// Answers whether the database responds, for `/readyz`.

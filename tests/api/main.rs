@@ -35,5 +35,6 @@ mod stream;
 mod stream_path;
 mod support;
 mod tls;
+mod upgrades;
 mod watching;
 mod webhooks;
