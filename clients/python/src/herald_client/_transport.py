@@ -87,11 +87,12 @@ def _transport_error(error: Exception) -> HeraldError:
     return HeraldError(None, "unreachable", f"Herald could not be reached: {error}")
 
 
-def _headers(credential: str, herald_tenant: Optional[str]) -> Dict[str, str]:
+def _client_settings(url: str, credential: str, herald_tenant: Optional[str], timeout: float) -> Dict[str, Any]:
+    """What an httpx client (sync or async) is made with."""
     headers = {"Authorization": f"Bearer {credential}", "User-Agent": "herald-client-python"}
     if herald_tenant:
         headers["Herald-Tenant"] = herald_tenant
-    return headers
+    return {"base_url": url.rstrip("/"), "timeout": timeout, "headers": headers}
 
 
 class SyncTransport:
@@ -106,9 +107,7 @@ class SyncTransport:
         client: Optional[httpx.Client] = None,
     ) -> None:
         self.retries = retries or Retries()
-        self.client = client or httpx.Client(
-            base_url=url.rstrip("/"), timeout=timeout, headers=_headers(credential, herald_tenant)
-        )
+        self.client = client or httpx.Client(**_client_settings(url, credential, herald_tenant, timeout))
 
     def run(self, call: Call) -> Any:
         attempt = 0
@@ -147,9 +146,7 @@ class AsyncTransport:
         client: Optional[httpx.AsyncClient] = None,
     ) -> None:
         self.retries = retries or Retries()
-        self.client = client or httpx.AsyncClient(
-            base_url=url.rstrip("/"), timeout=timeout, headers=_headers(credential, herald_tenant)
-        )
+        self.client = client or httpx.AsyncClient(**_client_settings(url, credential, herald_tenant, timeout))
 
     async def run(self, call: Call) -> Any:
         attempt = 0
