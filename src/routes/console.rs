@@ -6,41 +6,27 @@
 //! styles from here only, no inline script, no framing), no MIME sniffing, no referrer.
 //! Browsers revalidate them by `ETag` each time, so an upgraded Herald serves its own.
 
-use std::sync::LazyLock;
-
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
-use sha2::{Digest, Sha256};
 
-use super::browser_library::names_etag;
+use super::embedded::EmbeddedFile;
 
-const PAGE: &[u8] = include_bytes!("../../clients/console/dist/index.html");
-const SCRIPT: &[u8] = include_bytes!("../../clients/console/dist/console.js");
-const STYLE: &[u8] = include_bytes!("../../clients/console/dist/console.css");
+static INDEX: EmbeddedFile = EmbeddedFile::new(
+    include_bytes!("../../clients/console/dist/index.html"),
+    "text/html; charset=utf-8",
+);
+static JS: EmbeddedFile = EmbeddedFile::new(
+    include_bytes!("../../clients/console/dist/console.js"),
+    "text/javascript; charset=utf-8",
+);
+static CSS: EmbeddedFile = EmbeddedFile::new(
+    include_bytes!("../../clients/console/dist/console.css"),
+    "text/css; charset=utf-8",
+);
 
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
     style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; \
     form-action 'none'; frame-ancestors 'none'";
-
-struct File {
-    bytes: &'static [u8],
-    content_type: &'static str,
-    etag: LazyLock<String>,
-}
-
-macro_rules! file {
-    ($bytes:expr, $type:expr) => {
-        File {
-            bytes: $bytes,
-            content_type: $type,
-            etag: LazyLock::new(|| format!("\"{}\"", hex::encode(&Sha256::digest($bytes)[..12]))),
-        }
-    };
-}
-
-static INDEX: File = file!(PAGE, "text/html; charset=utf-8");
-static JS: File = file!(SCRIPT, "text/javascript; charset=utf-8");
-static CSS: File = file!(STYLE, "text/css; charset=utf-8");
 
 /// The console's page.
 #[utoipa::path(get, path = "/console", tag = "console",
@@ -72,31 +58,15 @@ pub(super) async fn style(request: HttpRequest) -> HttpResponse {
     serve(&request, &CSS)
 }
 
-fn serve(request: &HttpRequest, file: &File) -> HttpResponse {
-    let etag = file.etag.as_str();
-    let cached = request
-        .headers()
-        .get_all(header::IF_NONE_MATCH)
-        .filter_map(|value| value.to_str().ok())
-        .any(|list| names_etag(list, etag));
-    let mut response = match cached {
-        true => HttpResponse::NotModified().finish(),
-        false => HttpResponse::Ok()
-            .content_type(file.content_type)
-            .body(file.bytes),
-    };
-    let headers = response.headers_mut();
-    for (name, value) in [
-        (header::ETAG, etag),
-        (header::CACHE_CONTROL, "no-cache"),
-        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::REFERRER_POLICY, "no-referrer"),
-        (header::X_FRAME_OPTIONS, "DENY"),
-    ] {
-        if let Ok(value) = HeaderValue::from_str(value) {
-            headers.insert(name, value);
-        }
-    }
-    response
+fn serve(request: &HttpRequest, file: &EmbeddedFile) -> HttpResponse {
+    file.serve(
+        request,
+        &[
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::REFERRER_POLICY, "no-referrer"),
+            (header::X_FRAME_OPTIONS, "DENY"),
+        ],
+    )
 }

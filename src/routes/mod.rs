@@ -5,6 +5,7 @@
 pub mod admin;
 mod browser_library;
 mod console;
+mod embedded;
 mod health;
 pub(crate) mod history;
 pub(crate) mod inbox;
