@@ -25,17 +25,27 @@ pub struct Publisher {
 
 enum Credential {
     ApiKey(String),
-    Operator,
+    /// The admin token, acting as the tenant `Herald-Tenant` named.
+    Operator {
+        slug: String,
+    },
+}
+
+impl Credential {
+    /// The tenant the credential stands for now, if any.
+    async fn tenant(&self, state: &AppState) -> Result<Option<Tenant>, ApiError> {
+        Ok(match self {
+            Credential::ApiKey(key) => state.credentials.api_key_tenant(key).await?,
+            Credential::Operator { slug } => state.credentials.tenant(slug).await?,
+        })
+    }
 }
 
 impl Publisher {
     /// Whether the credential still stands for the tenant: the key is not revoked, the
     /// tenant not removed. A request that lasts (the tail) asks when the tenant changed.
     pub async fn still_valid(&self, state: &AppState) -> Result<bool, ApiError> {
-        let tenant = match &self.credential {
-            Credential::ApiKey(key) => state.credentials.api_key_tenant(key).await?,
-            Credential::Operator => state.credentials.tenant(&self.tenant.slug).await?,
-        };
+        let tenant = self.credential.tenant(state).await?;
         Ok(tenant.is_some_and(|tenant| tenant.id == self.tenant.id))
     }
 }
@@ -54,28 +64,21 @@ impl FromRequest for Publisher {
                 .app_data::<web::Data<AppState>>()
                 .ok_or_else(|| ApiError::internal(&"application state missing"))?;
             let key = bearer_token(&request)?;
-            if key.starts_with(API_KEY_PREFIX) {
-                return match state.credentials.api_key_tenant(key).await? {
-                    Some(tenant) => Ok(Publisher {
-                        tenant,
-                        credential: Credential::ApiKey(key.to_owned()),
-                    }),
-                    None => Err(AuthError::InvalidApiKey.into()),
+            let credential = if key.starts_with(API_KEY_PREFIX) {
+                Credential::ApiKey(key.to_owned())
+            } else if state.admin_token.matches(key) {
+                let Some(slug) = request.headers().get(HERALD_TENANT) else {
+                    return Err(AuthError::TenantUnnamed.into());
                 };
-            }
-            if !state.admin_token.matches(key) {
+                let slug = slug.to_str().unwrap_or_default().to_owned();
+                Credential::Operator { slug }
+            } else {
                 return Err(AuthError::InvalidApiKey.into());
-            }
-            let Some(slug) = request.headers().get(HERALD_TENANT) else {
-                return Err(AuthError::TenantUnnamed.into());
             };
-            let slug = slug.to_str().unwrap_or_default();
-            match state.credentials.tenant(slug).await? {
-                Some(tenant) => Ok(Publisher {
-                    tenant,
-                    credential: Credential::Operator,
-                }),
-                None => Err(ApiError::tenant_not_found(slug)),
+            match (credential.tenant(state).await?, &credential) {
+                (Some(tenant), _) => Ok(Publisher { tenant, credential }),
+                (None, Credential::ApiKey(_)) => Err(AuthError::InvalidApiKey.into()),
+                (None, Credential::Operator { slug }) => Err(ApiError::tenant_not_found(slug)),
             }
         })
     }
