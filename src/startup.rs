@@ -32,7 +32,7 @@ use crate::server::http_server;
 use crate::shutdown::{self, ShutdownTrigger};
 use crate::state::AppState;
 use crate::store::Store;
-use crate::store::backup::{self, ServingLock};
+use crate::store::backup::ServingLock;
 use crate::store::credentials::Credentials;
 use crate::store::log::{CommitListener, EventLog};
 use crate::store::receipts::ReceiptWriter;
@@ -68,12 +68,7 @@ impl Application {
         // Listen first: the demo tenant's allowed origin is the demo page's actual port.
         let listeners = Listeners::bind(&settings)?;
         let store = open_store(&settings.database).await?;
-        let serving = match store.backend() {
-            sea_orm::DbBackend::Sqlite => Some(ServingLock::take(&backup::database_file(
-                &settings.database,
-            )?)?),
-            _ => None,
-        };
+        let serving = store.sqlite_file().map(ServingLock::take).transpose()?;
         store.migrate().await?;
         if settings.seed.demo_tenant {
             report.demo = demo::seed_tenant(&store, listeners.demo_port).await?;

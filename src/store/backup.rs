@@ -59,10 +59,15 @@ pub struct ServingLock {
     _file: File,
 }
 
-fn lock_path(database: &Path) -> PathBuf {
+/// The file beside the database whose name is its name and `suffix`.
+fn beside(database: &Path, suffix: &str) -> PathBuf {
     let mut name = database.as_os_str().to_owned();
-    name.push(".lock");
+    name.push(suffix);
     PathBuf::from(name)
+}
+
+fn lock_path(database: &Path) -> PathBuf {
+    beside(database, ".lock")
 }
 
 fn setup(what: &str, error: impl std::fmt::Display) -> StoreError {
@@ -114,18 +119,14 @@ pub fn restore(from: &Path, into: &SqliteFile) -> Result<BackupReport, StoreErro
             ))
         },
     )?;
-    let mut staged = into.path.clone().into_os_string();
-    staged.push(".restoring");
-    let staged = PathBuf::from(staged);
+    let staged = beside(&into.path, ".restoring");
     std::fs::copy(from, &staged).map_err(|e| setup("cannot copy the backup", e))?;
     let copy = Connection::open(&staged).map_err(|e| setup("cannot open the copy", e))?;
     renumber_epochs(&copy).map_err(|e| setup("cannot give the tenants new epochs", e))?;
     drop(copy);
     // The old database's WAL belongs to it; left beside the copy it would be replayed into it.
     for suffix in ["-wal", "-shm"] {
-        let mut side = into.path.clone().into_os_string();
-        side.push(suffix);
-        match std::fs::remove_file(PathBuf::from(side)) {
+        match std::fs::remove_file(beside(&into.path, suffix)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 return Err(setup("cannot remove the old write-ahead log", e));
             }
