@@ -195,12 +195,7 @@ impl UsageMeter {
             }
         }
         for (id, counts) in hourly {
-            let hour = &mut tenants.entry(id).or_default().hour;
-            hour.published += counts.published;
-            hour.delivered += counts.delivered;
-            hour.rate_limited += counts.rate_limited;
-            hour.fallbacks_fired += counts.fallbacks_fired;
-            hour.streams_open += counts.streams_open;
+            tenants.entry(id).or_default().hour.add(&counts);
         }
         Err(error)
     }

@@ -14,8 +14,8 @@ use sea_orm::{
     QuerySelect,
 };
 
-use super::entities::{tenant_usage, usage_hour};
-use super::usage::{UsageCounts, existing_tenants};
+use super::entities::usage_hour;
+use super::usage::{existing_tenants, summed};
 use super::{Store, StoreError};
 
 /// Counts to add to one tenant's hour.
@@ -33,6 +33,14 @@ impl HourCounts {
     pub fn is_empty(&self) -> bool {
         *self == HourCounts::default()
     }
+
+    pub fn add(&mut self, other: &HourCounts) {
+        self.published += other.published;
+        self.delivered += other.delivered;
+        self.rate_limited += other.rate_limited;
+        self.fallbacks_fired += other.fallbacks_fired;
+        self.streams_open += other.streams_open;
+    }
 }
 
 /// How many hours a report lists, and how long hourly rows are kept (long enough for the
@@ -44,15 +52,6 @@ pub const KEPT_HOURS: i64 = 31 * 24;
 pub fn hour_of(ms: i64) -> i64 {
     ms.div_euclid(3_600_000)
 }
-
-/// The sums of every tenant's rows, as `(hour or day, counts)`.
-const SUMS: [(&str, &str); 5] = [
-    ("published", "CAST(SUM(published) AS BIGINT)"),
-    ("delivered", "CAST(SUM(delivered) AS BIGINT)"),
-    ("rate_limited", "CAST(SUM(rate_limited) AS BIGINT)"),
-    ("fallbacks_fired", "CAST(SUM(fallbacks_fired) AS BIGINT)"),
-    ("streams_open", "CAST(SUM(streams_open) AS BIGINT)"),
-];
 
 impl Store {
     /// Adds counts for several tenants to `hour`, in one transaction. Counts of a tenant
@@ -118,11 +117,17 @@ impl Store {
         if let Some(tenant_id) = tenant_id {
             query = query.filter(usage_hour::Column::TenantId.eq(tenant_id));
         }
-        for (name, sum) in SUMS {
-            query = query.column_as(Expr::cust(sum), name);
-        }
-        let rows: Vec<(i64, i64, i64, i64, i64, i64)> =
-            query.into_tuple().all(self.reader()).await?;
+        let columns = [
+            "published",
+            "delivered",
+            "rate_limited",
+            "fallbacks_fired",
+            "streams_open",
+        ];
+        let rows: Vec<(i64, i64, i64, i64, i64, i64)> = summed(query, &columns)
+            .into_tuple()
+            .all(self.reader())
+            .await?;
         Ok(rows
             .into_iter()
             .map(
@@ -170,51 +175,6 @@ impl Store {
         rows.iter()
             .map(|row| Ok((row.try_get("", "day")?, row.try_get("", "peak")?)))
             .collect()
-    }
-
-    /// Every tenant's daily figures summed, for the days from `first` to `last` that have
-    /// any, oldest first.
-    pub async fn daily_usage_of_all(
-        &self,
-        first: i64,
-        last: i64,
-    ) -> Result<Vec<(i64, UsageCounts)>, StoreError> {
-        let mut query = tenant_usage::Entity::find()
-            .select_only()
-            .column(tenant_usage::Column::Day)
-            .filter(tenant_usage::Column::Day.between(first, last))
-            .group_by(tenant_usage::Column::Day)
-            .order_by_asc(tenant_usage::Column::Day);
-        for column in [
-            "published",
-            "rate_limited",
-            "delivered",
-            "receipts_delivered",
-            "receipts_seen",
-            "receipts_read",
-            "fallbacks_fired",
-        ] {
-            query = query.column_as(Expr::cust(format!("CAST(SUM({column}) AS BIGINT)")), column);
-        }
-        type Row = (i64, i64, i64, i64, i64, i64, i64, i64);
-        let rows: Vec<Row> = query.into_tuple().all(self.reader()).await?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(day, published, rate_limited, delivered, r_delivered, r_seen, r_read, fired)| {
-                    let counts = UsageCounts {
-                        published,
-                        rate_limited,
-                        delivered,
-                        receipts_delivered: r_delivered,
-                        receipts_seen: r_seen,
-                        receipts_read: r_read,
-                        fallbacks_fired: fired,
-                    };
-                    (day, counts)
-                },
-            )
-            .collect())
     }
 
     /// Removes hourly rows older than `KEPT_HOURS` before `now_hour`.

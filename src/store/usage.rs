@@ -142,6 +142,21 @@ pub(super) async fn existing_tenants(
         .collect())
 }
 
+/// Selects the sum of each of `columns` under its own name, as a BIGINT on both engines
+/// (PostgreSQL's SUM of a BIGINT is a NUMERIC).
+pub(super) fn summed<E: EntityTrait>(
+    mut query: sea_orm::Select<E>,
+    columns: &[&str],
+) -> sea_orm::Select<E> {
+    for column in columns {
+        query = query.column_as(
+            Expr::cust(format!("CAST(SUM({column}) AS BIGINT)")),
+            *column,
+        );
+    }
+    query
+}
+
 impl Store {
     /// Adds counts for several tenants, each to `day`, in one transaction. Counts of a
     /// tenant removed since they were taken go with it (its rows are gone too).
@@ -160,6 +175,52 @@ impl Store {
         }
         txn.commit().await?;
         Ok(())
+    }
+
+    /// Every tenant's daily figures summed, for the days from `first` to `last` that have
+    /// any, oldest first.
+    pub async fn daily_usage_of_all(
+        &self,
+        first: i64,
+        last: i64,
+    ) -> Result<Vec<(i64, UsageCounts)>, StoreError> {
+        let query = tenant_usage::Entity::find()
+            .select_only()
+            .column(tenant_usage::Column::Day)
+            .filter(tenant_usage::Column::Day.between(first, last))
+            .group_by(tenant_usage::Column::Day)
+            .order_by_asc(tenant_usage::Column::Day);
+        let columns = [
+            "published",
+            "rate_limited",
+            "delivered",
+            "receipts_delivered",
+            "receipts_seen",
+            "receipts_read",
+            "fallbacks_fired",
+        ];
+        type Row = (i64, i64, i64, i64, i64, i64, i64, i64);
+        let rows: Vec<Row> = summed(query, &columns)
+            .into_tuple()
+            .all(self.reader())
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(day, published, rate_limited, delivered, r_delivered, r_seen, r_read, fired)| {
+                    let counts = UsageCounts {
+                        published,
+                        rate_limited,
+                        delivered,
+                        receipts_delivered: r_delivered,
+                        receipts_seen: r_seen,
+                        receipts_read: r_read,
+                        fallbacks_fired: fired,
+                    };
+                    (day, counts)
+                },
+            )
+            .collect())
     }
 
     /// `tenant_id`'s figures for `day`, its month and the days before it.
