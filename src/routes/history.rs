@@ -14,6 +14,7 @@ use crate::domain::names::{TopicList, TopicListQuery, UserId};
 use crate::domain::{Invalid, ValidationError, format_ms};
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::state::AppState;
+use crate::store::cut_page;
 use crate::store::log::{SeqRange, StreamSelector};
 
 const DEFAULT_LIMIT: u64 = 100;
@@ -123,13 +124,10 @@ pub async fn history(
         .store
         .read_stream(tenant.id, &position.epoch, &selector, range, limit + 1)
         .await?;
-    let more = events.len() as u64 > limit;
-    events.truncate(limit as usize);
-    let next = if more {
-        events.last().map(|e| e.id.to_string())
-    } else {
-        None
-    };
+    let more = cut_page(&mut events, limit);
+    let next = more
+        .then(|| events.last().map(|e| e.id.to_string()))
+        .flatten();
     let events = events
         .into_iter()
         .map(|e| {

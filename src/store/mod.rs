@@ -405,6 +405,15 @@ impl Store {
 /// The writer pool's connection, held (`Store::hold_writer`).
 pub(crate) type WriterHeld = sea_orm::sqlx::pool::PoolConnection<sea_orm::sqlx::Sqlite>;
 
+/// A page read with one row more than `limit`: keeps `limit` of them and answers whether
+/// more follow (so whether the page's last row is a cursor for the next).
+pub fn cut_page<T>(rows: &mut Vec<T>, limit: u64) -> bool {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    more
+}
+
 fn sqlite_options(settings: &DatabaseSettings, max_connections: u32) -> ConnectOptions {
     let mut options = ConnectOptions::new(settings.url.clone());
     options

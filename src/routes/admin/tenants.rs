@@ -14,6 +14,7 @@ use crate::routes::history::page_limit;
 use crate::routes::json;
 use crate::sse;
 use crate::state::AppState;
+use crate::store::cut_page;
 
 /// The largest event `data` this server takes: no tenant's limit may exceed it.
 fn server_max_data(state: &AppState) -> u64 {
@@ -144,10 +145,7 @@ pub async fn list_tenants(
         .store
         .list_tenants_after(page.after.as_deref(), limit.map(|n| n + 1))
         .await?;
-    let more = limit.is_some_and(|limit| tenants.len() as u64 > limit);
-    if let Some(limit) = limit {
-        tenants.truncate(limit as usize);
-    }
+    let more = limit.is_some_and(|limit| cut_page(&mut tenants, limit));
     let next = more
         .then(|| tenants.last().map(|t| t.slug.clone()))
         .flatten();

@@ -5,7 +5,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::super::entities::{webhook_attempt, webhook_message};
-use super::super::{Store, StoreError};
+use super::super::{Store, StoreError, cut_page};
 use super::outbox::{Attempt, PENDING};
 use crate::domain::now_ms;
 
@@ -38,8 +38,7 @@ impl Store {
             .limit(limit + 1)
             .all(self.reader())
             .await?;
-        let more = messages.len() as u64 > limit;
-        messages.truncate(limit as usize);
+        let more = cut_page(&mut messages, limit);
         let attempts = webhook_attempt::Entity::find()
             .filter(webhook_attempt::Column::MessageId.is_in(messages.iter().map(|m| m.id.clone())))
             .order_by_asc(webhook_attempt::Column::Id)
