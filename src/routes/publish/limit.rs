@@ -40,9 +40,14 @@ pub fn rate_headers(rate: Rate, remaining: u64, full_in: Duration) -> [(HeaderNa
     ]
 }
 
+/// The `Retry-After` of a refused publish: whole seconds, at least one.
+pub fn retry_after_secs(retry_after: Duration) -> u64 {
+    seconds(retry_after).max(1)
+}
+
 /// `429 rate_limited`: nothing was stored; `n` events fit after `retry_after`.
 pub fn refused(rate: Rate, n: u64, retry_after: Duration) -> HttpResponse {
-    let wait = seconds(retry_after).max(1);
+    let wait = retry_after_secs(retry_after);
     let error = ApiError::new(
         ErrorCode::RateLimited,
         format!(

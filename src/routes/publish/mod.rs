@@ -86,7 +86,7 @@ async fn append(
             state.usage.rate_limited(tenant.id, &tenant.slug);
             let notice = Notice::RateLimited {
                 events: n,
-                retry_after_secs: retry_after.as_secs_f64().ceil() as u64,
+                retry_after_secs: limit::retry_after_secs(retry_after),
             };
             state.hub.tail().notice(tenant.id, notice);
             return Ok(limit::refused(rate, n, retry_after));
