@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc};
 
@@ -207,18 +208,34 @@ fn send(list: &[Watcher], frame: impl FnOnce() -> Bytes) {
 }
 
 /// An event as the tail shows it: where it went, its size and its data.
+#[derive(serde::Serialize)]
+struct TailEvent<'a> {
+    id: String,
+    to: Value,
+    #[serde(rename = "type")]
+    event_type: &'a str,
+    size: usize,
+    inbox: bool,
+    created_at: String,
+    /// The stored compact JSON, as it is: not parsed again on the commit's path.
+    data: &'a RawValue,
+}
+
 fn event_frame(event: &LoggedEvent) -> Bytes {
-    let data: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
-    let body = json!({
-        "id": event.id.to_string(),
-        "to": event.target.to_json(),
-        "type": event.event_type,
-        "size": event.data.len(),
-        "inbox": event.inbox,
-        "created_at": format_ms(event.created_at),
-        "data": data,
-    });
-    sse::control("event", &body, None)
+    let null = RawValue::NULL;
+    let body = TailEvent {
+        id: event.id.to_string(),
+        to: event.target.to_json(),
+        event_type: &event.event_type,
+        size: event.data.len(),
+        inbox: event.inbox,
+        created_at: format_ms(event.created_at),
+        data: serde_json::from_str(&event.data).unwrap_or(null),
+    };
+    let mut frame = String::new();
+    let json = serde_json::to_string(&body).unwrap_or_default();
+    sse::write_event(&mut frame, None, "event", &json);
+    Bytes::from(frame)
 }
 
 /// The frame that says how many frames a slow watcher lost.
