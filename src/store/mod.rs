@@ -20,7 +20,8 @@
 //! The submodules split the state by concept: `tenants`, `keys`, and `log` (the event log:
 //! group-committed appends and replay reads); `credentials` keeps the tenants and signing
 //! keys that streams read, for a short while; `fault` tells storage faults from other
-//! errors and remembers the last one.
+//! errors and remembers the last one; `schema` decides at start whether to migrate, run on a
+//! newer schema, or refuse it.
 
 pub mod backup;
 pub mod credentials;
@@ -32,6 +33,7 @@ pub mod keys;
 pub mod log;
 pub mod presence;
 pub mod receipts;
+mod schema;
 mod sqlite_reads;
 pub mod tenants;
 pub mod usage;
@@ -289,62 +291,35 @@ impl Store {
         Ok(())
     }
 
-    /// Brings the schema up to date. On PostgreSQL, nodes starting together take turns:
-    /// the first holds a transaction-scoped advisory lock while it migrates, the others
-    /// wait for it and then find nothing left to do. (SQLite has one writer anyway.)
+    /// Brings the schema up to date — or, during a rolling upgrade, runs on a schema a newer
+    /// Herald has migrated when its floor allows (`schema`). On PostgreSQL, nodes starting
+    /// together take turns: the first holds a transaction-scoped advisory lock while it
+    /// migrates, the others wait for it and then find nothing left to do. (SQLite has one
+    /// writer anyway.)
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        use migrations::MigratorTrait;
-        self.refuse_a_newer_schema().await?;
         if self.backend() != DbBackend::Postgres {
-            migrations::Migrator::up(&self.writer, None).await?;
-            return Ok(());
+            return self.migrate_unless_ahead().await;
         }
         let turn = self.writer.begin().await?;
         turn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
             .await?;
-        migrations::Migrator::up(&self.writer, None).await?;
+        self.migrate_unless_ahead().await?;
         turn.commit().await?;
         Ok(())
     }
 
-    /// Refuses a database a newer Herald has migrated: this one would not know its tables
-    /// (and must not run its older migrations' assumptions against them).
-    async fn refuse_a_newer_schema(&self) -> Result<(), StoreError> {
+    async fn migrate_unless_ahead(&self) -> Result<(), StoreError> {
         use migrations::MigratorTrait;
-        let backend = self.backend();
-        let applied = self
-            .writer
-            .query_all_raw(sea_orm::Statement::from_string(
-                backend,
-                "SELECT version FROM seaql_migrations",
-            ))
-            .await;
-        // No table yet: a new database.
-        let Ok(applied) = applied else {
-            return Ok(());
-        };
-        let known: std::collections::HashSet<String> = migrations::Migrator::migrations()
-            .iter()
-            .map(|m| m.name().to_owned())
-            .collect();
-        let mut unknown: Vec<String> = applied
-            .iter()
-            .filter_map(|row| row.try_get::<String>("", "version").ok())
-            .filter(|version| !known.contains(version))
-            .collect();
-        if unknown.is_empty() {
-            return Ok(());
+        match schema::examine(&self.writer).await? {
+            schema::Finding::Migrate => migrations::Migrator::up(&self.writer, None).await?,
+            schema::Finding::Ahead { unknown, floor } => tracing::warn!(
+                unknown = %unknown.join(", "),
+                %floor,
+                "a newer Herald has migrated the schema; this one runs on it unchanged, \
+                 as its floor allows (replace this node with the newer version)"
+            ),
         }
-        unknown.sort();
-        Err(StoreError::Setup(format!(
-            "the database's schema is newer than this Herald ({} {}): a newer Herald has \
-             migrated it; run that version or a later one (docs/deployment.md, Upgrades)",
-            env!("CARGO_PKG_VERSION"),
-            match unknown.as_slice() {
-                [one] => format!("does not know migration {one}"),
-                many => format!("does not know migrations {}", many.join(", ")),
-            }
-        )))
+        Ok(())
     }
 
     /// Answers whether the database responds, for `/readyz`.
