@@ -57,7 +57,7 @@
 //! show.
 //!
 //! **Around it**: `config`, `cli`, `startup` (imported by nobody), `state` (what handlers
-//! reach), `background` (retention, usage counts), `shutdown`, `telemetry`, `metrics`, `tls`, `demo/` (the `local` demo tenant).
+//! reach), `background` (retention, usage counts), `shutdown`, `telemetry` (logs), `traces` (OpenTelemetry), `metrics`, `tls`, `demo/` (the `local` demo tenant).
 
 pub mod auth;
 pub mod background;
@@ -85,4 +85,5 @@ pub mod stream_path;
 pub mod tail;
 pub mod telemetry;
 pub mod tls;
+pub mod traces;
 pub mod webhooks;

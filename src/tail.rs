@@ -260,6 +260,7 @@ mod tests {
             data: "{\"n\":1}".into(),
             created_at: 0,
             inbox: false,
+            trace: None,
         }
     }
 

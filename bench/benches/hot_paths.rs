@@ -280,9 +280,9 @@ fn log_append(c: &mut Criterion) {
                 },
                 |batches| {
                     runtime.block_on(async {
-                        let appends = batches
-                            .into_iter()
-                            .map(|events| log.append(tenant_id, events, None));
+                        let appends = batches.into_iter().map(|events| {
+                            log.append(tenant_id, events, None, &tracing::Span::none())
+                        });
                         for outcome in futures_util::future::join_all(appends).await {
                             outcome.expect("the append commits");
                         }

@@ -52,7 +52,7 @@ fn percentile(samples: &mut [Duration], q: f64) -> Duration {
 
 async fn append(log: &EventLog, tenant_id: i64, events: Vec<NewEvent>) -> Vec<i64> {
     match log
-        .append(tenant_id, events, None)
+        .append(tenant_id, events, None, &tracing::Span::none())
         .await
         .expect("the append commits")
     {

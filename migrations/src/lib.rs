@@ -29,6 +29,7 @@ mod m20261205_000001_receipts;
 mod m20261207_000001_webhooks_due_per_endpoint;
 mod m20261207_000002_hourly_usage;
 mod m20261207_000003_schema_floor;
+mod m20261207_000004_traceparent;
 
 pub struct Migrator;
 
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000001_webhooks_due_per_endpoint::Migration),
             Box::new(m20261207_000002_hourly_usage::Migration),
             Box::new(m20261207_000003_schema_floor::Migration),
+            Box::new(m20261207_000004_traceparent::Migration),
         ]
     }
 }

@@ -53,33 +53,38 @@ impl Publisher {
 /// The header that names the tenant the admin token acts as.
 pub const HERALD_TENANT: &str = "Herald-Tenant";
 
+impl Publisher {
+    /// The publisher `request`'s bearer credential names, or why none.
+    pub async fn of(request: &HttpRequest) -> Result<Publisher, ApiError> {
+        let state = request
+            .app_data::<web::Data<AppState>>()
+            .ok_or_else(|| ApiError::internal(&"application state missing"))?;
+        let key = bearer_token(request)?;
+        let credential = if key.starts_with(API_KEY_PREFIX) {
+            Credential::ApiKey(key.to_owned())
+        } else if state.admin_token.matches(key) {
+            let Some(slug) = request.headers().get(HERALD_TENANT) else {
+                return Err(AuthError::TenantUnnamed.into());
+            };
+            let slug = slug.to_str().unwrap_or_default().to_owned();
+            Credential::Operator { slug }
+        } else {
+            return Err(AuthError::InvalidApiKey.into());
+        };
+        match (credential.tenant(state).await?, &credential) {
+            (Some(tenant), _) => Ok(Publisher { tenant, credential }),
+            (None, Credential::ApiKey(_)) => Err(AuthError::InvalidApiKey.into()),
+            (None, Credential::Operator { slug }) => Err(ApiError::tenant_not_found(slug)),
+        }
+    }
+}
+
 impl FromRequest for Publisher {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Publisher, ApiError>>>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
         let request = request.clone();
-        Box::pin(async move {
-            let state = request
-                .app_data::<web::Data<AppState>>()
-                .ok_or_else(|| ApiError::internal(&"application state missing"))?;
-            let key = bearer_token(&request)?;
-            let credential = if key.starts_with(API_KEY_PREFIX) {
-                Credential::ApiKey(key.to_owned())
-            } else if state.admin_token.matches(key) {
-                let Some(slug) = request.headers().get(HERALD_TENANT) else {
-                    return Err(AuthError::TenantUnnamed.into());
-                };
-                let slug = slug.to_str().unwrap_or_default().to_owned();
-                Credential::Operator { slug }
-            } else {
-                return Err(AuthError::InvalidApiKey.into());
-            };
-            match (credential.tenant(state).await?, &credential) {
-                (Some(tenant), _) => Ok(Publisher { tenant, credential }),
-                (None, Credential::ApiKey(_)) => Err(AuthError::InvalidApiKey.into()),
-                (None, Credential::Operator { slug }) => Err(ApiError::tenant_not_found(slug)),
-            }
-        })
+        Box::pin(async move { Publisher::of(&request).await })
     }
 }

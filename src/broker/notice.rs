@@ -133,6 +133,7 @@ impl WireEvent {
             data: self.data,
             created_at: self.created_at,
             inbox: self.inbox,
+            trace: None,
         })
     }
 }

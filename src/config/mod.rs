@@ -71,6 +71,7 @@ pub struct Settings {
     pub cookie: CookieSettings,
     pub demo: DemoSettings,
     pub log: LogSettings,
+    pub telemetry: TelemetrySettings,
     pub metrics: MetricsSettings,
     pub seed: SeedSettings,
     pub webhooks: WebhookSettings,
@@ -224,6 +225,20 @@ pub struct LogSettings {
     pub level: String,
 }
 
+/// Traces (`crate::traces`): off while `otlp_endpoint` is empty.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// An OTLP/HTTP collector's base URL (`http://collector:4318`); spans go to
+    /// `<otlp_endpoint>/v1/traces` as protobuf.
+    pub otlp_endpoint: String,
+    /// The share of traces begun here that are recorded, 0 to 1; a request whose
+    /// `traceparent` says sampled (or not) is followed as it says.
+    pub sample_ratio: f64,
+    /// `service.name` on every span.
+    pub service_name: String,
+}
+
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -288,6 +303,11 @@ impl Settings {
                 "admin.token is missing: production needs an operator token \
                  (set HERALD__ADMIN__TOKEN)"
                     .into(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.telemetry.sample_ratio) {
+            return Err(ConfigError::Invalid(
+                "telemetry.sample_ratio must be between 0 and 1".into(),
             ));
         }
         let limits = &self.limits;

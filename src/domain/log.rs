@@ -1,6 +1,10 @@
 //! The event log's vocabulary: an event as it stands in the log, where a tenant's log
 //! stands, and whether a reader who has seen a given id can carry on exactly from it.
 
+use std::sync::Arc;
+
+use opentelemetry::trace::SpanContext;
+
 use super::event::{EventId, PublishedEvent, Target};
 
 /// An event as it stands in the log.
@@ -15,6 +19,9 @@ pub struct LoggedEvent {
     pub created_at: i64,
     /// Also an item of its recipient's inbox.
     pub inbox: bool,
+    /// Where its publish stands in a recorded trace, while it is handed to the hub after
+    /// its commit (`crate::traces`); `None` otherwise, and always as read from the log.
+    pub trace: Option<Arc<SpanContext>>,
 }
 
 impl LoggedEvent {

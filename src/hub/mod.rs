@@ -35,6 +35,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use actix::{Actor, Addr, Arbiter};
 use bytes::Bytes;
+use opentelemetry::trace::SpanContext;
 use tokio::sync::mpsc;
 
 use crate::config::StreamSettings;
@@ -102,6 +103,8 @@ pub(crate) struct Delivery {
     pub tenant_id: i64,
     pub target: Target,
     pub frame: LiveFrame,
+    /// Its publish's place in a recorded trace: a shard traces one stream's write of it.
+    pub trace: Option<Arc<SpanContext>>,
 }
 
 /// How many streams a tenant, and one of its users, may hold.
@@ -386,6 +389,7 @@ impl CommitListener for Hub {
                         bytes: sse::encode(event),
                         inbox: event.inbox,
                     },
+                    trace: event.trace.clone(),
                 })
                 .collect(),
         );

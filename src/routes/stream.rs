@@ -4,11 +4,13 @@
 
 use actix_web::http::header::{AUTHORIZATION, HeaderMap};
 use actix_web::{HttpRequest, HttpResponse, web};
+use tracing::Instrument;
 
 use crate::auth::cors::request_tenant;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 use crate::stream_path::request::{SESSION_COOKIE, StreamPath, StreamQuery, StreamRequest, open};
+use crate::traces;
 
 /// Opens the stream. Identity: `Authorization: Bearer <user JWT>`, else the session
 /// cookie. Resume: `Last-Event-ID`, else `?lastEventId=`.
@@ -33,7 +35,20 @@ pub async fn stream(
     request: HttpRequest,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = request_tenant(&request, &state, &slug).await?;
+    let trace = traces::stream_open(text(request.headers(), "traceparent"));
+    if !trace.is_disabled() {
+        trace.record("herald.tenant", slug.as_str());
+    }
+    opened(&state, &request, &slug).instrument(trace).await
+}
+
+/// The stream's answer; its replay and live events are written by its body.
+async fn opened(
+    state: &AppState,
+    request: &HttpRequest,
+    slug: &str,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = request_tenant(request, state, slug).await?;
     let cookie = request.cookie(SESSION_COOKIE);
     let headers = request.headers();
     let stream_request = StreamRequest {
@@ -46,7 +61,7 @@ pub async fn stream(
             .map(|value| value.to_str().unwrap_or(NOT_TEXT)),
         fetch_mode: text(headers, "sec-fetch-mode"),
     };
-    let connection = open(&state, &tenant, stream_request, StreamPath::Actix).await?;
+    let connection = open(state, &tenant, stream_request, StreamPath::Actix).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header(("Cache-Control", "no-cache"))

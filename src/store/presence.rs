@@ -12,7 +12,7 @@ use sea_orm::{
 };
 
 use super::entities::presence;
-use super::webhooks::{Recipients, enqueue};
+use super::webhooks::{NewMessage, Recipients, enqueue};
 use super::{Store, StoreError};
 use crate::domain::webhook::MessageType;
 use crate::domain::{format_ms, now_ms};
@@ -65,10 +65,12 @@ impl Store {
                     .exec(&txn)
                     .await?;
                 let came = came_online(&txn, *tenant_id, chunk).await?;
-                let data: Vec<serde_json::Value> = chunk
+                let data: Vec<NewMessage> = chunk
                     .iter()
                     .filter(|(user, _)| came.contains(user))
-                    .map(|(user, at)| serde_json::json!({"user": user, "at": format_ms(*at)}))
+                    .map(|(user, at)| {
+                        serde_json::json!({"user": user, "at": format_ms(*at)}).into()
+                    })
                     .collect();
                 let ids = enqueue(
                     &txn,
@@ -156,9 +158,9 @@ impl Store {
                 for row in went {
                     let user: String = row.try_get("", "user_id")?;
                     let last_seen: Option<i64> = row.try_get("", "last_seen_at")?;
-                    data.push(serde_json::json!({
+                    data.push(NewMessage::from(serde_json::json!({
                         "user": user, "at": format_ms(now), "last_seen_at": last_seen.map(format_ms),
-                    }));
+                    })));
                 }
                 let ids = enqueue(
                     &txn,

@@ -15,6 +15,7 @@ use actix_web::body::MessageBody;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::head::{StreamHead, cookie};
 use super::request::{SESSION_COOKIE, StreamPath, StreamRequest, open};
@@ -23,6 +24,7 @@ use crate::error::ApiError;
 use crate::hub::Handover;
 use crate::hub::connection::Connection;
 use crate::state::AppState;
+use crate::traces;
 
 /// Serves the stream request `head` on `socket`, whose bytes start with that head.
 pub async fn serve(state: &AppState, mut socket: TcpStream, head: StreamHead) {
@@ -32,6 +34,15 @@ pub async fn serve(state: &AppState, mut socket: TcpStream, head: StreamHead) {
         return;
     }
     drop(taken);
+    let trace = traces::stream_open(head.traceparent.as_deref());
+    if !trace.is_disabled() {
+        trace.record("herald.tenant", head.slug.as_str());
+    }
+    answer(state, socket, head).instrument(trace).await;
+}
+
+/// Answers the stream request `head` on `socket`, whose head has been taken off it.
+async fn answer(state: &AppState, mut socket: TcpStream, head: StreamHead) {
     let began = Instant::now();
     // Answered in `x-request-id` and logged, as actix-web's path does.
     let request_id = uuid::Uuid::now_v7();
@@ -51,10 +62,14 @@ pub async fn serve(state: &AppState, mut socket: TcpStream, head: StreamHead) {
             if socket.write_all(answer.as_bytes()).await.is_err() {
                 return;
             }
-            if !catch_up(&mut connection, &mut socket).await {
+            let caught_up = catch_up(&mut connection, &mut socket)
+                .instrument(traces::replay())
+                .await;
+            if !caught_up {
                 return;
             }
-            match connection.hand_over(socket) {
+            let handed_over = traces::handover().in_scope(|| connection.hand_over(socket));
+            match handed_over {
                 Handover::Live => {
                     let seconds = began.elapsed().as_secs_f64();
                     tracing::info!(

@@ -39,6 +39,8 @@ pub struct StreamHead {
     /// Every `Cookie` header, in order.
     pub cookies: Vec<String>,
     pub fetch_mode: Option<String>,
+    /// The W3C `traceparent` a caller's trace continues with.
+    pub traceparent: Option<String>,
 }
 
 /// Classifies the start of a connection's bytes.
@@ -99,6 +101,7 @@ pub fn classify(bytes: &[u8]) -> Peeked {
             "authorization" => first(&mut head.authorization),
             "cookie" => head.cookies.push(value.to_owned()),
             "sec-fetch-mode" => first(&mut head.fetch_mode),
+            "traceparent" => first(&mut head.traceparent),
             _ => {}
         }
     }

@@ -7,6 +7,7 @@
 use std::sync::atomic::Ordering;
 
 use serde::Deserialize;
+use tracing::Instrument;
 
 use crate::auth::{AuthError, browser_token, jwt};
 use crate::domain::names::TopicList;
@@ -17,6 +18,7 @@ use crate::hub::StreamCaps;
 use crate::hub::connection::Connection;
 use crate::state::AppState;
 use crate::tail::Notice;
+use crate::traces;
 
 /// The cookie `POST /t/{slug}/session` sets.
 pub const SESSION_COOKIE: &str = "herald_session";
@@ -65,25 +67,33 @@ pub async fn open(
     request: StreamRequest<'_>,
     path: StreamPath,
 ) -> Result<Connection, ApiError> {
-    let token = browser_token(
-        request.authorization,
-        request.session_cookie,
-        request.fetch_mode,
-    )?;
-    let identity = jwt::verify(&state.credentials, tenant, token, &state.settings.jwt).await?;
-    let query: StreamQuery = crate::query::parse(request.query)?;
-    let topics = TopicList::parse(query.topics.as_deref())?;
-    if let Some(topic) = topics.iter().find(|topic| !identity.allows_topic(topic)) {
-        return Err(AuthError::TopicNotAllowed(topic.to_string()).into());
+    let (identity, topics, query_last_event_id) = async {
+        let token = browser_token(
+            request.authorization,
+            request.session_cookie,
+            request.fetch_mode,
+        )?;
+        let identity = jwt::verify(&state.credentials, tenant, token, &state.settings.jwt).await?;
+        let query: StreamQuery = crate::query::parse(request.query)?;
+        let topics = TopicList::parse(query.topics.as_deref())?;
+        if let Some(topic) = topics.iter().find(|topic| !identity.allows_topic(topic)) {
+            return Err(ApiError::from(AuthError::TopicNotAllowed(
+                topic.to_string(),
+            )));
+        }
+        Ok((identity, topics, query.last_event_id))
     }
+    .instrument(traces::auth())
+    .await?;
     let resume_from = request
         .last_event_id
-        .or(query.last_event_id.as_deref())
+        .or(query_last_event_id.as_deref())
         .filter(|id| !id.is_empty());
     let caps = StreamCaps::of(&tenant.limits.effective(&state.settings.tenant_defaults));
     let opened = state
         .hub
         .open_stream(tenant.id, &identity, topics, resume_from, caps)
+        .instrument(traces::subscribe())
         .await;
     let reason = match &opened {
         Err(HubError::TooManyForUser) => Some("too_many_for_user"),

@@ -9,10 +9,12 @@ use std::time::{Duration, Instant};
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
+use tracing::Instrument;
 
 use crate::domain::now_ms;
 use crate::domain::webhook::{Targets, is_public, signature_header};
 use crate::store::webhooks::{Attempt, Claimed};
+use crate::traces;
 
 /// The most of an answer Herald reads; a longer one fails the attempt.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
@@ -78,7 +80,13 @@ impl Sender {
     pub async fn attempt(&self, message: &Claimed) -> (Attempt, Verdict) {
         let at = now_ms();
         let started = Instant::now();
-        let (status_code, outcome) = self.exchange(message, at).await;
+        let (trace, traceparent) =
+            traces::webhook_send(message.traceparent.as_deref(), &message.kind);
+        let (status_code, outcome) = self
+            .exchange(message, at, traceparent.as_deref())
+            .instrument(trace.clone())
+            .await;
+        traces::attempted(&trace, status_code, outcome.is_ok());
         let (verdict, error) = match outcome {
             Ok(verdict) => (verdict, None),
             Err(error) => (Verdict::Failed { retry_after: None }, Some(error)),
@@ -92,7 +100,12 @@ impl Sender {
         (attempt, verdict)
     }
 
-    async fn exchange(&self, message: &Claimed, at: i64) -> (Option<u16>, Result<Verdict, String>) {
+    async fn exchange(
+        &self,
+        message: &Claimed,
+        at: i64,
+        traceparent: Option<&str>,
+    ) -> (Option<u16>, Result<Verdict, String>) {
         let url = match reqwest::Url::parse(&message.endpoint.url) {
             Ok(url) => url,
             Err(error) => {
@@ -120,7 +133,11 @@ impl Sender {
             ("webhook-id", message.id.as_str()),
             ("webhook-timestamp", &timestamp.to_string()),
             ("webhook-signature", &signature),
+            ("traceparent", traceparent.unwrap_or_default()),
         ] {
+            if value.is_empty() {
+                continue;
+            }
             if let Ok(value) = HeaderValue::from_str(value) {
                 headers.insert(name, value);
             }

@@ -35,6 +35,7 @@ mod stream;
 mod stream_path;
 mod support;
 mod tls;
+mod traces;
 mod upgrades;
 mod watching;
 mod webhooks;

@@ -21,10 +21,12 @@ use std::mem;
 use std::sync::Arc;
 
 use actix::{AsyncContext, Context, Handler, Message};
+use opentelemetry::trace::SpanContext;
 
 use super::Shard;
 use crate::hub::sink::Ending;
 use crate::hub::{Delivery, Queued};
+use crate::traces;
 
 /// How much one turn does: a frame gathered for a stream costs 1, writing a stream its
 /// frames `WRITE_COST` more (a system call or a task's wake-up, the dearer part). About a
@@ -55,6 +57,8 @@ pub(super) struct Run {
     gathered: HashMap<u64, Queued>,
     /// Once all are gathered: the streams still to be written, with their frames.
     writes: Vec<(u64, Queued)>,
+    /// The trace of a traced publish among its events: the next write is traced in it.
+    trace: Option<Arc<SpanContext>>,
 }
 
 struct Slice {
@@ -67,6 +71,7 @@ impl Run {
     fn new(slice: Slice) -> Run {
         Run {
             events: slice.end - slice.next,
+            trace: slice.trace(),
             slices: vec![slice],
             at: 0,
             begun: false,
@@ -82,8 +87,23 @@ impl Run {
             return Err(slice);
         }
         self.events = events;
+        if self.trace.is_none() {
+            self.trace = slice.trace();
+        }
         self.slices.push(slice);
         Ok(())
+    }
+}
+
+impl Slice {
+    /// The trace of the first traced publish among its events.
+    fn trace(&self) -> Option<Arc<SpanContext>> {
+        if !traces::on() {
+            return None;
+        }
+        self.batch[self.next..self.end]
+            .iter()
+            .find_map(|delivery| delivery.trace.clone())
     }
 }
 
@@ -176,6 +196,11 @@ impl Shard {
             && let Some((id, frames)) = run.writes.pop()
         {
             work += WRITE_COST + frames.as_slice().len();
+            let traced = run
+                .trace
+                .take()
+                .map(|parent| traces::stream_write(&parent, frames.as_slice().len()));
+            let _traced = traced.as_ref().map(|span| span.enter());
             // A stream that cannot take them ends; a queue's task then ends it, and the
             // browser reconnects and resumes from the log.
             self.send_to(id, frames, now, ctx);

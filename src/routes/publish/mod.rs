@@ -7,6 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use tracing::{Instrument, Span};
 use utoipa::ToSchema;
 
 use crate::auth::Publisher;
@@ -22,6 +23,7 @@ use crate::routes::json;
 use crate::state::AppState;
 use crate::store::log::{AppendOutcome, IdempotencyClaim};
 use crate::tail::Notice;
+use crate::traces;
 
 pub use body::{Batch, BroadcastFlag, EventIn, PublishBody, To};
 
@@ -57,13 +59,20 @@ pub struct PublishAnswer {
     ),
     security(("api_key" = [])))]
 pub async fn publish(
-    publisher: Publisher,
     state: web::Data<AppState>,
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = json::json_object(&request, payload, &state.settings.server).await?;
-    append(&publisher, &state, &request, &body).await
+    let trace = traces::publish(request.headers());
+    let answer = async {
+        let publisher = Publisher::of(&request).instrument(traces::auth()).await?;
+        let body = json::json_object(&request, payload, &state.settings.server).await?;
+        append(&publisher, &state, &request, &body, &trace).await
+    }
+    .instrument(trace.clone())
+    .await;
+    traces::answered(&trace, &answer);
+    answer
 }
 
 async fn append(
@@ -71,6 +80,7 @@ async fn append(
     state: &AppState,
     request: &HttpRequest,
     body: &Value,
+    trace: &Span,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = &publisher.tenant;
     let limits = tenant.limits.effective(&state.settings.tenant_defaults);
@@ -80,7 +90,16 @@ async fn append(
     // invalid publish takes nothing from it, and a 429 leaves the Idempotency-Key unused.
     let rate = Rate::of(&limits);
     let n = events.len() as u64;
-    let (remaining, full_in) = match state.budget.admit(tenant.id, rate, n).await {
+    if !trace.is_disabled() {
+        trace.record("herald.tenant", tenant.slug.as_str());
+        trace.record("herald.events", n);
+    }
+    let admission = state
+        .budget
+        .admit(tenant.id, rate, n)
+        .instrument(traces::limits())
+        .await;
+    let (remaining, full_in) = match admission {
         Admission::Admitted { remaining, full_in } => (remaining, full_in),
         Admission::Refused { retry_after } => {
             state.usage.rate_limited(tenant.id, &tenant.slug);
@@ -97,7 +116,7 @@ async fn append(
     for header in limit::rate_headers(rate, remaining, full_in) {
         answer.insert_header(header);
     }
-    match state.log.append(tenant.id, events, claim).await? {
+    match state.log.append(tenant.id, events, claim, trace).await? {
         AppendOutcome::Committed(events) => {
             state
                 .usage

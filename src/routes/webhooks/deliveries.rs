@@ -12,7 +12,8 @@ use crate::domain::webhook::MessageType;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::routes::history::page_limit;
 use crate::state::AppState;
-use crate::store::webhooks::{Delivery, Recipients};
+use crate::store::webhooks::{Delivery, NewMessage, Recipients};
+use crate::traces;
 
 const DEFAULT_DELIVERIES: u64 = 50;
 
@@ -91,15 +92,19 @@ impl From<Delivery> for DeliveryOut {
 pub async fn send_test_message(
     publisher: Publisher,
     state: web::Data<AppState>,
+    request: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let data = serde_json::json!({"webhook_id": id.as_str()});
+    let message = NewMessage {
+        data: serde_json::json!({"webhook_id": id.as_str()}),
+        traceparent: traces::valid_traceparent(request.headers()),
+    };
     let ids = state
         .store
         .enqueue_webhook(
             publisher.tenant.id,
             MessageType::Test,
-            &[data],
+            &[message],
             Recipients::Endpoint(&id),
         )
         .await?;

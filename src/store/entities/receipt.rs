@@ -21,6 +21,8 @@ pub struct Model {
     /// `fired`, `skipped` or `cancelled`; null while pending.
     pub fallback_outcome: Option<String>,
     pub fallback_settled_at: Option<i64>,
+    /// The W3C `traceparent` of what caused it, when that was traced.
+    pub traceparent: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

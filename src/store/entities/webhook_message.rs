@@ -20,6 +20,8 @@ pub struct Model {
     /// Until then, the node that claimed it attempts it.
     pub claimed_until: Option<i64>,
     pub attempts: i32,
+    /// The W3C `traceparent` of what caused it, when that was traced.
+    pub traceparent: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -14,6 +14,7 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
     QuerySelect,
 };
+use tracing::Span;
 
 use super::idempotency::{claim_key, record_answer};
 use super::plain;
@@ -27,6 +28,7 @@ use crate::store::inbox::assign_ordinals;
 use crate::store::receipts::{PendingFallback, insert_fallbacks};
 use crate::store::usage::{UsageCounts, add_usage, day_of};
 use crate::store::{Store, StoreError};
+use crate::traces;
 
 /// Rows per INSERT statement (well under every engine's bound-parameter limit).
 const INSERT_CHUNK: usize = 500;
@@ -142,6 +144,7 @@ impl GroupCommit<'_> {
                 events,
                 self.now,
                 &mut self.fallbacks,
+                &job.trace,
             );
             self.rows.extend(committed.iter().map(row_of));
             any_inbox |= committed.iter().any(|e| e.inbox);
@@ -181,8 +184,9 @@ impl GroupCommit<'_> {
 }
 
 /// Numbers a request's events from `next_seq` on (moving it past them), as committed at
-/// `now`, and adds the fallbacks they carry — one per recipient of a `user`/`users` event,
-/// each knowing the first seq of its publish's copies.
+/// `now`, and adds the fallbacks they carry to `fallbacks` — one per recipient of a
+/// `user`/`users` event, each knowing the first seq of its publish's copies and the trace of
+/// its publish (`trace`, the request's span).
 pub(super) fn number_events(
     tenant_id: i64,
     epoch: &str,
@@ -190,8 +194,10 @@ pub(super) fn number_events(
     events: Vec<NewEvent>,
     now: i64,
     fallbacks: &mut Vec<PendingFallback>,
+    trace: &Span,
 ) -> Vec<LoggedEvent> {
     let mut origins: HashMap<usize, i64> = HashMap::new();
+    let mut traceparent = None;
     events
         .into_iter()
         .map(|new| {
@@ -199,11 +205,13 @@ pub(super) fn number_events(
             *next_seq += 1;
             if let (Some(fallback), Target::User(user)) = (new.fallback, &new.target) {
                 let origin = *origins.entry(new.item).or_insert(seq);
+                let traceparent = traceparent.get_or_insert_with(|| traces::traceparent(trace));
                 fallbacks.push(PendingFallback {
                     seq,
                     user: user.clone(),
                     fallback,
                     origin,
+                    traceparent: traceparent.clone(),
                 });
             }
             LoggedEvent {
@@ -217,6 +225,7 @@ pub(super) fn number_events(
                 data: new.data,
                 created_at: now,
                 inbox: new.inbox,
+                trace: None,
             }
         })
         .collect()

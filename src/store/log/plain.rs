@@ -105,6 +105,7 @@ pub(super) async fn append(
             events,
             now,
             &mut no_fallbacks,
+            &group[index].trace,
         );
         outcomes[index] = Some(AppendOutcome::Committed(committed));
     }

@@ -64,6 +64,7 @@ fn logged_event(row: event::Model, tenant_id: i64, epoch: &str) -> Result<Logged
         data: row.data,
         created_at: row.created_at,
         inbox: row.inbox_ordinal.is_some(),
+        trace: None,
     })
 }
 

@@ -112,6 +112,7 @@ fn write_group(
                 events,
                 now,
                 &mut fallbacks,
+                &job.trace,
             );
             if let Some(claim) = &job.claim {
                 let answer = answer_of(&committed)?;
@@ -237,7 +238,7 @@ fn insert_fallbacks(
     }
     let mut insert = db.prepare_cached(
         "INSERT INTO receipts (tenant_id, seq, user_id, fallback_unless, fallback_after_secs, \
-         fallback_origin, fallback_due_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+         fallback_origin, fallback_due_at, traceparent) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?;
     for f in fallbacks {
         insert.execute(params![
@@ -248,6 +249,7 @@ fn insert_fallbacks(
             f.fallback.after_secs,
             f.origin,
             now + f.fallback.after_secs * 1000,
+            f.traceparent,
         ])?;
     }
     Ok(())

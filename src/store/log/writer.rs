@@ -17,6 +17,7 @@ use std::time::Duration;
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
+use tracing::Span;
 
 use super::group::commit_group;
 use super::idempotency::{IdempotencyClaim, InFlight};
@@ -26,6 +27,7 @@ use crate::domain::event::NewEvent;
 use crate::domain::log::LoggedEvent;
 use crate::fair::Turns;
 use crate::store::{Store, StoreError, WriterHeld};
+use crate::traces;
 
 /// The most events one group commit takes; more wait for the next one.
 const MAX_GROUP_EVENTS: usize = 5_000;
@@ -39,6 +41,8 @@ pub(super) struct AppendJob {
     pub(super) tenant_id: i64,
     pub(super) events: Vec<NewEvent>,
     pub(super) claim: Option<IdempotencyClaim>,
+    /// The publish's span (`traces`); a disabled span when it is not traced.
+    pub(super) trace: Span,
     reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
 }
 
@@ -101,12 +105,14 @@ impl EventLog {
     }
 
     /// Appends `events` for one tenant and returns once they are committed (or once it is
-    /// known that nothing will be written).
+    /// known that nothing will be written). `trace` is the publish's span, under which the
+    /// commit and the hand-off to the hub are traced.
     pub async fn append(
         &self,
         tenant_id: i64,
         events: Vec<NewEvent>,
         claim: Option<IdempotencyClaim>,
+        trace: &Span,
     ) -> Result<AppendOutcome, StoreError> {
         let _guard = match &claim {
             None => None,
@@ -120,6 +126,7 @@ impl EventLog {
             tenant_id,
             events,
             claim,
+            trace: trace.clone(),
             reply,
         };
         self.jobs
@@ -249,11 +256,19 @@ impl Writer {
             let mut group = waiting.take_group(MAX_GROUP_EVENTS);
             let group_events: usize = group.iter().map(|job| job.events.len()).sum();
             let mut first_seqs = HashMap::new();
+            let commit_spans = traced(&group, |trace| {
+                traces::commit(trace, group.len(), group_events)
+            });
             let committed = committer
                 .commit(&self.store, &mut group, &mut first_seqs)
                 .await;
+            drop(commit_spans);
             match committed {
-                Ok(outcomes) => {
+                Ok(mut outcomes) => {
+                    let handoff_spans = traced(&group, traces::handoff);
+                    if !handoff_spans.is_empty() {
+                        mark_traced(&group, &mut outcomes);
+                    }
                     self.store.health().recovered();
                     let committed: Vec<&LoggedEvent> = outcomes
                         .iter()
@@ -268,6 +283,7 @@ impl Writer {
                         self.listener.committed(&earlier.iter().collect::<Vec<_>>());
                     }
                     self.listener.committed(&committed);
+                    drop(handoff_spans);
                     self.count(group.len(), group_events);
                     for (job, outcome) in group.into_iter().zip(outcomes) {
                         let _ = job.reply.send(Ok(outcome));
@@ -294,6 +310,30 @@ impl Writer {
         stats.requests.fetch_add(requests as u64, Ordering::Relaxed);
         stats.events.fetch_add(events as u64, Ordering::Relaxed);
         tracing::trace!(requests, events, "group committed");
+    }
+}
+
+/// A span from `make` for each request of the group whose publish is traced; none (and
+/// nothing allocated) while traces are off.
+fn traced(group: &[AppendJob], make: impl Fn(&Span) -> Span) -> Vec<Span> {
+    group
+        .iter()
+        .filter(|job| !job.trace.is_disabled())
+        .map(|job| make(&job.trace))
+        .collect()
+}
+
+/// Gives the committed events of traced publishes their publish's place in its trace, so
+/// the hub can trace a delivery of theirs.
+fn mark_traced(group: &[AppendJob], outcomes: &mut [AppendOutcome]) {
+    for (job, outcome) in group.iter().zip(outcomes) {
+        if let AppendOutcome::Committed(events) = outcome
+            && let Some(context) = traces::sampled_context(&job.trace)
+        {
+            for event in events {
+                event.trace = Some(context.clone());
+            }
+        }
     }
 }
 
@@ -419,6 +459,7 @@ mod tests {
             tenant_id,
             events: vec![event; events],
             claim: None,
+            trace: Span::none(),
             reply: oneshot::channel().0,
         }
     }

@@ -26,7 +26,7 @@ use crate::domain::{format_ms, now_ms};
 use crate::metrics;
 use crate::store::entities::{event, presence, receipt, tenant};
 use crate::store::usage::{UsageCounts, add_usage, day_of};
-use crate::store::webhooks::{Recipients, enqueue};
+use crate::store::webhooks::{NewMessage, Recipients, enqueue};
 use crate::store::{Store, StoreError};
 
 pub(crate) const FIRED: &str = "fired";
@@ -41,6 +41,8 @@ pub struct PendingFallback {
     pub fallback: Fallback,
     /// The seq of the first event of the publish it came with.
     pub origin: i64,
+    /// The publish's `traceparent`, when it was traced: its `notification.unseen` carries it.
+    pub traceparent: Option<String>,
 }
 
 /// Writes the fallbacks of a commit inside its transaction, each due `after_secs` after
@@ -64,6 +66,7 @@ pub(crate) async fn insert_fallbacks(
             fallback_due_at: Set(Some(now + f.fallback.after_secs * 1000)),
             fallback_outcome: Set(None),
             fallback_settled_at: Set(None),
+            traceparent: Set(f.traceparent.clone()),
         });
         receipt::Entity::insert_many(rows)
             .exec_without_returning(db)
@@ -93,6 +96,7 @@ struct Due {
     after_secs: i64,
     seen_at: Option<i64>,
     read_at: Option<i64>,
+    traceparent: Option<String>,
 }
 
 impl Store {
@@ -107,7 +111,7 @@ impl Store {
         };
         let sql = format!(
             "SELECT tenant_id, seq, user_id, seen_at, read_at, fallback_unless, \
-                    fallback_after_secs \
+                    fallback_after_secs, traceparent \
              FROM receipts WHERE fallback_due_at IS NOT NULL AND fallback_due_at <= $1 \
              ORDER BY fallback_due_at LIMIT $2 {lock}"
         );
@@ -132,6 +136,7 @@ impl Store {
                     after_secs: i64::from(after_secs.unwrap_or(0)),
                     seen_at: row.try_get("", "seen_at")?,
                     read_at: row.try_get("", "read_at")?,
+                    traceparent: row.try_get("", "traceparent")?,
                 });
         }
         let mut pass = FallbackPass::default();
@@ -262,7 +267,7 @@ async fn settle_tenant(
             .unwrap_or(serde_json::Value::Null);
         let data: serde_json::Value =
             serde_json::from_str(&event.data).unwrap_or(serde_json::Value::Null);
-        messages.push(serde_json::json!({
+        let data = serde_json::json!({
             "user": due.user,
             "event": {
                 "id": format!("{epoch}-{}", event.seq),
@@ -280,7 +285,11 @@ async fn settle_tenant(
                 "online": seen.is_some_and(|p| p.online),
                 "last_seen_at": seen.and_then(|p| p.last_seen_at).map(format_ms),
             },
-        }));
+        });
+        messages.push(NewMessage {
+            data,
+            traceparent: due.traceparent.clone(),
+        });
     }
     settle(db, tenant_id, &fired, FIRED, now).await?;
     settle(db, tenant_id, &skipped, SKIPPED, now).await?;

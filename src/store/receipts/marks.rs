@@ -73,6 +73,7 @@ pub(super) async fn mark(
             fallback_due_at: Set(None),
             fallback_outcome: Set(None),
             fallback_settled_at: Set(None),
+            traceparent: Set(None),
         });
         receipt::Entity::insert_many(rows)
             .on_conflict(

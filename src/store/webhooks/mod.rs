@@ -8,4 +8,4 @@ pub mod outbox;
 
 pub use deliveries::Delivery;
 pub use endpoints::CreateError;
-pub use outbox::{Attempt, Claimed, Finished, Next, Recipients, enqueue};
+pub use outbox::{Attempt, Claimed, Finished, NewMessage, Next, Recipients, enqueue};

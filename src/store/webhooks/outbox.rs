@@ -41,6 +41,8 @@ pub struct Claimed {
     /// Attempts before this one.
     pub attempts: i32,
     pub endpoint: Endpoint,
+    /// The W3C `traceparent` of what caused it, sent on with every attempt.
+    pub traceparent: Option<String>,
 }
 
 /// One attempt, as the deliveries log shows it.
@@ -106,16 +108,33 @@ fn message_body(kind: MessageType, data: &serde_json::Value, timestamp: &str) ->
     body(&slim)
 }
 
-/// Writes a message of `kind` for each of `data` to each of `to`, due now, inside the
+/// What one new message says, and the W3C `traceparent` of what caused it, when that is
+/// known: each attempt sends it on.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub data: serde_json::Value,
+    pub traceparent: Option<String>,
+}
+
+impl From<serde_json::Value> for NewMessage {
+    fn from(data: serde_json::Value) -> Self {
+        NewMessage {
+            data,
+            traceparent: None,
+        }
+    }
+}
+
+/// Writes a message of `kind` for each of `messages` to each of `to`, due now, inside the
 /// caller's transaction: the ids of the messages written (none if no endpoint wants them).
 pub async fn enqueue(
     db: &impl ConnectionTrait,
     tenant_id: i64,
     kind: MessageType,
-    data: &[serde_json::Value],
+    messages: &[NewMessage],
     to: Recipients<'_>,
 ) -> Result<Vec<String>, StoreError> {
-    if data.is_empty() {
+    if messages.is_empty() {
         return Ok(Vec::new());
     }
     let mut endpoints =
@@ -132,10 +151,13 @@ pub async fn enqueue(
             wanting.push(endpoint.id);
         }
     }
-    let bodies: Vec<String> = data.iter().map(|data| body(kind, data, now)).collect();
+    let bodies: Vec<String> = messages
+        .iter()
+        .map(|message| body(kind, &message.data, now))
+        .collect();
     let mut ids = Vec::new();
     for endpoint_id in &wanting {
-        for body in &bodies {
+        for (body, message) in bodies.iter().zip(messages) {
             let body = body.clone();
             let id = format!("msg_{}", uuid::Uuid::now_v7().simple());
             webhook_message::ActiveModel {
@@ -149,6 +171,7 @@ pub async fn enqueue(
                 next_attempt_at: Set(Some(now)),
                 claimed_until: Set(None),
                 attempts: Set(0),
+                traceparent: Set(message.traceparent.clone()),
             }
             .insert(db)
             .await?;
@@ -164,11 +187,11 @@ impl Store {
         &self,
         tenant_id: i64,
         kind: MessageType,
-        data: &[serde_json::Value],
+        messages: &[NewMessage],
         to: Recipients<'_>,
     ) -> Result<Vec<String>, StoreError> {
         let txn = self.begin_write().await?;
-        let ids = enqueue(&txn, tenant_id, kind, data, to).await?;
+        let ids = enqueue(&txn, tenant_id, kind, messages, to).await?;
         txn.commit().await?;
         Ok(ids)
     }
@@ -229,7 +252,7 @@ impl Store {
                  AND m.next_attempt_at IS NOT NULL AND m.next_attempt_at <= $3 \
                  AND (m.claimed_until IS NULL OR m.claimed_until <= $3) \
                ORDER BY m.next_attempt_at LIMIT $4 {lock}) \
-             RETURNING id, type, body, attempts, next_attempt_at"
+             RETURNING id, type, body, attempts, next_attempt_at, traceparent"
         );
         let values: Vec<Value> = vec![
             lease_until.into(),
@@ -262,6 +285,7 @@ impl Store {
                     body: row.try_get("", "body")?,
                     attempts: row.try_get("", "attempts")?,
                     endpoint: endpoint.clone(),
+                    traceparent: row.try_get("", "traceparent")?,
                 },
             ));
         }

@@ -26,7 +26,7 @@ fn log_buffer() -> &'static Arc<Mutex<Vec<u8>>> {
             format: LogFormat::Json,
             level: "debug".into(),
         };
-        herald::telemetry::init(herald::telemetry::subscriber(&settings, move || {
+        herald::telemetry::init(herald::telemetry::subscriber(&settings, None, move || {
             LogWriter(sink.clone())
         }));
         buffer

@@ -18,6 +18,8 @@ pub struct Received {
     /// Lower-case names.
     pub headers: HashMap<String, String>,
     pub body: String,
+    /// The body as it came (`body` is it read as text).
+    pub bytes: Vec<u8>,
     pub at: Instant,
 }
 
@@ -128,12 +130,13 @@ async fn serve(
 ) {
     let mut buffer = Vec::new();
     loop {
-        let Some((headers, body)) = read_request(&mut socket, &mut buffer).await else {
+        let Some((headers, bytes)) = read_request(&mut socket, &mut buffer).await else {
             return;
         };
         received.lock().unwrap().push(Received {
             headers,
-            body,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+            bytes,
             at: Instant::now(),
         });
         arrived.notify_waiters();
@@ -195,7 +198,7 @@ fn head(status: u16, headers: &[(&str, String)], length: usize) -> Vec<u8> {
 async fn read_request(
     socket: &mut TcpStream,
     buffer: &mut Vec<u8>,
-) -> Option<(HashMap<String, String>, String)> {
+) -> Option<(HashMap<String, String>, Vec<u8>)> {
     loop {
         let mut slots = [httparse::EMPTY_HEADER; 64];
         let mut request = httparse::Request::new(&mut slots);
@@ -217,7 +220,7 @@ async fn read_request(
             while buffer.len() < head_len + length {
                 read_more(socket, buffer).await?;
             }
-            let body = String::from_utf8_lossy(&buffer[head_len..head_len + length]).into_owned();
+            let body = buffer[head_len..head_len + length].to_vec();
             buffer.drain(..head_len + length);
             return Some((headers, body));
         }
