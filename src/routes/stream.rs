@@ -18,6 +18,7 @@ use crate::traces;
     params(
         ("slug" = String, Path),
         ("Last-Event-ID" = Option<String>, Header, description = "resume after this event id"),
+        ("traceparent" = Option<String>, Header, description = "W3C Trace Context: the opening joins the caller's trace (a malformed one is ignored)"),
         StreamQuery,
     ),
     responses(

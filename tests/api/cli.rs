@@ -16,7 +16,29 @@ pub fn herald_command(database_url: &str) -> Command {
 
 /// `herald`, run by `wrapper` (a program and its arguments, such as `fiu-run -x`) if given.
 pub fn herald_command_under(wrapper: &[&str], database_url: &str) -> Command {
-    let herald = env!("CARGO_BIN_EXE_herald");
+    herald_command_of(&Build::tree(), wrapper, database_url)
+}
+
+/// A `herald` binary with the configuration files of its own version.
+#[derive(Debug, Clone)]
+pub struct Build {
+    pub binary: String,
+    pub config_dir: String,
+}
+
+impl Build {
+    /// The one built from this tree.
+    pub fn tree() -> Build {
+        Build {
+            binary: env!("CARGO_BIN_EXE_herald").to_owned(),
+            config_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/config").to_owned(),
+        }
+    }
+}
+
+/// `build`'s `herald`, run by `wrapper` if given.
+pub fn herald_command_of(build: &Build, wrapper: &[&str], database_url: &str) -> Command {
+    let herald = build.binary.as_str();
     let mut command = match wrapper.split_first() {
         None => Command::new(herald),
         Some((program, args)) => {
@@ -27,10 +49,7 @@ pub fn herald_command_under(wrapper: &[&str], database_url: &str) -> Command {
     };
     command
         .env_remove("HERALD_ENV")
-        .env(
-            "HERALD_CONFIG_DIR",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/config"),
-        )
+        .env("HERALD_CONFIG_DIR", &build.config_dir)
         .env("HERALD__DATABASE__URL", database_url);
     command
 }

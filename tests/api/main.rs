@@ -28,6 +28,7 @@ mod publish;
 mod receipts;
 mod resume;
 mod revocation;
+mod rolling_upgrade;
 mod sequence;
 mod session;
 mod storage;

@@ -38,7 +38,10 @@ pub struct PublishAnswer {
 /// Answers 201 only after the events are committed: an acknowledged event is durable.
 #[utoipa::path(post, path = "/v1/events", tag = "tenant backend",
     request_body = PublishBody,
-    params(("Idempotency-Key" = Option<IdempotencyKeyText>, Header, description = "retry safely for 24 h")),
+    params(
+        ("Idempotency-Key" = Option<IdempotencyKeyText>, Header, description = "retry safely for 24 h"),
+        ("traceparent" = Option<String>, Header, description = "W3C Trace Context: the publish joins the caller's trace (a malformed one is ignored)"),
+    ),
     responses(
         (status = 201, body = PublishAnswer, headers(
             ("Idempotent-Replayed" = String, description = "true when this is the first answer again"),

@@ -82,7 +82,10 @@ impl From<Delivery> for DeliveryOut {
 }
 
 #[utoipa::path(post, path = "/v1/webhooks/{id}/test", tag = "tenant backend",
-    params(("id" = String, Path)),
+    params(
+        ("id" = String, Path),
+        ("traceparent" = Option<String>, Header, description = "W3C Trace Context: sent on with the message (a malformed one is ignored)"),
+    ),
     responses(
         (status = 202, body = TestMessage, description = "a `webhook.test` message is on its way"),
         (status = 401, description = "missing, unknown or revoked API key", body = ErrorBody),

@@ -29,6 +29,18 @@ pub struct Redis {
 }
 
 impl Redis {
+    /// Whether `redis-server` is installed; says why `what` is skipped when it is not.
+    pub fn can_run(what: &str) -> bool {
+        let installed = Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_ok();
+        if !installed {
+            skip_unless_ci(what, "redis-server is not installed");
+        }
+        installed
+    }
+
     pub fn start() -> Redis {
         let port = free_port();
         let dir = TempDir::new().unwrap();
@@ -256,17 +268,7 @@ pub async fn cluster_with(count: usize, extra_env: &[(&str, &str)]) -> Option<Cl
         eprintln!("skipped: several nodes need PostgreSQL (HERALD_TEST_POSTGRES is not set)");
         return None;
     }
-    let missing = if Command::new("redis-server")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        Some("redis-server is not installed")
-    } else {
-        None
-    };
-    if let Some(reason) = missing {
-        skip_unless_ci("multi-node tests", reason);
+    if !Redis::can_run("multi-node tests") {
         return None;
     }
     let redis = Redis::start();

@@ -9,7 +9,7 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 use super::{ADMIN_TOKEN, Api, fresh_database_url};
-use crate::cli::herald_command_under;
+use crate::cli::{Build, herald_command_of};
 
 pub struct ServerProcess {
     pub api: Api,
@@ -18,6 +18,7 @@ pub struct ServerProcess {
     database_url: String,
     extra_env: Vec<(String, String)>,
     wrapper: Vec<String>,
+    build: Build,
     dir: TempDir,
 }
 
@@ -56,7 +57,18 @@ impl ServerProcess {
         dir: TempDir,
         extra_env: &[(&str, &str)],
     ) -> ServerProcess {
-        let mut command = herald_command_under(wrapper, url);
+        ServerProcess::start_build(&Build::tree(), wrapper, url, dir, extra_env).await
+    }
+
+    /// Starts `build`'s `herald serve` (another version's, for an upgrade).
+    pub async fn start_build(
+        build: &Build,
+        wrapper: &[&str],
+        url: &str,
+        dir: TempDir,
+        extra_env: &[(&str, &str)],
+    ) -> ServerProcess {
+        let mut command = herald_command_of(build, wrapper, url);
         command
             .arg("serve")
             .env("HERALD__SERVER__PORT", "0")
@@ -104,6 +116,7 @@ impl ServerProcess {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             wrapper: wrapper.iter().map(|w| w.to_string()).collect(),
+            build: build.clone(),
             dir,
         }
     }
@@ -133,7 +146,7 @@ impl ServerProcess {
         let dir = std::mem::replace(&mut self.dir, TempDir::new().unwrap());
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
-        ServerProcess::start_under(&wrapper, &url, dir, &env).await
+        ServerProcess::start_build(&self.build, &wrapper, &url, dir, &env).await
     }
 
     pub fn pid(&self) -> u32 {
