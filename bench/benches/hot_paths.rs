@@ -57,6 +57,7 @@ fn event(target: Target, data: &str) -> LoggedEvent {
         data: data.into(),
         created_at: 1_763_700_000_000,
         inbox: false,
+        trace: None,
     }
 }
 
@@ -279,10 +280,11 @@ fn log_append(c: &mut Criterion) {
                         .collect::<Vec<_>>()
                 },
                 |batches| {
+                    let untraced = tracing::Span::none();
                     runtime.block_on(async {
-                        let appends = batches.into_iter().map(|events| {
-                            log.append(tenant_id, events, None, &tracing::Span::none())
-                        });
+                        let appends = batches
+                            .into_iter()
+                            .map(|events| log.append(tenant_id, events, None, &untraced));
                         for outcome in futures_util::future::join_all(appends).await {
                             outcome.expect("the append commits");
                         }
