@@ -57,7 +57,9 @@
 //! show.
 //!
 //! **Around it**: `config`, `cli`, `startup` (imported by nobody), `state` (what handlers
-//! reach), `background` (retention, usage counts), `shutdown`, `telemetry` (logs), `traces` (OpenTelemetry), `metrics`, `tls`, `demo/` (the `local` demo tenant).
+//! reach), `background` (retention, usage counts), `shutdown`, `telemetry` (logs), `traces`
+//! (OpenTelemetry spans along the data path), `metrics`, `tls`, `demo/` (the `local` demo
+//! tenant).
 
 pub mod auth;
 pub mod background;

@@ -230,42 +230,90 @@ async fn with_traces_off_a_webhook_test_message_still_carries_its_requests_trace
         .api
         .create_webhook(&tenant, &hooks.url, json!(["webhook.test"]))
         .await;
+    let test_message = |traceparent: String| {
+        let path = format!("/v1/webhooks/{}/test", webhook["id"].as_str().unwrap());
+        let request = app
+            .api
+            .client
+            .request(Method::POST, app.api.url(&path))
+            .bearer_auth(&tenant.api_key)
+            .header("traceparent", traceparent);
+        async move { request.send().await.unwrap().status() }
+    };
     let traceparent = format!("00-{TRACE_ID}-{CALLER_SPAN}-01");
-    let sent = app
-        .api
-        .client
-        .request(
-            Method::POST,
-            app.api.url(&format!(
-                "/v1/webhooks/{}/test",
-                webhook["id"].as_str().unwrap()
-            )),
-        )
-        .bearer_auth(&tenant.api_key)
-        .header("traceparent", &traceparent)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(sent.status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        test_message(traceparent.clone()).await,
+        StatusCode::ACCEPTED
+    );
     // One that is not a traceparent is not passed on.
-    let malformed = app
-        .api
-        .client
-        .request(
-            Method::POST,
-            app.api.url(&format!(
-                "/v1/webhooks/{}/test",
-                webhook["id"].as_str().unwrap()
-            )),
-        )
-        .bearer_auth(&tenant.api_key)
-        .header("traceparent", "00-not-a-trace-01")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(malformed.status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        test_message("00-not-a-trace-01".into()).await,
+        StatusCode::ACCEPTED
+    );
     let got = hooks.wait_for(2, Duration::from_secs(10)).await;
     let mut carried: Vec<&str> = got.iter().map(|r| r.header("traceparent")).collect();
     carried.sort();
     assert_eq!(carried, ["", traceparent.as_str()]);
+}
+
+#[actix_web::test]
+async fn a_trace_is_recorded_as_its_caller_decided_and_else_at_the_ratio_with_no_stray_steps() {
+    let collector = Receiver::start().await;
+    let endpoint = collector.url.trim_end_matches("/hooks").to_owned();
+    // A ratio of 0: nothing that begins in Herald is recorded.
+    let server = ServerProcess::start(&[
+        ("HERALD__TELEMETRY__OTLP_ENDPOINT", endpoint.as_str()),
+        ("HERALD__TELEMETRY__SAMPLE_RATIO", "0"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+    ])
+    .await;
+    let tenant = server.create_tenant("acme").await;
+    let response = reqwest::Client::new()
+        .get(server.url(&format!("/t/{}/stream", tenant.slug)))
+        .bearer_auth(tenant.token("u1", &[]))
+        .send()
+        .await
+        .unwrap();
+    let mut stream = SseStream::new(response);
+    let unsampled = "0af7651916cd43dd8448eb211c80319c";
+    for traceparent in [
+        None,
+        Some(format!("00-{unsampled}-{CALLER_SPAN}-00")),
+        Some(format!("00-{TRACE_ID}-{CALLER_SPAN}-01")),
+    ] {
+        let mut request = server
+            .client
+            .post(server.url("/v1/events"))
+            .bearer_auth(&tenant.api_key)
+            .json(&json!({"to": {"user": "u1"}, "data": 1}));
+        if let Some(traceparent) = traceparent {
+            request = request.header("traceparent", traceparent);
+        }
+        assert_eq!(request.send().await.unwrap().status(), StatusCode::CREATED);
+    }
+    assert_eq!(stream.take(3, Duration::from_secs(5)).await.len(), 3);
+    wait_for_spans(&collector, &["publish", "stream.write"]).await;
+    // Whatever else would have come has come by now.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let spans = exported(&collector);
+    let traces: std::collections::BTreeSet<&str> =
+        spans.iter().map(|s| s.trace_id.as_str()).collect();
+    assert_eq!(
+        traces.into_iter().collect::<Vec<_>>(),
+        [TRACE_ID],
+        "only the trace its caller sampled: {spans:#?}"
+    );
+    let mut names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "auth",
+            "hub.handoff",
+            "limits",
+            "log.commit",
+            "publish",
+            "stream.write"
+        ]
+    );
 }
