@@ -13,8 +13,8 @@ use serde_json::json;
 
 use crate::support::process::ServerProcess;
 use crate::support::receiver::Receiver;
-use crate::support::spawn_app;
 use crate::support::sse_client::SseStream;
+use crate::support::{TestTenant, spawn_app};
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN: &str = "00f067aa0ba902b7";
@@ -104,24 +104,24 @@ fn one<'a>(spans: &'a [Exported], trace_id: &str, name: &str) -> &'a Exported {
     found[0]
 }
 
-#[actix_web::test]
-async fn a_publish_is_one_trace_under_its_callers_from_auth_to_the_stream_and_its_webhook() {
+/// A Herald exporting to a collector of the test's own, recording `ratio` of the traces that
+/// begin in it, with the tenant `acme`.
+async fn traced_server(ratio: &str) -> (Receiver, ServerProcess, TestTenant) {
     let collector = Receiver::start().await;
-    let hooks = Receiver::start().await;
     let endpoint = collector.url.trim_end_matches("/hooks").to_owned();
     let server = ServerProcess::start(&[
         ("HERALD__TELEMETRY__OTLP_ENDPOINT", endpoint.as_str()),
-        ("HERALD__TELEMETRY__SAMPLE_RATIO", "1"),
+        ("HERALD__TELEMETRY__SAMPLE_RATIO", ratio),
         ("OTEL_BSP_SCHEDULE_DELAY", "100"),
     ])
     .await;
     let tenant = server.create_tenant("acme").await;
-    server
-        .create_webhook(&tenant, &hooks.url, json!(["notification.unseen"]))
-        .await;
+    (collector, server, tenant)
+}
 
-    // A connection of its own, so the stream takes the path this run serves fresh
-    // connections by.
+/// `u1`'s stream on a connection of its own, so it takes the path this run serves fresh
+/// connections by.
+async fn fresh_stream(server: &ServerProcess, tenant: &TestTenant) -> SseStream {
     let response = reqwest::Client::new()
         .get(server.url(&format!("/t/{}/stream", tenant.slug)))
         .bearer_auth(tenant.token("u1", &[]))
@@ -129,7 +129,18 @@ async fn a_publish_is_one_trace_under_its_callers_from_auth_to_the_stream_and_it
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    let mut stream = SseStream::new(response);
+    SseStream::new(response)
+}
+
+#[actix_web::test]
+async fn a_publish_is_one_trace_under_its_callers_from_auth_to_the_stream_and_its_webhook() {
+    let (collector, server, tenant) = traced_server("1").await;
+    let hooks = Receiver::start().await;
+    server
+        .create_webhook(&tenant, &hooks.url, json!(["notification.unseen"]))
+        .await;
+
+    let mut stream = fresh_stream(&server, &tenant).await;
 
     let published = server
         .client
@@ -258,23 +269,9 @@ async fn with_traces_off_a_webhook_test_message_still_carries_its_requests_trace
 
 #[actix_web::test]
 async fn a_trace_is_recorded_as_its_caller_decided_and_else_at_the_ratio_with_no_stray_steps() {
-    let collector = Receiver::start().await;
-    let endpoint = collector.url.trim_end_matches("/hooks").to_owned();
     // A ratio of 0: nothing that begins in Herald is recorded.
-    let server = ServerProcess::start(&[
-        ("HERALD__TELEMETRY__OTLP_ENDPOINT", endpoint.as_str()),
-        ("HERALD__TELEMETRY__SAMPLE_RATIO", "0"),
-        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
-    ])
-    .await;
-    let tenant = server.create_tenant("acme").await;
-    let response = reqwest::Client::new()
-        .get(server.url(&format!("/t/{}/stream", tenant.slug)))
-        .bearer_auth(tenant.token("u1", &[]))
-        .send()
-        .await
-        .unwrap();
-    let mut stream = SseStream::new(response);
+    let (collector, server, tenant) = traced_server("0").await;
+    let mut stream = fresh_stream(&server, &tenant).await;
     let unsampled = "0af7651916cd43dd8448eb211c80319c";
     for traceparent in [
         None,
