@@ -127,15 +127,11 @@ pub fn publish(headers: &actix_web::http::header::HeaderMap) -> Span {
     span
 }
 
-/// Records on `span` how its request was answered.
-pub fn answered(span: &Span, answer: &Result<actix_web::HttpResponse, crate::error::ApiError>) {
+/// Records on `span` the status its request was answered with.
+pub fn answered(span: &Span, status: actix_web::http::StatusCode) {
     if span.is_disabled() {
         return;
     }
-    let status = match answer {
-        Ok(response) => response.status(),
-        Err(error) => error.code.status(),
-    };
     span.record("http.response.status_code", status.as_u16());
     if status.is_server_error() {
         span.record("otel.status_code", "error");

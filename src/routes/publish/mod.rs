@@ -3,7 +3,7 @@
 mod body;
 mod limit;
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -74,7 +74,11 @@ pub async fn publish(
     }
     .instrument(trace.clone())
     .await;
-    traces::answered(&trace, &answer);
+    let status = match &answer {
+        Ok(response) => response.status(),
+        Err(error) => error.status_code(),
+    };
+    traces::answered(&trace, status);
     answer
 }
 
