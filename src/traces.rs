@@ -138,9 +138,9 @@ pub fn answered(span: &Span, status: actix_web::http::StatusCode) {
     }
 }
 
-/// A `stream.open` span; `traceparent` is the request's, if it has one. A disabled span
-/// when the trace is not recorded.
-pub fn stream_open(traceparent: Option<&str>) -> Span {
+/// A `stream.open` span for the tenant `slug`; `traceparent` is the request's, if it has
+/// one. A disabled span when the trace is not recorded.
+pub fn stream_open(slug: &str, traceparent: Option<&str>) -> Span {
     let Some(parent) = recorded(&Traceparent(traceparent.unwrap_or_default())) else {
         return Span::none();
     };
@@ -149,7 +149,7 @@ pub fn stream_open(traceparent: Option<&str>) -> Span {
         "stream.open",
         otel.kind = "server",
         http.route = "/t/{slug}/stream",
-        herald.tenant = tracing::field::Empty,
+        herald.tenant = slug,
     );
     continue_from(&span, parent);
     span
@@ -222,9 +222,15 @@ pub fn stream_write(parent: &SpanContext, frames: usize) -> Span {
 /// The W3C `traceparent` of `span`, to carry into what it causes later (a webhook message):
 /// `None` unless traces are on and the span is recorded.
 pub fn traceparent(span: &Span) -> Option<String> {
-    sampled_context(span)?;
+    if span.is_disabled() {
+        return None;
+    }
+    let context = span.context();
+    if !context.span().span_context().is_sampled() {
+        return None;
+    }
     let mut carrier = HashMap::new();
-    TraceContextPropagator::new().inject_context(&span.context(), &mut carrier);
+    TraceContextPropagator::new().inject_context(&context, &mut carrier);
     carrier.remove("traceparent")
 }
 

@@ -36,10 +36,7 @@ pub async fn stream(
     request: HttpRequest,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let trace = traces::stream_open(text(request.headers(), "traceparent"));
-    if !trace.is_disabled() {
-        trace.record("herald.tenant", slug.as_str());
-    }
+    let trace = traces::stream_open(&slug, text(request.headers(), "traceparent"));
     opened(&state, &request, &slug).instrument(trace).await
 }
 

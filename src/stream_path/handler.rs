@@ -34,10 +34,7 @@ pub async fn serve(state: &AppState, mut socket: TcpStream, head: StreamHead) {
         return;
     }
     drop(taken);
-    let trace = traces::stream_open(head.traceparent.as_deref());
-    if !trace.is_disabled() {
-        trace.record("herald.tenant", head.slug.as_str());
-    }
+    let trace = traces::stream_open(&head.slug, head.traceparent.as_deref());
     answer(state, socket, head).instrument(trace).await;
 }
 
